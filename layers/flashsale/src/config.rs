@@ -1,0 +1,85 @@
+//! Configuration from the environment. Every variable has a default that suits the
+//! local stack; on AWS the SAM template sets them. README lists them all.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `FLASHSALE_REDIS_URL`
+    pub redis_url: String,
+    /// `FLASHSALE_DATABASE_URL`
+    pub database_url: String,
+    /// `FLASHSALE_DB_MAX_CONNECTIONS`: per container; keep it small, Lambda multiplies it.
+    pub db_max_connections: u32,
+    /// `FLASHSALE_ORDERS_QUEUE_URL`
+    pub orders_queue_url: String,
+    /// `FLASHSALE_TIMEOUTS_QUEUE_URL`
+    pub timeouts_queue_url: String,
+    /// `FLASHSALE_LEASE_TABLE`: DynamoDB table of Snowflake worker-id leases.
+    pub lease_table: String,
+    /// `FLASHSALE_LEASE_SECS`: how long a worker-id lease lasts; renewed at a third of it.
+    pub lease_duration: Duration,
+    /// `FLASHSALE_BUCKET`: S3 bucket of the rendered pages.
+    pub bucket: String,
+    /// `FLASHSALE_REDIS_TIMEOUT_MS`: per Redis call.
+    pub redis_timeout: Duration,
+    /// `FLASHSALE_SQS_TIMEOUT_MS`: per SQS call.
+    pub sqs_timeout: Duration,
+    /// `FLASHSALE_DB_TIMEOUT_MS`: to get a pooled MySQL connection.
+    pub db_timeout: Duration,
+    /// `FLASHSALE_BREAKER_FAILURES`: consecutive failures that open a circuit breaker.
+    pub breaker_failures: u32,
+    /// `FLASHSALE_BREAKER_COOLDOWN_MS`: how long an open breaker fails fast before it probes.
+    pub breaker_cooldown: Duration,
+    /// `FLASHSALE_SOLD_OUT_TTL_MS`: how long a container answers sold-out from memory.
+    pub sold_out_ttl: Duration,
+    /// `FLASHSALE_MAX_DELAY_SECS`: the longest delay of one timeout message (SQS allows 900);
+    /// longer payment windows are a chain of messages.
+    pub max_delay_secs: u32,
+    /// `FLASHSALE_OUTBOX_RESEND_AFTER_SECS`: outbox entries older than this are re-sent by reconcile.
+    pub outbox_resend_after: Duration,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self> {
+        Ok(Config {
+            redis_url: var("FLASHSALE_REDIS_URL", "redis://127.0.0.1:6379"),
+            database_url: var(
+                "FLASHSALE_DATABASE_URL",
+                "mysql://flashsale:flashsale@127.0.0.1:3306/flashsale",
+            ),
+            db_max_connections: number("FLASHSALE_DB_MAX_CONNECTIONS", 10)?,
+            orders_queue_url: var("FLASHSALE_ORDERS_QUEUE_URL", ""),
+            timeouts_queue_url: var("FLASHSALE_TIMEOUTS_QUEUE_URL", ""),
+            lease_table: var("FLASHSALE_LEASE_TABLE", "flashsale-id-leases"),
+            lease_duration: Duration::from_secs(number("FLASHSALE_LEASE_SECS", 60)?),
+            bucket: var("FLASHSALE_BUCKET", "flashsale-pages"),
+            redis_timeout: Duration::from_millis(number("FLASHSALE_REDIS_TIMEOUT_MS", 250)?),
+            sqs_timeout: Duration::from_millis(number("FLASHSALE_SQS_TIMEOUT_MS", 2000)?),
+            db_timeout: Duration::from_millis(number("FLASHSALE_DB_TIMEOUT_MS", 3000)?),
+            breaker_failures: number("FLASHSALE_BREAKER_FAILURES", 5)?,
+            breaker_cooldown: Duration::from_millis(number("FLASHSALE_BREAKER_COOLDOWN_MS", 2000)?),
+            sold_out_ttl: Duration::from_millis(number("FLASHSALE_SOLD_OUT_TTL_MS", 1000)?),
+            max_delay_secs: number::<u32>("FLASHSALE_MAX_DELAY_SECS", 900)?.clamp(1, 900),
+            outbox_resend_after: Duration::from_secs(number("FLASHSALE_OUTBOX_RESEND_AFTER_SECS", 30)?),
+        })
+    }
+}
+
+fn var(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .map_err(|_| Error::Config(format!("{name}={v:?} is not a valid number"))),
+        _ => Ok(default),
+    }
+}

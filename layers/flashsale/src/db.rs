@@ -1,0 +1,359 @@
+//! MySQL adapter (Aurora MySQL; MariaDB locally): sales, orders, and the
+//! transactions that move orders through their states.
+//!
+//! The database clock (`UTC_TIMESTAMP(3)`) is the one arbiter of payment windows:
+//! pay needs `expires_at > now`, close needs `expires_at <= now`, so exactly one wins.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::Row;
+
+use crate::breaker::Breaker;
+use crate::config::Config;
+use crate::domain::{NewSale, Order, OrderId, OrderStatus, Sale, SaleId, UserId};
+use crate::error::{Error, Result};
+use crate::messages::OrderMessage;
+
+pub struct Db {
+    pool: MySqlPool,
+    breaker: Breaker,
+}
+
+/// What persisting an order message did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Persisted {
+    /// Inserted as `UNPAID`; its stock is counted in `sales.sold`.
+    Accepted(Order),
+    /// The `sold + q <= stock` guard refused it: recorded `REJECTED`, its stock must go back to Redis.
+    Rejected(Order),
+    /// A redelivery: the order was already there, nothing changed.
+    Duplicate(Order),
+}
+
+/// What a close attempt found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Closing {
+    /// Closed now: `UNPAID` → `CLOSED` and its units taken off `sales.sold`.
+    Closed(Order),
+    /// Closed before (a redelivery, or a crash before the Redis release).
+    AlreadyClosed(Order),
+    /// Still payable for this long by the database clock.
+    NotDue { order: Order, remaining_ms: i64 },
+    /// Paid or rejected: nothing to close.
+    Settled(Order),
+    Missing,
+}
+
+const ORDER_COLUMNS: &str = "id, sale_id, user_id, status, quantity, amount_cents, created_at, expires_at, paid_at, \
+     CAST(TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(3), expires_at) DIV 1000 AS SIGNED) AS remaining_ms";
+
+const SALE_COLUMNS: &str = "id, name, description, price_cents, stock, sold, per_user_limit, starts_at, ends_at, \
+     payment_window_secs, published_at IS NOT NULL AS published";
+
+fn order_from(row: &MySqlRow) -> Result<Order> {
+    Ok(Order {
+        order_id: OrderId(row.try_get("id")?),
+        sale_id: SaleId(row.try_get("sale_id")?),
+        user_id: UserId::new(row.try_get::<String, _>("user_id")?)
+            .map_err(|_| Error::Internal("bad user id in orders".into()))?,
+        status: row.try_get::<String, _>("status")?.parse()?,
+        quantity: row.try_get("quantity")?,
+        amount_cents: row.try_get("amount_cents")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: Some(row.try_get("expires_at")?),
+        paid_at: row.try_get("paid_at")?,
+    })
+}
+
+fn sale_from(row: &MySqlRow) -> Result<Sale> {
+    Ok(Sale {
+        id: SaleId(row.try_get("id")?),
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        price_cents: row.try_get("price_cents")?,
+        stock: row.try_get("stock")?,
+        sold: row.try_get("sold")?,
+        per_user_limit: row.try_get("per_user_limit")?,
+        starts_at: row.try_get("starts_at")?,
+        ends_at: row.try_get("ends_at")?,
+        payment_window_secs: row.try_get("payment_window_secs")?,
+        published: row.try_get::<i64, _>("published")? != 0,
+    })
+}
+
+impl Db {
+    /// Connects lazily, so a container starts while the database is unreachable and
+    /// its requests fail fast through the breaker.
+    pub fn connect(config: &Config) -> Result<Self> {
+        let pool = MySqlPoolOptions::new()
+            .max_connections(config.db_max_connections)
+            .acquire_timeout(config.db_timeout)
+            .connect_lazy(&config.database_url)?;
+        Ok(Db {
+            pool,
+            breaker: Breaker::new("mysql", config.breaker_failures, config.breaker_cooldown, config.db_timeout * 2),
+        })
+    }
+
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("../../migrations").run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn create_sale(&self, new: &NewSale) -> Result<Sale> {
+        new.validate()?;
+        let id = self
+            .breaker
+            .call(async {
+                let done = sqlx::query(
+                    "INSERT INTO sales (name, description, price_cents, stock, per_user_limit, starts_at, ends_at, \
+                     payment_window_secs, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
+                )
+                .bind(new.name.trim())
+                .bind(&new.description)
+                .bind(new.price_cents)
+                .bind(new.stock)
+                .bind(new.per_user_limit)
+                .bind(new.starts_at)
+                .bind(new.ends_at)
+                .bind(new.payment_window_secs)
+                .execute(&self.pool)
+                .await?;
+                Ok(SaleId(done.last_insert_id()))
+            })
+            .await?;
+        self.sale(id).await?.ok_or(Error::Internal("sale vanished after insert".into()))
+    }
+
+    pub async fn sale(&self, id: SaleId) -> Result<Option<Sale>> {
+        self.breaker
+            .call(async {
+                let row = sqlx::query(&format!("SELECT {SALE_COLUMNS} FROM sales WHERE id = ?"))
+                    .bind(id.0)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(sale_from).transpose()
+            })
+            .await
+    }
+
+    /// Sales whose window has not ended, for reconcile and the pages.
+    pub async fn open_sales(&self) -> Result<Vec<Sale>> {
+        self.breaker
+            .call(async {
+                let rows = sqlx::query(&format!(
+                    "SELECT {SALE_COLUMNS} FROM sales WHERE published_at IS NOT NULL \
+                     AND ends_at > UTC_TIMESTAMP(3) - INTERVAL 1 DAY ORDER BY id"
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(sale_from).collect()
+            })
+            .await
+    }
+
+    pub async fn mark_published(&self, id: SaleId) -> Result<()> {
+        self.breaker
+            .call(async {
+                sqlx::query("UPDATE sales SET published_at = COALESCE(published_at, UTC_TIMESTAMP(3)) WHERE id = ?")
+                    .bind(id.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            })
+            .await
+    }
+
+    pub async fn order(&self, id: OrderId) -> Result<Option<Order>> {
+        self.breaker.call(self.fetch_order(id)).await
+    }
+
+    async fn fetch_order(&self, id: OrderId) -> Result<Option<Order>> {
+        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(order_from).transpose()
+    }
+
+    /// Writes an admitted order in one transaction: the insert (its primary key makes
+    /// a redelivery a no-op) and the oversell guard on `sales.sold`.
+    pub async fn persist_order(&self, msg: &OrderMessage) -> Result<Persisted> {
+        self.breaker.call(self.persist_order_tx(msg)).await
+    }
+
+    async fn persist_order_tx(&self, msg: &OrderMessage) -> Result<Persisted> {
+        let mut tx = self.pool.begin().await?;
+        let sale = sqlx::query("SELECT price_cents, payment_window_secs FROM sales WHERE id = ?")
+            .bind(msg.sale_id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(Error::NotFound("sale"))?;
+        let price: u64 = sale.try_get("price_cents")?;
+        let window: u32 = sale.try_get("payment_window_secs")?;
+        let inserted = sqlx::query(
+            "INSERT INTO orders (id, sale_id, user_id, quantity, amount_cents, status, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, 'UNPAID', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3) + INTERVAL ? SECOND)",
+        )
+        .bind(msg.order_id.0)
+        .bind(msg.sale_id.0)
+        .bind(msg.user_id.as_str())
+        .bind(msg.quantity)
+        .bind(price.saturating_mul(u64::from(msg.quantity)))
+        .bind(window)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                tx.rollback().await?;
+                let order = self.fetch_order(msg.order_id).await?;
+                return order.map(Persisted::Duplicate).ok_or(Error::Internal("duplicate order vanished".into()));
+            }
+            other => other?,
+        };
+        let guard = sqlx::query("UPDATE sales SET sold = sold + ? WHERE id = ? AND sold + ? <= stock")
+            .bind(msg.quantity)
+            .bind(msg.sale_id.0)
+            .bind(msg.quantity)
+            .execute(&mut *tx)
+            .await?;
+        let accepted = guard.rows_affected() == 1;
+        if !accepted {
+            sqlx::query("UPDATE orders SET status = 'REJECTED', expires_at = created_at WHERE id = ?")
+                .bind(msg.order_id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        let order = self
+            .fetch_order(msg.order_id)
+            .await?
+            .ok_or(Error::Internal("order vanished after commit".into()))?;
+        Ok(if accepted { Persisted::Accepted(order) } else { Persisted::Rejected(order) })
+    }
+
+    /// Pays an order: one conditional update, so a payment a moment after the window
+    /// loses to the close and the unit is never sold twice. Paying a paid order again
+    /// answers with the order (a retried click is not an error).
+    pub async fn pay(&self, id: OrderId, user: &UserId) -> Result<Order> {
+        self.breaker
+            .call(async {
+                sqlx::query(
+                    "UPDATE orders SET status = 'PAID', paid_at = UTC_TIMESTAMP(3) WHERE id = ? AND user_id = ? \
+                     AND status = 'UNPAID' AND expires_at > UTC_TIMESTAMP(3)",
+                )
+                .bind(id.0)
+                .bind(user.as_str())
+                .execute(&self.pool)
+                .await?;
+                let order = self.fetch_order(id).await?.filter(|o| &o.user_id == user).ok_or(Error::NotFound("order"))?;
+                match order.status {
+                    OrderStatus::Paid => Ok(order),
+                    OrderStatus::Unpaid => Err(Error::NotPayable {
+                        status: order.status,
+                        reason: "the payment window has passed",
+                    }),
+                    status => Err(Error::NotPayable { status, reason: "the order is no longer open" }),
+                }
+            })
+            .await
+    }
+
+    /// Closes an unpaid order whose window has passed (by the database clock) and
+    /// takes its units off `sales.sold`, in one transaction.
+    pub async fn close_if_due(&self, id: OrderId) -> Result<Closing> {
+        self.breaker
+            .call(async {
+                let mut tx = self.pool.begin().await?;
+                let closed = sqlx::query(
+                    "UPDATE orders SET status = 'CLOSED', closed_at = UTC_TIMESTAMP(3) \
+                     WHERE id = ? AND status = 'UNPAID' AND expires_at <= UTC_TIMESTAMP(3)",
+                )
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if closed {
+                    sqlx::query(
+                        "UPDATE sales JOIN orders ON orders.sale_id = sales.id \
+                         SET sales.sold = sales.sold - orders.quantity WHERE orders.id = ?",
+                    )
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
+                    .bind(id.0)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else { return Ok(Closing::Missing) };
+                let order = order_from(&row)?;
+                Ok(match order.status {
+                    OrderStatus::Closed if closed => Closing::Closed(order),
+                    OrderStatus::Closed => Closing::AlreadyClosed(order),
+                    OrderStatus::Unpaid => {
+                        let remaining_ms = row.try_get::<i64, _>("remaining_ms")?.max(1);
+                        Closing::NotDue { order, remaining_ms }
+                    }
+                    _ => Closing::Settled(order),
+                })
+            })
+            .await
+    }
+
+    /// Orders and units per status for one sale.
+    pub async fn status_counts(&self, sale: SaleId) -> Result<HashMap<OrderStatus, (u64, u64)>> {
+        self.breaker
+            .call(async {
+                let rows = sqlx::query(
+                    "SELECT status, CAST(COUNT(*) AS SIGNED) AS orders, CAST(SUM(quantity) AS SIGNED) AS units \
+                     FROM orders WHERE sale_id = ? GROUP BY status",
+                )
+                .bind(sale.0)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut counts = HashMap::new();
+                for row in rows {
+                    let status: OrderStatus = row.try_get::<String, _>("status")?.parse()?;
+                    let orders: i64 = row.try_get("orders")?;
+                    let units: i64 = row.try_get("units")?;
+                    counts.insert(status, (orders as u64, units as u64));
+                }
+                Ok(counts)
+            })
+            .await
+    }
+
+    /// Whether MySQL has these orders, for the outbox check-back.
+    pub async fn existing_orders(&self, ids: &[OrderId]) -> Result<Vec<OrderId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.breaker
+            .call(async {
+                let placeholders = vec!["?"; ids.len()].join(",");
+                let sql = format!("SELECT id FROM orders WHERE id IN ({placeholders})");
+                let mut query = sqlx::query_scalar::<_, u64>(&sql);
+                for id in ids {
+                    query = query.bind(id.0);
+                }
+                Ok(query.fetch_all(&self.pool).await?.into_iter().map(OrderId).collect())
+            })
+            .await
+    }
+}
+
+/// Now, by the database clock.
+pub async fn db_now(pool: &MySqlPool) -> Result<DateTime<Utc>> {
+    Ok(sqlx::query_scalar("SELECT UTC_TIMESTAMP(3)").fetch_one(pool).await?)
+}

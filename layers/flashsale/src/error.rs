@@ -1,0 +1,67 @@
+//! The one error type of the shared layer. [`crate::http::problem`] maps it to an HTTP
+//! status and an RFC 9457 problem body in one place.
+
+use crate::domain::{OrderId, OrderStatus};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("sold out ({remaining} left)")]
+    SoldOut { remaining: u64 },
+    #[error("per-user limit of {limit} reached")]
+    LimitReached { limit: u32, order_ids: Vec<OrderId> },
+    #[error("sale is not open: {0}")]
+    NotOpen(&'static str),
+    #[error("order is {status} and cannot be paid: {reason}")]
+    NotPayable { status: OrderStatus, reason: &'static str },
+    #[error("{service} unavailable, retry in {retry_after_secs}s")]
+    Unavailable { service: &'static str, retry_after_secs: u64 },
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{service}: {message}")]
+    Aws { service: &'static str, message: String },
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Wraps any AWS SDK error with the full chain of causes, which the SDK's
+    /// `Display` hides.
+    pub fn aws(service: &'static str, err: impl std::error::Error) -> Self {
+        let mut message = err.to_string();
+        let mut source = err.source();
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        Error::Aws { service, message }
+    }
+
+    /// Failures of a dependency (as opposed to bad input or a rule of the sale).
+    pub fn is_dependency_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::Unavailable { .. } | Error::Redis(_) | Error::Db(_) | Error::Aws { .. }
+        )
+    }
+}

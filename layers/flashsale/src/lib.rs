@@ -1,0 +1,28 @@
+//! Shared code of the flash-sale functions. The name mirrors a Lambda layer:
+//! every function's bootstrap links this crate.
+//!
+//! - [`domain`]: ids, sales, orders and the order state machine (no I/O).
+//! - [`snowflake`]: order ids, minted under a DynamoDB worker-id lease.
+//! - [`config`]: configuration from the environment.
+//! - one adapter per service: [`cache`] (Redis), [`db`] (MySQL), [`queue`] (SQS),
+//!   [`leases`] (DynamoDB), [`bucket`] (S3).
+//! - [`http`]: identity from the authorizer, JSON bodies, RFC 9457 problems.
+
+pub mod breaker;
+pub mod bucket;
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod leases;
+pub mod messages;
+pub mod provision;
+pub mod queue;
+pub mod snowflake;
+pub mod telemetry;
+
+pub use config::Config;
+pub use domain::{Order, OrderId, OrderStatus, Sale, SaleId, SaleState, UserId};
+pub use error::{Error, Result};

@@ -1,0 +1,247 @@
+//! Snowflake order ids: 41 bits of milliseconds since [`EPOCH_MS`], 10 bits of worker
+//! id, 12 bits of sequence. The worker id is leased from DynamoDB (see
+//! [`crate::leases`]) because Lambda containers come and go: two containers with the
+//! same configured id would mint the same ids. Without a valid lease no id is minted.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use crate::domain::OrderId;
+use crate::error::{Error, Result};
+use crate::leases::WorkerLeases;
+
+/// 2024-01-01T00:00:00Z: 41 bits of milliseconds from here last until 2093.
+pub const EPOCH_MS: u64 = 1_704_067_200_000;
+pub const WORKER_BITS: u32 = 10;
+pub const SEQUENCE_BITS: u32 = 12;
+pub const MAX_WORKER: u16 = (1 << WORKER_BITS) - 1;
+const MAX_SEQUENCE: u64 = (1 << SEQUENCE_BITS) - 1;
+
+/// The pure id arithmetic, apart from clocks and leases.
+#[derive(Debug, Default)]
+pub struct Snowflake {
+    last_ms: u64,
+    sequence: u64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    Id(u64),
+    /// The sequence of this millisecond is used up: wait until the clock reads this.
+    WaitUntil(u64),
+}
+
+impl Snowflake {
+    pub fn next(&mut self, now_ms: u64, worker: u16) -> Step {
+        // A clock that stepped back keeps the last timestamp, so ids never go down.
+        let now_ms = now_ms.max(self.last_ms).max(EPOCH_MS);
+        if now_ms == self.last_ms {
+            if self.sequence == MAX_SEQUENCE {
+                return Step::WaitUntil(self.last_ms + 1);
+            }
+            self.sequence += 1;
+        } else {
+            self.last_ms = now_ms;
+            self.sequence = 0;
+        }
+        Step::Id(compose(self.last_ms, worker, self.sequence))
+    }
+}
+
+pub fn compose(ms: u64, worker: u16, sequence: u64) -> u64 {
+    ((ms - EPOCH_MS) << (WORKER_BITS + SEQUENCE_BITS))
+        | (u64::from(worker & MAX_WORKER) << SEQUENCE_BITS)
+        | (sequence & MAX_SEQUENCE)
+}
+
+/// The worker id an id carries.
+pub fn worker_of(id: OrderId) -> u16 {
+    ((id.0 >> SEQUENCE_BITS) & u64::from(MAX_WORKER)) as u16
+}
+
+pub trait Clock: Send + Sync + 'static {
+    fn now_ms(&self) -> u64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Lease {
+    worker: u16,
+    /// Local, monotonic end of validity, kept short of the lease's end in DynamoDB
+    /// so that clock skew between containers cannot overlap two holders.
+    valid_until: Instant,
+}
+
+/// Mints order ids under a worker-id lease. Built once per container.
+pub struct IdGenerator {
+    state: Mutex<Snowflake>,
+    lease: Mutex<Option<Lease>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl IdGenerator {
+    /// A generator that holds `worker` until `valid_until`, with no lease renewal:
+    /// for tests and tools that own their worker id by other means.
+    pub fn with_worker(worker: u16, valid_for: Duration, clock: Arc<dyn Clock>) -> Self {
+        IdGenerator {
+            state: Mutex::new(Snowflake::default()),
+            lease: Mutex::new(Some(Lease { worker, valid_until: Instant::now() + valid_for })),
+            clock,
+        }
+    }
+
+    /// Leases a worker id from DynamoDB and keeps renewing it in the background for as
+    /// long as the generator lives. A failed first lease does not fail the start: the
+    /// generator refuses ids (503) until the background task gets one.
+    pub async fn leased(leases: WorkerLeases, clock: Arc<dyn Clock>) -> Arc<Self> {
+        let generator = Arc::new(IdGenerator {
+            state: Mutex::new(Snowflake::default()),
+            lease: Mutex::new(None),
+            clock,
+        });
+        let leases = Arc::new(leases);
+        if let Err(e) = refresh(&generator, &leases).await {
+            tracing::error!(error = %e, "could not lease a worker id; ids are refused until one is leased");
+        }
+        let weak = Arc::downgrade(&generator);
+        tokio::spawn(keep_leased(weak, leases));
+        generator
+    }
+
+    pub fn worker(&self) -> Option<u16> {
+        self.current_lease().map(|l| l.worker)
+    }
+
+    fn current_lease(&self) -> Option<Lease> {
+        let lease = *self.lease.lock().unwrap();
+        lease.filter(|l| l.valid_until > Instant::now())
+    }
+
+    pub async fn next_id(&self) -> Result<OrderId> {
+        loop {
+            let lease = self.current_lease().ok_or(Error::Unavailable {
+                service: "order ids (no worker-id lease)",
+                retry_after_secs: 1,
+            })?;
+            let now = self.clock.now_ms();
+            let step = self.state.lock().unwrap().next(now, lease.worker);
+            match step {
+                Step::Id(id) => return Ok(OrderId(id)),
+                Step::WaitUntil(ms) => {
+                    let wait = ms.saturating_sub(self.clock.now_ms()).clamp(1, 1000);
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn refresh(generator: &IdGenerator, leases: &WorkerLeases) -> Result<()> {
+    let started = Instant::now();
+    let held = generator.lease.lock().unwrap().map(|l| l.worker);
+    let worker = match held {
+        Some(w) if leases.renew(w).await? => w,
+        _ => leases.acquire().await?,
+    };
+    let valid_for = leases.duration().mul_f64(5.0 / 6.0);
+    let mut lease = generator.lease.lock().unwrap();
+    if lease.map(|l| l.worker) != Some(worker) {
+        tracing::info!(worker, "leased worker id");
+    }
+    *lease = Some(Lease { worker, valid_until: started + valid_for });
+    Ok(())
+}
+
+async fn keep_leased(generator: Weak<IdGenerator>, leases: Arc<WorkerLeases>) {
+    let period = leases.duration() / 3;
+    loop {
+        let held = generator.upgrade().map(|g| g.current_lease().is_some());
+        let wait = match held {
+            None => break,
+            Some(true) => period,
+            Some(false) => Duration::from_millis(500),
+        };
+        tokio::time::sleep(wait).await;
+        let Some(g) = generator.upgrade() else { break };
+        if let Err(e) = refresh(&g, &leases).await {
+            tracing::warn!(error = %e, "worker-id lease renewal failed");
+        }
+    }
+    // The generator is gone: give the worker id back for the next container.
+    leases.release_all().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    #[test]
+    fn layout_is_time_worker_sequence() {
+        let id = compose(EPOCH_MS + 5, 1023, 7);
+        assert_eq!(id, (5 << 22) | (1023 << 12) | 7);
+        assert_eq!(worker_of(OrderId(id)), 1023);
+    }
+
+    #[test]
+    fn overflow_waits_for_the_next_millisecond() {
+        let mut s = Snowflake::default();
+        let t = EPOCH_MS + 1000;
+        for seq in 0..=MAX_SEQUENCE {
+            assert_eq!(s.next(t, 1), Step::Id(compose(t, 1, seq)));
+        }
+        assert_eq!(s.next(t, 1), Step::WaitUntil(t + 1));
+        assert_eq!(s.next(t + 1, 1), Step::Id(compose(t + 1, 1, 0)));
+    }
+
+    #[test]
+    fn clock_step_back_keeps_the_last_timestamp() {
+        let mut s = Snowflake::default();
+        let t = EPOCH_MS + 10_000;
+        let Step::Id(a) = s.next(t, 3) else { panic!() };
+        let Step::Id(b) = s.next(t - 5_000, 3) else { panic!() };
+        assert!(b > a);
+    }
+
+    /// The system clock shifted by an offset the test moves.
+    struct SteppingClock(AtomicI64);
+    impl Clock for SteppingClock {
+        fn now_ms(&self) -> u64 {
+            (SystemClock.now_ms() as i64 + self.0.load(Ordering::Relaxed)) as u64
+        }
+    }
+
+    #[tokio::test]
+    async fn a_million_ids_are_unique_and_increasing_across_a_clock_step_back() {
+        let clock = Arc::new(SteppingClock(AtomicI64::new(0)));
+        let ids = IdGenerator::with_worker(42, Duration::from_secs(600), clock.clone());
+        let mut last = 0u64;
+        for i in 0..1_000_000u32 {
+            if i == 300_000 {
+                clock.0.store(-20, Ordering::Relaxed); // NTP steps the clock 20 ms back
+            }
+            if i == 600_000 {
+                clock.0.store(0, Ordering::Relaxed);
+            }
+            let id = ids.next_id().await.unwrap().0;
+            assert!(id > last, "id {i} went from {last} to {id}");
+            last = id;
+        }
+    }
+
+    #[tokio::test]
+    async fn refuses_ids_without_a_valid_lease() {
+        let ids = IdGenerator::with_worker(1, Duration::ZERO, Arc::new(SystemClock));
+        assert!(matches!(ids.next_id().await, Err(Error::Unavailable { .. })));
+    }
+}

@@ -1,0 +1,57 @@
+-- Admits one purchase atomically, or says why not. One call per "Buy" press.
+--
+-- KEYS (all share the hash tag {sale:ID}, so this runs on a Redis cluster too):
+--   1 meta      hash: limit, starts_at_ms, ends_at_ms, ...
+--   2 stock     units still on sale
+--   3 bought    hash: user -> units the user holds
+--   4 orders    hash: user -> space-separated order ids the user holds
+--   5 outbox    hash: order id -> order message, until MySQL has the order
+--   6 outbox_at sorted set: order id by admission time (ms), so stale entries are found by age
+-- ARGV: user, quantity, order id (a string: Lua numbers are doubles), order message (JSON)
+--
+-- Replies, as arrays of strings:
+--   {'admitted', order_id, remaining}   {'limit', limit, ids}   {'sold_out', remaining}
+--   {'not_started', starts_at_ms}       {'ended'}              {'unknown'}
+--   {'bad_quantity', limit}
+
+local meta = redis.call('HMGET', KEYS[1], 'limit', 'starts_at_ms', 'ends_at_ms')
+if not meta[1] then
+  return {'unknown'}
+end
+
+-- The sale window is judged by Redis's clock, the one clock every container shares.
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if now < tonumber(meta[2]) then
+  return {'not_started', meta[2]}
+end
+if now >= tonumber(meta[3]) then
+  return {'ended'}
+end
+
+local limit = tonumber(meta[1])
+local quantity = tonumber(ARGV[2])
+if not quantity or quantity < 1 or quantity > limit or quantity ~= math.floor(quantity) then
+  return {'bad_quantity', meta[1]}
+end
+
+-- The per-user limit is checked before any deduction: repeat clicks must not drain stock.
+local user = ARGV[1]
+local held = tonumber(redis.call('HGET', KEYS[3], user) or '0')
+if held + quantity > limit then
+  return {'limit', meta[1], redis.call('HGET', KEYS[4], user) or ''}
+end
+
+local remaining = tonumber(redis.call('GET', KEYS[2]) or '0')
+if remaining < quantity then
+  return {'sold_out', tostring(remaining)}
+end
+
+local order_id = ARGV[3]
+redis.call('DECRBY', KEYS[2], quantity)
+redis.call('HINCRBY', KEYS[3], user, quantity)
+local ids = redis.call('HGET', KEYS[4], user)
+redis.call('HSET', KEYS[4], user, ids and (ids .. ' ' .. order_id) or order_id)
+redis.call('HSET', KEYS[5], order_id, ARGV[4])
+redis.call('ZADD', KEYS[6], now, order_id)
+return {'admitted', order_id, tostring(remaining - quantity)}

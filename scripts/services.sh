@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Local loopback stand-ins for the AWS pieces: Redis (ElastiCache), MariaDB
+# (RDS) and moto (SQS/DynamoDB/S3). Written for a root shell without systemd.
+# Usage: scripts/services.sh up|down|status|env
+set -euo pipefail
+
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+LOCAL="$REPO/.local"
+VENV="$REPO/.venv"
+MOTO_PID="$LOCAL/moto.pid"
+export DEBIAN_FRONTEND=noninteractive
+APT_UPDATED=0
+
+log() { echo "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# Fallback probe for when the service's own client is not installed yet.
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+
+apt_install() {
+  # Package lists are only refreshed when something is actually missing.
+  if [ "$APT_UPDATED" = 0 ]; then apt-get update -q >&2; APT_UPDATED=1; fi
+  apt-get install -y -q "$@" >&2
+}
+
+# wait_until SECONDS WHAT CHECK...: poll CHECK once a second.
+wait_until() {
+  local secs=$1 what=$2 i; shift 2
+  for ((i = 0; i < secs; i++)); do "$@" && return 0; sleep 1; done
+  die "$what did not come up within ${secs}s (see $LOCAL/*.log)"
+}
+
+# ---- Redis -----------------------------------------------------------------
+redis_up() {
+  if have redis-cli; then redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG
+  else port_open 127.0.0.1 6379; fi
+}
+
+redis_start() {
+  if redis_up; then log "redis: reused 127.0.0.1:6379"; return; fi
+  have redis-server || apt_install redis-server
+  mkdir -p "$LOCAL/redis"
+  # No persistence: the tests expect a throwaway cache, like a fresh ElastiCache.
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" \
+    --appendonly no --dir "$LOCAL/redis" --logfile "$LOCAL/redis.log"
+  wait_until 30 redis redis_up
+  touch "$LOCAL/redis.started"
+  log "redis: started 127.0.0.1:6379 (log $LOCAL/redis.log)"
+}
+
+# ---- MariaDB ---------------------------------------------------------------
+mariadb_up() {
+  # mysqladmin ping exits 0 even on "access denied", i.e. it only tests liveness.
+  if have mysqladmin; then mysqladmin --connect-timeout=2 -h127.0.0.1 -uroot ping >/dev/null 2>&1
+  else port_open 127.0.0.1 3306; fi
+}
+
+mysql_client() { if have mariadb; then echo mariadb; else echo mysql; fi; }
+
+# Root may be set up for unix_socket auth or for an empty TCP password; try both.
+# SQL goes in via -e, not stdin, so the fallback still gets to see it.
+mysql_root() {
+  local c; c="$(mysql_client)"
+  "$c" -uroot -e "$1" 2>/dev/null || "$c" -h127.0.0.1 -uroot -e "$1"
+}
+
+mariadb_start() {
+  if mariadb_up; then
+    log "mariadb: reused 127.0.0.1:3306"
+  else
+    [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server
+    # Without systemd nothing creates the socket/pid directory for us.
+    install -d -o mysql -g mysql /run/mysqld
+    [ -d /var/lib/mysql/mysql ] ||
+      mariadb-install-db --user=mysql --datadir=/var/lib/mysql >&2
+    # setsid+nohup: the server must outlive this script and its terminal.
+    setsid nohup /usr/sbin/mariadbd --user=mysql --bind-address=127.0.0.1 --port=3306 \
+      >>"$LOCAL/mariadb.log" 2>&1 </dev/null &
+    wait_until 60 mariadb mariadb_up
+    touch "$LOCAL/mariadb.started"
+    log "mariadb: started 127.0.0.1:3306 (log $LOCAL/mariadb.log)"
+  fi
+  have mariadb || have mysql || apt_install mariadb-client
+  # Both hosts: clients on 127.0.0.1 vs. the socket match different accounts.
+  # ALTER keeps the password in line with FLASHSALE_DATABASE_URL if the user
+  # already existed. `flashsale%` covers per-test databases the app creates.
+  mysql_root "$(cat <<'SQL'
+CREATE DATABASE IF NOT EXISTS flashsale;
+CREATE USER IF NOT EXISTS 'flashsale'@'localhost' IDENTIFIED BY 'flashsale';
+CREATE USER IF NOT EXISTS 'flashsale'@'127.0.0.1' IDENTIFIED BY 'flashsale';
+ALTER USER 'flashsale'@'localhost' IDENTIFIED BY 'flashsale';
+ALTER USER 'flashsale'@'127.0.0.1' IDENTIFIED BY 'flashsale';
+GRANT ALL PRIVILEGES ON `flashsale%`.* TO 'flashsale'@'localhost';
+GRANT ALL PRIVILEGES ON `flashsale%`.* TO 'flashsale'@'127.0.0.1';
+SQL
+)"
+  log "mariadb: database flashsale and user flashsale ready"
+}
+
+# ---- moto ------------------------------------------------------------------
+moto_up() {
+  if have curl; then curl -sf -o /dev/null --max-time 2 http://127.0.0.1:5000/moto-api/
+  else port_open 127.0.0.1 5000; fi
+}
+
+moto_start() {
+  if moto_up; then log "moto: reused 127.0.0.1:5000"; return; fi
+  if [ ! -x "$VENV/bin/moto_server" ]; then
+    have python3 || apt_install python3
+    # Debian splits ensurepip out of python3 into python3-venv.
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+    [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
+    log "moto: installing moto[server] into $VENV"
+    "$VENV/bin/pip" install -q 'moto[server]' >&2
+  fi
+  # The inner bash records its own pid before exec, so the pid file names the
+  # server itself whether or not setsid had to fork.
+  setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$MOTO_PID" \
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p 5000 >"$LOCAL/moto.log" 2>&1 </dev/null &
+  wait_until 60 moto moto_up
+  log "moto: started 127.0.0.1:5000 (pid $(cat "$MOTO_PID"), log $LOCAL/moto.log)"
+}
+
+# ---- commands --------------------------------------------------------------
+cmd_up() { mkdir -p "$LOCAL"; redis_start; mariadb_start; moto_start; }
+
+cmd_down() {
+  if [ -f "$MOTO_PID" ]; then
+    local pid i; pid="$(cat "$MOTO_PID")"
+    # Guard against a recycled pid belonging to something else.
+    if grep -q moto_server "/proc/$pid/cmdline" 2>/dev/null; then
+      kill "$pid"
+      for ((i = 0; i < 10; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+      kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+      log "moto: stopped (pid $pid)"
+    fi
+    rm -f "$MOTO_PID"
+  else
+    log "moto: not started by this script, left alone"
+  fi
+  if [ -f "$LOCAL/redis.started" ]; then
+    redis-cli -h 127.0.0.1 -p 6379 shutdown nosave >/dev/null 2>&1 || true
+    rm -f "$LOCAL/redis.started"; log "redis: stopped"
+  else
+    log "redis: not started by this script, left alone"
+  fi
+  if [ -f "$LOCAL/mariadb.started" ]; then
+    mysqladmin -uroot shutdown 2>/dev/null || mysqladmin -h127.0.0.1 -uroot shutdown
+    rm -f "$LOCAL/mariadb.started"; log "mariadb: stopped"
+  else
+    log "mariadb: not started by this script, left alone"
+  fi
+}
+
+# Exit status is non-zero if anything is down, so callers can gate on it.
+cmd_status() {
+  local rc=0 name
+  for name in redis:6379 mariadb:3306 moto:5000; do
+    if "${name%%:*}_up"; then log "${name%%:*}: up 127.0.0.1:${name#*:}"
+    else log "${name%%:*}: down"; rc=1; fi
+  done
+  return "$rc"
+}
+
+cmd_env() {
+  cat <<'EOF'
+export FLASHSALE_REDIS_URL=redis://127.0.0.1:6379
+export FLASHSALE_DATABASE_URL=mysql://flashsale:flashsale@127.0.0.1:3306/flashsale
+export AWS_ENDPOINT_URL=http://127.0.0.1:5000
+export AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+EOF
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  *) log "usage: $0 up|down|status|env"; exit 2 ;;
+esac
