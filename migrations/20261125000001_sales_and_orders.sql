@@ -21,14 +21,15 @@ CREATE TABLE sales (
     created_at          DATETIME(3)     NOT NULL,
     CONSTRAINT sales_sold_within_stock CHECK (sold <= stock),
     CONSTRAINT sales_window CHECK (ends_at > starts_at)
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 
 CREATE TABLE orders (
     -- The Snowflake id minted at admission: the primary key makes persistence
     -- idempotent, a redelivered message cannot insert a second row.
     id           BIGINT UNSIGNED NOT NULL PRIMARY KEY,
     sale_id      BIGINT UNSIGNED NOT NULL,
-    user_id      VARCHAR(128)    NOT NULL,
+    -- Compared byte for byte: "Alice" must not pay alice's order.
+    user_id      VARCHAR(128)    CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
     quantity     INT UNSIGNED    NOT NULL,
     amount_cents BIGINT UNSIGNED NOT NULL,
     status       VARCHAR(16)     NOT NULL,
@@ -40,4 +41,4 @@ CREATE TABLE orders (
     KEY orders_by_user (user_id, sale_id),
     CONSTRAINT orders_status CHECK (status IN ('UNPAID', 'PAID', 'CLOSED', 'REJECTED')),
     CONSTRAINT orders_quantity CHECK (quantity > 0)
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;

@@ -171,6 +171,7 @@ export AWS_ENDPOINT_URL=http://127.0.0.1:5000
 export AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
+export AWS_EC2_METADATA_DISABLED=true
 EOF
 }
 

@@ -1,1 +1,175 @@
+//! `flashsale-local`: the Docker-free stand-in for the AWS pieces around the functions.
+//!
+//! One process that plays API Gateway ([`gateway`]: routes, throttling, the JWT
+//! authorizer), the SQS event source mappings ([`event_source`]), and provisions the
+//! queues, the lease table and the bucket on the local stand-ins. The function code it
+//! runs is the same code each Lambda bootstrap runs.
 
+pub mod auth;
+pub mod event_source;
+pub mod gateway;
+pub mod throttle;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use flashsale::db::Db;
+use flashsale::provision::{provision, Names, Resources};
+use flashsale::{queue, Config, Result};
+use tokio::task::JoinHandle;
+
+use crate::event_source::Mapping;
+use crate::gateway::Gateway;
+use crate::throttle::TokenBucket;
+
+pub struct Functions {
+    pub admit: admit::Admit,
+    pub shop: shop_api::ShopApi,
+    pub admin: admin_api::AdminApi,
+    pub persist: persist_orders::PersistOrders,
+    pub close: close_expired::CloseExpired,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `FLASHSALE_LOCAL_ADDR` (127.0.0.1:3000); port 0 picks a free one.
+    pub addr: SocketAddr,
+    pub config: Config,
+    /// `FLASHSALE_LOCAL_QUEUE_PREFIX`: queue names are `<prefix>orders`, `<prefix>order-timeouts`.
+    pub queue_prefix: String,
+    /// `FLASHSALE_DEV_JWT_SECRET`
+    pub jwt_secret: String,
+    /// `FLASHSALE_LOCAL_RATE` / `FLASHSALE_LOCAL_BURST`: stage throttling.
+    pub stage_rate: (f64, u32),
+    /// `FLASHSALE_LOCAL_PURCHASE_RATE` / `FLASHSALE_LOCAL_PURCHASE_BURST`: purchase route throttling.
+    pub purchase_rate: (f64, u32),
+    /// `FLASHSALE_LOCAL_VISIBILITY_SECS`: before a failed message is redelivered.
+    pub visibility_timeout_secs: u32,
+    /// `FLASHSALE_LOCAL_MAX_RECEIVES`: receives before a message goes to its DLQ.
+    pub max_receives: u32,
+    /// `FLASHSALE_LOCAL_CONSUMERS`: concurrent batches per queue; 0 runs no consumers.
+    pub consumers: usize,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+impl Options {
+    pub fn from_env() -> Result<Self> {
+        Ok(Options {
+            addr: env_or("FLASHSALE_LOCAL_ADDR", SocketAddr::from(([127, 0, 0, 1], 3000))),
+            config: Config::from_env()?,
+            queue_prefix: env_or("FLASHSALE_LOCAL_QUEUE_PREFIX", "flashsale-".to_string()),
+            jwt_secret: env_or("FLASHSALE_DEV_JWT_SECRET", auth::DEFAULT_DEV_SECRET.to_string()),
+            stage_rate: (env_or("FLASHSALE_LOCAL_RATE", 10_000.0), env_or("FLASHSALE_LOCAL_BURST", 5_000)),
+            purchase_rate: (
+                env_or("FLASHSALE_LOCAL_PURCHASE_RATE", 5_000.0),
+                env_or("FLASHSALE_LOCAL_PURCHASE_BURST", 2_000),
+            ),
+            visibility_timeout_secs: env_or("FLASHSALE_LOCAL_VISIBILITY_SECS", 5),
+            max_receives: env_or("FLASHSALE_LOCAL_MAX_RECEIVES", 5),
+            consumers: env_or("FLASHSALE_LOCAL_CONSUMERS", 2),
+        })
+    }
+}
+
+/// A running local stack. Dropping it stops its server and consumers.
+pub struct Stack {
+    pub addr: SocketAddr,
+    /// The configuration the functions run with (queue URLs filled in).
+    pub config: Config,
+    pub resources: Resources,
+    pub functions: Arc<Functions>,
+    pub jwt_secret: String,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Stack {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn token(&self, user: &str, admin: bool) -> String {
+        auth::token(&self.jwt_secret, user, admin, 24 * 3600)
+    }
+}
+
+/// Provisions the resources, runs the migrations, builds every function once and
+/// starts serving.
+pub async fn start(options: Options) -> Result<Stack> {
+    let mut config = options.config.clone();
+    let sdk = queue::aws_config(&config).await;
+    let names = Names {
+        prefix: options.queue_prefix.clone(),
+        lease_table: config.lease_table.clone(),
+        bucket: config.bucket.clone(),
+        max_receives: options.max_receives,
+        visibility_timeout_secs: options.visibility_timeout_secs,
+    };
+    let resources = provision(&sdk, &names).await?;
+    config.orders_queue_url = resources.orders_queue_url.clone();
+    config.timeouts_queue_url = resources.timeouts_queue_url.clone();
+    Db::connect(&config)?.migrate().await?;
+
+    let functions = Arc::new(Functions {
+        admit: admit::Admit::from_config(&config).await?,
+        shop: shop_api::ShopApi::from_config(&config)?,
+        admin: admin_api::AdminApi::from_config(&config)?,
+        persist: persist_orders::PersistOrders::from_config(&config).await?,
+        close: close_expired::CloseExpired::from_config(&config).await?,
+    });
+
+    let mut tasks = Vec::new();
+    if options.consumers > 0 {
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let f = functions.clone();
+        tasks.extend(event_source::spawn(
+            sqs.clone(),
+            Mapping { queue_url: resources.orders_queue_url.clone(), batch_size: 10, concurrency: options.consumers },
+            move |event| {
+                let f = f.clone();
+                async move { f.persist.handle(event).await }
+            },
+        ));
+        let f = functions.clone();
+        tasks.extend(event_source::spawn(
+            sqs,
+            Mapping { queue_url: resources.timeouts_queue_url.clone(), batch_size: 10, concurrency: options.consumers },
+            move |event| {
+                let f = f.clone();
+                async move { f.close.handle(event).await }
+            },
+        ));
+    }
+
+    let gateway = Arc::new(Gateway {
+        functions: functions.clone(),
+        jwt_secret: options.jwt_secret.clone(),
+        stage_bucket: TokenBucket::new(options.stage_rate.0, options.stage_rate.1),
+        purchase_bucket: TokenBucket::new(options.purchase_rate.0, options.purchase_rate.1),
+    });
+    let app = axum::Router::new()
+        .route("/api", axum::routing::any(gateway::api))
+        .route("/api/{*rest}", axum::routing::any(gateway::api))
+        .with_state(gateway);
+    let listener = tokio::net::TcpListener::bind(options.addr)
+        .await
+        .map_err(|e| flashsale::Error::Config(format!("cannot listen on {}: {e}", options.addr)))?;
+    let addr = listener.local_addr().map_err(|e| flashsale::Error::Internal(e.to_string()))?;
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "local gateway stopped");
+        }
+    }));
+    tracing::info!(%addr, "local stack serving");
+    Ok(Stack { addr, config, resources, functions, jwt_secret: options.jwt_secret, tasks })
+}

@@ -1,1 +1,17 @@
-fn main() {}
+//! Lambda bootstrap of `admit`: clients are built once per container.
+
+use std::sync::Arc;
+
+use lambda_http::{service_fn, Error, Request};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    flashsale::telemetry::init();
+    let config = flashsale::Config::from_env()?;
+    let admit = Arc::new(admit::Admit::from_config(&config).await?);
+    lambda_http::run(service_fn(move |req: Request| {
+        let admit = admit.clone();
+        async move { Ok::<_, Error>(admit.handle(req).await) }
+    }))
+    .await
+}

@@ -1,1 +1,78 @@
+//! `persist-orders`: the consumer of the `orders` queue. Each admitted order becomes
+//! exactly one row in MySQL (see [`Db::persist_order`]); then its first close check is
+//! scheduled and its outbox entry cleared. A refused order (`REJECTED`) gets its stock
+//! back in Redis. Any failure fails only that message, which SQS redelivers.
 
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use flashsale::cache::Cache;
+use flashsale::consumer::each_record;
+use flashsale::db::{Db, Persisted};
+use flashsale::messages::{OrderMessage, TimeoutMessage};
+use flashsale::queue::{self, Queue};
+use flashsale::{Config, Order, OrderStatus, Result};
+use tracing::Instrument;
+
+pub struct PersistOrders {
+    db: Db,
+    cache: Cache,
+    queue: Queue,
+    max_delay_secs: u32,
+}
+
+impl PersistOrders {
+    pub fn new(db: Db, cache: Cache, queue: Queue, max_delay_secs: u32) -> Self {
+        PersistOrders { db, cache, queue, max_delay_secs }
+    }
+
+    pub async fn from_config(config: &Config) -> Result<Self> {
+        let sdk = queue::aws_config(config).await;
+        Ok(PersistOrders::new(
+            Db::connect(config)?,
+            Cache::connect(config)?,
+            Queue::new(&sdk, config),
+            config.max_delay_secs,
+        ))
+    }
+
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        each_record(event, |msg: OrderMessage| {
+            let span = tracing::info_span!("persist", sale_id = %msg.sale_id, order_id = %msg.order_id);
+            async move { self.persist(msg).await }.instrument(span)
+        })
+        .await
+    }
+
+    async fn persist(&self, msg: OrderMessage) -> Result<()> {
+        let order = match self.db.persist_order(&msg).await? {
+            Persisted::Accepted(order) => {
+                tracing::info!("order persisted");
+                order
+            }
+            Persisted::Rejected(order) => {
+                tracing::warn!("database guard refused the order; releasing its stock");
+                order
+            }
+            Persisted::Duplicate(order) => {
+                tracing::info!(status = %order.status, "redelivered order; finishing its follow-up steps");
+                order
+            }
+        };
+        // Both steps are idempotent, so a redelivery after a crash just completes them.
+        match order.status {
+            OrderStatus::Unpaid => self.schedule_close(&order).await?,
+            OrderStatus::Rejected => {
+                self.cache.release(order.sale_id, order.order_id, &order.user_id, order.quantity).await?;
+            }
+            _ => {}
+        }
+        self.cache.clear_outbox(msg.sale_id, msg.order_id).await
+    }
+
+    async fn schedule_close(&self, order: &Order) -> Result<()> {
+        let deadline = order.expires_at.unwrap_or(order.created_at);
+        let timeout = TimeoutMessage { order_id: order.order_id, sale_id: order.sale_id, deadline_ms: deadline.timestamp_millis() };
+        self.queue
+            .schedule_close(&timeout, chrono::Utc::now().timestamp_millis(), self.max_delay_secs)
+            .await
+    }
+}

@@ -1,1 +1,112 @@
+//! `shop-api`: what shoppers read and the payment.
+//!
+//! - `GET /api/sales/{id}`: stock left, state and the server's clock, from Redis alone.
+//! - `GET /api/orders/{id}`: the caller's order; `PENDING` while only the outbox knows it.
+//! - `POST /api/orders/{id}/pay`: one conditional update; exactly one of pay and close wins.
 
+use flashsale::cache::Cache;
+use flashsale::db::Db;
+use flashsale::http::{self, json, problem, Caller};
+use flashsale::{Config, Error, Order, OrderId, OrderStatus, Result, SaleId};
+use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::json as j;
+
+pub struct ShopApi {
+    db: Db,
+    cache: Cache,
+}
+
+impl ShopApi {
+    pub fn new(db: Db, cache: Cache) -> Self {
+        ShopApi { db, cache }
+    }
+
+    pub fn from_config(config: &Config) -> Result<Self> {
+        Ok(ShopApi::new(Db::connect(config)?, Cache::connect(config)?))
+    }
+
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        self.route(req).await.unwrap_or_else(|e| problem(&e))
+    }
+
+    async fn route(&self, req: Request) -> Result<Response<Body>> {
+        let (method, segments) = http::route(&req);
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match (segments.as_slice(), method) {
+            (["sales", id], Method::GET) => self.sale(id.parse()?).await,
+            (["orders", id], Method::GET) => self.order(&http::caller(&req)?, id.parse()?).await,
+            (["orders", id, "pay"], Method::POST) => self.pay(&http::caller(&req)?, id.parse()?).await,
+            (["sales", _] | ["orders", _] | ["orders", _, "pay"], _) => Err(Error::MethodNotAllowed),
+            _ => Err(Error::NotFound("route")),
+        }
+    }
+
+    async fn sale(&self, id: SaleId) -> Result<Response<Body>> {
+        let sale = self.cache.live_sale(id).await?.ok_or(Error::NotFound("sale"))?;
+        let mut response = json(
+            StatusCode::OK,
+            &j!({
+                "id": sale.id,
+                "name": sale.name,
+                "price_cents": sale.price_cents,
+                "stock": sale.stock,
+                "per_user_limit": sale.per_user_limit,
+                "remaining": sale.remaining,
+                "state": sale.state(),
+                "starts_at": sale.starts_at,
+                "ends_at": sale.ends_at,
+                "server_time": sale.server_time,
+            }),
+        );
+        // A second at the edge absorbs the polling crowd; stock is a hint, admission decides.
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=1"));
+        Ok(response)
+    }
+
+    /// The caller's order: MySQL's word once it has it, the outbox's (`PENDING`) before.
+    /// Other people's orders do not exist as far as the caller can tell.
+    async fn find_order(&self, caller: &Caller, id: OrderId) -> Result<Order> {
+        if let Some(order) = self.db.order(id).await? {
+            return if order.user_id == caller.user { Ok(order) } else { Err(Error::NotFound("order")) };
+        }
+        let (pending, admitted_at) = self
+            .cache
+            .pending_order(id)
+            .await?
+            .filter(|(o, _)| o.user_id == caller.user)
+            .ok_or(Error::NotFound("order"))?;
+        let price = self.cache.live_sale(pending.sale_id).await?.map_or(0, |s| s.price_cents);
+        Ok(Order {
+            order_id: pending.order_id,
+            sale_id: pending.sale_id,
+            user_id: pending.user_id,
+            status: OrderStatus::Pending,
+            quantity: pending.quantity,
+            amount_cents: price * u64::from(pending.quantity),
+            created_at: admitted_at,
+            expires_at: None,
+            paid_at: None,
+        })
+    }
+
+    async fn order(&self, caller: &Caller, id: OrderId) -> Result<Response<Body>> {
+        Ok(json(StatusCode::OK, &self.find_order(caller, id).await?))
+    }
+
+    async fn pay(&self, caller: &Caller, id: OrderId) -> Result<Response<Body>> {
+        match self.db.pay(id, &caller.user).await {
+            Ok(order) => {
+                tracing::info!(sale_id = %order.sale_id, order_id = %id, "paid");
+                Ok(json(StatusCode::OK, &order))
+            }
+            Err(Error::NotFound(_)) => {
+                let order = self.find_order(caller, id).await?;
+                Err(Error::NotPayable { status: order.status, reason: "the order is not confirmed yet, retry in a moment" })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}

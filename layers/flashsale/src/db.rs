@@ -56,8 +56,11 @@ fn order_from(row: &MySqlRow) -> Result<Order> {
     Ok(Order {
         order_id: OrderId(row.try_get("id")?),
         sale_id: SaleId(row.try_get("sale_id")?),
-        user_id: UserId::new(row.try_get::<String, _>("user_id")?)
-            .map_err(|_| Error::Internal("bad user id in orders".into()))?,
+        // A binary collation makes the column read as bytes.
+        user_id: String::from_utf8(row.try_get::<Vec<u8>, _>("user_id")?)
+            .ok()
+            .and_then(|u| UserId::new(u).ok())
+            .ok_or_else(|| Error::Internal("bad user id in orders".into()))?,
         status: row.try_get::<String, _>("status")?.parse()?,
         quantity: row.try_get("quantity")?,
         amount_cents: row.try_get("amount_cents")?,

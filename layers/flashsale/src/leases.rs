@@ -44,6 +44,10 @@ impl WorkerLeases {
         }
     }
 
+    pub fn from_config(sdk: &aws_config::SdkConfig, config: &crate::Config) -> Self {
+        Self::new(Client::new(sdk), config.lease_table.clone(), config.lease_duration)
+    }
+
     pub fn duration(&self) -> Duration {
         self.duration
     }

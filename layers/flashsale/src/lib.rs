@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod bucket;
 pub mod cache;
 pub mod config;
+pub mod consumer;
 pub mod db;
 pub mod domain;
 pub mod error;

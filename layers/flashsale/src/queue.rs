@@ -33,9 +33,11 @@ impl Queue {
         self.send(&self.orders_url, serde_json::to_string(msg), 0).await
     }
 
-    /// Sends a timeout message to arrive after `delay_secs` (capped at SQS's 900).
-    pub async fn send_timeout(&self, msg: &TimeoutMessage, delay_secs: u32) -> Result<()> {
-        self.send(&self.timeouts_url, serde_json::to_string(msg), delay_secs.min(900)).await
+    /// Schedules the close check of an order for its deadline: one delayed message of
+    /// at most `max_delay_secs`; the consumer sends the next hop while it is early.
+    pub async fn schedule_close(&self, msg: &TimeoutMessage, now_ms: i64, max_delay_secs: u32) -> Result<()> {
+        let delay = delay_secs(msg.deadline_ms, now_ms, max_delay_secs);
+        self.send(&self.timeouts_url, serde_json::to_string(msg), delay).await
     }
 
     async fn send(&self, url: &str, body: serde_json::Result<String>, delay_secs: u32) -> Result<()> {
@@ -56,6 +58,13 @@ impl Queue {
     }
 }
 
+/// Whole seconds until `deadline_ms`, rounded up so a message never arrives early,
+/// and capped at one hop (SQS allows at most 900 s).
+pub fn delay_secs(deadline_ms: i64, now_ms: i64, max_delay_secs: u32) -> u32 {
+    let secs = ((deadline_ms - now_ms).max(0) as u64).div_ceil(1000);
+    secs.min(u64::from(max_delay_secs.min(900))) as u32
+}
+
 /// Loads the AWS configuration once per container. `AWS_ENDPOINT_URL` (honoured by
 /// the SDK itself) points every client at the local stand-ins.
 pub async fn aws_config(config: &Config) -> aws_config::SdkConfig {
@@ -68,4 +77,19 @@ pub async fn aws_config(config: &Config) -> aws_config::SdkConfig {
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
         .load()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delay_secs;
+
+    #[test]
+    fn delays_round_up_and_hop_at_the_cap() {
+        assert_eq!(delay_secs(10_000, 0, 900), 10);
+        assert_eq!(delay_secs(10_001, 0, 900), 11);
+        assert_eq!(delay_secs(0, 5_000, 900), 0);
+        assert_eq!(delay_secs(1_200_000, 0, 900), 900);
+        assert_eq!(delay_secs(1_200_000, 0, 5_000), 900);
+        assert_eq!(delay_secs(1_200_000, 0, 60), 60);
+    }
 }

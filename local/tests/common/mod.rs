@@ -1,0 +1,141 @@
+//! Helpers shared by the integration tests. Every test runs against the real local
+//! services (Redis, MariaDB, moto) that `scripts/services.sh up` provides, with its own
+//! queues and sales so tests can run in parallel.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use flashsale_local::{Options, Stack};
+use serde_json::{json, Value};
+
+pub async fn stack_with(customize: impl FnOnce(&mut Options)) -> Stack {
+    if std::env::var("RUST_LOG").is_ok() {
+        flashsale::telemetry::init();
+    }
+    let mut options = Options::from_env().expect("options from the environment");
+    options.addr = "127.0.0.1:0".parse().unwrap();
+    options.queue_prefix = format!("test-{:08x}-", rand::random::<u32>());
+    options.visibility_timeout_secs = 1;
+    customize(&mut options);
+    flashsale_local::start(options)
+        .await
+        .expect("the local stack starts (are the services up? scripts/services.sh up)")
+}
+
+pub async fn stack() -> Stack {
+    stack_with(|_| {}).await
+}
+
+/// A sale spec: `starts_in` and `lasts` in seconds from now.
+pub fn sale_spec(stock: u32, limit: u32, window_secs: u32, starts_in: i64, lasts: i64) -> Value {
+    let now = chrono::Utc::now();
+    json!({
+        "name": "Test phone",
+        "description": "<b>escaped</b>",
+        "price_cents": 1000,
+        "stock": stock,
+        "per_user_limit": limit,
+        "starts_at": now + chrono::Duration::seconds(starts_in),
+        "ends_at": now + chrono::Duration::seconds(starts_in + lasts),
+        "payment_window_secs": window_secs,
+    })
+}
+
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub admin: String,
+    secret: String,
+}
+
+impl Api {
+    pub fn new(stack: &Stack) -> Self {
+        Api {
+            http: reqwest::Client::builder().pool_max_idle_per_host(200).build().unwrap(),
+            base: stack.url(""),
+            admin: stack.token("admin", true),
+            secret: stack.jwt_secret.clone(),
+        }
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        flashsale_local::auth::token(&self.secret, user, false, 3600)
+    }
+
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the stack answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Creates and publishes a sale, returning its id.
+    pub async fn sale(&self, spec: Value) -> u64 {
+        let (status, sale) = self.call("POST", "/api/admin/sales", Some(&self.admin), Some(spec)).await;
+        assert_eq!(status, 201, "{sale}");
+        let id = sale["id"].as_u64().unwrap();
+        let (status, body) = self.call("POST", &format!("/api/admin/sales/{id}/publish"), Some(&self.admin), None).await;
+        assert_eq!(status, 200, "{body}");
+        id
+    }
+
+    pub async fn buy(&self, sale: u64, user: &str, quantity: Option<u32>) -> (u16, Value) {
+        let body = quantity.map(|q| json!({ "quantity": q }));
+        self.call("POST", &format!("/api/sales/{sale}/purchase"), Some(&self.token(user)), body).await
+    }
+
+    pub async fn order(&self, user: &str, order: &str) -> (u16, Value) {
+        self.call("GET", &format!("/api/orders/{order}"), Some(&self.token(user)), None).await
+    }
+}
+
+/// Polls `check` until it yields a value, failing the test after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn redis(stack: &Stack) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(stack.config.redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+pub async fn mysql(stack: &Stack) -> sqlx::MySqlPool {
+    sqlx::MySqlPool::connect(&stack.config.database_url).await.unwrap()
+}
+
+/// `(stock, sold)` of a sale in MySQL.
+pub async fn mysql_sale(db: &sqlx::MySqlPool, sale: u64) -> (u32, u32) {
+    sqlx::query_as("SELECT stock, sold FROM sales WHERE id = ?")
+        .bind(sale)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+pub async fn redis_stock(conn: &mut redis::aio::MultiplexedConnection, sale: u64) -> i64 {
+    redis::cmd("GET").arg(format!("{{sale:{sale}}}:stock")).query_async(conn).await.unwrap()
+}

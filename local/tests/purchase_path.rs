@@ -1,0 +1,80 @@
+//! The purchase path end to end over HTTP through the local stack: admission, SQS,
+//! persistence, payment, timeout close and the stock coming back.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::*;
+use futures::future::join_all;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_shoppers_five_units_pay_close_and_buy_again() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(5, 1, 2, -1, 3600)).await;
+
+    let attempts = join_all((0..50).map(|i| {
+        let api = &api;
+        async move { (format!("shopper-{i}"), api.buy(sale, &format!("shopper-{i}"), None).await) }
+    }))
+    .await;
+    let admitted: Vec<(String, String)> = attempts
+        .iter()
+        .filter(|(_, (status, _))| *status == 202)
+        .map(|(user, (_, body))| (user.clone(), body["order_id"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(admitted.len(), 5, "exactly the stock is admitted");
+    for (_, (status, body)) in &attempts {
+        assert!(*status == 202 || (*status == 409 && body["type"] == "/problems/sold-out"), "{status} {body}");
+    }
+
+    // Every admitted order reaches MySQL as UNPAID, one per distinct shopper.
+    let db = mysql(&stack).await;
+    let rows: Vec<(String, String)> = eventually("5 UNPAID orders", Duration::from_secs(20), || async {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT CAST(user_id AS CHAR), status FROM orders WHERE sale_id = ?")
+                .bind(sale)
+                .fetch_all(&db)
+                .await
+                .unwrap();
+        (rows.len() == 5 && rows.iter().all(|(_, s)| s == "UNPAID")).then_some(rows)
+    })
+    .await;
+    let buyers: HashSet<_> = rows.iter().map(|(u, _)| u.clone()).collect();
+    assert_eq!(buyers.len(), 5);
+
+    // One pays inside the window.
+    let (payer, paid_order) = &admitted[0];
+    let (status, body) = api
+        .call("POST", &format!("/api/orders/{paid_order}/pay"), Some(&api.token(payer)), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "PAID");
+    // Nobody else can see or pay it.
+    let (status, _) = api.order("intruder", paid_order).await;
+    assert_eq!(status, 404);
+
+    // The four others time out and are closed; their stock comes back in both stores.
+    for (user, order) in &admitted[1..] {
+        let status = eventually("order closed", Duration::from_secs(20), || async {
+            let (_, body) = api.order(user, order).await;
+            (body["status"] == "CLOSED").then_some(())
+        })
+        .await;
+        let _ = status;
+        let (status, body) = api.call("POST", &format!("/api/orders/{order}/pay"), Some(&api.token(user)), None).await;
+        assert_eq!(status, 409, "a closed order cannot be paid: {body}");
+    }
+    let mut redis = redis(&stack).await;
+    assert_eq!(redis_stock(&mut redis, sale).await, 4);
+    assert_eq!(mysql_sale(&db, sale).await, (5, 1));
+    let (_, body) = api.call("GET", &format!("/api/sales/{sale}"), None, None).await;
+    assert_eq!(body["remaining"], 4);
+    assert_eq!(body["state"], "open");
+
+    // And a new shopper can buy a released unit.
+    let (status, body) = api.buy(sale, "latecomer", None).await;
+    assert_eq!(status, 202, "{body}");
+}
