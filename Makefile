@@ -11,7 +11,7 @@ run: services
 
 ## Start the services and run every test against them.
 test: services
-	$(WITH_ENV) cargo test --workspace --all-targets
+	$(WITH_ENV) cargo test --workspace
 
 services:
 	scripts/services.sh up

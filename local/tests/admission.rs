@@ -1,0 +1,205 @@
+//! Admission under load and at its edges: exactly the stock, per-user limits, the sale
+//! window, bad input, the sold-out memo, and no lost order when SQS is down.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use common::*;
+use futures::stream::{self, StreamExt};
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+
+/// Sends `attempts` purchases from `shoppers` distinct users, 64 in flight.
+async fn stampede(api: &Api, sale: u64, attempts: usize, shoppers: usize, quantity: impl Fn(usize) -> Option<u32>) -> Vec<(String, Option<u32>, u16, Value)> {
+    stream::iter(0..attempts)
+        .map(|i| {
+            let user = format!("s{}-{}", sale, i % shoppers);
+            let q = quantity(i);
+            async move {
+                let (status, body) = api.buy(sale, &user, q).await;
+                (user, q, status, body)
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await
+}
+
+async fn outbox_len(conn: &mut redis::aio::MultiplexedConnection, sale: u64) -> (u64, u64) {
+    let hlen: u64 = conn.hlen(format!("{{sale:{sale}}}:outbox")).await.unwrap();
+    let zcard: u64 = conn.zcard(format!("{{sale:{sale}}}:outbox_at")).await.unwrap();
+    (hlen, zcard)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_attempts_sell_exactly_the_stock_once_per_shopper() {
+    // No consumers: the outbox must hold every admitted order. No memo: repeat
+    // clicks must reach the script and get their order ids back.
+    let stack = stack_with(|o| {
+        o.consumers = 0;
+        o.config.sold_out_ttl = Duration::ZERO;
+    })
+    .await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(100, 1, 60, -1, 3600)).await;
+
+    let results = stampede(&api, sale, 1000, 300, |_| None).await;
+    let admitted: Vec<(&String, &str)> = results
+        .iter()
+        .filter(|r| r.2 == 202)
+        .map(|(u, _, _, b)| (u, b["order_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(admitted.len(), 100);
+    assert_eq!(admitted.iter().map(|(u, _)| u).collect::<HashSet<_>>().len(), 100, "100 distinct buyers");
+    assert_eq!(admitted.iter().map(|(_, o)| o).collect::<HashSet<_>>().len(), 100, "no duplicate order ids");
+    for (_, _, status, body) in &results {
+        assert!(matches!(*status, 202 | 409), "{status} {body}");
+    }
+
+    let mut redis = redis(&stack).await;
+    assert_eq!(redis_stock(&mut redis, sale).await, 0);
+    assert_eq!(outbox_len(&mut redis, sale).await, (100, 100));
+
+    // Repeat clicks by the admitted shoppers: their order id back, nothing deducted.
+    let buyers: HashMap<&String, &str> = admitted.iter().copied().collect();
+    for (user, order) in &buyers {
+        let (status, body) = api.buy(sale, user, None).await;
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["type"], "/problems/limit-reached");
+        assert_eq!(body["order_ids"], json!([order]));
+    }
+    assert_eq!(redis_stock(&mut redis, sale).await, 0);
+    assert_eq!(outbox_len(&mut redis, sale).await, (100, 100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_three_with_mixed_quantities_never_exceeds_limit_or_stock() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(100, 3, 60, -1, 3600)).await;
+
+    let results = stampede(&api, sale, 1000, 300, |i| Some((i % 3) as u32 + 1)).await;
+    let mut per_shopper: HashMap<&str, u32> = HashMap::new();
+    let mut units = 0;
+    for (user, q, status, body) in &results {
+        match status {
+            202 => {
+                *per_shopper.entry(user).or_default() += q.unwrap();
+                units += q.unwrap();
+            }
+            409 => assert!(["/problems/sold-out", "/problems/limit-reached"].contains(&body["type"].as_str().unwrap())),
+            _ => panic!("{status} {body}"),
+        }
+    }
+    assert!(per_shopper.values().all(|u| *u <= 3), "a shopper exceeded the limit");
+    let mut redis = redis(&stack).await;
+    let remaining = redis_stock(&mut redis, sale).await;
+    assert!(remaining >= 0);
+    assert_eq!(i64::from(units), 100 - remaining, "admitted units match the deduction");
+    let bought: HashMap<String, u32> = redis.hgetall(format!("{{sale:{sale}}}:bought")).await.unwrap();
+    assert_eq!(bought.len(), per_shopper.len());
+    for (user, held) in &bought {
+        assert_eq!(per_shopper[user.as_str()], *held);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_admitted_outside_the_sale_window() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let upcoming = api.sale(sale_spec(10, 1, 60, 3600, 3600)).await;
+    let ended = api.sale(sale_spec(10, 1, 60, -7200, 3600)).await;
+    let mut redis = redis(&stack).await;
+    for sale in [upcoming, ended] {
+        for i in 0..20 {
+            let (status, body) = api.buy(sale, &format!("w{i}"), None).await;
+            assert_eq!(status, 409, "{body}");
+            assert_eq!(body["type"], "/problems/not-open");
+        }
+        assert_eq!(redis_stock(&mut redis, sale).await, 10);
+        assert_eq!(outbox_len(&mut redis, sale).await, (0, 0));
+    }
+    let (_, body) = api.call("GET", &format!("/api/sales/{upcoming}"), None, None).await;
+    assert_eq!(body["state"], "upcoming");
+    let (_, body) = api.call("GET", &format!("/api/sales/{ended}"), None, None).await;
+    assert_eq!(body["state"], "ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_4xx_and_deducts_nothing() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(10, 2, 60, -1, 3600)).await;
+    let token = api.token("mallory");
+    let path = format!("/api/sales/{sale}/purchase");
+    let raw = |body: &'static str| {
+        let request = api
+            .http
+            .post(format!("{}{path}", api.base))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body);
+        async move {
+            let r = request.send().await.unwrap();
+            let content_type = r.headers()["content-type"].to_str().unwrap().to_string();
+            (r.status().as_u16(), content_type, r.json::<Value>().await.unwrap())
+        }
+    };
+    let big = Box::leak(format!("{{\"quantity\":1,\"pad\":\"{}\"}}", "x".repeat(4096)).into_boxed_str());
+    let cases: Vec<(&str, u16)> = vec![
+        ("{", 400),
+        ("[]", 400),
+        ("{\"quantity\":\"two\"}", 400),
+        ("{\"quantity\":-1}", 400),
+        ("{\"quantity\":0}", 400),
+        ("{\"quantity\":3}", 400),
+        ("{\"quantity\":1.5}", 400),
+        ("{\"quantity\":99999999999}", 400),
+        ("{\"quantity\":1,\"price\":0}", 400),
+        (big, 413),
+    ];
+    for (body, expected) in cases {
+        let (status, content_type, problem) = raw(body).await;
+        assert_eq!(status, expected, "{body:.40}: {problem}");
+        assert_eq!(content_type, "application/problem+json");
+        assert!(problem["type"].as_str().unwrap().starts_with("/problems/"));
+        assert_eq!(problem["status"], expected);
+    }
+    let (status, _) = api.call("POST", &path, None, None).await;
+    assert_eq!(status, 401);
+    let (status, _) = api.call("POST", &path, Some("forged.token.here"), None).await;
+    assert_eq!(status, 401);
+    let (status, body) = api.call("POST", "/api/sales/999999999/purchase", Some(&token), None).await;
+    assert_eq!((status, body["type"].as_str()), (404, Some("/problems/not-found")));
+    let (status, _) = api.call("POST", "/api/sales/abc/purchase", Some(&token), None).await;
+    assert_eq!(status, 404);
+    let (status, _) = api.call("POST", "/api/admin/sales", Some(&token), Some(sale_spec(1, 1, 1, 0, 10))).await;
+    assert_eq!(status, 403, "shoppers cannot create sales");
+
+    let mut redis = redis(&stack).await;
+    assert_eq!(redis_stock(&mut redis, sale).await, 10);
+    assert_eq!(outbox_len(&mut redis, sale).await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sold_out_is_answered_from_memory_for_a_short_ttl() {
+    let stack = stack_with(|o| {
+        o.consumers = 0;
+        o.config.sold_out_ttl = Duration::from_millis(800);
+    })
+    .await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(1, 1, 60, -1, 3600)).await;
+    assert_eq!(api.buy(sale, "first", None).await.0, 202);
+
+    // Take the sale out of Redis: from now on only memory can say "sold out".
+    let mut redis = redis(&stack).await;
+    let _: () = redis.del(format!("{{sale:{sale}}}:meta")).await.unwrap();
+    let (status, body) = api.buy(sale, "second", None).await;
+    assert_eq!((status, body["type"].as_str()), (409, Some("/problems/sold-out")));
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let (status, _) = api.buy(sale, "third", None).await;
+    assert_eq!(status, 404, "after the TTL the request reaches Redis again");
+}
