@@ -86,7 +86,7 @@ impl WorkerLeases {
         let condition = if renewal {
             "#owner = :me"
         } else {
-            "attribute_not_exists(worker_id) OR expires_at_ms < :now OR #owner = :me"
+            "attribute_not_exists(worker_id) OR expires_at_ms < :now"
         };
         let mut put = self
             .client
@@ -97,12 +97,13 @@ impl WorkerLeases {
             .item("expires_at_ms", n(expires))
             // Seconds, for the table's TTL attribute: DynamoDB deletes stale leases itself.
             .item("ttl", n(expires / 1000 + 3600))
-            .condition_expression(condition)
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":me", AttributeValue::S(self.owner.clone()));
-        if !renewal {
-            put = put.expression_attribute_values(":now", n(now));
-        }
+            .condition_expression(condition);
+        put = if renewal {
+            put.expression_attribute_names("#owner", "owner")
+                .expression_attribute_values(":me", AttributeValue::S(self.owner.clone()))
+        } else {
+            put.expression_attribute_values(":now", n(now))
+        };
         match put.send().await {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
