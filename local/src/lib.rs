@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod event_source;
 pub mod gateway;
+pub mod redrive;
 pub mod throttle;
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ pub struct Functions {
     pub admin: admin_api::AdminApi,
     pub persist: persist_orders::PersistOrders,
     pub close: close_expired::CloseExpired,
+    pub reconcile: reconcile::Reconcile,
 }
 
 #[derive(Clone, Debug)]
@@ -49,6 +51,8 @@ pub struct Options {
     pub max_receives: u32,
     /// `FLASHSALE_LOCAL_CONSUMERS`: concurrent batches per queue; 0 runs no consumers.
     pub consumers: usize,
+    /// `FLASHSALE_LOCAL_RECONCILE_SECS`: the EventBridge schedule of reconcile; 0 never.
+    pub reconcile_every_secs: u64,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -70,6 +74,7 @@ impl Options {
             visibility_timeout_secs: env_or("FLASHSALE_LOCAL_VISIBILITY_SECS", 5),
             max_receives: env_or("FLASHSALE_LOCAL_MAX_RECEIVES", 5),
             consumers: env_or("FLASHSALE_LOCAL_CONSUMERS", 2),
+            reconcile_every_secs: env_or("FLASHSALE_LOCAL_RECONCILE_SECS", 30),
         })
     }
 }
@@ -126,6 +131,7 @@ pub async fn start(options: Options) -> Result<Stack> {
         admin: admin_api::AdminApi::from_config(&config)?,
         persist: persist_orders::PersistOrders::from_config(&config).await?,
         close: close_expired::CloseExpired::from_config(&config).await?,
+        reconcile: reconcile::Reconcile::from_config(&config).await?,
     });
 
     let mut tasks = Vec::new();
@@ -149,6 +155,21 @@ pub async fn start(options: Options) -> Result<Stack> {
                 async move { f.close.handle(event).await }
             },
         ));
+    }
+
+    if options.reconcile_every_secs > 0 {
+        let f = functions.clone();
+        let period = std::time::Duration::from_secs(options.reconcile_every_secs);
+        tasks.push(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                if let Err(e) = f.reconcile.run().await {
+                    tracing::warn!(error = %e, "reconcile run failed");
+                }
+            }
+        }));
     }
 
     let gateway = Arc::new(Gateway {

@@ -3,11 +3,13 @@
 //! - `POST /api/admin/sales`: create a sale.
 //! - `POST /api/admin/sales/{id}/publish`: load it into Redis (cache warming); idempotent.
 //! - `GET /api/admin/sales/{id}`: the sale as MySQL has it.
+//! - `GET /api/admin/sales/{id}/report`: orders per status and the Redis/MySQL drift.
 
 use flashsale::cache::Cache;
 use flashsale::db::Db;
 use flashsale::domain::NewSale;
 use flashsale::http::{self, json, problem};
+use flashsale::report::sale_report;
 use flashsale::{Config, Error, Result, Sale, SaleId};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -42,6 +44,10 @@ impl AdminApi {
                 Ok(json(StatusCode::CREATED, &self.create_sale(&new).await?))
             }
             (["admin", "sales", id, "publish"], Method::POST) => Ok(json(StatusCode::OK, &self.publish(id.parse()?).await?)),
+            (["admin", "sales", id, "report"], Method::GET) => {
+                let sale = self.db.sale(id.parse()?).await?.ok_or(Error::NotFound("sale"))?;
+                Ok(json(StatusCode::OK, &sale_report(&self.db, &self.cache, &sale).await?))
+            }
             (["admin", "sales", id], Method::GET) => {
                 let sale = self.db.sale(id.parse()?).await?.ok_or(Error::NotFound("sale"))?;
                 Ok(json(StatusCode::OK, &sale))

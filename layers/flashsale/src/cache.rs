@@ -312,12 +312,18 @@ impl Cache {
             .await
     }
 
-    pub async fn outbox_len(&self, sale: SaleId) -> Result<u64> {
+    /// Every outbox entry of a sale: admitted orders MySQL does not have yet.
+    pub async fn pending_orders(&self, sale: SaleId) -> Result<Vec<OrderMessage>> {
         let keys = SaleKeys::new(sale);
         let mut conn = self.conn.clone();
-        self.breaker
-            .call(async { conn.hlen(&keys.outbox).await.map_err(Error::from) })
-            .await
+        let payloads: Vec<String> = self
+            .breaker
+            .call(async { conn.hvals(&keys.outbox).await.map_err(Error::from) })
+            .await?;
+        payloads
+            .iter()
+            .map(|p| serde_json::from_str(p).map_err(|e| Error::Internal(format!("outbox entry: {e}"))))
+            .collect()
     }
 
     /// Forgets an outbox entry once MySQL holds the order.

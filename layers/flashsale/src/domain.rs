@@ -106,7 +106,7 @@ impl fmt::Display for UserId {
 /// `PENDING` (admitted in Redis, not yet in MySQL) → `UNPAID` → `PAID`,
 /// or `UNPAID` → `CLOSED` (timed out, stock released),
 /// or `PENDING` → `REJECTED` (the database guard refused it; stock released).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     Pending,

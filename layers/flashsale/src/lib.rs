@@ -21,6 +21,7 @@ pub mod leases;
 pub mod messages;
 pub mod provision;
 pub mod queue;
+pub mod report;
 pub mod snowflake;
 pub mod telemetry;
 

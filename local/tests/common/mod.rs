@@ -17,6 +17,8 @@ pub async fn stack_with(customize: impl FnOnce(&mut Options)) -> Stack {
     options.addr = "127.0.0.1:0".parse().unwrap();
     options.queue_prefix = format!("test-{:08x}-", rand::random::<u32>());
     options.visibility_timeout_secs = 1;
+    // Reconcile runs only where a test calls it: it looks at every open sale.
+    options.reconcile_every_secs = 0;
     customize(&mut options);
     flashsale_local::start(options)
         .await
@@ -138,4 +140,39 @@ pub async fn mysql_sale(db: &sqlx::MySqlPool, sale: u64) -> (u32, u32) {
 
 pub async fn redis_stock(conn: &mut redis::aio::MultiplexedConnection, sale: u64) -> i64 {
     redis::cmd("GET").arg(format!("{{sale:{sale}}}:stock")).query_async(conn).await.unwrap()
+}
+
+/// An SQS event as Lambda delivers it, one record per body.
+pub fn sqs_event(bodies: &[String]) -> aws_lambda_events::event::sqs::SqsEvent {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            json!({
+                "messageId": format!("m{i}-{:08x}", rand::random::<u32>()),
+                "receiptHandle": "r",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:test",
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+/// The outbox entries of a sale, as the JSON bodies the admission sent.
+pub async fn outbox(conn: &mut redis::aio::MultiplexedConnection, sale: u64) -> Vec<String> {
+    redis::cmd("HVALS").arg(format!("{{sale:{sale}}}:outbox")).query_async(conn).await.unwrap()
+}
+
+/// Orders of a sale in MySQL: `(order id, user, status)`.
+pub async fn mysql_orders(db: &sqlx::MySqlPool, sale: u64) -> Vec<(u64, String, String)> {
+    sqlx::query_as("SELECT id, CAST(user_id AS CHAR), status FROM orders WHERE sale_id = ? ORDER BY id")
+        .bind(sale)
+        .fetch_all(db)
+        .await
+        .unwrap()
 }

@@ -1,0 +1,92 @@
+//! `reconcile` (EventBridge schedule): the outbox check-back and the drift check.
+//!
+//! - Outbox entries older than `FLASHSALE_OUTBOX_RESEND_AFTER_SECS` mean the order
+//!   message was never sent, or its consumer never finished. They are sent again:
+//!   `persist-orders` inserts the order if MySQL lacks it, or, for one it already has,
+//!   finishes what was left (close scheduling, release) and clears the entry. Either
+//!   way nothing is done twice.
+//! - Per open sale, the units in Redis, the outbox and MySQL are added up against the
+//!   stock; the drift is logged as a CloudWatch metric (embedded metric format).
+
+use chrono::Utc;
+use flashsale::cache::Cache;
+use flashsale::db::Db;
+use flashsale::queue::{self, Queue};
+use flashsale::report::{sale_report, SaleReport};
+use flashsale::{Config, Result, Sale};
+use serde::Serialize;
+
+/// Outbox entries re-sent per sale and run; the next run takes the rest.
+const RESEND_BATCH: usize = 1000;
+
+pub struct Reconcile {
+    db: Db,
+    cache: Cache,
+    queue: Queue,
+    resend_after: chrono::Duration,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SaleCheck {
+    #[serde(flatten)]
+    pub report: SaleReport,
+    pub resent: usize,
+}
+
+impl Reconcile {
+    pub fn new(db: Db, cache: Cache, queue: Queue, resend_after: std::time::Duration) -> Self {
+        let resend_after = chrono::Duration::from_std(resend_after).unwrap_or(chrono::Duration::MAX);
+        Reconcile { db, cache, queue, resend_after }
+    }
+
+    pub async fn from_config(config: &Config) -> Result<Self> {
+        let sdk = queue::aws_config(config).await;
+        Ok(Reconcile::new(
+            Db::connect(config)?,
+            Cache::connect(config)?,
+            Queue::new(&sdk, config),
+            config.outbox_resend_after,
+        ))
+    }
+
+    pub async fn run(&self) -> Result<Vec<SaleCheck>> {
+        let mut checks = Vec::new();
+        for sale in self.db.open_sales().await? {
+            checks.push(self.check(&sale).await?);
+        }
+        Ok(checks)
+    }
+
+    pub async fn check(&self, sale: &Sale) -> Result<SaleCheck> {
+        let stale = self.cache.outbox_before(sale.id, Utc::now() - self.resend_after, RESEND_BATCH).await?;
+        for message in &stale {
+            self.queue.send_order(message).await?;
+        }
+        if !stale.is_empty() {
+            tracing::warn!(sale_id = %sale.id, resent = stale.len(), "stale outbox entries sent again");
+        }
+        let report = sale_report(&self.db, &self.cache, sale).await?;
+        if let Some(drift) = report.drift {
+            emit_drift_metric(&report, drift);
+        }
+        Ok(SaleCheck { report, resent: stale.len() })
+    }
+}
+
+/// One line in CloudWatch's embedded metric format: the log line is the metric.
+fn emit_drift_metric(report: &SaleReport, drift: i64) {
+    let line = serde_json::json!({
+        "_aws": {
+            "Timestamp": Utc::now().timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": "flashsale",
+                "Dimensions": [["SaleId"]],
+                "Metrics": [{"Name": "Drift", "Unit": "Count"}, {"Name": "PendingOrders", "Unit": "Count"}],
+            }],
+        },
+        "SaleId": report.sale_id.to_string(),
+        "Drift": drift,
+        "PendingOrders": report.pending_orders,
+    });
+    println!("{line}");
+}

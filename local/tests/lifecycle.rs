@@ -1,0 +1,321 @@
+//! After admission: exactly-once persistence, the database guard, pay against close,
+//! chained timeouts, poison messages, and the reconcile check-back.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::*;
+use flashsale::cache::Cache;
+use flashsale::db::Db;
+use flashsale::messages::TimeoutMessage;
+use flashsale::queue::{self, Queue};
+use flashsale::OrderId;
+use futures::stream::{self, StreamExt};
+use persist_orders::PersistOrders;
+use redis::AsyncCommands;
+use serde_json::Value;
+
+async fn admitted(api: &Api, sale: u64, users: impl IntoIterator<Item = String>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for user in users {
+        let (status, body) = api.buy(sale, &user, None).await;
+        assert_eq!(status, 202, "{body}");
+        out.push((user, body["order_id"].as_str().unwrap().to_string()));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_and_failed_messages_persist_exactly_once() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(10, 1, 60, -1, 3600)).await;
+    let other_sale = api.sale(sale_spec(10, 1, 60, -1, 3600)).await;
+    admitted(&api, sale, ["a", "b", "c"].map(String::from)).await;
+    admitted(&api, other_sale, ["d".to_string()]).await;
+    let mut redis = redis(&stack).await;
+    let mut messages = outbox(&mut redis, sale).await;
+    messages.sort();
+    let stuck = outbox(&mut redis, other_sale).await.remove(0);
+
+    let mut config = stack.config.clone();
+    config.db_timeout = Duration::from_millis(400);
+    let sdk = queue::aws_config(&config).await;
+    let persist = PersistOrders::new(
+        Db::connect(&config).unwrap(),
+        Cache::connect(&config).unwrap(),
+        Queue::new(&sdk, &config),
+        config.max_delay_secs,
+    );
+
+    // The same message three times at once: one order, counted once.
+    let first = vec![messages[0].clone()];
+    let responses = futures::future::join_all((0..3).map(|_| persist.handle(sqs_event(&first)))).await;
+    assert!(responses.iter().all(|r| r.batch_item_failures.is_empty()));
+    let db = mysql(&stack).await;
+    assert_eq!(mysql_orders(&db, sale).await.len(), 1);
+    assert_eq!(mysql_sale(&db, sale).await.1, 1);
+
+    // A batch whose middle message cannot be written (its sale row is locked): only
+    // that message fails; the others are persisted.
+    let mut lock = db.begin().await.unwrap();
+    sqlx::query("SELECT id FROM sales WHERE id = ? FOR UPDATE").bind(other_sale).execute(&mut *lock).await.unwrap();
+    let batch = vec![messages[1].clone(), stuck.clone(), messages[2].clone()];
+    let event = sqs_event(&batch);
+    let stuck_id = event.records[1].message_id.clone().unwrap();
+    let response = persist.handle(event).await;
+    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    assert_eq!(failed, vec![stuck_id]);
+    assert_eq!(mysql_orders(&db, sale).await.len(), 3);
+    assert!(mysql_orders(&db, other_sale).await.is_empty());
+    lock.rollback().await.unwrap();
+
+    // SQS redelivers the failed message (and, being at-least-once, maybe the others).
+    let response = persist.handle(sqs_event(&batch)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let orders = mysql_orders(&db, sale).await;
+    assert_eq!(orders.len(), 3);
+    assert!(orders.iter().all(|(_, _, status)| status == "UNPAID"));
+    assert_eq!(mysql_sale(&db, sale).await, (10, 3));
+    assert_eq!(mysql_sale(&db, other_sale).await, (10, 1));
+    assert!(outbox(&mut redis, sale).await.is_empty());
+    assert!(outbox(&mut redis, other_sale).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_guard_rejects_what_mysql_has_no_room_for() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(5, 1, 60, -1, 3600)).await;
+    let db = mysql(&stack).await;
+    // Redis and MySQL disagree: MySQL thinks everything is sold.
+    sqlx::query("UPDATE sales SET sold = stock WHERE id = ?").bind(sale).execute(&db).await.unwrap();
+
+    let (user, order) = admitted(&api, sale, ["unlucky".to_string()]).await.remove(0);
+    eventually("REJECTED", Duration::from_secs(20), || async {
+        let (_, body) = api.order(&user, &order).await;
+        (body["status"] == "REJECTED").then_some(())
+    })
+    .await;
+    let mut redis = redis(&stack).await;
+    assert_eq!(redis_stock(&mut redis, sale).await, 5, "the unit went back on sale in Redis");
+    assert_eq!(mysql_sale(&db, sale).await, (5, 5), "never oversold");
+    assert!(outbox(&mut redis, sale).await.is_empty());
+    let (status, body) = api.call("POST", &format!("/api/orders/{order}/pay"), Some(&api.token(&user)), None).await;
+    assert_eq!((status, body["order_status"].as_str()), (409, Some("REJECTED")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pay_and_close_at_the_same_instant_have_exactly_one_winner() {
+    let stack = stack_with(|o| o.consumers = 3).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(200, 1, 4, -1, 3600)).await;
+    let orders: Vec<(String, String)> = stream::iter(0..200)
+        .map(|i| {
+            let api = &api;
+            async move { admitted(api, sale, [format!("race-{i}")]).await.remove(0) }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+
+    let db = mysql(&stack).await;
+    eventually("200 UNPAID orders", Duration::from_secs(60), || async {
+        let rows = mysql_orders(&db, sale).await;
+        (rows.len() == 200).then_some(())
+    })
+    .await;
+    let deadlines: Vec<(u64, i64)> = sqlx::query_as(
+        "SELECT id, CAST(UNIX_TIMESTAMP(expires_at) * 1000 AS SIGNED) FROM orders WHERE sale_id = ?",
+    )
+    .bind(sale)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let deadline_of: std::collections::HashMap<u64, i64> = deadlines.into_iter().collect();
+
+    // At each order's deadline (give or take a few ms), pay and close at once.
+    let functions = stack.functions.clone();
+    let outcomes: Vec<(String, u16)> = futures::future::join_all(orders.iter().map(|(user, order)| {
+        let (api, functions) = (&api, functions.clone());
+        let id: u64 = order.parse().unwrap();
+        let deadline = deadline_of[&id];
+        async move {
+            let jitter = rand::random::<u64>() % 30;
+            let fire_at = deadline - 15 + jitter as i64;
+            let wait = fire_at - chrono::Utc::now().timestamp_millis();
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+            let close = TimeoutMessage { order_id: OrderId(id), sale_id: flashsale::SaleId(sale), deadline_ms: deadline };
+            let close_event = sqs_event(&[serde_json::to_string(&close).unwrap()]);
+            let (path, token) = (format!("/api/orders/{order}/pay"), api.token(user));
+            let pay = api.call("POST", &path, Some(&token), None);
+            let ((status, _), closed) = tokio::join!(pay, functions.close.handle(close_event));
+            assert!(closed.batch_item_failures.is_empty());
+            (order.clone(), status)
+        }
+    }))
+    .await;
+
+    // Every order settles as PAID or CLOSED (a close that came early re-checks later).
+    let rows = eventually("no UNPAID order left", Duration::from_secs(30), || async {
+        let rows = mysql_orders(&db, sale).await;
+        rows.iter().all(|(_, _, s)| s != "UNPAID").then_some(rows)
+    })
+    .await;
+    let status_of: std::collections::HashMap<String, String> =
+        rows.iter().map(|(id, _, s)| (id.to_string(), s.clone())).collect();
+    let mut paid = 0;
+    for (order, pay_status) in &outcomes {
+        match (pay_status, status_of[order].as_str()) {
+            (200, "PAID") => paid += 1,
+            (409, "CLOSED") => {}
+            other => panic!("order {order}: pay answered {} but the order is {}", other.0, other.1),
+        }
+    }
+    let closed: HashSet<String> =
+        status_of.iter().filter(|(_, s)| *s == "CLOSED").map(|(id, _)| id.clone()).collect();
+    assert_eq!(paid + closed.len(), 200);
+
+    // Stock came back exactly once per closed order, in both stores.
+    let mut redis = redis(&stack).await;
+    assert_eq!(mysql_sale(&db, sale).await, (200, paid as u32));
+    assert_eq!(redis_stock(&mut redis, sale).await, 200 - paid as i64);
+    let released: HashSet<String> = redis.smembers(format!("{{sale:{sale}}}:released")).await.unwrap();
+    assert_eq!(released, closed);
+    let (_, report) = api.call("GET", &format!("/api/admin/sales/{sale}/report"), Some(&api.admin), None).await;
+    assert_eq!(report["drift"], 0, "{report}");
+    eprintln!("pay/close race: {paid} paid, {} closed", closed.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_window_is_closed_by_a_chain_of_delayed_messages() {
+    // One hop is capped at 1 s here (900 s on AWS), so a 4 s window takes 4 hops.
+    let stack = stack_with(|o| o.config.max_delay_secs = 1).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(3, 1, 4, -1, 3600)).await;
+    let (user, order) = admitted(&api, sale, ["patient".to_string()]).await.remove(0);
+    let db = mysql(&stack).await;
+    eventually("UNPAID", Duration::from_secs(20), || async {
+        let (_, body) = api.order(&user, &order).await;
+        (body["status"] == "UNPAID").then_some(())
+    })
+    .await;
+    let (_, body) = api.order(&user, &order).await;
+    let expires_at: chrono::DateTime<chrono::Utc> = body["expires_at"].as_str().unwrap().parse().unwrap();
+    // Still payable a while into the window: the early hops did not close it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_, body) = api.order(&user, &order).await;
+    assert_eq!(body["status"], "UNPAID");
+    eventually("CLOSED", Duration::from_secs(20), || async {
+        let (_, body) = api.order(&user, &order).await;
+        (body["status"] == "CLOSED").then_some(())
+    })
+    .await;
+    assert!(chrono::Utc::now() >= expires_at);
+    assert_eq!(mysql_sale(&db, sale).await, (3, 0));
+
+    // The hop itself: a message for a deadline 20 minutes out is sent on, not acted on.
+    let hop = TimeoutMessage { order_id: OrderId(1), sale_id: flashsale::SaleId(sale), deadline_ms: chrono::Utc::now().timestamp_millis() + 20 * 60_000 };
+    let response = stack.functions.close.handle(sqs_event(&[serde_json::to_string(&hop).unwrap()])).await;
+    assert!(response.batch_item_failures.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_end_in_the_dlq_and_can_be_moved_back() {
+    let stack = stack_with(|o| {
+        o.max_receives = 2;
+        o.visibility_timeout_secs = 1;
+    })
+    .await;
+    let sqs = aws_sdk_sqs::Client::new(&queue::aws_config(&stack.config).await);
+    sqs.send_message()
+        .queue_url(&stack.resources.orders_queue_url)
+        .message_body("this is not an order")
+        .send()
+        .await
+        .unwrap();
+    let dlq = &stack.resources.orders_dlq_url;
+    eventually("the poison message in the DLQ", Duration::from_secs(30), || async {
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(dlq)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .unwrap();
+        let n = attrs
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0);
+        (n == 1).then_some(())
+    })
+    .await;
+    let moved = flashsale_local::redrive::redrive(&sqs, dlq, &stack.resources.orders_queue_url).await.unwrap();
+    assert_eq!(moved, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_resends_orders_whose_message_never_left_and_drift_settles_to_zero() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(20, 1, 300, -1, 3600)).await;
+    // Admissions whose SQS send fails: only the outbox knows these orders.
+    let dead_sqs = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url("http://127.0.0.1:9")
+        .load()
+        .await;
+    let mut config = stack.config.clone();
+    config.breaker_failures = 1000;
+    let stranded = admit::Admit::new(
+        Cache::connect(&config).unwrap(),
+        Queue::new(&dead_sqs, &config),
+        std::sync::Arc::new(flashsale::snowflake::IdGenerator::with_worker(
+            1023,
+            Duration::from_secs(600),
+            std::sync::Arc::new(flashsale::snowflake::SystemClock),
+        )),
+        Duration::ZERO,
+    );
+    for i in 0..8 {
+        let claims = Some([("sub".to_string(), format!("stranded-{i}"))].into());
+        let r = stranded
+            .handle(flashsale_local::gateway::lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b""))
+            .await;
+        assert_eq!(r.status(), 202);
+    }
+    admitted(&api, sale, (0..4).map(|i| format!("normal-{i}"))).await;
+    let mut redis = redis(&stack).await;
+    let db = mysql(&stack).await;
+
+    // The order status says PENDING while only the outbox knows it.
+    let pending: Value = serde_json::from_str(&outbox(&mut redis, sale).await[0]).unwrap();
+    let (user, order) = (pending["user_id"].as_str().unwrap(), pending["order_id"].as_str().unwrap());
+    let (_, body) = api.order(user, order).await;
+    assert_eq!(body["status"], "PENDING", "{body}");
+
+    let reconcile = reconcile::Reconcile::new(
+        Db::connect(&stack.config).unwrap(),
+        Cache::connect(&stack.config).unwrap(),
+        Queue::new(&queue::aws_config(&stack.config).await, &stack.config),
+        Duration::ZERO,
+    );
+    let sale_row = Db::connect(&stack.config).unwrap().sale(flashsale::SaleId(sale)).await.unwrap().unwrap();
+    let check = reconcile.check(&sale_row).await.unwrap();
+    assert!(check.resent >= 8, "the stranded orders were sent again ({})", check.resent);
+
+    eventually("all 12 orders in MySQL and the outbox empty", Duration::from_secs(30), || async {
+        let mut redis = redis.clone();
+        let n = mysql_orders(&db, sale).await.len();
+        (n == 12 && outbox(&mut redis, sale).await.is_empty()).then_some(())
+    })
+    .await;
+    let (_, report) = api.call("GET", &format!("/api/admin/sales/{sale}/report"), Some(&api.admin), None).await;
+    assert_eq!(report["drift"], 0, "{report}");
+    assert_eq!(report["orders"]["UNPAID"]["orders"], 12, "{report}");
+    assert_eq!(report["redis_remaining"], 8);
+}
