@@ -9,9 +9,11 @@ WITH_ENV := eval "$$(scripts/services.sh env)" &&
 run: services
 	$(WITH_ENV) cargo run -p flashsale-local -- serve --demo
 
-## Start the services and run every test against them.
+## Start the services and run every test against them; end with one summary line.
 test: services
-	$(WITH_ENV) cargo test --workspace
+	mkdir -p .local
+	$(WITH_ENV) set -o pipefail && cargo test --workspace 2>&1 | tee .local/test-output.log
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' .local/test-output.log
 
 services:
 	scripts/services.sh up

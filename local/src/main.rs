@@ -3,13 +3,17 @@
 //! ```text
 //! flashsale-local serve [--demo]        serve on FLASHSALE_LOCAL_ADDR (127.0.0.1:3000)
 //! flashsale-local token --user U [--admin] [--ttl-secs N]
+//! flashsale-local migrate                  apply migrations/ to FLASHSALE_DATABASE_URL
+//! flashsale-local redrive DLQ_URL QUEUE_URL  move dead letters back to their queue
 //! ```
 
 use flashsale::domain::NewSale;
 use flashsale_local::{auth, Options};
 
 fn usage() -> ! {
-    eprintln!("usage: flashsale-local serve [--demo] | token --user USER [--admin] [--ttl-secs N]");
+    eprintln!(
+        "usage: flashsale-local serve [--demo] | token --user USER [--admin] [--ttl-secs N] | migrate | redrive DLQ_URL QUEUE_URL"
+    );
     std::process::exit(2)
 }
 
@@ -27,6 +31,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         "serve" => serve(flag("--demo")).await,
+        "migrate" => {
+            let config = flashsale::Config::from_env()?;
+            flashsale::db::Db::connect(&config)?.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        "redrive" => {
+            let (Some(dlq), Some(queue)) = (args.get(1), args.get(2)) else { usage() };
+            let config = flashsale::Config::from_env()?;
+            let sqs = aws_sdk_sqs::Client::new(&flashsale::queue::aws_config(&config).await);
+            let moved = flashsale_local::redrive::redrive(&sqs, dlq, queue).await?;
+            println!("moved {moved} message(s) back to {queue}");
+            Ok(())
+        }
         _ => usage(),
     }
 }

@@ -13,6 +13,7 @@ use flashsale::report::sale_report;
 use flashsale::{Config, Error, Result, Sale, SaleId};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use tracing::Instrument;
 
 const MAX_BODY: usize = 64 * 1024;
 
@@ -31,7 +32,8 @@ impl AdminApi {
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        self.route(req).await.unwrap_or_else(|e| problem(&e))
+        let span = http::request_span("admin-api", &req);
+        self.route(req).instrument(span).await.unwrap_or_else(|e| problem(&e))
     }
 
     async fn route(&self, req: Request) -> Result<Response<Body>> {

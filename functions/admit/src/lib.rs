@@ -20,6 +20,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json as j;
+use tracing::Instrument;
 
 /// A purchase body is a few bytes; anything much larger is not a purchase.
 const MAX_BODY: usize = 1024;
@@ -83,7 +84,8 @@ impl Admit {
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        self.purchase(req).await.unwrap_or_else(|e| problem(&e))
+        let span = http::request_span("admit", &req);
+        self.purchase(req).instrument(span).await.unwrap_or_else(|e| problem(&e))
     }
 
     async fn purchase(&self, req: Request) -> Result<Response<Body>> {
@@ -92,6 +94,7 @@ impl Admit {
             [sales, id, purchase] if sales == "sales" && purchase == "purchase" => id.parse()?,
             _ => return Err(Error::NotFound("route")),
         };
+        tracing::Span::current().record("sale_id", sale_id.0);
         if method != Method::POST {
             return Err(Error::MethodNotAllowed);
         }
@@ -106,14 +109,15 @@ impl Admit {
         let order = OrderMessage { order_id: self.ids.next_id().await?, sale_id, user_id: caller.user, quantity };
         match self.cache.admit(&order).await? {
             Admission::Admitted { order_id, remaining } => {
+                tracing::Span::current().record("order_id", order_id.0);
                 if remaining == 0 {
                     self.sold_out.mark(sale_id);
                 }
                 if let Err(e) = self.queue.send_order(&order).await {
                     // Safe in the outbox: reconcile re-sends it.
-                    tracing::warn!(sale_id = %sale_id, order_id = %order_id, error = %e, "order message not sent; left in the outbox");
+                    tracing::warn!(error = %e, "order message not sent; left in the outbox");
                 }
-                tracing::info!(sale_id = %sale_id, order_id = %order_id, quantity, "admitted");
+                tracing::info!(quantity, "admitted");
                 Ok(json(
                     StatusCode::ACCEPTED,
                     &j!({"order_id": order_id, "sale_id": sale_id, "status": OrderStatus::Pending, "quantity": quantity}),

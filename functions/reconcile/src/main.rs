@@ -1,5 +1,8 @@
 //! Lambda bootstrap of `reconcile`, run by an EventBridge schedule.
 
+// The reconcile future is deep enough to need more than the default type-query depth.
+#![recursion_limit = "256"]
+
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};

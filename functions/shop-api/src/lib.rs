@@ -10,6 +10,7 @@ use flashsale::http::{self, json, problem, Caller};
 use flashsale::{Config, Error, Order, OrderId, OrderStatus, Result, SaleId};
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use tracing::Instrument;
 use serde_json::json as j;
 
 pub struct ShopApi {
@@ -27,7 +28,8 @@ impl ShopApi {
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        self.route(req).await.unwrap_or_else(|e| problem(&e))
+        let span = http::request_span("shop-api", &req);
+        self.route(req).instrument(span).await.unwrap_or_else(|e| problem(&e))
     }
 
     async fn route(&self, req: Request) -> Result<Response<Body>> {

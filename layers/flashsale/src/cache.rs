@@ -43,6 +43,10 @@ impl SaleKeys {
             released: format!("{tag}:released"),
         }
     }
+
+    pub fn all(&self) -> [&str; 7] {
+        [&self.meta, &self.stock, &self.bought, &self.orders, &self.outbox, &self.outbox_at, &self.released]
+    }
 }
 
 /// What the admission script decided.
@@ -105,6 +109,7 @@ pub struct Cache {
     conn: ConnectionManager,
     admit: Script,
     release: Script,
+    warm: Script,
     breaker: Breaker,
 }
 
@@ -126,6 +131,7 @@ impl Cache {
             conn: client.get_connection_manager_lazy(manager_config)?,
             admit: Script::new(include_str!("../../../lua/admit.lua")),
             release: Script::new(include_str!("../../../lua/release.lua")),
+            warm: Script::new(include_str!("../../../lua/warm.lua")),
             breaker: Breaker::new("redis", config.breaker_failures, config.breaker_cooldown, config.redis_timeout * 2),
         })
     }
@@ -134,37 +140,39 @@ impl Cache {
         &self.breaker
     }
 
-    /// Loads a sale into Redis (cache warming). Idempotent: the stock is set only
-    /// when absent, so publishing again never undoes sales already made.
+    /// Loads a sale into Redis (cache warming); see `lua/warm.lua`.
     pub async fn warm(&self, sale: &Sale) -> Result<()> {
         let keys = SaleKeys::new(sale.id);
         let mut conn = self.conn.clone();
-        self.breaker
+        let meta = [
+            ("name", sale.name.clone()),
+            ("price_cents", sale.price_cents.to_string()),
+            ("stock", sale.stock.to_string()),
+            ("limit", sale.per_user_limit.to_string()),
+            ("starts_at_ms", sale.starts_at.timestamp_millis().to_string()),
+            ("ends_at_ms", sale.ends_at.timestamp_millis().to_string()),
+            ("payment_window_secs", sale.payment_window_secs.to_string()),
+        ];
+        let wiped: i64 = self
+            .breaker
             .call(async {
-                redis::pipe()
-                    .atomic()
-                    .hset_multiple(
-                        &keys.meta,
-                        &[
-                            ("name", sale.name.clone()),
-                            ("price_cents", sale.price_cents.to_string()),
-                            ("stock", sale.stock.to_string()),
-                            ("limit", sale.per_user_limit.to_string()),
-                            ("starts_at_ms", sale.starts_at.timestamp_millis().to_string()),
-                            ("ends_at_ms", sale.ends_at.timestamp_millis().to_string()),
-                            ("payment_window_secs", sale.payment_window_secs.to_string()),
-                        ],
-                    )
-                    .ignore()
-                    .set_nx(&keys.stock, sale.stock.saturating_sub(sale.sold))
-                    .ignore()
-                    .sadd(SALES_KEY, sale.id.0)
-                    .ignore()
-                    .query_async::<()>(&mut conn)
-                    .await
-                    .map_err(Error::from)
+                let mut warm = self.warm.prepare_invoke();
+                for key in keys.all() {
+                    warm.key(key);
+                }
+                warm.arg(sale.created_at.timestamp_millis()).arg(sale.stock.saturating_sub(sale.sold));
+                for (field, value) in &meta {
+                    warm.arg(*field).arg(value);
+                }
+                let wiped = warm.invoke_async(&mut conn).await?;
+                let _: () = conn.sadd(SALES_KEY, sale.id.0).await?;
+                Ok(wiped)
             })
-            .await
+            .await?;
+        if wiped == 1 {
+            tracing::warn!(sale_id = %sale.id, "wiped Redis state left by an earlier sale with this id");
+        }
+        Ok(())
     }
 
     pub async fn admit(&self, order: &OrderMessage) -> Result<Admission> {

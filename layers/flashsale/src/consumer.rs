@@ -6,6 +6,7 @@ use std::future::Future;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::error::{Error, Result};
 
@@ -17,14 +18,16 @@ where
 {
     let outcomes = futures::future::join_all(event.records.into_iter().map(|record| {
         let parsed = parse::<T>(&record);
-        let handled = parsed.map(&handle);
-        async move {
+        let span = tracing::info_span!("message", request_id = record.message_id.as_deref().unwrap_or_default());
+        let handled = span.in_scope(|| parsed.map(&handle));
+        let fut = async move {
             let outcome = match handled {
                 Ok(fut) => fut.await,
                 Err(e) => Err(e),
             };
             (record, outcome)
-        }
+        };
+        fut.instrument(span)
     }))
     .await;
     let mut response = SqsBatchResponse::default();

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::Row;
 
@@ -50,7 +49,7 @@ const ORDER_COLUMNS: &str = "id, sale_id, user_id, status, quantity, amount_cent
      CAST(TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(3), expires_at) DIV 1000 AS SIGNED) AS remaining_ms";
 
 const SALE_COLUMNS: &str = "id, name, description, price_cents, stock, sold, per_user_limit, starts_at, ends_at, \
-     payment_window_secs, published_at IS NOT NULL AS published";
+     payment_window_secs, published_at IS NOT NULL AS published, created_at";
 
 fn order_from(row: &MySqlRow) -> Result<Order> {
     Ok(Order {
@@ -83,6 +82,7 @@ fn sale_from(row: &MySqlRow) -> Result<Sale> {
         ends_at: row.try_get("ends_at")?,
         payment_window_secs: row.try_get("payment_window_secs")?,
         published: row.try_get::<i64, _>("published")? != 0,
+        created_at: row.try_get("created_at")?,
     })
 }
 
@@ -354,9 +354,4 @@ impl Db {
             })
             .await
     }
-}
-
-/// Now, by the database clock.
-pub async fn db_now(pool: &MySqlPool) -> Result<DateTime<Utc>> {
-    Ok(sqlx::query_scalar("SELECT UTC_TIMESTAMP(3)").fetch_one(pool).await?)
 }

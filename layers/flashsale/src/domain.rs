@@ -205,6 +205,7 @@ pub struct Sale {
     pub ends_at: DateTime<Utc>,
     pub payment_window_secs: u32,
     pub published: bool,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A sale to create, as the admin API receives it. Unknown fields are refused so a

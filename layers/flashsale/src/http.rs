@@ -119,6 +119,26 @@ pub fn admin(req: &Request) -> Result<Caller, Error> {
     Ok(caller)
 }
 
+/// The gateway's id of this request, for the logs.
+pub fn request_id(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// A span carrying the request id, with room for the sale and order ids, so every log
+/// line of a request names all three.
+pub fn request_span(name: &'static str, req: &Request) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        handler = name,
+        request_id = %request_id(req),
+        sale_id = tracing::field::Empty,
+        order_id = tracing::field::Empty
+    )
+}
+
 /// Parses a JSON body of at most `limit` bytes; `None` when there is no body.
 pub fn body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<Option<T>, Error> {
     let bytes: &[u8] = req.body().as_ref();

@@ -1,0 +1,151 @@
+//! Admission throughput, as ratios against the raw EVALSHA rate of the same script on
+//! the same Redis, measured in the same run (this machine is noisy; ratios travel).
+//!
+//! `cargo bench -p flashsale-local --bench admission` with the local services up
+//! (`scripts/services.sh up`). `BENCH_REQUESTS` (default 20000) per phase and round,
+//! `BENCH_CONCURRENCY` (default 64), `BENCH_ROUNDS` (default 3); medians are printed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flashsale::domain::NewSale;
+use flashsale_local::gateway::lambda_request;
+use futures::stream::{self, StreamExt};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Runs `requests` calls of `call(i)` with `concurrency` in flight; returns calls/s.
+async fn rate<F, Fut>(requests: usize, concurrency: usize, call: F) -> f64
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let started = Instant::now();
+    stream::iter(0..requests).map(&call).buffer_unordered(concurrency).collect::<Vec<()>>().await;
+    requests as f64 / started.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+async fn sale(stack: &flashsale_local::Stack, stock: u32) -> u64 {
+    let now = chrono::Utc::now();
+    let new = NewSale {
+        name: "bench".into(),
+        description: String::new(),
+        price_cents: 100,
+        stock,
+        per_user_limit: 1,
+        starts_at: now - chrono::Duration::seconds(1),
+        ends_at: now + chrono::Duration::hours(1),
+        payment_window_secs: 600,
+    };
+    let sale = stack.functions.admin.create_sale(&new).await.unwrap();
+    stack.functions.admin.publish(sale.id).await.unwrap();
+    sale.id.0
+}
+
+#[tokio::main]
+async fn main() {
+    let requests = env("BENCH_REQUESTS", 20_000);
+    let concurrency = env("BENCH_CONCURRENCY", 64);
+    let rounds = env("BENCH_ROUNDS", 3);
+    let mut options = flashsale_local::Options::from_env().unwrap();
+    options.addr = "127.0.0.1:0".parse().unwrap();
+    options.queue_prefix = format!("bench-{:08x}-", rand::random::<u32>());
+    options.consumers = 0;
+    options.reconcile_every_secs = 0;
+    options.config.sold_out_ttl = Duration::ZERO;
+    let stack = flashsale_local::start(options).await.expect("local services up?");
+
+    let redis = redis::Client::open(stack.config.redis_url.as_str()).unwrap();
+    let conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let script = redis::Script::new(include_str!("../../lua/admit.lua"));
+    let next_id = Arc::new(AtomicU64::new(1));
+    let functions = stack.functions.clone();
+    let http = reqwest::Client::new();
+
+    let (mut raw_admit, mut raw_reject, mut handler_admit, mut handler_reject, mut http_reject) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for round in 0..rounds {
+        // Admitting: every call is a new shopper on a sale with ample stock.
+        let raw_sale = sale(&stack, requests as u32).await;
+        raw_admit.push(
+            rate(requests, concurrency, |i| {
+                let (mut conn, script, id) = (conn.clone(), &script, next_id.fetch_add(1, Ordering::Relaxed));
+                async move {
+                    let keys = flashsale::cache::SaleKeys::new(flashsale::SaleId(raw_sale));
+                    let payload = format!("{{\"order_id\":\"{id}\",\"sale_id\":{raw_sale},\"user_id\":\"u{i}\",\"quantity\":1}}");
+                    let _: Vec<String> = script
+                        .key(&keys.meta).key(&keys.stock).key(&keys.bought).key(&keys.orders).key(&keys.outbox).key(&keys.outbox_at)
+                        .arg(format!("u{i}")).arg(1).arg(id.to_string()).arg(payload)
+                        .invoke_async(&mut conn).await.unwrap();
+                }
+            })
+            .await,
+        );
+        let handler_sale = sale(&stack, requests as u32).await;
+        handler_admit.push(
+            rate(requests, concurrency, |i| {
+                let functions = functions.clone();
+                async move {
+                    let claims = Some([("sub".to_string(), format!("u{i}"))].into());
+                    let r = functions.admit.handle(lambda_request("POST", &format!("/api/sales/{handler_sale}/purchase"), claims, b"")).await;
+                    assert_eq!(r.status(), 202);
+                }
+            })
+            .await,
+        );
+        // Turning away: the same sales, now sold out.
+        raw_reject.push(
+            rate(requests, concurrency, |i| {
+                let (mut conn, script) = (conn.clone(), &script);
+                async move {
+                    let keys = flashsale::cache::SaleKeys::new(flashsale::SaleId(raw_sale));
+                    let _: Vec<String> = script
+                        .key(&keys.meta).key(&keys.stock).key(&keys.bought).key(&keys.orders).key(&keys.outbox).key(&keys.outbox_at)
+                        .arg(format!("late{i}")).arg(1).arg("0").arg("{}")
+                        .invoke_async(&mut conn).await.unwrap();
+                }
+            })
+            .await,
+        );
+        handler_reject.push(
+            rate(requests, concurrency, |i| {
+                let functions = functions.clone();
+                async move {
+                    let claims = Some([("sub".to_string(), format!("late{i}"))].into());
+                    let r = functions.admit.handle(lambda_request("POST", &format!("/api/sales/{handler_sale}/purchase"), claims, b"")).await;
+                    assert_eq!(r.status(), 409);
+                }
+            })
+            .await,
+        );
+        let tokens: Vec<String> = (0..concurrency).map(|i| stack.token(&format!("h{i}"), false)).collect();
+        http_reject.push(
+            rate(requests, concurrency, |i| {
+                let (http, url, token) = (&http, stack.url(&format!("/api/sales/{handler_sale}/purchase")), &tokens[i % concurrency]);
+                async move {
+                    let r = http.post(url).bearer_auth(token).send().await.unwrap();
+                    assert!(r.status() == 409 || r.status() == 429);
+                }
+            })
+            .await,
+        );
+        eprintln!("round {} done", round + 1);
+    }
+    let (ra, rr, ha, hr, xr) =
+        (median(raw_admit), median(raw_reject), median(handler_admit), median(handler_reject), median(http_reject));
+    println!("admission throughput, medians of {rounds} rounds of {requests} requests at concurrency {concurrency}");
+    println!("{:<58} {:>10} {:>8}", "", "req/s", "ratio");
+    println!("{:<58} {:>10.0} {:>8}", "raw EVALSHA admit.lua, admitting (baseline)", ra, "1.00");
+    println!("{:<58} {:>10.0} {:>8.2}", "admit handler, admitting (EVALSHA + id + SQS send to moto)", ha, ha / ra);
+    println!("{:<58} {:>10.0} {:>8}", "raw EVALSHA admit.lua, sold out (baseline)", rr, "1.00");
+    println!("{:<58} {:>10.0} {:>8.2}", "admit handler, sold out (memo off)", hr, hr / rr);
+    println!("{:<58} {:>10.0} {:>8.2}", "HTTP through the local gateway, sold out (memo off)", xr, xr / rr);
+}
