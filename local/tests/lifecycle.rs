@@ -11,6 +11,7 @@ use flashsale::cache::Cache;
 use flashsale::db::Db;
 use flashsale::messages::TimeoutMessage;
 use flashsale::queue::{self, Queue};
+use flashsale::stores::Stores;
 use flashsale::OrderId;
 use futures::stream::{self, StreamExt};
 use persist_orders::PersistOrders;
@@ -43,12 +44,8 @@ async fn redelivered_and_failed_messages_persist_exactly_once() {
     let mut config = stack.config.clone();
     config.db_timeout = Duration::from_millis(400);
     let sdk = queue::aws_config(&config).await;
-    let persist = PersistOrders::new(
-        Db::connect(&config).unwrap(),
-        Cache::connect(&config).unwrap(),
-        Queue::new(&sdk, &config),
-        config.max_delay_secs,
-    );
+    let stores = Stores { db: Db::connect(&config).unwrap(), cache: Cache::connect(&config).unwrap(), queue: Queue::new(&sdk, &config) };
+    let persist = PersistOrders::new(stores, config.max_delay_secs);
 
     // The same message three times at once: one order, counted once.
     let first = vec![messages[0].clone()];
@@ -298,12 +295,7 @@ async fn reconcile_resends_orders_whose_message_never_left_and_drift_settles_to_
     let (_, body) = api.order(user, order).await;
     assert_eq!(body["status"], "PENDING", "{body}");
 
-    let reconcile = reconcile::Reconcile::new(
-        Db::connect(&stack.config).unwrap(),
-        Cache::connect(&stack.config).unwrap(),
-        Queue::new(&queue::aws_config(&stack.config).await, &stack.config),
-        Duration::ZERO,
-    );
+    let reconcile = reconcile::Reconcile::new(Stores::from_config(&stack.config).await.unwrap(), Duration::ZERO);
     let sale_row = Db::connect(&stack.config).unwrap().sale(flashsale::SaleId(sale)).await.unwrap().unwrap();
     let check = reconcile.check(&sale_row).await.unwrap();
     assert!(check.resent >= 8, "the stranded orders were sent again ({})", check.resent);

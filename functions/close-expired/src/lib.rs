@@ -7,34 +7,25 @@
 //! a crash between the two steps completes the release without doubling it.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use flashsale::cache::Cache;
 use flashsale::consumer::each_record;
-use flashsale::db::{Closing, Db};
+use flashsale::db::Closing;
 use flashsale::messages::TimeoutMessage;
-use flashsale::queue::{self, Queue};
+use flashsale::stores::Stores;
 use flashsale::{Config, Result};
 use tracing::Instrument;
 
 pub struct CloseExpired {
-    db: Db,
-    cache: Cache,
-    queue: Queue,
+    stores: Stores,
     max_delay_secs: u32,
 }
 
 impl CloseExpired {
-    pub fn new(db: Db, cache: Cache, queue: Queue, max_delay_secs: u32) -> Self {
-        CloseExpired { db, cache, queue, max_delay_secs }
+    pub fn new(stores: Stores, max_delay_secs: u32) -> Self {
+        CloseExpired { stores, max_delay_secs }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
-        let sdk = queue::aws_config(config).await;
-        Ok(CloseExpired::new(
-            Db::connect(config)?,
-            Cache::connect(config)?,
-            Queue::new(&sdk, config),
-            config.max_delay_secs,
-        ))
+        Ok(CloseExpired::new(Stores::from_config(config).await?, config.max_delay_secs))
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
@@ -49,17 +40,17 @@ impl CloseExpired {
         let now_ms = chrono::Utc::now().timestamp_millis();
         if msg.deadline_ms > now_ms {
             tracing::debug!(remaining_ms = msg.deadline_ms - now_ms, "early; next hop");
-            return self.queue.schedule_close(&msg, now_ms, self.max_delay_secs).await;
+            return self.stores.queue.schedule_close(&msg, now_ms, self.max_delay_secs).await;
         }
-        match self.db.close_if_due(msg.order_id).await? {
+        match self.stores.db.close_if_due(msg.order_id).await? {
             Closing::Closed(order) | Closing::AlreadyClosed(order) => {
-                let released = self.cache.release(order.sale_id, order.order_id, &order.user_id, order.quantity).await?;
+                let released = self.stores.cache.release(order.sale_id, order.order_id, &order.user_id, order.quantity).await?;
                 tracing::info!(released, "order closed unpaid; stock back on sale");
             }
             Closing::NotDue { remaining_ms, .. } => {
                 // This container's clock ran ahead of the database's: ask again later.
                 let next = TimeoutMessage { deadline_ms: now_ms + remaining_ms, ..msg };
-                self.queue.schedule_close(&next, now_ms, self.max_delay_secs).await?;
+                self.stores.queue.schedule_close(&next, now_ms, self.max_delay_secs).await?;
             }
             Closing::Settled(order) => tracing::debug!(status = %order.status, "nothing to close"),
             Closing::Missing => tracing::warn!("timeout for an order MySQL does not have"),

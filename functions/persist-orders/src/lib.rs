@@ -4,34 +4,25 @@
 //! back in Redis. Any failure fails only that message, which SQS redelivers.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use flashsale::cache::Cache;
 use flashsale::consumer::each_record;
-use flashsale::db::{Db, Persisted};
+use flashsale::db::Persisted;
 use flashsale::messages::{OrderMessage, TimeoutMessage};
-use flashsale::queue::{self, Queue};
+use flashsale::stores::Stores;
 use flashsale::{Config, Order, OrderStatus, Result};
 use tracing::Instrument;
 
 pub struct PersistOrders {
-    db: Db,
-    cache: Cache,
-    queue: Queue,
+    stores: Stores,
     max_delay_secs: u32,
 }
 
 impl PersistOrders {
-    pub fn new(db: Db, cache: Cache, queue: Queue, max_delay_secs: u32) -> Self {
-        PersistOrders { db, cache, queue, max_delay_secs }
+    pub fn new(stores: Stores, max_delay_secs: u32) -> Self {
+        PersistOrders { stores, max_delay_secs }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
-        let sdk = queue::aws_config(config).await;
-        Ok(PersistOrders::new(
-            Db::connect(config)?,
-            Cache::connect(config)?,
-            Queue::new(&sdk, config),
-            config.max_delay_secs,
-        ))
+        Ok(PersistOrders::new(Stores::from_config(config).await?, config.max_delay_secs))
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
@@ -43,7 +34,7 @@ impl PersistOrders {
     }
 
     async fn persist(&self, msg: OrderMessage) -> Result<()> {
-        let order = match self.db.persist_order(&msg).await? {
+        let order = match self.stores.db.persist_order(&msg).await? {
             Persisted::Accepted(order) => {
                 tracing::info!("order persisted");
                 order
@@ -61,17 +52,17 @@ impl PersistOrders {
         match order.status {
             OrderStatus::Unpaid => self.schedule_close(&order).await?,
             OrderStatus::Rejected => {
-                self.cache.release(order.sale_id, order.order_id, &order.user_id, order.quantity).await?;
+                self.stores.cache.release(order.sale_id, order.order_id, &order.user_id, order.quantity).await?;
             }
             _ => {}
         }
-        self.cache.clear_outbox(msg.sale_id, msg.order_id).await
+        self.stores.cache.clear_outbox(msg.sale_id, msg.order_id).await
     }
 
     async fn schedule_close(&self, order: &Order) -> Result<()> {
         let deadline = order.expires_at.unwrap_or(order.created_at);
         let timeout = TimeoutMessage { order_id: order.order_id, sale_id: order.sale_id, deadline_ms: deadline.timestamp_millis() };
-        self.queue
+        self.stores.queue
             .schedule_close(&timeout, chrono::Utc::now().timestamp_millis(), self.max_delay_secs)
             .await
     }

@@ -9,9 +9,7 @@
 //!   stock; the drift is logged as a CloudWatch metric (embedded metric format).
 
 use chrono::Utc;
-use flashsale::cache::Cache;
-use flashsale::db::Db;
-use flashsale::queue::{self, Queue};
+use flashsale::stores::Stores;
 use flashsale::report::{sale_report, SaleReport};
 use flashsale::{Config, Result, Sale};
 use serde::Serialize;
@@ -20,9 +18,7 @@ use serde::Serialize;
 const RESEND_BATCH: usize = 1000;
 
 pub struct Reconcile {
-    db: Db,
-    cache: Cache,
-    queue: Queue,
+    stores: Stores,
     resend_after: chrono::Duration,
 }
 
@@ -34,38 +30,32 @@ pub struct SaleCheck {
 }
 
 impl Reconcile {
-    pub fn new(db: Db, cache: Cache, queue: Queue, resend_after: std::time::Duration) -> Self {
+    pub fn new(stores: Stores, resend_after: std::time::Duration) -> Self {
         let resend_after = chrono::Duration::from_std(resend_after).unwrap_or(chrono::Duration::MAX);
-        Reconcile { db, cache, queue, resend_after }
+        Reconcile { stores, resend_after }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
-        let sdk = queue::aws_config(config).await;
-        Ok(Reconcile::new(
-            Db::connect(config)?,
-            Cache::connect(config)?,
-            Queue::new(&sdk, config),
-            config.outbox_resend_after,
-        ))
+        Ok(Reconcile::new(Stores::from_config(config).await?, config.outbox_resend_after))
     }
 
     pub async fn run(&self) -> Result<Vec<SaleCheck>> {
         let mut checks = Vec::new();
-        for sale in self.db.open_sales().await? {
+        for sale in self.stores.db.open_sales().await? {
             checks.push(self.check(&sale).await?);
         }
         Ok(checks)
     }
 
     pub async fn check(&self, sale: &Sale) -> Result<SaleCheck> {
-        let stale = self.cache.outbox_before(sale.id, Utc::now() - self.resend_after, RESEND_BATCH).await?;
+        let stale = self.stores.cache.outbox_before(sale.id, Utc::now() - self.resend_after, RESEND_BATCH).await?;
         for message in &stale {
-            self.queue.send_order(message).await?;
+            self.stores.queue.send_order(message).await?;
         }
         if !stale.is_empty() {
             tracing::warn!(sale_id = %sale.id, resent = stale.len(), "stale outbox entries sent again");
         }
-        let report = sale_report(&self.db, &self.cache, sale).await?;
+        let report = sale_report(&self.stores.db, &self.stores.cache, sale).await?;
         if let Some(drift) = report.drift {
             emit_drift_metric(&report, drift);
         }

@@ -23,6 +23,7 @@ pub mod provision;
 pub mod queue;
 pub mod report;
 pub mod snowflake;
+pub mod stores;
 pub mod telemetry;
 
 pub use config::Config;
