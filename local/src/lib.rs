@@ -1,11 +1,13 @@
 //! `flashsale-local`: the Docker-free stand-in for the AWS pieces around the functions.
 //!
 //! One process that plays API Gateway ([`gateway`]: routes, throttling, the JWT
-//! authorizer), the SQS event source mappings ([`event_source`]), and provisions the
+//! authorizer), the SQS event source mappings ([`event_source`]), CloudFront
+//! ([`edge`]: pages from the bucket) and the EventBridge schedule, and provisions the
 //! queues, the lease table and the bucket on the local stand-ins. The function code it
 //! runs is the same code each Lambda bootstrap runs.
 
 pub mod auth;
+pub mod edge;
 pub mod event_source;
 pub mod gateway;
 pub mod redrive;
@@ -128,7 +130,7 @@ pub async fn start(options: Options) -> Result<Stack> {
     let functions = Arc::new(Functions {
         admit: admit::Admit::from_config(&config).await?,
         shop: shop_api::ShopApi::from_config(&config)?,
-        admin: admin_api::AdminApi::from_config(&config)?,
+        admin: admin_api::AdminApi::from_config(&config).await?,
         persist: persist_orders::PersistOrders::from_config(&config).await?,
         close: close_expired::CloseExpired::from_config(&config).await?,
         reconcile: reconcile::Reconcile::from_config(&config).await?,
@@ -178,10 +180,21 @@ pub async fn start(options: Options) -> Result<Stack> {
         stage_bucket: TokenBucket::new(options.stage_rate.0, options.stage_rate.1),
         purchase_bucket: TokenBucket::new(options.purchase_rate.0, options.purchase_rate.1),
     });
+    let edge = Arc::new(edge::Edge {
+        bucket: flashsale::bucket::Bucket::new(flashsale::bucket::client(&sdk), config.bucket.clone()),
+        jwt_secret: options.jwt_secret.clone(),
+    });
     let app = axum::Router::new()
         .route("/api", axum::routing::any(gateway::api))
         .route("/api/{*rest}", axum::routing::any(gateway::api))
-        .with_state(gateway);
+        .with_state(gateway)
+        .merge(
+            axum::Router::new()
+                .route("/dev/sign-in", axum::routing::get(edge::sign_in_page))
+                .route("/dev/token", axum::routing::post(edge::dev_token))
+                .fallback(edge::static_file)
+                .with_state(edge),
+        );
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
         .map_err(|e| flashsale::Error::Config(format!("cannot listen on {}: {e}", options.addr)))?;

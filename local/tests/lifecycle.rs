@@ -295,7 +295,12 @@ async fn reconcile_resends_orders_whose_message_never_left_and_drift_settles_to_
     let (_, body) = api.order(user, order).await;
     assert_eq!(body["status"], "PENDING", "{body}");
 
-    let reconcile = reconcile::Reconcile::new(Stores::from_config(&stack.config).await.unwrap(), Duration::ZERO);
+    let sdk = queue::aws_config(&stack.config).await;
+    let reconcile = reconcile::Reconcile::new(
+        Stores::from_config(&stack.config).await.unwrap(),
+        flashsale::pages::Publisher::from_config(&sdk, &stack.config),
+        Duration::ZERO,
+    );
     let sale_row = Db::connect(&stack.config).unwrap().sale(flashsale::SaleId(sale)).await.unwrap().unwrap();
     let check = reconcile.check(&sale_row).await.unwrap();
     assert!(check.resent >= 8, "the stranded orders were sent again ({})", check.resent);

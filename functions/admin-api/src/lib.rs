@@ -1,7 +1,8 @@
 //! `admin-api`: the shop's side (admin group only).
 //!
 //! - `POST /api/admin/sales`: create a sale.
-//! - `POST /api/admin/sales/{id}/publish`: load it into Redis (cache warming); idempotent.
+//! - `POST /api/admin/sales/{id}/publish`: load it into Redis (cache warming) and render
+//!   its page and the index to the bucket; idempotent.
 //! - `GET /api/admin/sales/{id}`: the sale as MySQL has it.
 //! - `GET /api/admin/sales/{id}/report`: orders per status and the Redis/MySQL drift.
 
@@ -9,6 +10,7 @@ use flashsale::cache::Cache;
 use flashsale::db::Db;
 use flashsale::domain::NewSale;
 use flashsale::http::{self, json, problem};
+use flashsale::pages::Publisher;
 use flashsale::report::sale_report;
 use flashsale::{Config, Error, Result, Sale, SaleId};
 use lambda_http::http::{Method, StatusCode};
@@ -20,15 +22,17 @@ const MAX_BODY: usize = 64 * 1024;
 pub struct AdminApi {
     db: Db,
     cache: Cache,
+    pages: Publisher,
 }
 
 impl AdminApi {
-    pub fn new(db: Db, cache: Cache) -> Self {
-        AdminApi { db, cache }
+    pub fn new(db: Db, cache: Cache, pages: Publisher) -> Self {
+        AdminApi { db, cache, pages }
     }
 
-    pub fn from_config(config: &Config) -> Result<Self> {
-        Ok(AdminApi::new(Db::connect(config)?, Cache::connect(config)?))
+    pub async fn from_config(config: &Config) -> Result<Self> {
+        let sdk = flashsale::queue::aws_config(config).await;
+        Ok(AdminApi::new(Db::connect(config)?, Cache::connect(config)?, Publisher::from_config(&sdk, config)))
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -67,13 +71,15 @@ impl AdminApi {
         Ok(sale)
     }
 
-    /// Loads the sale into Redis, then marks it published: a crash in between leaves
-    /// it unpublished in MySQL, and publishing again is harmless.
+    /// Loads the sale into Redis, marks it published, then renders its page and the
+    /// index. A crash in between leaves work that publishing again finishes: every step
+    /// is idempotent.
     pub async fn publish(&self, id: SaleId) -> Result<Sale> {
         let sale = self.db.sale(id).await?.ok_or(Error::NotFound("sale"))?;
         self.cache.warm(&sale).await?;
         self.db.mark_published(id).await?;
-        tracing::info!(sale_id = %id, "sale published");
+        let pages = self.pages.refresh(&self.db, &self.cache, Some(id)).await?;
+        tracing::info!(sale_id = %id, pages_changed = pages.changed.len(), "sale published");
         self.db.sale(id).await?.ok_or(Error::NotFound("sale"))
     }
 }

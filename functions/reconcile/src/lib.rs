@@ -7,8 +7,10 @@
 //!   way nothing is done twice.
 //! - Per open sale, the units in Redis, the outbox and MySQL are added up against the
 //!   stock; the drift is logged as a CloudWatch metric (embedded metric format).
+//! - The pages of sales that sold out or ended are re-rendered to say so.
 
 use chrono::Utc;
+use flashsale::pages::Publisher;
 use flashsale::stores::Stores;
 use flashsale::report::{sale_report, SaleReport};
 use flashsale::{Config, Result, Sale};
@@ -19,6 +21,7 @@ const RESEND_BATCH: usize = 1000;
 
 pub struct Reconcile {
     stores: Stores,
+    pages: Publisher,
     resend_after: chrono::Duration,
 }
 
@@ -30,19 +33,30 @@ pub struct SaleCheck {
 }
 
 impl Reconcile {
-    pub fn new(stores: Stores, resend_after: std::time::Duration) -> Self {
+    pub fn new(stores: Stores, pages: Publisher, resend_after: std::time::Duration) -> Self {
         let resend_after = chrono::Duration::from_std(resend_after).unwrap_or(chrono::Duration::MAX);
-        Reconcile { stores, resend_after }
+        Reconcile { stores, pages, resend_after }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
-        Ok(Reconcile::new(Stores::from_config(config).await?, config.outbox_resend_after))
+        let sdk = flashsale::queue::aws_config(config).await;
+        Ok(Reconcile::new(
+            Stores::from_config(config).await?,
+            Publisher::from_config(&sdk, config),
+            config.outbox_resend_after,
+        ))
     }
 
     pub async fn run(&self) -> Result<Vec<SaleCheck>> {
         let mut checks = Vec::new();
         for sale in self.stores.db.open_sales().await? {
             checks.push(self.check(&sale).await?);
+        }
+        // Pages of sales that sold out or ended since the last run now say so; the
+        // others are unchanged and cost one HEAD each.
+        let pages = self.pages.refresh(&self.stores.db, &self.stores.cache, None).await?;
+        if !pages.changed.is_empty() {
+            tracing::info!(changed = ?pages.changed, "pages re-rendered");
         }
         Ok(checks)
     }

@@ -29,11 +29,21 @@ impl Bucket {
         Bucket { client, name: name.into() }
     }
 
-    pub async fn put(&self, key: &str, object: Object) -> Result<()> {
+    /// The SHA-256 a page was stored with (in its metadata), to skip unchanged writes.
+    pub async fn sha256(&self, key: &str) -> Result<Option<String>> {
+        match self.client.head_object().bucket(&self.name).key(key).send().await {
+            Ok(out) => Ok(out.metadata().and_then(|m| m.get("sha256")).cloned()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(Error::aws("s3", e)),
+        }
+    }
+
+    pub async fn put_with_sha256(&self, key: &str, object: Object, sha256: &str) -> Result<()> {
         self.client
             .put_object()
             .bucket(&self.name)
             .key(key)
+            .metadata("sha256", sha256)
             .body(ByteStream::from(object.body))
             .set_content_type(object.content_type)
             .set_cache_control(object.cache_control)

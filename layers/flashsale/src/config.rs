@@ -40,6 +40,13 @@ pub struct Config {
     pub max_delay_secs: u32,
     /// `FLASHSALE_OUTBOX_RESEND_AFTER_SECS`: outbox entries older than this are re-sent by reconcile.
     pub outbox_resend_after: Duration,
+    /// `FLASHSALE_CLOUDFRONT_DISTRIBUTION_ID`: invalidate changed pages there; unset, none.
+    pub cloudfront_distribution_id: Option<String>,
+    /// `FLASHSALE_API_BASE`: where the pages find the API (same origin through CloudFront).
+    pub api_base: String,
+    /// `FLASHSALE_SIGN_IN_URL`: where the pages send a shopper to sign in (the identity
+    /// provider's hosted UI on AWS; the local stack's dev sign-in locally).
+    pub sign_in_url: String,
 }
 
 impl Config {
@@ -64,6 +71,9 @@ impl Config {
             sold_out_ttl: Duration::from_millis(number("FLASHSALE_SOLD_OUT_TTL_MS", 1000)?),
             max_delay_secs: number::<u32>("FLASHSALE_MAX_DELAY_SECS", 900)?.clamp(1, 900),
             outbox_resend_after: Duration::from_secs(number("FLASHSALE_OUTBOX_RESEND_AFTER_SECS", 30)?),
+            cloudfront_distribution_id: Some(var("FLASHSALE_CLOUDFRONT_DISTRIBUTION_ID", "")).filter(|v| !v.is_empty()),
+            api_base: var("FLASHSALE_API_BASE", "/api"),
+            sign_in_url: var("FLASHSALE_SIGN_IN_URL", "/dev/sign-in"),
         })
     }
 }

@@ -5,12 +5,14 @@
 //! - [`snowflake`]: order ids, minted under a DynamoDB worker-id lease.
 //! - [`config`]: configuration from the environment.
 //! - one adapter per service: [`cache`] (Redis), [`db`] (MySQL), [`queue`] (SQS),
-//!   [`leases`] (DynamoDB), [`bucket`] (S3).
+//!   [`leases`] (DynamoDB), [`bucket`] (S3), [`cdn`] (CloudFront).
+//! - [`pages`]: the static pages, rendered and published to the bucket.
 //! - [`http`]: identity from the authorizer, JSON bodies, RFC 9457 problems.
 
 pub mod breaker;
 pub mod bucket;
 pub mod cache;
+pub mod cdn;
 pub mod config;
 pub mod consumer;
 pub mod db;
@@ -19,6 +21,7 @@ pub mod error;
 pub mod http;
 pub mod leases;
 pub mod messages;
+pub mod pages;
 pub mod provision;
 pub mod queue;
 pub mod report;
