@@ -3,20 +3,23 @@ SHELL := /bin/bash
 # Every recipe line runs with the local stand-ins' environment.
 WITH_ENV := eval "$$(scripts/services.sh env)" &&
 
-.PHONY: run test services services-down build lint
+.PHONY: run test services services-down browser build
 
 ## Start the services, build, migrate, create and publish a demo sale, serve on 127.0.0.1:3000.
 run: services
 	$(WITH_ENV) cargo run -p flashsale-local -- serve --demo
 
 ## Start the services and run every test against them; end with one summary line.
-test: services
+test: services browser
 	mkdir -p .local
 	$(WITH_ENV) set -o pipefail && cargo test --workspace 2>&1 | tee .local/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' .local/test-output.log
 
 services:
 	scripts/services.sh up
+
+browser:
+	scripts/browser.sh
 
 services-down:
 	scripts/services.sh down

@@ -52,6 +52,8 @@ impl Reconcile {
         for sale in self.stores.db.open_sales().await? {
             checks.push(self.check(&sale).await?);
         }
+        let worst = checks.iter().filter_map(|c| c.report.drift).map(i64::abs).max().unwrap_or(0);
+        emit_metric(&[], "DriftAbsMax", worst);
         // Pages of sales that sold out or ended since the last run now say so; the
         // others are unchanged and cost one HEAD each.
         let pages = self.pages.refresh(&self.stores.db, &self.stores.cache, None).await?;
@@ -70,27 +72,32 @@ impl Reconcile {
             tracing::warn!(sale_id = %sale.id, resent = stale.len(), "stale outbox entries sent again");
         }
         let report = sale_report(&self.stores.db, &self.stores.cache, sale).await?;
+        let sale_dimension = [("SaleId", sale.id.to_string())];
         if let Some(drift) = report.drift {
-            emit_drift_metric(&report, drift);
+            emit_metric(&sale_dimension, "Drift", drift);
         }
+        emit_metric(&sale_dimension, "PendingOrders", report.pending_orders as i64);
         Ok(SaleCheck { report, resent: stale.len() })
     }
 }
 
 /// One line in CloudWatch's embedded metric format: the log line is the metric.
-fn emit_drift_metric(report: &SaleReport, drift: i64) {
-    let line = serde_json::json!({
+/// `dimensions` name fields of `values`; an empty list makes a metric without
+/// dimensions (the one the alarm watches).
+fn emit_metric(dimensions: &[(&str, String)], name: &str, value: i64) {
+    let mut line = serde_json::json!({
         "_aws": {
             "Timestamp": Utc::now().timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": "flashsale",
-                "Dimensions": [["SaleId"]],
-                "Metrics": [{"Name": "Drift", "Unit": "Count"}, {"Name": "PendingOrders", "Unit": "Count"}],
+                "Dimensions": [dimensions.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
+                "Metrics": [{"Name": name, "Unit": "Count"}],
             }],
         },
-        "SaleId": report.sale_id.to_string(),
-        "Drift": drift,
-        "PendingOrders": report.pending_orders,
     });
+    for (k, v) in dimensions {
+        line[*k] = serde_json::json!(v);
+    }
+    line[name] = serde_json::json!(value);
     println!("{line}");
 }

@@ -1,0 +1,163 @@
+// The shopper page in a real browser against a running stack: countdown → open → buy →
+// pay, and a second shopper on a phone seeing a sale that just sold out.
+//
+//   BASE_URL=http://127.0.0.1:3000 SALE_ID=… SOLD_SALE_ID=… TOKEN_A=… TOKEN_B=… \
+//   SCREENSHOT_DIR=/tmp/shots npm test
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = process.env;
+const required = ['BASE_URL', 'SALE_ID', 'SOLD_SALE_ID', 'TOKEN_A', 'TOKEN_B', 'SCREENSHOT_DIR'];
+const missing = required.filter((name) => !env[name]);
+if (missing.length) throw new Error(`set ${missing.join(', ')} (see the top of ${import.meta.filename ?? 'this file'})`);
+const BASE_URL = env.BASE_URL.replace(/\/$/, '');
+const SHOTS = env.SCREENSHOT_DIR;
+const DESKTOP = { viewport: { width: 1280, height: 800 } };
+const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+
+let browser;
+let contextA;
+const problems = []; // page errors and requests that left the origin, checked after each test
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  const executablePath = env.CHROMIUM || '/usr/bin/chromium';
+  try {
+    browser = await chromium.launch({
+      executablePath,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  } catch (e) {
+    throw new Error(`cannot launch Chromium at ${executablePath} (set CHROMIUM): ${e.message}`);
+  }
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+// Collects what a shopper's page must never do: throw, log errors, or call another host.
+function watch(page, name) {
+  page.on('pageerror', (e) => problems.push(`${name}: script error: ${e.message}`));
+  // Chromium logs every 4xx (a 429 retried, the favicon) as "Failed to load resource": expected here.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`${name}: console error: ${m.text()}`);
+  });
+  page.on('request', (r) => {
+    if (!r.url().startsWith(`${BASE_URL}/`)) problems.push(`${name}: request left the origin: ${r.url()}`);
+  });
+  return page;
+}
+
+async function newShopper(name, options) {
+  const context = await browser.newContext(options);
+  return { context, page: watch(await context.newPage(), name) };
+}
+
+function checkNoProblems() {
+  const found = problems.splice(0);
+  assert.deepEqual(found, [], `the page misbehaved:\n${found.join('\n')}`);
+}
+
+const shot = (page, file) => page.screenshot({ path: join(SHOTS, file), fullPage: true });
+
+// What the shopper sees, for failure messages.
+const visible = (page) => page.evaluate(() => {
+  const q = (s) => document.querySelector(s);
+  return JSON.stringify({
+    url: location.href,
+    state: q('#state')?.dataset.state,
+    stateText: q('#state')?.textContent,
+    countdown: q('#countdown')?.textContent,
+    stockLeft: q('#stock-left')?.textContent,
+    buyDisabled: q('#buy')?.disabled,
+    signinHidden: q('#signin')?.hidden,
+    orderHidden: q('#order')?.hidden,
+    orderId: q('#order-id')?.textContent,
+    orderStatus: q('#order-status')?.dataset.status,
+    timeLeft: q('#order-time-left')?.textContent,
+    payHidden: q('#pay')?.hidden,
+    message: q('#message')?.textContent,
+  });
+}).catch((e) => `(page unreadable: ${e.message})`);
+
+// Waits for a selector; on timeout, fails with what the page showed and a screenshot.
+async function expectSoon(page, selector, what, { timeout = 10_000, state = 'attached' } = {}) {
+  try {
+    await page.locator(selector).first().waitFor({ state, timeout });
+  } catch {
+    const file = `failed-${what.replace(/\W+/g, '-')}.png`;
+    await shot(page, file).catch(() => {});
+    assert.fail(`${what}: no ${selector} (${state}) within ${timeout} ms; the page shows ${await visible(page)}; see ${join(SHOTS, file)}`);
+  }
+}
+
+test('shopper A waits for the countdown, buys and pays', async () => {
+  const shopper = await newShopper('A', DESKTOP);
+  contextA = shopper.context;
+  const page = shopper.page;
+
+  const response = await page.goto(`${BASE_URL}/sales/${env.SALE_ID}#id_token=${env.TOKEN_A}`);
+  assert.equal(response?.status(), 200, `GET /sales/${env.SALE_ID}`);
+  await expectSoon(page, '#state[data-state="upcoming"]', 'the sale is upcoming');
+  await expectSoon(page, '#countdown:has-text("Opens in")', 'a countdown to the opening');
+  assert.equal(await page.locator('#buy').isDisabled(), true, `Buy is disabled before the opening: ${await visible(page)}`);
+  assert.equal(new URL(page.url()).hash, '', 'the token is taken out of the address bar');
+  assert.equal(await page.evaluate(() => localStorage.getItem('flashsale.token')), env.TOKEN_A, 'the token is kept');
+  assert.equal(await page.locator('#signin').isHidden(), true, 'a signed-in shopper is not asked to sign in');
+  await shot(page, '01-countdown.png');
+
+  await expectSoon(page, '#buy:enabled', 'Buy is enabled when the sale opens', { timeout: 30_000 });
+  await expectSoon(page, '#state[data-state="open"]', 'the sale shows as open');
+  await shot(page, '02-open.png');
+
+  await page.locator('#buy').click();
+  await expectSoon(page, '#order-status[data-status="UNPAID"]', 'the order is reserved', { timeout: 30_000 });
+  await expectSoon(page, '#pay', 'a Pay button', { state: 'visible' });
+  assert.match(await page.locator('#order-time-left').textContent(), /^Time left to pay: \d\d:\d\d$/, 'the payment window counts down');
+  assert.equal(await page.locator('#buy').isDisabled(), true, 'no second purchase while one is in progress');
+  const orderId = await page.locator('#order-id').textContent();
+  assert.match(orderId, /^\d+$/, 'an order id is shown');
+  await shot(page, '03-payable.png');
+
+  await page.locator('#pay').click();
+  await expectSoon(page, '#order-status[data-status="PAID"]', 'the order is paid', { timeout: 15_000 });
+  await expectSoon(page, '#message:has-text("Paid — thank you!")', 'a thank-you');
+  assert.equal(await page.locator('#pay').isHidden(), true, 'Pay is gone once paid');
+  assert.equal(await page.locator('#order-id').textContent(), orderId, 'the same order is shown');
+  await shot(page, '04-paid.png');
+  await page.close();
+  checkNoProblems();
+});
+
+test('shopper A takes the last unit; shopper B on a phone sees it sold out', async () => {
+  contextA ??= (await newShopper('A', DESKTOP)).context;
+  const pageA = watch(await contextA.newPage(), 'A');
+  await pageA.goto(`${BASE_URL}/sales/${env.SOLD_SALE_ID}#id_token=${env.TOKEN_A}`);
+  await expectSoon(pageA, '#buy:enabled', 'Buy is enabled on an open sale', { timeout: 15_000 });
+  await pageA.locator('#buy').click();
+  await expectSoon(pageA, '#order-status[data-status="UNPAID"]', 'A reserves the single unit', { timeout: 30_000 });
+
+  const { page: pageB } = await newShopper('B', PHONE);
+  let purchased = false;
+  pageB.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/purchase')) purchased = true; });
+  await pageB.goto(`${BASE_URL}/sales/${env.SOLD_SALE_ID}#id_token=${env.TOKEN_B}`);
+  const buy = pageB.locator('#buy');
+  // The page may be served before the sale's live state arrives; if B gets to click,
+  // the purchase itself has to say it is sold out.
+  if (await buy.isEnabled()) await buy.click({ timeout: 1000 }).catch(() => {}); // it may turn disabled under the pointer
+  await expectSoon(pageB, '#state[data-state="sold_out"]', 'B sees the sale sold out');
+  if (purchased) await expectSoon(pageB, '#message:has-text("Sold out — every unit has been taken")', 'B is told it sold out');
+  await expectSoon(pageB, '#stock-left:text-is("0")', 'no units left');
+  assert.equal(await buy.isDisabled(), true, `B cannot buy: ${await visible(pageB)}`);
+  assert.equal(await pageB.locator('#order').isHidden(), true, 'B has no order');
+  const overflow = await pageB.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page fits a 390 px phone (it is ${overflow} px too wide)`);
+  await shot(pageB, '05-sold-out-phone.png');
+  checkNoProblems();
+});

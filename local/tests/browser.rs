@@ -1,0 +1,43 @@
+//! The shopper page in a real browser: headless Chromium (Debian's) driven by
+//! playwright-core from `e2e/`, against the local stack. `scripts/browser.sh` (run by
+//! `make test`) installs both. Screenshots of each state land in
+//! `target/browser-screenshots/`.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shopper_waits_buys_and_pays_and_a_second_sees_sold_out() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let e2e = repo.join("e2e");
+    assert!(
+        e2e.join("node_modules/playwright-core").exists(),
+        "the browser test needs scripts/browser.sh (make test runs it)"
+    );
+    let stack = stack_with(|o| o.config.bucket = format!("pages-{:08x}", rand::random::<u32>())).await;
+    let api = Api::new(&stack);
+    // Opens a little after the browser has loaded the page, so it sees the countdown.
+    let sale = api.sale(sale_spec(5, 1, 120, 12, 3600)).await;
+    let sold = api.sale(sale_spec(1, 1, 120, -1, 3600)).await;
+    let screenshots = repo.join("target/browser-screenshots");
+    let status = tokio::process::Command::new("node")
+        .arg("--test")
+        .arg("shopper.test.mjs")
+        .current_dir(&e2e)
+        .env("BASE_URL", stack.url(""))
+        .env("SALE_ID", sale.to_string())
+        .env("SOLD_SALE_ID", sold.to_string())
+        .env("TOKEN_A", api.token("browser-a"))
+        .env("TOKEN_B", api.token("browser-b"))
+        .env("SCREENSHOT_DIR", &screenshots)
+        .status()
+        .await
+        .expect("node runs");
+    assert!(status.success(), "the browser test failed (screenshots in {})", screenshots.display());
+    for shot in ["01-countdown.png", "02-open.png", "03-payable.png", "04-paid.png", "05-sold-out-phone.png"] {
+        assert!(screenshots.join(shot).exists(), "missing screenshot {shot}");
+    }
+}
