@@ -145,9 +145,40 @@ async fn publishing_a_sale_puts_its_page_behind_the_local_edge() {
     assert_eq!(asset.status(), 200);
     assert_eq!(asset.headers()["cache-control"], ASSET_CACHE);
 
-    let (status, body) = api.call("GET", &format!("/api/sales/{sale}"), None, None).await;
-    assert_eq!(status, 200, "{body}");
+    let polled = http.get(stack.url(&format!("/api/sales/{sale}"))).send().await.unwrap();
+    assert_eq!(polled.status(), 200);
+    assert_eq!(polled.headers()["cache-control"], "public, max-age=1", "the edge absorbs polling");
     assert_eq!(http.get(stack.url("/no/such/page")).send().await.unwrap().status(), 404);
     let sign_in = http.get(stack.url("/dev/sign-in")).send().await.unwrap().text().await.unwrap();
     assert!(sign_in.contains("Local development only"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_that_sells_out_gets_its_page_rerendered_to_say_so() {
+    let stack = stack_with(|o| {
+        o.consumers = 0;
+        o.config.bucket = format!("pages-{:08x}", rand::random::<u32>());
+    })
+    .await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(1, 1, 60, -1, 3600)).await;
+    let http = reqwest::Client::new();
+    let page = || async { http.get(stack.url(&format!("/sales/{sale}"))).send().await.unwrap().text().await.unwrap() };
+    assert!(page().await.contains("data-state=\"upcoming\""));
+    let (_, body) = api.call("GET", &format!("/api/sales/{sale}"), None, None).await;
+    assert_eq!(body["state"], "open");
+
+    assert_eq!(api.buy(sale, "the-one", None).await.0, 202);
+    // What reconcile runs every minute (and render-pages on demand).
+    let sdk = queue::aws_config(&stack.config).await;
+    let publisher = Publisher::from_config(&sdk, &stack.config);
+    let db = flashsale::db::Db::connect(&stack.config).unwrap();
+    let cache = flashsale::cache::Cache::connect(&stack.config).unwrap();
+    let published = publisher.refresh(&db, &cache, Some(SaleId(sale))).await.unwrap();
+    assert!(published.changed.contains(&format!("sales/{sale}")), "{published:?}");
+    let html = page().await;
+    assert!(html.contains("data-state=\"sold_out\"") && html.contains("Sold out"));
+    // Nothing changed since: the next run writes nothing for this sale.
+    let again = publisher.refresh(&db, &cache, Some(SaleId(sale))).await.unwrap();
+    assert!(!again.changed.contains(&format!("sales/{sale}")));
 }
