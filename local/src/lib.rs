@@ -6,10 +6,12 @@
 //! queues, the lease table and the bucket on the local stand-ins. The function code it
 //! runs is the same code each Lambda bootstrap runs.
 
+pub mod audit;
 pub mod auth;
 pub mod edge;
 pub mod event_source;
 pub mod gateway;
+pub mod load;
 pub mod redrive;
 pub mod throttle;
 

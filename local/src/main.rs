@@ -5,14 +5,24 @@
 //! flashsale-local token --user U [--admin] [--ttl-secs N]
 //! flashsale-local migrate                  apply migrations/ to FLASHSALE_DATABASE_URL
 //! flashsale-local redrive DLQ_URL QUEUE_URL  move dead letters back to their queue
+//! flashsale-local load [options]            a stampede against a base URL, then the audit
+//! flashsale-local audit --sale ID           check a sale's invariants in MySQL and Redis
 //! ```
+//!
+//! `load` options: `--base-url URL` (http://127.0.0.1:3000), `--sale ID` (else one is
+//! created), `--stock N` (1000), `--limit N` (1), `--shoppers N` (20000), `--requests N`
+//! (100000), `--concurrency N` (100), `--ramp-secs S` (0), `--retry-429`,
+//! `--token-file FILE` (one token per line; else dev tokens), `--admin-token T`,
+//! `--json FILE`, `--no-audit`.
 
 use flashsale::domain::NewSale;
-use flashsale_local::{auth, Options};
+use flashsale_local::load::{LoadOptions, Tokens};
+use flashsale_local::{audit, auth, Options};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: flashsale-local serve [--demo] | token --user USER [--admin] [--ttl-secs N] | migrate | redrive DLQ_URL QUEUE_URL"
+        "usage: flashsale-local serve [--demo] | token --user USER [--admin] [--ttl-secs N] | migrate \
+         | redrive DLQ_URL QUEUE_URL | load [options] | audit --sale ID"
     );
     std::process::exit(2)
 }
@@ -31,6 +41,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         "serve" => serve(flag("--demo")).await,
+        "load" => load(&flag, &value).await,
+        "audit" => {
+            let sale = value("--sale").and_then(|s| s.parse().ok()).unwrap_or_else(|| usage());
+            let config = flashsale::Config::from_env()?;
+            let (db, cache) = (flashsale::db::Db::connect(&config)?, flashsale::cache::Cache::connect(&config)?);
+            let checks = audit::audit(&db, &cache, flashsale::SaleId(sale), None).await?;
+            audit::print(&checks);
+            if checks.iter().any(|c| !c.passed) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         "migrate" => {
             let config = flashsale::Config::from_env()?;
             flashsale::db::Db::connect(&config)?.migrate().await?;
@@ -47,6 +69,56 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => usage(),
     }
+}
+
+async fn load(
+    flag: &dyn Fn(&str) -> bool,
+    value: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let number = |name: &str, default: usize| value(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let secret = std::env::var("FLASHSALE_DEV_JWT_SECRET").unwrap_or_else(|_| auth::DEFAULT_DEV_SECRET.into());
+    let tokens = match value("--token-file") {
+        Some(file) => Tokens::Listed(
+            std::fs::read_to_string(file)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
+        ),
+        None => Tokens::Signed { secret: secret.clone() },
+    };
+    let admin_token = value("--admin-token").or_else(|| {
+        matches!(tokens, Tokens::Signed { .. }).then(|| auth::token(&secret, "load-admin", true, 3600))
+    });
+    let options = LoadOptions {
+        base_url: value("--base-url").unwrap_or_else(|| "http://127.0.0.1:3000".into()),
+        sale: value("--sale").and_then(|s| s.parse().ok()),
+        stock: number("--stock", 1000) as u32,
+        per_user_limit: number("--limit", 1) as u32,
+        shoppers: number("--shoppers", 20_000),
+        requests: number("--requests", 100_000),
+        concurrency: number("--concurrency", 100),
+        ramp: std::time::Duration::from_secs_f64(value("--ramp-secs").and_then(|v| v.parse().ok()).unwrap_or(0.0)),
+        retry_429: flag("--retry-429"),
+        tokens,
+        admin_token,
+        progress: true,
+        settle_timeout: std::time::Duration::from_secs(120),
+    };
+    let report = flashsale_local::load::run(&options).await?;
+    flashsale_local::load::print(&report);
+    let checks = if flag("--no-audit") {
+        Vec::new()
+    } else {
+        let config = flashsale::Config::from_env()?;
+        let (db, cache) = (flashsale::db::Db::connect(&config)?, flashsale::cache::Cache::connect(&config)?);
+        let checks = audit::audit(&db, &cache, flashsale::SaleId(report.sale_id), Some(&report.admitted_ids)).await?;
+        audit::print(&checks);
+        checks
+    };
+    if let Some(file) = value("--json") {
+        std::fs::write(file, serde_json::to_vec_pretty(&serde_json::json!({"load": report, "audit": checks}))?)?;
+    }
+    if checks.iter().any(|c| !c.passed) {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn serve(demo: bool) -> Result<(), Box<dyn std::error::Error>> {

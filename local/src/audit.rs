@@ -1,0 +1,103 @@
+//! The consistency audit of one sale, from MySQL and Redis directly: the invariants a
+//! flash sale promises, each reported as passed or failed with the numbers behind it.
+
+use std::collections::HashSet;
+
+use flashsale::cache::Cache;
+use flashsale::db::Db;
+use flashsale::report::sale_report;
+use flashsale::{Error, OrderId, Result, SaleId};
+use serde::Serialize;
+use sqlx::Row;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub passed: bool,
+    pub detail: String,
+}
+
+fn check(name: &'static str, passed: bool, detail: String) -> Check {
+    Check { name, passed, detail }
+}
+
+/// Audits `sale`. With `admitted` (the order ids the shoppers were given), also checks
+/// that each of them is in MySQL exactly once.
+pub async fn audit(db: &Db, cache: &Cache, sale: SaleId, admitted: Option<&[OrderId]>) -> Result<Vec<Check>> {
+    let row = db.sale(sale).await?.ok_or(Error::NotFound("sale"))?;
+    let pool = db.pool();
+    let live: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM orders WHERE sale_id = ? AND status IN ('UNPAID', 'PAID')",
+    )
+    .bind(sale.0)
+    .fetch_one(pool)
+    .await?;
+    let over_limit = sqlx::query(
+        "SELECT CAST(user_id AS CHAR) AS user_id, CAST(SUM(quantity) AS SIGNED) AS units FROM orders \
+         WHERE sale_id = ? AND status IN ('UNPAID', 'PAID') GROUP BY user_id HAVING SUM(quantity) > ? LIMIT 10",
+    )
+    .bind(sale.0)
+    .bind(row.per_user_limit)
+    .fetch_all(pool)
+    .await?;
+    let over_limit: Vec<String> = over_limit
+        .iter()
+        .map(|r| format!("{} holds {}", r.get::<String, _>("user_id"), r.get::<i64, _>("units")))
+        .collect();
+    let report = sale_report(db, cache, &row).await?;
+
+    let mut checks = vec![
+        check(
+            "live orders within stock",
+            live <= i64::from(row.stock),
+            format!("UNPAID+PAID units {live}, stock {}", row.stock),
+        ),
+        check(
+            "no shopper above the limit",
+            over_limit.is_empty(),
+            if over_limit.is_empty() {
+                format!("limit {}", row.per_user_limit)
+            } else {
+                format!("limit {}: {}", row.per_user_limit, over_limit.join(", "))
+            },
+        ),
+        check(
+            "MySQL sold equals live orders",
+            i64::from(row.sold) == live,
+            format!("sales.sold {}, UNPAID+PAID units {live}", row.sold),
+        ),
+        match report.redis_remaining {
+            Some(remaining) => check(
+                "every unit accounted for",
+                report.drift == Some(0) && remaining >= 0,
+                format!(
+                    "Redis remaining {remaining} + outbox units {} + MySQL sold {} = {} (stock {})",
+                    report.pending_units,
+                    row.sold,
+                    remaining + report.pending_units as i64 + i64::from(row.sold),
+                    row.stock
+                ),
+            ),
+            None => check("every unit accounted for", false, "the sale is not in Redis".into()),
+        },
+    ];
+    if let Some(admitted) = admitted {
+        let unique: HashSet<&OrderId> = admitted.iter().collect();
+        let mut found = 0;
+        for chunk in admitted.chunks(500) {
+            found += db.existing_orders(chunk).await?.len();
+        }
+        checks.push(check(
+            "every admitted order in MySQL once",
+            unique.len() == admitted.len() && found == admitted.len(),
+            format!("{} admitted ({} distinct ids), {found} in MySQL", admitted.len(), unique.len()),
+        ));
+    }
+    Ok(checks)
+}
+
+pub fn print(checks: &[Check]) {
+    for c in checks {
+        println!("{} {:<36} {}", if c.passed { "PASS" } else { "FAIL" }, c.name, c.detail);
+    }
+}

@@ -1,0 +1,88 @@
+//! The load tool against the local stack, and the audit catching a planted oversell.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use flashsale::cache::Cache;
+use flashsale::db::Db;
+use flashsale::SaleId;
+use flashsale_local::audit::audit;
+use flashsale_local::load::{run, LoadOptions, Tokens};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stampede_of_20000_requests_sells_exactly_500_and_passes_the_audit() {
+    let stack = stack_with(|o| o.consumers = 3).await;
+    let options = LoadOptions {
+        base_url: stack.url(""),
+        sale: None,
+        stock: 500,
+        per_user_limit: 1,
+        shoppers: 5_000,
+        requests: 20_000,
+        concurrency: 64,
+        ramp: Duration::ZERO,
+        retry_429: true,
+        tokens: Tokens::Signed { secret: stack.jwt_secret.clone() },
+        admin_token: Some(stack.token("load-admin", true)),
+        progress: false,
+        settle_timeout: Duration::from_secs(60),
+    };
+    let report = run(&options).await.unwrap();
+    flashsale_local::load::print(&report);
+    assert_eq!(report.admitted, 500, "{:?}", report.outcomes);
+    assert_eq!(report.outcomes.values().sum::<u64>(), 20_000);
+    assert!(report.persisted_after_secs.is_some(), "every admitted order reached MySQL");
+
+    let db = Db::connect(&stack.config).unwrap();
+    let cache = Cache::connect(&stack.config).unwrap();
+    let checks = audit(&db, &cache, SaleId(report.sale_id), Some(&report.admitted_ids)).await.unwrap();
+    flashsale_local::audit::print(&checks);
+    assert!(checks.iter().all(|c| c.passed), "{checks:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_fails_on_a_planted_oversell() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(2, 1, 600, -1, 3600)).await;
+    for user in ["x", "y"] {
+        assert_eq!(api.buy(sale, user, None).await.0, 202);
+    }
+    let pool = mysql(&stack).await;
+    eventually("both orders persisted", Duration::from_secs(20), || async {
+        (mysql_orders(&pool, sale).await.len() == 2).then_some(())
+    })
+    .await;
+    let db = Db::connect(&stack.config).unwrap();
+    let cache = Cache::connect(&stack.config).unwrap();
+    assert!(audit(&db, &cache, SaleId(sale), None).await.unwrap().iter().all(|c| c.passed));
+
+    // By hand, behind every guard: a third unit sold to a shopper who already has one.
+    sqlx::query(
+        "INSERT INTO orders (id, sale_id, user_id, quantity, amount_cents, status, created_at, expires_at) \
+         VALUES (?, ?, 'x', 1, 1000, 'UNPAID', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3) + INTERVAL 1 HOUR)",
+    )
+    .bind(rand::random::<u32>() as u64)
+    .bind(sale)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let checks = audit(&db, &cache, SaleId(sale), None).await.unwrap();
+    flashsale_local::audit::print(&checks);
+    let failed: Vec<&str> = checks.iter().filter(|c| !c.passed).map(|c| c.name).collect();
+    assert_eq!(failed, ["live orders within stock", "no shopper above the limit", "MySQL sold equals live orders"]);
+    let detail = &checks[0].detail;
+    assert!(detail.contains("UNPAID+PAID units 3, stock 2"), "a clear message: {detail}");
+
+    // The command line says the same and exits non-zero.
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_flashsale-local"))
+        .args(["audit", "--sale", &sale.to_string()])
+        .env("FLASHSALE_DATABASE_URL", &stack.config.database_url)
+        .env("FLASHSALE_REDIS_URL", &stack.config.redis_url)
+        .status()
+        .await
+        .unwrap();
+    assert!(!status.success());
+}
