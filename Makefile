@@ -12,6 +12,7 @@ run: services
 ## Start the services and run every test against them; end with one summary line.
 test: services browser
 	mkdir -p .local
+	cargo build --workspace --bins
 	$(WITH_ENV) set -o pipefail && cargo test --workspace 2>&1 | tee .local/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' .local/test-output.log
 

@@ -84,10 +84,14 @@ async fn invoke(binary: &str, event: String, stack: &flashsale_local::Stack) -> 
         .env("FLASHSALE_TIMEOUTS_QUEUE_URL", &c.timeouts_queue_url)
         .env("FLASHSALE_BUCKET", &c.bucket)
         .env("RUST_LOG", "warn")
+        // Reconcile looks at every open sale of the shared test database; leave other
+        // tests' outboxes alone.
+        .env("FLASHSALE_OUTBOX_RESEND_AFTER_SECS", "86400")
+        .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let answer = tokio::time::timeout(Duration::from_secs(30), rx).await.expect("the bootstrap answered").unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(60), rx).await.expect("the bootstrap answered").unwrap();
     let _ = child.kill().await;
     server.abort();
     answer
@@ -100,6 +104,8 @@ fn sample(name: &str, sale: u64) -> String {
         .unwrap()
         .replace("/api/sales/1", &format!("/api/sales/{sale}"))
         .replace("\\\"sale_id\\\":1", &format!("\\\"sale_id\\\":{sale}"))
+        // A fresh order id per run: the sample order is really persisted.
+        .replace("1234567890123", &(rand::random::<u32>() as u64 + 1_000_000_000_000).to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
