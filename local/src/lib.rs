@@ -11,6 +11,7 @@ pub mod auth;
 pub mod edge;
 pub mod event_source;
 pub mod gateway;
+pub mod init_time;
 pub mod load;
 pub mod redrive;
 pub mod throttle;

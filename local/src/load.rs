@@ -149,6 +149,7 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
 
     let admitted_ids = admitted_ids.into_inner().unwrap();
     let persisted_after_secs = match &options.admin_token {
+        _ if admitted_ids.is_empty() => None,
         Some(admin) => wait_persisted(&http, &base, admin, sale, admitted_ids.len(), options.settle_timeout)
             .await?
             .then(|| started.elapsed().as_secs_f64()),

@@ -7,6 +7,7 @@
 //! flashsale-local redrive DLQ_URL QUEUE_URL  move dead letters back to their queue
 //! flashsale-local load [options]            a stampede against a base URL, then the audit
 //! flashsale-local audit --sale ID           check a sale's invariants in MySQL and Redis
+//! flashsale-local init-time BOOTSTRAP...    ms from start until each bootstrap asks for work
 //! ```
 //!
 //! `load` options: `--base-url URL` (http://127.0.0.1:3000), `--sale ID` (else one is
@@ -41,6 +42,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         "serve" => serve(flag("--demo")).await,
+        "init-time" => {
+            for binary in &args[1..] {
+                let ms = flashsale_local::init_time::measure(std::path::Path::new(binary)).await?;
+                println!("{binary}\t{ms:.1} ms");
+            }
+            Ok(())
+        }
         "load" => load(&flag, &value).await,
         "audit" => {
             let sale = value("--sale").and_then(|s| s.parse().ok()).unwrap_or_else(|| usage());

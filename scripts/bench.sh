@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Produces BENCHMARKS.md: the stampede against the local stack, next to two baselines
+# measured in the same run on the same machine, as ratios (absolute numbers travel
+# badly between machines; ratios travel better):
+#   - the raw Redis rate of the same admission script (redis-benchmark, EVALSHA);
+#   - a static response from nginx through the same load generator.
+# Plus each function's local init time and binary size. Medians of ROUNDS runs.
+#
+#   scripts/bench.sh            # ROUNDS=3 REQUESTS=100000 SHOPPERS=20000 STOCK=1000 CONNECTIONS=100
+set -euo pipefail
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$REPO"
+ROUNDS=${ROUNDS:-3} REQUESTS=${REQUESTS:-100000} SHOPPERS=${SHOPPERS:-20000}
+STOCK=${STOCK:-1000} CONNECTIONS=${CONNECTIONS:-100}
+WORK="$REPO/.local/bench"
+mkdir -p "$WORK"
+export DEBIAN_FRONTEND=noninteractive
+
+scripts/services.sh up
+eval "$(scripts/services.sh env)"
+missing=()
+command -v nginx >/dev/null || missing+=(nginx)
+command -v redis-benchmark >/dev/null || missing+=(redis-tools)
+if [ ${#missing[@]} -gt 0 ]; then apt-get update -q && apt-get install -y -q "${missing[@]}"; fi
+
+cargo build --profile bench --workspace --bins
+BIN="$REPO/target/release"
+
+# The local stack with throttling out of the way: this measures the system, not the limiter.
+export FLASHSALE_LOCAL_ADDR=127.0.0.1:3100 FLASHSALE_LOCAL_QUEUE_PREFIX=bench- \
+  FLASHSALE_LOCAL_RATE=1000000000 FLASHSALE_LOCAL_BURST=1000000 \
+  FLASHSALE_LOCAL_PURCHASE_RATE=1000000000 FLASHSALE_LOCAL_PURCHASE_BURST=1000000 \
+  FLASHSALE_LOCAL_CONSUMERS=4 FLASHSALE_LOCAL_RECONCILE_SECS=0 RUST_LOG=warn
+"$BIN/flashsale-local" serve > "$WORK/stack.log" 2>&1 &
+STACK=$!
+cat > "$WORK/nginx.conf" <<NGINX
+worker_processes auto;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:3200;
+    location / {
+      default_type application/problem+json;
+      return 409 '{"type":"/problems/sold-out","status":409,"remaining":0}';
+    }
+  }
+}
+NGINX
+nginx -c "$WORK/nginx.conf"
+trap 'kill $STACK 2>/dev/null; nginx -c "$WORK/nginx.conf" -s stop 2>/dev/null || true' EXIT
+for _ in $(seq 60); do (exec 3<>/dev/tcp/127.0.0.1/3100) 2>/dev/null && break; sleep 0.5; done
+
+SHA=$(redis-cli SCRIPT LOAD "$(cat lua/admit.lua)")
+K='{sale:bench}'
+median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+json() { python3 -c "import json,sys; d=json.load(open('$1')); print(eval(sys.argv[1]))" "$2"; }
+
+: > "$WORK/redis.txt"; : > "$WORK/nginx.txt"; : > "$WORK/stack.txt"; : > "$WORK/p50.txt"; : > "$WORK/p99.txt"; : > "$WORK/persist.txt"
+for round in $(seq "$ROUNDS"); do
+  echo "round $round/$ROUNDS" >&2
+  redis-cli DEL "$K:meta" "$K:stock" "$K:bought" "$K:orders" "$K:outbox" "$K:outbox_at" >/dev/null
+  redis-cli HSET "$K:meta" limit 1 starts_at_ms 0 ends_at_ms 9999999999999 >/dev/null
+  redis-cli SET "$K:stock" "$STOCK" >/dev/null
+  redis-benchmark -q -n "$REQUESTS" -c "$CONNECTIONS" -r "$SHOPPERS" \
+    EVALSHA "$SHA" 6 "$K:meta" "$K:stock" "$K:bought" "$K:orders" "$K:outbox" "$K:outbox_at" \
+    user:__rand_int__ 1 __rand_int__ '{}' 2>/dev/null | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | awk '{print $1}' >> "$WORK/redis.txt"
+
+  "$BIN/flashsale-local" load --base-url http://127.0.0.1:3200 --sale 1 --requests "$REQUESTS" \
+    --shoppers "$SHOPPERS" --concurrency "$CONNECTIONS" --no-audit --json "$WORK/nginx.json" > /dev/null
+  json "$WORK/nginx.json" "d['load']['requests_per_sec']" >> "$WORK/nginx.txt"
+
+  "$BIN/flashsale-local" load --base-url http://127.0.0.1:3100 --stock "$STOCK" --requests "$REQUESTS" \
+    --shoppers "$SHOPPERS" --concurrency "$CONNECTIONS" --retry-429 --json "$WORK/stack.json" | tee "$WORK/stack-round-$round.txt"
+  json "$WORK/stack.json" "d['load']['requests_per_sec']" >> "$WORK/stack.txt"
+  json "$WORK/stack.json" "d['load']['latency']['p50_ms']" >> "$WORK/p50.txt"
+  json "$WORK/stack.json" "d['load']['latency']['p99_ms']" >> "$WORK/p99.txt"
+  json "$WORK/stack.json" "d['load']['persisted_after_secs']" >> "$WORK/persist.txt"
+done
+
+REDIS=$(median < "$WORK/redis.txt"); NGINX=$(median < "$WORK/nginx.txt"); STACK_RPS=$(median < "$WORK/stack.txt")
+P50=$(median < "$WORK/p50.txt"); P99=$(median < "$WORK/p99.txt"); PERSIST=$(median < "$WORK/persist.txt")
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+
+FUNCTIONS="admit shop-api admin-api persist-orders close-expired reconcile render-pages"
+{
+  echo "# Benchmarks"
+  echo
+  echo "Produced by \`scripts/bench.sh\` (ROUNDS=$ROUNDS REQUESTS=$REQUESTS SHOPPERS=$SHOPPERS STOCK=$STOCK"
+  echo "CONNECTIONS=$CONNECTIONS) on $(date -u +%Y-%m-%d), commit \`$(git rev-parse --short HEAD)\`."
+  echo "Machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB."
+  echo "Everything ran on this one machine: the load generator, the local stack (\`bench\` profile),"
+  echo "Redis, MariaDB and moto. Figures are medians of $ROUNDS runs; rerun the script to compare."
+  echo
+  echo "## The stampede against the local stack"
+  echo
+  echo "$REQUESTS purchase requests from $SHOPPERS shoppers on a sale of $STOCK units, $CONNECTIONS connections."
+  echo
+  echo "| what | requests/s | ratio to nginx | ratio to raw EVALSHA |"
+  echo "|---|---:|---:|---:|"
+  echo "| static response from nginx, same load generator (baseline) | ${NGINX%.*} | 1.00 | $(ratio "$NGINX" "$REDIS") |"
+  echo "| raw \`EVALSHA admit.lua\` with redis-benchmark (baseline) | ${REDIS%.*} | $(ratio "$REDIS" "$NGINX") | 1.00 |"
+  echo "| the local stack: gateway, JWT, admit handler, Redis script | ${STACK_RPS%.*} | $(ratio "$STACK_RPS" "$NGINX") | $(ratio "$STACK_RPS" "$REDIS") |"
+  echo
+  echo "Stampede latency: p50 ${P50} ms, p99 ${P99} ms. Every admitted order was in MySQL ${PERSIST} s after the"
+  echo "first request (through SQS on moto, which is the slow part locally). Each run ended with a passing audit:"
+  echo
+  echo '```'
+  grep -E '^(PASS|FAIL)' "$WORK/stack-round-$ROUNDS.txt"
+  echo '```'
+  echo
+  echo "## Functions: local init time and binary size"
+  echo
+  echo "Init time is from starting the bootstrap until it first asks the Lambda Runtime API for work"
+  echo "(clients built, lease taken), measured with \`flashsale-local init-time\`. Sizes are of the x86_64"
+  echo "\`bench\`-profile binaries built here. The arm64 release bootstraps are not measured on this machine:"
+  echo "it has no aarch64 Rust standard library, and none can be installed from the registries it reaches."
+  echo
+  echo "| function | init ms (median of $ROUNDS) | size (MB) |"
+  echo "|---|---:|---:|"
+  for f in $FUNCTIONS; do
+    ms=$(for _ in $(seq "$ROUNDS"); do "$BIN/flashsale-local" init-time "$BIN/$f" | awk '{print $2}'; done | median)
+    size=$(python3 -c "import os; print(f'{os.path.getsize(\"$BIN/$f\")/1e6:.1f}')")
+    echo "| \`$f\` | $ms | $size |"
+  done
+} > BENCHMARKS.md
+cat BENCHMARKS.md
