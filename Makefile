@@ -11,6 +11,7 @@ run: services
 
 ## Start the services and run every test against them; end with one summary line.
 test: services browser
+	scripts/lint-template.sh
 	mkdir -p .local
 	cargo build --workspace --bins
 	$(WITH_ENV) set -o pipefail && cargo test --workspace 2>&1 | tee .local/test-output.log

@@ -146,7 +146,11 @@ test('shopper A takes the last unit; shopper B on a phone sees it sold out', asy
   const { page: pageB } = await newShopper('B', PHONE);
   let purchased = false;
   pageB.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/purchase')) purchased = true; });
-  await pageB.goto(`${BASE_URL}/sales/${env.SOLD_SALE_ID}#id_token=${env.TOKEN_B}`);
+  // B signs in the way Cognito's implicit grant hands over: on the callback page (the
+  // index) with the token and the `state` naming the page to return to.
+  await pageB.goto(`${BASE_URL}/#id_token=${env.TOKEN_B}&state=${encodeURIComponent(`/sales/${env.SOLD_SALE_ID}`)}`);
+  await pageB.waitForURL(`${BASE_URL}/sales/${env.SOLD_SALE_ID}`, { timeout: 10_000 });
+  assert.equal(await pageB.evaluate(() => localStorage.getItem('flashsale.token')), env.TOKEN_B, 'B arrives signed in');
   const buy = pageB.locator('#buy');
   // The page may be served before the sale's live state arrives; if B gets to click,
   // the purchase itself has to say it is sold out.

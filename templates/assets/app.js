@@ -3,8 +3,23 @@
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
+  // Cognito's implicit grant lands on the callback page (the index) with the token and
+  // the `state` we sent: the page to go back to. Keep the token and go there.
+  const landed = new URLSearchParams(location.hash.slice(1));
+  const handedOver = landed.get('id_token') || landed.get('access_token');
+  const back = landed.get('state') || '';
+  if (handedOver) {
+    try { localStorage.setItem('flashsale.token', handedOver); } catch { /* memory only */ }
+    if (back.startsWith('/') && !back.startsWith('//') && back !== location.pathname) {
+      location.replace(back);
+      return;
+    }
+  }
   const root = $('sale');
-  if (!root) return;
+  if (!root) {
+    if (handedOver) history.replaceState(null, '', location.pathname + location.search);
+    return;
+  }
   const saleId = root.dataset.saleId;
   const api = root.dataset.api || '/api';
   const TOKEN_KEY = 'flashsale.token';
@@ -48,7 +63,9 @@
   };
   let expiry = token ? tokenExpiry(token) : 0;
   const signIn = root.dataset.signInUrl || '/sign-in';
-  $('signin').href = `${signIn}${signIn.includes('?') ? '&' : '?'}return=${encodeURIComponent(location.pathname)}`;
+  // `return` for the dev sign-in, `state` for Cognito (which hands it back untouched).
+  const here = encodeURIComponent(location.pathname);
+  $('signin').href = `${signIn}${signIn.includes('?') ? '&' : '?'}return=${here}&state=${here}`;
 
   // Server clock = performance.now() + offset: monotonic, so a device clock that is
   // wrong or jumps cannot open the sale early or late. Until the first answer, trust the device.

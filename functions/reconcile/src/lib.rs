@@ -49,8 +49,12 @@ impl Reconcile {
 
     pub async fn run(&self) -> Result<Vec<SaleCheck>> {
         let mut checks = Vec::new();
+        // One sale's trouble (SQS refusing its re-sends, say) must not stop the others.
         for sale in self.stores.db.open_sales().await? {
-            checks.push(self.check(&sale).await?);
+            match self.check(&sale).await {
+                Ok(check) => checks.push(check),
+                Err(e) => tracing::warn!(sale_id = %sale.id, error = %e, "reconcile of this sale failed; next run retries"),
+            }
         }
         let worst = checks.iter().filter_map(|c| c.report.drift).map(i64::abs).max().unwrap_or(0);
         emit_metric(&[], "DriftAbsMax", worst);

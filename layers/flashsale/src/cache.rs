@@ -270,26 +270,25 @@ impl Cache {
             .await
     }
 
-    /// An admitted order that MySQL does not have yet, found by id alone.
+    /// An admitted order that MySQL does not have yet, found by id alone: one
+    /// pipelined look into every published sale's outbox.
     pub async fn pending_order(&self, order: OrderId) -> Result<Option<(OrderMessage, DateTime<Utc>)>> {
         let mut conn = self.conn.clone();
         self.breaker
             .call(async {
                 let sales: Vec<u64> = conn.smembers(SALES_KEY).await?;
-                for sale in sales {
-                    let keys = SaleKeys::new(SaleId(sale));
-                    let (payload, at): (Option<String>, Option<f64>) = redis::pipe()
-                        .hget(&keys.outbox, order.to_string())
-                        .zscore(&keys.outbox_at, order.to_string())
-                        .query_async(&mut conn)
-                        .await?;
-                    if let Some(payload) = payload {
-                        let message = serde_json::from_str(&payload)
-                            .map_err(|e| Error::Internal(format!("outbox entry {order}: {e}")))?;
-                        return Ok(Some((message, ms_to_time(at.unwrap_or(0.0) as i64))));
-                    }
+                let mut lookup = redis::pipe();
+                for sale in &sales {
+                    let keys = SaleKeys::new(SaleId(*sale));
+                    lookup.hget(&keys.outbox, order.to_string()).zscore(&keys.outbox_at, order.to_string());
                 }
-                Ok(None)
+                let found: Vec<(Option<String>, Option<f64>)> = lookup.query_async(&mut conn).await?;
+                let Some((payload, at)) = found.into_iter().find_map(|(p, at)| p.map(|p| (p, at))) else {
+                    return Ok(None);
+                };
+                let message = serde_json::from_str(&payload)
+                    .map_err(|e| Error::Internal(format!("outbox entry {order}: {e}")))?;
+                Ok(Some((message, ms_to_time(at.unwrap_or(0.0) as i64))))
             })
             .await
     }
