@@ -262,10 +262,7 @@ async fn reconcile_resends_orders_whose_message_never_left_and_drift_settles_to_
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(20, 1, 300, -1, 3600)).await;
     // Admissions whose SQS send fails: only the outbox knows these orders.
-    let dead_sqs = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url("http://127.0.0.1:9")
-        .load()
-        .await;
+    let dead_sqs = unreachable_aws().await;
     let mut config = stack.config.clone();
     config.breaker_failures = 1000;
     let stranded = admit::Admit::new(

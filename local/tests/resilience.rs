@@ -35,10 +35,7 @@ async fn sqs_down_still_admits_and_the_outbox_keeps_every_order() {
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(50, 1, 60, -1, 3600)).await;
     // An SQS endpoint where nothing listens.
-    let dead_sqs = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url("http://127.0.0.1:9")
-        .load()
-        .await;
+    let dead_sqs = unreachable_aws().await;
     let admit = admit_with(&stack.config, &dead_sqs).await;
 
     let mut order_ids = HashSet::new();

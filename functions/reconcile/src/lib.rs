@@ -69,9 +69,15 @@ impl Reconcile {
 
     pub async fn check(&self, sale: &Sale) -> Result<SaleCheck> {
         let stale = self.stores.cache.outbox_before(sale.id, Utc::now() - self.resend_after, RESEND_BATCH).await?;
+        let mut sent = Vec::with_capacity(stale.len());
         for message in &stale {
-            self.stores.queue.send_order(message).await?;
+            if let Err(e) = self.stores.queue.send_order(message).await {
+                self.stores.cache.touch_outbox(sale.id, &sent).await?;
+                return Err(e);
+            }
+            sent.push(message.order_id);
         }
+        self.stores.cache.touch_outbox(sale.id, &sent).await?;
         if !stale.is_empty() {
             tracing::warn!(sale_id = %sale.id, resent = stale.len(), "stale outbox entries sent again");
         }

@@ -333,6 +333,25 @@ impl Cache {
             .collect()
     }
 
+    /// Marks outbox entries as sent again just now, so the next check-back waits a whole
+    /// period before sending them once more (no re-send storm while SQS is slow).
+    pub async fn touch_outbox(&self, sale: SaleId, orders: &[OrderId]) -> Result<()> {
+        if orders.is_empty() {
+            return Ok(());
+        }
+        let keys = SaleKeys::new(sale);
+        let now = Utc::now().timestamp_millis();
+        let mut touch = redis::cmd("ZADD");
+        touch.arg(&keys.outbox_at).arg("XX");
+        for order in orders {
+            touch.arg(now).arg(order.to_string());
+        }
+        let mut conn = self.conn.clone();
+        self.breaker
+            .call(async { touch.query_async::<()>(&mut conn).await.map_err(Error::from) })
+            .await
+    }
+
     /// Forgets an outbox entry once MySQL holds the order.
     pub async fn clear_outbox(&self, sale: SaleId, order: OrderId) -> Result<()> {
         let keys = SaleKeys::new(sale);

@@ -176,3 +176,11 @@ pub async fn mysql_orders(db: &sqlx::MySqlPool, sale: u64) -> Vec<(u64, String, 
         .await
         .unwrap()
 }
+
+/// AWS clients pointed at a port where nothing listens: SQS (or any service) down.
+pub async fn unreachable_aws() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url("http://127.0.0.1:9")
+        .load()
+        .await
+}
