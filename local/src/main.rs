@@ -14,7 +14,8 @@
 //! created), `--stock N` (1000), `--limit N` (1), `--shoppers N` (20000), `--requests N`
 //! (100000), `--concurrency N` (100), `--ramp-secs S` (0), `--retry-429`,
 //! `--token-file FILE` (one token per line; else dev tokens), `--admin-token T`,
-//! `--json FILE`, `--no-audit`.
+//! `--json FILE`, `--no-audit`, `--settle-secs S` (300: how long to wait for every admitted
+//! order to reach MySQL before the audit).
 
 use flashsale::domain::NewSale;
 use flashsale_local::load::{LoadOptions, Tokens};
@@ -107,7 +108,7 @@ async fn load(
         tokens,
         admin_token,
         progress: true,
-        settle_timeout: std::time::Duration::from_secs(120),
+        settle_timeout: std::time::Duration::from_secs(number("--settle-secs", 300) as u64),
     };
     let report = flashsale_local::load::run(&options).await?;
     flashsale_local::load::print(&report);
