@@ -51,8 +51,11 @@ async fn the_audit_fails_on_a_planted_oversell() {
         assert_eq!(api.buy(sale, user, None).await.0, 202);
     }
     let pool = mysql(&stack).await;
+    let redis = redis(&stack).await;
+    // Settled: in MySQL, and their outbox entries cleared (until then a unit counts twice).
     eventually("both orders persisted", Duration::from_secs(20), || async {
-        (mysql_orders(&pool, sale).await.len() == 2).then_some(())
+        let settled = mysql_orders(&pool, sale).await.len() == 2 && outbox(&mut redis.clone(), sale).await.is_empty();
+        settled.then_some(())
     })
     .await;
     let db = Db::connect(&stack.config).unwrap();
