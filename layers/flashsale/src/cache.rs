@@ -370,14 +370,4 @@ impl Cache {
             })
             .await
     }
-
-    pub async fn published_sales(&self) -> Result<Vec<SaleId>> {
-        let mut conn = self.conn.clone();
-        self.breaker
-            .call(async {
-                let ids: Vec<u64> = conn.smembers(SALES_KEY).await?;
-                Ok(ids.into_iter().map(SaleId).collect())
-            })
-            .await
-    }
 }

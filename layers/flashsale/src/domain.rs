@@ -143,11 +143,6 @@ impl OrderStatus {
             (Pending, Unpaid) | (Pending, Rejected) | (Unpaid, Paid) | (Unpaid, Closed)
         )
     }
-
-    /// Whether the order holds stock (counts towards `sales.sold`).
-    pub fn holds_stock(self) -> bool {
-        matches!(self, OrderStatus::Pending | OrderStatus::Unpaid | OrderStatus::Paid)
-    }
 }
 
 impl FromStr for OrderStatus {

@@ -52,10 +52,6 @@ impl WorkerLeases {
         self.duration
     }
 
-    pub fn owner(&self) -> &str {
-        &self.owner
-    }
-
     /// Takes a free or expired worker id, starting at a random one so containers that
     /// start together do not all fight over id 0.
     pub async fn acquire(&self) -> Result<u16> {

@@ -25,10 +25,6 @@ impl Queue {
         }
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     pub async fn send_order(&self, msg: &OrderMessage) -> Result<()> {
         self.send(&self.orders_url, serde_json::to_string(msg), 0).await
     }
