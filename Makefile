@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 # Every recipe line runs with the local stand-ins' environment.
 WITH_ENV := eval "$$(scripts/services.sh env)" &&
+# Tests run on a database, Redis database, bucket and lease table of their own.
+WITH_TEST_ENV := eval "$$(scripts/services.sh test-env)" &&
 
 .PHONY: run test services services-down browser build
 
@@ -9,12 +11,14 @@ WITH_ENV := eval "$$(scripts/services.sh env)" &&
 run: services
 	$(WITH_ENV) cargo run -p flashsale-local -- serve --demo
 
-## Start the services and run every test against them; end with one summary line.
+## Start the services and run every test against them, from an empty test database
+## (as on a fresh machine); end with one summary line.
 test: services browser
 	scripts/lint-template.sh
 	mkdir -p .local
 	cargo build --workspace --bins
-	$(WITH_ENV) set -o pipefail && cargo test --workspace 2>&1 | tee .local/test-output.log
+	scripts/services.sh reset-test
+	$(WITH_TEST_ENV) set -o pipefail && cargo test --workspace --no-fail-fast 2>&1 | tee .local/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' .local/test-output.log
 
 services:

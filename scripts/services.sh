@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Local loopback stand-ins for the AWS pieces: Redis (ElastiCache), MariaDB
 # (RDS) and moto (SQS/DynamoDB/S3). Written for a root shell without systemd.
-# Usage: scripts/services.sh up|down|status|env
+# Usage: scripts/services.sh up|down|status|env|test-env|reset-test
+#   env        the variables of the developer's stack (`make run`)
+#   test-env   the variables of the tests: a MySQL database, a Redis database, a
+#              bucket and a lease table of their own, so `make run` never shows
+#              what the tests left and the dev stack's reconcile never works through it
+#   reset-test drop and recreate the tests' database and empty their Redis database,
+#              so every `make test` starts as a fresh machine's first run does
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -163,10 +169,37 @@ cmd_status() {
   return "$rc"
 }
 
+TEST_DATABASE=flashsale_test
+# Redis database 1 belongs to scripts/bench.sh.
+TEST_REDIS_DB=2
+
 cmd_env() {
   cat <<'EOF'
 export FLASHSALE_REDIS_URL=redis://127.0.0.1:6379
 export FLASHSALE_DATABASE_URL=mysql://flashsale:flashsale@127.0.0.1:3306/flashsale
+EOF
+  aws_env
+}
+
+cmd_test_env() {
+  cat <<EOF
+export FLASHSALE_REDIS_URL=redis://127.0.0.1:6379/$TEST_REDIS_DB
+export FLASHSALE_DATABASE_URL=mysql://flashsale:flashsale@127.0.0.1:3306/$TEST_DATABASE
+export FLASHSALE_BUCKET=flashsale-test-pages
+export FLASHSALE_LEASE_TABLE=flashsale-test-id-leases
+EOF
+  aws_env
+}
+
+cmd_reset_test() {
+  mysql_root "DROP DATABASE IF EXISTS $TEST_DATABASE; CREATE DATABASE $TEST_DATABASE"
+  have redis-cli || apt_install redis-tools
+  redis-cli -h 127.0.0.1 -p 6379 -n "$TEST_REDIS_DB" flushdb >/dev/null
+  log "tests: database $TEST_DATABASE and Redis database $TEST_REDIS_DB are empty"
+}
+
+aws_env() {
+  cat <<'EOF'
 export AWS_ENDPOINT_URL=http://127.0.0.1:5000
 export AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=test
@@ -180,5 +213,7 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
-  *) log "usage: $0 up|down|status|env"; exit 2 ;;
+  test-env) cmd_test_env ;;
+  reset-test) cmd_reset_test ;;
+  *) log "usage: $0 up|down|status|env|test-env|reset-test"; exit 2 ;;
 esac
