@@ -19,6 +19,11 @@ if not meta[1] then
   return {'unknown'}
 end
 
+-- A call retried after a time-out may find its own admission done: the same answer.
+if redis.call('HEXISTS', KEYS[5], ARGV[3]) == 1 then
+  return {'admitted', ARGV[3], redis.call('GET', KEYS[2]) or '0'}
+end
+
 -- The sale window is judged by Redis's clock, the one clock every container shares.
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)

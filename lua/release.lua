@@ -1,22 +1,32 @@
--- Puts an order's units back on sale, at most once per order: a closed or rejected
--- order may be released again after a crash, and only the first call counts.
+-- Ends an order's hold on a sale's stock in Redis, at most once per order: a closed,
+-- refused or undone order may be settled again after a crash, and only the first
+-- call counts.
 --
 -- KEYS ({sale:ID} hash tag): 1 stock, 2 bought, 3 orders, 4 outbox, 5 outbox_at, 6 released
--- ARGV: order id, user, quantity
--- Reply: 1 released now, 0 released before, -1 sale not in Redis (nothing to give back to).
+-- ARGV: mode, order id, user, quantity, then for 'reject': sale stock, MySQL sold and the
+--       ids of outbox entries MySQL already has (read under the sale's row lock, so no
+--       order commits or closes meanwhile)
+-- Modes:
+--   close   the order timed out unpaid: its units go back on sale.
+--   undo    its admission is taken back before the shopper was told (its order message
+--           could be kept nowhere): only while it is still in the outbox.
+--   reject  MySQL refused it: a unit MySQL had no room for never existed, so instead of
+--           giving it back the stock is set to what MySQL and the outbox leave over.
+-- Reply: the stock now on sale; -1 when the sale is not in Redis, -2 when settled
+--        before, -3 when an undo finds the order gone from the outbox (it was persisted).
 
+local mode, order_id, user, quantity = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
-if redis.call('SADD', KEYS[6], ARGV[1]) == 0 then
-  return 0
+if mode == 'undo' and redis.call('HEXISTS', KEYS[4], order_id) == 0 then
+  return -3
+end
+if redis.call('SADD', KEYS[6], order_id) == 0 then
+  return -2
 end
 
-local quantity = tonumber(ARGV[3])
-redis.call('INCRBY', KEYS[1], quantity)
-
 -- The shopper gets the allowance back: the order that used it did not happen.
-local user = ARGV[2]
 if redis.call('HINCRBY', KEYS[2], user, -quantity) <= 0 then
   redis.call('HDEL', KEYS[2], user)
 end
@@ -24,7 +34,7 @@ local ids = redis.call('HGET', KEYS[3], user)
 if ids then
   local kept = {}
   for id in string.gmatch(ids, '%S+') do
-    if id ~= ARGV[1] then
+    if id ~= order_id then
       kept[#kept + 1] = id
     end
   end
@@ -34,7 +44,25 @@ if ids then
     redis.call('HSET', KEYS[3], user, table.concat(kept, ' '))
   end
 end
+redis.call('HDEL', KEYS[4], order_id)
+redis.call('ZREM', KEYS[5], order_id)
 
-redis.call('HDEL', KEYS[4], ARGV[1])
-redis.call('ZREM', KEYS[5], ARGV[1])
-return 1
+if mode ~= 'reject' then
+  return redis.call('INCRBY', KEYS[1], quantity)
+end
+-- Every unit is on sale, in the outbox, or sold in MySQL: what is not in the other two
+-- is on sale. A unit MySQL refused for lack of room is in none of them.
+local known = {}
+for i = 7, #ARGV do
+  known[ARGV[i]] = true
+end
+local pending = 0
+local outbox = redis.call('HGETALL', KEYS[4])
+for i = 1, #outbox, 2 do
+  if not known[outbox[i]] then
+    pending = pending + tonumber(cjson.decode(outbox[i + 1]).quantity)
+  end
+end
+local remaining = math.max(0, tonumber(ARGV[5]) - tonumber(ARGV[6]) - pending)
+redis.call('SET', KEYS[1], remaining)
+return remaining

@@ -21,8 +21,10 @@ fn check(name: &'static str, passed: bool, detail: String) -> Check {
     Check { name, passed, detail }
 }
 
-/// Audits `sale`. With `admitted` (the order ids the shoppers were given), also checks
-/// that each of them is in MySQL exactly once.
+/// Audits `sale`. With `admitted` (the order ids the shoppers were given, every
+/// purchase of the sale), also checks that the sale's orders in MySQL are exactly
+/// those: none missing, and none that no shopper was told of (a purchase turned into
+/// two orders, say).
 pub async fn audit(db: &Db, cache: &Cache, sale: SaleId, admitted: Option<&[OrderId]>) -> Result<Vec<Check>> {
     let row = db.sale(sale).await?.ok_or(Error::NotFound("sale"))?;
     let pool = db.pool();
@@ -82,15 +84,19 @@ pub async fn audit(db: &Db, cache: &Cache, sale: SaleId, admitted: Option<&[Orde
         },
     ];
     if let Some(admitted) = admitted {
-        let unique: HashSet<&OrderId> = admitted.iter().collect();
-        let mut found = 0;
-        for chunk in admitted.chunks(500) {
-            found += db.existing_orders(chunk).await?.len();
-        }
+        let told: HashSet<OrderId> = admitted.iter().copied().collect();
+        let stored: HashSet<OrderId> = db.order_ids(sale).await?.into_iter().collect();
+        let missing = told.difference(&stored).count();
+        let untold = stored.difference(&told).count();
         checks.push(check(
             "every admitted order in MySQL once",
-            unique.len() == admitted.len() && found == admitted.len(),
-            format!("{} admitted ({} distinct ids), {found} in MySQL", admitted.len(), unique.len()),
+            told.len() == admitted.len() && missing == 0 && untold == 0,
+            format!(
+                "{} admitted ({} distinct ids), {} orders in MySQL: {missing} missing, {untold} no shopper was told of",
+                admitted.len(),
+                told.len(),
+                stored.len()
+            ),
         ));
     }
     Ok(checks)

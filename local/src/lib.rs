@@ -121,6 +121,7 @@ pub async fn start(options: Options) -> Result<Stack> {
     let names = Names {
         prefix: options.queue_prefix.clone(),
         lease_table: config.lease_table.clone(),
+        pending_table: config.pending_table.clone(),
         bucket: config.bucket.clone(),
         max_receives: options.max_receives,
         visibility_timeout_secs: options.visibility_timeout_secs,
@@ -132,7 +133,7 @@ pub async fn start(options: Options) -> Result<Stack> {
 
     let functions = Arc::new(Functions {
         admit: admit::Admit::from_config(&config).await?,
-        shop: shop_api::ShopApi::from_config(&config)?,
+        shop: shop_api::ShopApi::from_config(&config).await?,
         admin: admin_api::AdminApi::from_config(&config).await?,
         persist: persist_orders::PersistOrders::from_config(&config).await?,
         close: close_expired::CloseExpired::from_config(&config).await?,

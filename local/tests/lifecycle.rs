@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::*;
-use flashsale::cache::Cache;
 use flashsale::db::Db;
 use flashsale::messages::TimeoutMessage;
 use flashsale::queue::{self, Queue};
@@ -44,7 +43,7 @@ async fn redelivered_and_failed_messages_persist_exactly_once() {
     let mut config = stack.config.clone();
     config.db_timeout = Duration::from_millis(400);
     let sdk = queue::aws_config(&config).await;
-    let stores = Stores { db: Db::connect(&config).unwrap(), cache: Cache::connect(&config).unwrap(), queue: Queue::new(&sdk, &config) };
+    let stores = Stores::new(&sdk, &config).unwrap();
     let persist = PersistOrders::new(stores, config.max_delay_secs);
 
     // The same message three times at once: one order, counted once.
@@ -97,11 +96,14 @@ async fn the_database_guard_rejects_what_mysql_has_no_room_for() {
     })
     .await;
     let mut redis = redis(&stack).await;
-    assert_eq!(redis_stock(&mut redis, sale).await, 5, "the unit went back on sale in Redis");
+    // The refused unit never existed: Redis is corrected down to MySQL, not given it back.
+    assert_eq!(redis_stock(&mut redis, sale).await, 0, "Redis follows MySQL after a refusal");
     assert_eq!(mysql_sale(&db, sale).await, (5, 5), "never oversold");
     assert!(outbox(&mut redis, sale).await.is_empty());
     let (status, body) = api.call("POST", &format!("/api/orders/{order}/pay"), Some(&api.token(&user)), None).await;
     assert_eq!((status, body["order_status"].as_str()), (409, Some("REJECTED")));
+    let (status, body) = api.buy(sale, "next", None).await;
+    assert_eq!((status, body["type"].as_str()), (409, Some("/problems/sold-out")), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,15 +267,16 @@ async fn reconcile_resends_orders_whose_message_never_left_and_drift_settles_to_
     let dead_sqs = unreachable_aws().await;
     let mut config = stack.config.clone();
     config.breaker_failures = 1000;
+    let live = queue::aws_config(&config).await;
     let stranded = admit::Admit::new(
-        Cache::connect(&config).unwrap(),
-        Queue::new(&dead_sqs, &config),
+        Stores { queue: Queue::new(&dead_sqs, &config), ..Stores::new(&live, &config).unwrap() },
         std::sync::Arc::new(flashsale::snowflake::IdGenerator::with_worker(
             1023,
             Duration::from_secs(600),
             std::sync::Arc::new(flashsale::snowflake::SystemClock),
         )),
         Duration::ZERO,
+        config.recovery_drain_bound,
     );
     for i in 0..8 {
         let claims = Some([("sub".to_string(), format!("stranded-{i}"))].into());
@@ -293,10 +296,12 @@ async fn reconcile_resends_orders_whose_message_never_left_and_drift_settles_to_
     assert_eq!(body["status"], "PENDING", "{body}");
 
     let sdk = queue::aws_config(&stack.config).await;
+    let mut config = stack.config.clone();
+    config.outbox_resend_after = Duration::ZERO;
     let reconcile = reconcile::Reconcile::new(
-        Stores::from_config(&stack.config).await.unwrap(),
-        flashsale::pages::Publisher::from_config(&sdk, &stack.config),
-        Duration::ZERO,
+        Stores::from_config(&config).await.unwrap(),
+        flashsale::pages::Publisher::from_config(&sdk, &config),
+        &config,
     );
     let sale_row = Db::connect(&stack.config).unwrap().sale(flashsale::SaleId(sale)).await.unwrap().unwrap();
     let check = reconcile.check(&sale_row).await.unwrap();

@@ -47,8 +47,11 @@ async fn the_audit_fails_on_a_planted_oversell() {
     let stack = stack().await;
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(2, 1, 600, -1, 3600)).await;
+    let mut admitted = Vec::new();
     for user in ["x", "y"] {
-        assert_eq!(api.buy(sale, user, None).await.0, 202);
+        let (status, body) = api.buy(sale, user, None).await;
+        assert_eq!(status, 202);
+        admitted.push(body["order_id"].as_str().unwrap().parse::<flashsale::OrderId>().unwrap());
     }
     let pool = mysql(&stack).await;
     let redis = redis(&stack).await;
@@ -60,7 +63,7 @@ async fn the_audit_fails_on_a_planted_oversell() {
     .await;
     let db = Db::connect(&stack.config).unwrap();
     let cache = Cache::connect(&stack.config).unwrap();
-    assert!(audit(&db, &cache, SaleId(sale), None).await.unwrap().iter().all(|c| c.passed));
+    assert!(audit(&db, &cache, SaleId(sale), Some(&admitted)).await.unwrap().iter().all(|c| c.passed));
 
     // By hand, behind every guard: a third unit sold to a shopper who already has one.
     sqlx::query(
@@ -78,6 +81,10 @@ async fn the_audit_fails_on_a_planted_oversell() {
     assert_eq!(failed, ["live orders within stock", "no shopper above the limit", "MySQL sold equals live orders"]);
     let detail = &checks[0].detail;
     assert!(detail.contains("UNPAID+PAID units 3, stock 2"), "a clear message: {detail}");
+    // The planted order is one no shopper was told of.
+    let checks = audit(&db, &cache, SaleId(sale), Some(&admitted)).await.unwrap();
+    let once = checks.iter().find(|c| c.name == "every admitted order in MySQL once").unwrap();
+    assert!(!once.passed && once.detail.contains("1 no shopper was told of"), "{}", once.detail);
 
     // The command line says the same and exits non-zero.
     let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_flashsale-local"))

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use admit::Admit;
 use common::*;
-use flashsale::cache::Cache;
 use flashsale::leases::WorkerLeases;
 use flashsale::queue::{self, Queue};
 use flashsale::snowflake::{IdGenerator, SystemClock};
+use flashsale::stores::Stores;
 use flashsale::Config;
 use flashsale_local::gateway::lambda_request;
 use redis::AsyncCommands;
@@ -23,10 +23,13 @@ fn claims(user: &str) -> Option<std::collections::HashMap<String, String>> {
     Some([("sub".to_string(), user.to_string())].into())
 }
 
-async fn admit_with(config: &Config, sdk: &aws_config::SdkConfig) -> Admit {
-    let leases_sdk = queue::aws_config(config).await;
-    let ids = IdGenerator::leased(WorkerLeases::from_config(&leases_sdk, config), Arc::new(SystemClock)).await;
-    Admit::new(Cache::connect(config).unwrap(), Queue::new(sdk, config), ids, Duration::ZERO)
+/// An `admit` whose SQS is reached through `sqs` (DynamoDB, for leases and the
+/// fallback, through the local services).
+async fn admit_with(config: &Config, sqs: &aws_config::SdkConfig) -> Admit {
+    let sdk = queue::aws_config(config).await;
+    let ids = IdGenerator::leased(WorkerLeases::from_config(&sdk, config), Arc::new(SystemClock)).await;
+    let stores = Stores { queue: Queue::new(sqs, config), ..Stores::new(&sdk, config).unwrap() };
+    Admit::new(stores, ids, Duration::ZERO, config.recovery_drain_bound)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,10 +117,11 @@ async fn redis_down_fails_fast_with_503_then_recovers() {
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(100, 1, 60, -1, 3600)).await;
 
-    let upstream = stack.config.redis_url.trim_start_matches("redis://").trim_end_matches('/').to_string();
-    let proxy = Proxy::start(&upstream).await;
+    let address = stack.config.redis_url.trim_start_matches("redis://");
+    let (upstream, database) = address.split_once('/').unwrap_or((address, ""));
+    let proxy = Proxy::start(upstream).await;
     let mut config = stack.config.clone();
-    config.redis_url = format!("redis://{}", proxy.addr);
+    config.redis_url = format!("redis://{}/{database}", proxy.addr);
     config.redis_timeout = Duration::from_millis(200);
     config.breaker_failures = 3;
     config.breaker_cooldown = Duration::from_secs(1);
@@ -165,6 +169,7 @@ async fn racing_containers_never_share_a_worker_id() {
         &flashsale::provision::Names {
             prefix: format!("lease-test-{:08x}-", rand::random::<u32>()),
             lease_table: config.lease_table.clone(),
+            pending_table: config.pending_table.clone(),
             bucket: config.bucket.clone(),
             max_receives: 5,
             visibility_timeout_secs: 1,
@@ -204,4 +209,47 @@ async fn racing_containers_never_share_a_worker_id() {
     let (m1, m2) = tokio::join!(mint(&g1), mint(&g2));
     let minted: HashSet<u64> = m1.iter().chain(&m2).copied().collect();
     assert_eq!(minted.len(), 40_000, "no id minted twice");
+}
+
+/// A fresh machine's first `make test`: several stacks start at once on an empty
+/// database and every one of them migrates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stacks_starting_together_on_an_empty_database_all_migrate_it() {
+    let mut config = Config::from_env().unwrap();
+    let base = config.database_url.rsplit_once('/').unwrap().0.to_string();
+    let name = format!("flashsale_migrate_{:08x}", rand::random::<u32>());
+    let admin = sqlx::MySqlPool::connect(&base).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+    config.database_url = format!("{base}/{name}");
+
+    let starts: Vec<_> = (0..6)
+        .map(|_| {
+            let config = config.clone();
+            tokio::spawn(async move { flashsale::db::Db::connect(&config)?.migrate().await })
+        })
+        .collect();
+    let results: Vec<_> = futures::future::join_all(starts).await.into_iter().map(|r| r.unwrap()).collect();
+
+    let db = sqlx::MySqlPool::connect(&config.database_url).await.unwrap();
+    let applied: Vec<(i64, bool)> = sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name IN ('sales', 'orders')",
+    )
+    .bind(&name)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    db.close().await;
+    sqlx::query(&format!("DROP DATABASE {name}")).execute(&admin).await.unwrap();
+
+    for result in &results {
+        assert!(result.is_ok(), "a concurrent migration failed: {result:?}");
+    }
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations")).unwrap().count();
+    assert_eq!(applied.len(), migrations, "each migration recorded once: {applied:?}");
+    assert!(applied.iter().all(|(_, success)| *success));
+    assert_eq!(tables, 2);
 }

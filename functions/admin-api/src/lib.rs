@@ -3,14 +3,18 @@
 //! - `POST /api/admin/sales`: create a sale.
 //! - `POST /api/admin/sales/{id}/publish`: load it into Redis (cache warming) and render
 //!   its page and the index to the bucket; idempotent.
+//! - `POST /api/admin/sales/{id}/resync`: set the sale's Redis state (stock, buyers,
+//!   their orders) from MySQL, the truth, keeping the orders still in the outbox.
 //! - `GET /api/admin/sales/{id}`: the sale as MySQL has it.
 //! - `GET /api/admin/sales/{id}/report`: orders per status and the Redis/MySQL drift.
 
 use flashsale::cache::Cache;
 use flashsale::db::Db;
 use flashsale::domain::NewSale;
+use flashsale::fallback::Fallback;
 use flashsale::http::{self, json, problem};
 use flashsale::pages::Publisher;
+use flashsale::recovery;
 use flashsale::report::sale_report;
 use flashsale::{Config, Error, Result, Sale, SaleId};
 use lambda_http::http::{Method, StatusCode};
@@ -22,17 +26,30 @@ const MAX_BODY: usize = 64 * 1024;
 pub struct AdminApi {
     db: Db,
     cache: Cache,
+    /// Admitted orders kept outside Redis, counted when a sale's state is rebuilt.
+    fallback: Fallback,
     pages: Publisher,
 }
 
 impl AdminApi {
-    pub fn new(db: Db, cache: Cache, pages: Publisher) -> Self {
-        AdminApi { db, cache, pages }
+    pub fn new(db: Db, cache: Cache, fallback: Fallback, pages: Publisher) -> Self {
+        AdminApi { db, cache, fallback, pages }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
         let sdk = flashsale::queue::aws_config(config).await;
-        Ok(AdminApi::new(Db::connect(config)?, Cache::connect(config)?, Publisher::from_config(&sdk, config)))
+        Ok(AdminApi::new(
+            Db::connect(config)?,
+            Cache::connect(config)?,
+            Fallback::new(&sdk, config),
+            Publisher::from_config(&sdk, config),
+        ))
+    }
+
+    /// Sets the sale's Redis state from MySQL: with `force` always, else only if missing.
+    async fn rebuild(&self, id: SaleId, force: bool) -> Result<Option<i64>> {
+        let kept = self.fallback.of_sale(id).await?;
+        recovery::rebuild(&self.db, &self.cache, id, &kept, force).await
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -50,6 +67,17 @@ impl AdminApi {
                 Ok(json(StatusCode::CREATED, &self.create_sale(&new).await?))
             }
             (["admin", "sales", id, "publish"], Method::POST) => Ok(json(StatusCode::OK, &self.publish(id.parse()?).await?)),
+            (["admin", "sales", id, "resync"], Method::POST) => {
+                let id: SaleId = id.parse()?;
+                let sale = self.db.sale(id).await?.ok_or(Error::NotFound("sale"))?;
+                if !sale.published {
+                    return Err(Error::NotOpen("the sale is not published"));
+                }
+                let remaining = self.rebuild(id, true).await?;
+                tracing::warn!(sale_id = %id, ?remaining, "sale re-synced from MySQL by an admin");
+                let sale = self.db.sale(id).await?.ok_or(Error::NotFound("sale"))?;
+                Ok(json(StatusCode::OK, &sale_report(&self.db, &self.cache, &sale).await?))
+            }
             (["admin", "sales", id, "report"], Method::GET) => {
                 let sale = self.db.sale(id.parse()?).await?.ok_or(Error::NotFound("sale"))?;
                 Ok(json(StatusCode::OK, &sale_report(&self.db, &self.cache, &sale).await?))
@@ -58,7 +86,7 @@ impl AdminApi {
                 let sale = self.db.sale(id.parse()?).await?.ok_or(Error::NotFound("sale"))?;
                 Ok(json(StatusCode::OK, &sale))
             }
-            (["admin", "sales"] | ["admin", "sales", _] | ["admin", "sales", _, "publish"], _) => {
+            (["admin", "sales"] | ["admin", "sales", _] | ["admin", "sales", _, "publish" | "resync" | "report"], _) => {
                 Err(Error::MethodNotAllowed)
             }
             _ => Err(Error::NotFound("route")),
@@ -73,10 +101,15 @@ impl AdminApi {
 
     /// Loads the sale into Redis, marks it published, then renders its page and the
     /// index. A crash in between leaves work that publishing again finishes: every step
-    /// is idempotent.
+    /// is idempotent. Publishing a published sale again never resets its stock: a
+    /// state Redis lost is rebuilt from MySQL's orders instead.
     pub async fn publish(&self, id: SaleId) -> Result<Sale> {
         let sale = self.db.sale(id).await?.ok_or(Error::NotFound("sale"))?;
-        self.cache.warm(&sale).await?;
+        if sale.published {
+            self.rebuild(id, false).await?;
+        } else {
+            self.cache.warm(&sale).await?;
+        }
         self.db.mark_published(id).await?;
         let pages = self.pages.refresh(&self.db, &self.cache, Some(id)).await?;
         tracing::info!(sale_id = %id, pages_changed = pages.changed.len(), "sale published");

@@ -2,19 +2,28 @@
 //!
 //! One EVALSHA decides (sale window by Redis's clock, per-user limit before any
 //! deduction, stock, outbox entry); then the order message goes to SQS. When that
-//! send fails the shopper is still admitted: the outbox entry is re-sent by reconcile.
-//! Requests turned away do no queue, DynamoDB or MySQL work.
+//! send fails, the order is kept in the durable fallback (DynamoDB) before the shopper
+//! hears `202`, so the answer never lives only in Redis; reconcile sends it on. When
+//! that write fails too, the admission is undone in Redis and the shopper gets 503.
+//! Requests turned away do no queue, DynamoDB or MySQL work, with one exception: a
+//! sale Redis does not know is looked up in MySQL (at most once per memo period per
+//! container), and if Redis lost a running sale, it is rebuilt (see
+//! [`flashsale::recovery`]) while shoppers get 503 "recovering", never 404.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use flashsale::cache::{Admission, Cache};
+use flashsale::db::Db;
+use flashsale::fallback::Fallback;
 use flashsale::http::{self, json, problem};
 use flashsale::leases::WorkerLeases;
 use flashsale::messages::OrderMessage;
 use flashsale::queue::{self, Queue};
+use flashsale::memo::SaleMemo;
+use flashsale::recovery::{self, MissingSales};
 use flashsale::snowflake::{IdGenerator, SystemClock};
+use flashsale::stores::Stores;
 use flashsale::{Config, Error, OrderStatus, Result, SaleId};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -31,56 +40,46 @@ struct Purchase {
     quantity: u32,
 }
 
-/// Per-container memory of sold-out sales, so the flood after the last unit stops at
-/// the container instead of reaching Redis. Entries expire after a short TTL, so
-/// released stock reopens the sale within it; nothing here is shared or global.
-pub struct SoldOutMemo {
-    ttl: Duration,
-    until: Mutex<HashMap<SaleId, Instant>>,
-}
-
-impl SoldOutMemo {
-    pub fn new(ttl: Duration) -> Self {
-        SoldOutMemo { ttl, until: Mutex::new(HashMap::new()) }
-    }
-
-    pub fn is_sold_out(&self, sale: SaleId) -> bool {
-        let mut until = self.until.lock().unwrap();
-        match until.get(&sale) {
-            Some(t) if *t > Instant::now() => true,
-            Some(_) => {
-                until.remove(&sale);
-                false
-            }
-            None => false,
-        }
-    }
-
-    pub fn mark(&self, sale: SaleId) {
-        if !self.ttl.is_zero() {
-            self.until.lock().unwrap().insert(sale, Instant::now() + self.ttl);
-        }
-    }
+/// Whether a failed Redis call may still have run the script (a time-out or a broken
+/// connection after sending), as opposed to a breaker that never sent it.
+fn may_have_run(e: &Error) -> bool {
+    e.is_dependency_failure() && !matches!(e, Error::CircuitOpen { .. })
 }
 
 pub struct Admit {
+    db: Db,
     cache: Cache,
     queue: Queue,
+    fallback: Fallback,
     ids: Arc<IdGenerator>,
-    sold_out: SoldOutMemo,
+    /// Sales Redis said were sold out a moment ago: the flood after the last unit stops
+    /// here. Set only when Redis itself reported zero left, so released stock reopens
+    /// the sale within the TTL.
+    sold_out: SaleMemo<()>,
+    missing: MissingSales,
 }
 
 impl Admit {
-    pub fn new(cache: Cache, queue: Queue, ids: Arc<IdGenerator>, sold_out_ttl: Duration) -> Self {
-        Admit { cache, queue, ids, sold_out: SoldOutMemo::new(sold_out_ttl) }
+    pub fn new(stores: Stores, ids: Arc<IdGenerator>, memo_ttl: Duration, drain_bound: Duration) -> Self {
+        let Stores { db, cache, queue, fallback } = stores;
+        Admit {
+            db,
+            cache,
+            queue,
+            fallback,
+            ids,
+            sold_out: SaleMemo::new(memo_ttl),
+            missing: MissingSales::new(memo_ttl, drain_bound),
+        }
     }
 
-    /// Everything built once per container: Redis manager and script, SQS client, and
-    /// the id generator with its worker-id lease.
+    /// Everything built once per container: Redis manager and scripts, a lazy MySQL
+    /// pool (used only for sales Redis does not know), the SQS client, and the id
+    /// generator with its worker-id lease.
     pub async fn from_config(config: &Config) -> Result<Self> {
         let sdk = queue::aws_config(config).await;
         let ids = IdGenerator::leased(WorkerLeases::from_config(&sdk, config), Arc::new(SystemClock)).await;
-        Ok(Admit::new(Cache::connect(config)?, Queue::new(&sdk, config), ids, config.sold_out_ttl))
+        Ok(Admit::new(Stores::new(&sdk, config)?, ids, config.sold_out_ttl, config.recovery_drain_bound))
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -103,37 +102,76 @@ impl Admit {
         if quantity == 0 || quantity > flashsale::domain::NewSale::MAX_PER_USER {
             return Err(Error::Invalid("quantity must be a positive number within the per-user limit".into()));
         }
-        if self.sold_out.is_sold_out(sale_id) {
+        if self.sold_out.get(sale_id).is_some() {
+            // A repeat click of a shopper who holds orders still gets them back.
+            if let Some((limit, order_ids)) = self.cache.held_at_limit(sale_id, &caller.user, quantity).await? {
+                return Err(Error::LimitReached { limit, order_ids });
+            }
             return Err(Error::SoldOut { remaining: 0 });
         }
+        if let Some(answer) = self.missing.known(sale_id) {
+            return Err(answer);
+        }
         let order = OrderMessage { order_id: self.ids.next_id().await?, sale_id, user_id: caller.user, quantity };
-        match self.cache.admit(&order).await? {
-            Admission::Admitted { order_id, remaining } => {
-                tracing::Span::current().record("order_id", order_id.0);
+        let admission = match self.cache.admit(&order).await {
+            Ok(Admission::UnknownSale) => {
+                // A lost sale rebuilt by this call: this request goes on.
+                self.missing.recover(&self.db, &self.cache, &self.queue, &self.fallback, sale_id).await?;
+                self.cache.admit(&order).await?
+            }
+            Ok(admission) => admission,
+            // The script may have run before the call failed: its outbox entry says.
+            Err(e) if may_have_run(&e) => match self.cache.in_outbox(sale_id, order.order_id).await {
+                Ok(true) => {
+                    tracing::warn!(error = %e, "admission call failed after the script ran; the order stands");
+                    return self.admitted(&order).await;
+                }
+                _ => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
+        match admission {
+            Admission::Admitted { remaining, .. } => {
                 if remaining == 0 {
-                    self.sold_out.mark(sale_id);
+                    self.sold_out.mark(sale_id, ());
                 }
-                if let Err(e) = self.queue.send_order(&order).await {
-                    // Safe in the outbox: reconcile re-sends it.
-                    tracing::warn!(error = %e, "order message not sent; left in the outbox");
-                }
-                tracing::info!(quantity, "admitted");
-                Ok(json(
-                    StatusCode::ACCEPTED,
-                    &j!({"order_id": order_id, "sale_id": sale_id, "status": OrderStatus::Pending, "quantity": quantity}),
-                ))
+                self.admitted(&order).await
             }
             Admission::LimitReached { limit, order_ids } => Err(Error::LimitReached { limit, order_ids }),
             Admission::SoldOut { remaining } => {
                 if remaining == 0 {
-                    self.sold_out.mark(sale_id);
+                    self.sold_out.mark(sale_id, ());
                 }
                 Err(Error::SoldOut { remaining })
             }
             Admission::NotStarted => Err(Error::NotOpen("the sale has not started yet")),
             Admission::Ended => Err(Error::NotOpen("the sale has ended")),
-            Admission::UnknownSale => Err(Error::NotFound("sale")),
+            Admission::UnknownSale => Err(recovery::recovering()),
             Admission::BadQuantity { limit } => Err(Error::Invalid(format!("quantity must be between 1 and {limit}"))),
         }
+    }
+
+    /// The order is in the outbox: send it on and tell the shopper, once it is somewhere
+    /// durable (SQS, or the fallback table).
+    async fn admitted(&self, order: &OrderMessage) -> Result<Response<Body>> {
+        tracing::Span::current().record("order_id", order.order_id.0);
+        if let Err(sqs) = self.queue.send_order(order).await {
+            if let Err(kept) = self.fallback.keep(order).await {
+                // Nowhere durable: take the admission back rather than answer with a
+                // 202 that Redis alone remembers.
+                tracing::error!(%sqs, %kept, "order message could not be kept anywhere; undoing the admission");
+                if self.cache.undo_admission(order).await? {
+                    return Err(kept);
+                }
+                tracing::warn!("the order reached MySQL meanwhile; it stands");
+            } else {
+                tracing::warn!(error = %sqs, "order message not sent; kept in the fallback table");
+            }
+        }
+        tracing::info!(quantity = order.quantity, "admitted");
+        Ok(json(
+            StatusCode::ACCEPTED,
+            &j!({"order_id": order.order_id, "sale_id": order.sale_id, "status": OrderStatus::Pending, "quantity": order.quantity}),
+        ))
     }
 }

@@ -42,11 +42,8 @@ impl CloseExpired {
             tracing::debug!(remaining_ms = msg.deadline_ms - now_ms, "early; next hop");
             return self.stores.queue.schedule_close(&msg, now_ms, self.max_delay_secs).await;
         }
-        match self.stores.db.close_if_due(msg.order_id).await? {
-            Closing::Closed(order) | Closing::AlreadyClosed(order) => {
-                let released = self.stores.cache.release(order.sale_id, order.order_id, &order.user_id, order.quantity).await?;
-                tracing::info!(released, "order closed unpaid; stock back on sale");
-            }
+        match self.stores.close_if_due(msg.order_id).await? {
+            Closing::Closed(_) | Closing::AlreadyClosed(_) => {}
             Closing::NotDue { remaining_ms, .. } => {
                 // This container's clock ran ahead of the database's: ask again later.
                 let next = TimeoutMessage { deadline_ms: now_ms + remaining_ms, ..msg };

@@ -1,12 +1,15 @@
 //! `persist-orders`: the consumer of the `orders` queue. Each admitted order becomes
 //! exactly one row in MySQL (see [`Db::persist_order`]); then its first close check is
-//! scheduled and its outbox entry cleared. A refused order (`REJECTED`) gets its stock
-//! back in Redis. Any failure fails only that message, which SQS redelivers.
+//! scheduled and its outbox entry cleared. A refused order (`REJECTED`) puts no unit
+//! back on sale: MySQL had none for it, so Redis is corrected to what MySQL and the
+//! outbox account for (see [`recovery::settle_rejected`]). Any failure fails only that
+//! message, which SQS redelivers.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use flashsale::consumer::each_record;
 use flashsale::db::Persisted;
 use flashsale::messages::{OrderMessage, TimeoutMessage};
+use flashsale::recovery;
 use flashsale::stores::Stores;
 use flashsale::{Config, Order, OrderStatus, Result};
 use tracing::Instrument;
@@ -40,7 +43,7 @@ impl PersistOrders {
                 order
             }
             Persisted::Rejected(order) => {
-                tracing::warn!("database guard refused the order; releasing its stock");
+                tracing::warn!("database guard refused the order; no unit goes back on sale");
                 order
             }
             Persisted::Duplicate(order) => {
@@ -51,9 +54,7 @@ impl PersistOrders {
         // Both steps are idempotent, so a redelivery after a crash just completes them.
         match order.status {
             OrderStatus::Unpaid => self.schedule_close(&order).await?,
-            OrderStatus::Rejected => {
-                self.stores.cache.release(order.sale_id, order.order_id, &order.user_id, order.quantity).await?;
-            }
+            OrderStatus::Rejected => recovery::settle_rejected(&self.stores.db, &self.stores.cache, &order).await?,
             _ => {}
         }
         self.stores.cache.clear_outbox(msg.sale_id, msg.order_id).await

@@ -5,12 +5,23 @@
 //!   `persist-orders` inserts the order if MySQL lacks it, or, for one it already has,
 //!   finishes what was left (close scheduling, release) and clears the entry. Either
 //!   way nothing is done twice.
+//! - A running sale whose Redis state is missing (a failover, a restart, a flush) is
+//!   counted in the `SalesMissingInRedis` metric and rebuilt from MySQL once the orders
+//!   in flight have landed (see [`recovery::recover`]).
+//! - Unpaid orders past their deadline by `FLASHSALE_OVERDUE_CLOSE_SECS` are closed
+//!   here, the same idempotent close as `close-expired`'s: a close message lost to the
+//!   DLQ holds no unit for long.
 //! - Per open sale, the units in Redis, the outbox and MySQL are added up against the
 //!   stock; the drift is logged as a CloudWatch metric (embedded metric format).
+//! - The keys of ended sales get an expiry once their outbox is empty.
 //! - The pages of sales that sold out or ended are re-rendered to say so.
 
+use std::time::Duration;
+
 use chrono::Utc;
+use flashsale::db::Closing;
 use flashsale::pages::Publisher;
+use flashsale::recovery::{self, Recovery};
 use flashsale::stores::Stores;
 use flashsale::report::{sale_report, SaleReport};
 use flashsale::{Config, Result, Sale};
@@ -18,11 +29,15 @@ use serde::Serialize;
 
 /// Outbox entries re-sent per sale and run; the next run takes the rest.
 const RESEND_BATCH: usize = 1000;
+/// Overdue orders closed per sale and run; the next run takes the rest.
+const CLOSE_BATCH: u32 = 500;
 
 pub struct Reconcile {
     stores: Stores,
     pages: Publisher,
     resend_after: chrono::Duration,
+    drain_bound: Duration,
+    overdue_after: Duration,
 }
 
 #[derive(Debug, Serialize)]
@@ -30,21 +45,29 @@ pub struct SaleCheck {
     #[serde(flatten)]
     pub report: SaleReport,
     pub resent: usize,
+    /// Overdue unpaid orders this run closed.
+    pub closed: usize,
+    /// What the run did about a running sale's missing Redis state.
+    #[serde(skip)]
+    pub recovery: Option<Recovery>,
 }
 
 impl Reconcile {
-    pub fn new(stores: Stores, pages: Publisher, resend_after: std::time::Duration) -> Self {
-        let resend_after = chrono::Duration::from_std(resend_after).unwrap_or(chrono::Duration::MAX);
-        Reconcile { stores, pages, resend_after }
+    /// Takes the outbox, recovery and overdue-close timings from `config`.
+    pub fn new(stores: Stores, pages: Publisher, config: &Config) -> Self {
+        let resend_after = chrono::Duration::from_std(config.outbox_resend_after).unwrap_or(chrono::Duration::MAX);
+        Reconcile {
+            stores,
+            pages,
+            resend_after,
+            drain_bound: config.recovery_drain_bound,
+            overdue_after: config.overdue_close_after,
+        }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
         let sdk = flashsale::queue::aws_config(config).await;
-        Ok(Reconcile::new(
-            Stores::from_config(config).await?,
-            Publisher::from_config(&sdk, config),
-            config.outbox_resend_after,
-        ))
+        Ok(Reconcile::new(Stores::from_config(config).await?, Publisher::from_config(&sdk, config), config))
     }
 
     pub async fn run(&self) -> Result<Vec<SaleCheck>> {
@@ -58,6 +81,9 @@ impl Reconcile {
         }
         let worst = checks.iter().filter_map(|c| c.report.drift).map(i64::abs).max().unwrap_or(0);
         emit_metric(&[], "DriftAbsMax", worst);
+        // Redis state missing is not drift 0: a metric of its own, for an alarm.
+        let missing = checks.iter().filter(|c| matches!(c.recovery, Some(Recovery::Waiting { .. }))).count();
+        emit_metric(&[], "SalesMissingInRedis", missing as i64);
         // Pages of sales that sold out or ended since the last run now say so; the
         // others are unchanged and cost one HEAD each.
         let pages = self.pages.refresh(&self.stores.db, &self.stores.cache, None).await?;
@@ -68,6 +94,17 @@ impl Reconcile {
     }
 
     pub async fn check(&self, sale: &Sale) -> Result<SaleCheck> {
+        let stores = &self.stores;
+        let recovery = match recovery::recover(&stores.db, &stores.cache, &stores.queue, &stores.fallback, sale, self.drain_bound)
+            .await?
+        {
+            Recovery::Present | Recovery::NotLive => None,
+            other => {
+                tracing::warn!(sale_id = %sale.id, recovery = ?other, "sale state missing in Redis");
+                Some(other)
+            }
+        };
+        let kept = self.send_kept(sale).await?;
         let stale = self.stores.cache.outbox_before(sale.id, Utc::now() - self.resend_after, RESEND_BATCH).await?;
         let mut sent = Vec::with_capacity(stale.len());
         for message in &stale {
@@ -81,13 +118,47 @@ impl Reconcile {
         if !stale.is_empty() {
             tracing::warn!(sale_id = %sale.id, resent = stale.len(), "stale outbox entries sent again");
         }
+        let closed = self.close_overdue(sale).await?;
+        if sale.ends_at <= Utc::now() && self.stores.cache.expire_ended(sale).await? {
+            tracing::debug!(sale_id = %sale.id, "ended sale's keys expire after the grace period");
+        }
         let report = sale_report(&self.stores.db, &self.stores.cache, sale).await?;
         let sale_dimension = [("SaleId", sale.id.to_string())];
         if let Some(drift) = report.drift {
             emit_metric(&sale_dimension, "Drift", drift);
         }
         emit_metric(&sale_dimension, "PendingOrders", report.pending_orders as i64);
-        Ok(SaleCheck { report, resent: stale.len() })
+        Ok(SaleCheck { report, resent: stale.len() + kept, closed, recovery })
+    }
+
+    /// Sends on the orders `admit` kept in the durable fallback when SQS failed it, and
+    /// forgets each once SQS has it. Persisting one twice is a no-op.
+    async fn send_kept(&self, sale: &Sale) -> Result<usize> {
+        let kept = self.stores.fallback.of_sale(sale.id).await?;
+        for order in &kept {
+            self.stores.queue.send_order(order).await?;
+            self.stores.fallback.forget(order).await?;
+        }
+        if !kept.is_empty() {
+            tracing::warn!(sale_id = %sale.id, sent = kept.len(), "orders kept in the fallback sent on");
+        }
+        Ok(kept.len())
+    }
+
+    /// Closes unpaid orders well past their deadline: their close message was lost (to
+    /// the DLQ, say) or is stuck, and their units must not stay held.
+    async fn close_overdue(&self, sale: &Sale) -> Result<usize> {
+        let overdue = self.stores.db.overdue_unpaid(sale.id, self.overdue_after, CLOSE_BATCH).await?;
+        let mut closed = 0;
+        for order in overdue {
+            if let Closing::Closed(_) = self.stores.close_if_due(order).await? {
+                closed += 1;
+            }
+        }
+        if closed > 0 {
+            tracing::warn!(sale_id = %sale.id, closed, "overdue unpaid orders closed by reconcile");
+        }
+        Ok(closed)
     }
 }
 

@@ -1,12 +1,17 @@
 //! `shop-api`: what shoppers read and the payment.
 //!
-//! - `GET /api/sales/{id}`: stock left, state and the server's clock, from Redis alone.
+//! - `GET /api/sales/{id}`: stock left, state and the server's clock, from Redis alone
+//!   (a running sale Redis lost is rebuilt from MySQL, see [`flashsale::recovery`]).
 //! - `GET /api/orders/{id}`: the caller's order; `PENDING` while only the outbox knows it.
 //! - `POST /api/orders/{id}/pay`: one conditional update; exactly one of pay and close wins.
 
 use flashsale::cache::Cache;
 use flashsale::db::Db;
 use flashsale::http::{self, json, problem, Caller};
+use flashsale::fallback::Fallback;
+use flashsale::queue::Queue;
+use flashsale::recovery::MissingSales;
+use flashsale::stores::Stores;
 use flashsale::{Config, Error, Order, OrderId, OrderStatus, Result, SaleId};
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -16,15 +21,24 @@ use serde_json::json as j;
 pub struct ShopApi {
     db: Db,
     cache: Cache,
+    /// Only to rebuild a sale Redis lost: whether orders are in flight, and the orders
+    /// kept in the fallback.
+    queue: Queue,
+    fallback: Fallback,
+    missing: MissingSales,
 }
 
 impl ShopApi {
-    pub fn new(db: Db, cache: Cache) -> Self {
-        ShopApi { db, cache }
+    pub fn new(stores: Stores, missing: MissingSales) -> Self {
+        let Stores { db, cache, queue, fallback } = stores;
+        ShopApi { db, cache, queue, fallback, missing }
     }
 
-    pub fn from_config(config: &Config) -> Result<Self> {
-        Ok(ShopApi::new(Db::connect(config)?, Cache::connect(config)?))
+    pub async fn from_config(config: &Config) -> Result<Self> {
+        Ok(ShopApi::new(
+            Stores::from_config(config).await?,
+            MissingSales::new(config.sold_out_ttl, config.recovery_drain_bound),
+        ))
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -45,7 +59,14 @@ impl ShopApi {
     }
 
     async fn sale(&self, id: SaleId) -> Result<Response<Body>> {
-        let sale = self.cache.live_sale(id).await?.ok_or(Error::NotFound("sale"))?;
+        let sale = match self.cache.live_sale(id).await? {
+            Some(sale) => sale,
+            None => {
+                // Redis lost a running sale: it is rebuilt (503 meanwhile), not gone.
+                self.missing.recover(&self.db, &self.cache, &self.queue, &self.fallback, id).await?;
+                self.cache.live_sale(id).await?.ok_or_else(flashsale::recovery::recovering)?
+            }
+        };
         let mut response = json(
             StatusCode::OK,
             &j!({
@@ -71,15 +92,17 @@ impl ShopApi {
     /// The caller's order: MySQL's word once it has it, the outbox's (`PENDING`) before.
     /// Other people's orders do not exist as far as the caller can tell.
     async fn find_order(&self, caller: &Caller, id: OrderId) -> Result<Order> {
+        let mine = |order: Order| if order.user_id == caller.user { Ok(order) } else { Err(Error::NotFound("order")) };
         if let Some(order) = self.db.order(id).await? {
-            return if order.user_id == caller.user { Ok(order) } else { Err(Error::NotFound("order")) };
+            return mine(order);
         }
-        let (pending, admitted_at) = self
-            .cache
-            .pending_order(id)
-            .await?
-            .filter(|(o, _)| o.user_id == caller.user)
-            .ok_or(Error::NotFound("order"))?;
+        let Some((pending, admitted_at)) = self.cache.pending_order(id).await? else {
+            // It may have moved from the outbox to MySQL between the two reads.
+            return self.db.order(id).await?.map_or(Err(Error::NotFound("order")), mine);
+        };
+        if pending.user_id != caller.user {
+            return Err(Error::NotFound("order"));
+        }
         let price = self.cache.live_sale(pending.sale_id).await?.map_or(0, |s| s.price_cents);
         Ok(Order {
             order_id: pending.order_id,

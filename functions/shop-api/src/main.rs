@@ -8,7 +8,7 @@ use lambda_http::{service_fn, Error, Request};
 async fn main() -> Result<(), Error> {
     flashsale::telemetry::init();
     let config = flashsale::Config::from_env()?;
-    let api = Arc::new(shop_api::ShopApi::from_config(&config)?);
+    let api = Arc::new(shop_api::ShopApi::from_config(&config).await?);
     lambda_http::run(service_fn(move |req: Request| {
         let api = api.clone();
         async move { Ok::<_, Error>(api.handle(req).await) }

@@ -62,7 +62,7 @@ impl Breaker {
     fn admit(&self) -> Result<()> {
         let mut state = self.state.lock().unwrap();
         match state.open_until {
-            Some(until) if until > Instant::now() => Err(Error::Unavailable {
+            Some(until) if until > Instant::now() => Err(Error::CircuitOpen {
                 service: self.service,
                 retry_after_secs: self.retry_after_secs(),
             }),
@@ -115,7 +115,7 @@ mod tests {
         // Open: the call is not even made.
         let called = std::sync::atomic::AtomicBool::new(false);
         let r = b.call(async { called.store(true, std::sync::atomic::Ordering::SeqCst); Ok(()) }).await;
-        assert!(matches!(r, Err(Error::Unavailable { .. })));
+        assert!(matches!(r, Err(Error::CircuitOpen { .. })));
         assert!(!called.load(std::sync::atomic::Ordering::SeqCst));
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert!(b.call(async { Ok(()) }).await.is_ok());

@@ -13,12 +13,17 @@ use redis::{AsyncCommands, Script};
 
 use crate::breaker::Breaker;
 use crate::config::Config;
-use crate::domain::{OrderId, Sale, SaleId, SaleState, UserId};
+use crate::domain::{Order, OrderId, Sale, SaleId, SaleState, UserId};
 use crate::error::{Error, Result};
 use crate::messages::OrderMessage;
 
-/// Published sales, for lookups that start from an order id alone.
-const SALES_KEY: &str = "flashsale:sales";
+/// Published sales by the time (ms) their keys expire, for lookups that start from an
+/// order id alone: they look only at sales whose keys still live.
+const LIVE_SALES_KEY: &str = "flashsale:live_sales";
+
+/// How long a sale's keys outlive its end: late closes and orders still on their way
+/// to MySQL find them; after that MySQL alone answers.
+pub const KEYS_GRACE: chrono::Duration = chrono::Duration::days(1);
 
 pub struct SaleKeys {
     pub meta: String,
@@ -28,6 +33,8 @@ pub struct SaleKeys {
     pub outbox: String,
     pub outbox_at: String,
     pub released: String,
+    /// When this sale's state was first found missing (ms), while it is rebuilt.
+    pub lost_at: String,
 }
 
 impl SaleKeys {
@@ -41,11 +48,12 @@ impl SaleKeys {
             outbox: format!("{tag}:outbox"),
             outbox_at: format!("{tag}:outbox_at"),
             released: format!("{tag}:released"),
+            lost_at: format!("{tag}:lost_at"),
         }
     }
 
-    pub fn all(&self) -> [&str; 7] {
-        [&self.meta, &self.stock, &self.bought, &self.orders, &self.outbox, &self.outbox_at, &self.released]
+    pub fn all(&self) -> [&str; 8] {
+        [&self.meta, &self.stock, &self.bought, &self.orders, &self.outbox, &self.outbox_at, &self.released, &self.lost_at]
     }
 }
 
@@ -110,7 +118,35 @@ pub struct Cache {
     admit: Script,
     release: Script,
     warm: Script,
+    rebuild: Script,
     breaker: Breaker,
+}
+
+/// A sale's orders as MySQL has them, for rebuilding its Redis state.
+#[derive(Clone, Debug, Default)]
+pub struct SaleOrders {
+    /// Live (`UNPAID`, `PAID`) orders: `(user, order, quantity)`.
+    pub holds: Vec<(UserId, OrderId, u32)>,
+    /// `CLOSED` and `REJECTED` orders: their units must never be released again.
+    pub settled: Vec<OrderId>,
+}
+
+/// The meta hash of a sale, as the admission script and the shop read it.
+fn meta_fields(sale: &Sale) -> Vec<(&'static str, String)> {
+    vec![
+        ("created_at_ms", sale.created_at.timestamp_millis().to_string()),
+        ("name", sale.name.clone()),
+        ("price_cents", sale.price_cents.to_string()),
+        ("stock", sale.stock.to_string()),
+        ("limit", sale.per_user_limit.to_string()),
+        ("starts_at_ms", sale.starts_at.timestamp_millis().to_string()),
+        ("ends_at_ms", sale.ends_at.timestamp_millis().to_string()),
+        ("payment_window_secs", sale.payment_window_secs.to_string()),
+    ]
+}
+
+fn keys_expire_at(sale: &Sale) -> DateTime<Utc> {
+    sale.ends_at + KEYS_GRACE
 }
 
 fn ms_to_time(ms: i64) -> DateTime<Utc> {
@@ -132,6 +168,7 @@ impl Cache {
             admit: Script::new(include_str!("../../../lua/admit.lua")),
             release: Script::new(include_str!("../../../lua/release.lua")),
             warm: Script::new(include_str!("../../../lua/warm.lua")),
+            rebuild: Script::new(include_str!("../../../lua/rebuild.lua")),
             breaker: Breaker::new("redis", config.breaker_failures, config.breaker_cooldown, config.redis_timeout * 2),
         })
     }
@@ -144,15 +181,7 @@ impl Cache {
     pub async fn warm(&self, sale: &Sale) -> Result<()> {
         let keys = SaleKeys::new(sale.id);
         let mut conn = self.conn.clone();
-        let meta = [
-            ("name", sale.name.clone()),
-            ("price_cents", sale.price_cents.to_string()),
-            ("stock", sale.stock.to_string()),
-            ("limit", sale.per_user_limit.to_string()),
-            ("starts_at_ms", sale.starts_at.timestamp_millis().to_string()),
-            ("ends_at_ms", sale.ends_at.timestamp_millis().to_string()),
-            ("payment_window_secs", sale.payment_window_secs.to_string()),
-        ];
+        let meta = meta_fields(sale);
         let wiped: i64 = self
             .breaker
             .call(async {
@@ -161,11 +190,11 @@ impl Cache {
                     warm.key(key);
                 }
                 warm.arg(sale.created_at.timestamp_millis()).arg(sale.stock.saturating_sub(sale.sold));
-                for (field, value) in &meta {
+                for (field, value) in &meta[1..] {
                     warm.arg(*field).arg(value);
                 }
                 let wiped = warm.invoke_async(&mut conn).await?;
-                let _: () = conn.sadd(SALES_KEY, sale.id.0).await?;
+                self.track_live(&mut conn, sale).await?;
                 Ok(wiped)
             })
             .await?;
@@ -173,6 +202,176 @@ impl Cache {
             tracing::warn!(sale_id = %sale.id, "wiped Redis state left by an earlier sale with this id");
         }
         Ok(())
+    }
+
+    /// Lists the sale among those whose keys live, and forgets sales whose keys expired.
+    async fn track_live(&self, conn: &mut ConnectionManager, sale: &Sale) -> Result<()> {
+        redis::pipe()
+            .zadd(LIVE_SALES_KEY, sale.id.0, keys_expire_at(sale).timestamp_millis())
+            .ignore()
+            .zrembyscore(LIVE_SALES_KEY, "-inf", Utc::now().timestamp_millis())
+            .ignore()
+            .query_async::<()>(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts the state of a sale back from MySQL's `orders` (see `lua/rebuild.lua`):
+    /// only while it is missing, or always with `force`. `Some(remaining)` when rebuilt.
+    pub async fn rebuild(
+        &self,
+        sale: &Sale,
+        orders: &SaleOrders,
+        pending: &[OrderMessage],
+        force: bool,
+    ) -> Result<Option<i64>> {
+        let keys = SaleKeys::new(sale.id);
+        let meta: Vec<String> = meta_fields(sale).into_iter().flat_map(|(f, v)| [f.to_string(), v]).collect();
+        let pending: Vec<String> = pending
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let snapshot = serde_json::json!({
+            "force": force,
+            "meta": meta,
+            "stock": sale.stock,
+            "sold": sale.sold,
+            "holds": orders.holds.iter().map(|(u, id, q)| serde_json::json!([u, id, q])).collect::<Vec<_>>(),
+            "settled": orders.settled,
+            "pending": pending,
+        });
+        let mut conn = self.conn.clone();
+        let remaining: i64 = self
+            .breaker
+            .call(async {
+                let mut rebuild = self.rebuild.prepare_invoke();
+                for key in keys.all() {
+                    rebuild.key(key);
+                }
+                let remaining = rebuild.arg(snapshot.to_string()).invoke_async(&mut conn).await?;
+                if remaining >= 0 {
+                    self.track_live(&mut conn, sale).await?;
+                }
+                Ok(remaining)
+            })
+            .await?;
+        Ok((remaining >= 0).then_some(remaining))
+    }
+
+    /// Whether the sale's state is in Redis.
+    pub async fn has_sale(&self, sale: SaleId) -> Result<bool> {
+        let keys = SaleKeys::new(sale);
+        let mut conn = self.conn.clone();
+        self.breaker.call(async { conn.exists(&keys.meta).await.map_err(Error::from) }).await
+    }
+
+    /// Records that the sale's state was found missing; returns since when (ms), the
+    /// first finder's time, so every container waits on the same clock.
+    pub async fn mark_lost(&self, sale: SaleId) -> Result<i64> {
+        let keys = SaleKeys::new(sale);
+        let mut conn = self.conn.clone();
+        self.breaker
+            .call(async {
+                let (since,): (i64,) = redis::pipe()
+                    .cmd("SET")
+                    .arg(&keys.lost_at)
+                    .arg(Utc::now().timestamp_millis())
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(3600)
+                    .ignore()
+                    .get(&keys.lost_at)
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(since)
+            })
+            .await
+    }
+
+    /// One rebuilder at a time per sale: `true` when this caller holds the right for `ttl`.
+    pub async fn claim_rebuild(&self, sale: SaleId, ttl: Duration) -> Result<bool> {
+        let key = format!("{{sale:{sale}}}:rebuilding");
+        let mut conn = self.conn.clone();
+        self.breaker
+            .call(async {
+                let claimed: Option<String> = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl.as_millis() as u64)
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(claimed.is_some())
+            })
+            .await
+    }
+
+    /// Gives the state of an ended sale an end of life, once no order of it waits in the
+    /// outbox. `true` when set.
+    pub async fn expire_ended(&self, sale: &Sale) -> Result<bool> {
+        let keys = SaleKeys::new(sale.id);
+        let at = keys_expire_at(sale).timestamp_millis();
+        let mut conn = self.conn.clone();
+        self.breaker
+            .call(async {
+                let waiting: u64 = conn.hlen(&keys.outbox).await?;
+                if waiting > 0 {
+                    return Ok(false);
+                }
+                let mut expire = redis::pipe();
+                for key in keys.all() {
+                    expire.cmd("PEXPIREAT").arg(key).arg(at).ignore();
+                }
+                expire.query_async::<()>(&mut conn).await?;
+                Ok(true)
+            })
+            .await
+    }
+
+    /// The orders a shopper holds in a sale, when one more of `quantity` would pass the
+    /// limit: what a repeat click gets back even once the sale sold out.
+    pub async fn held_at_limit(&self, sale: SaleId, user: &UserId, quantity: u32) -> Result<Option<(u32, Vec<OrderId>)>> {
+        let keys = SaleKeys::new(sale);
+        let mut conn = self.conn.clone();
+        let (limit, held, ids): (Option<u32>, Option<u32>, Option<String>) = self
+            .breaker
+            .call(async {
+                redis::pipe()
+                    .hget(&keys.meta, "limit")
+                    .hget(&keys.bought, user.as_str())
+                    .hget(&keys.orders, user.as_str())
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(Error::from)
+            })
+            .await?;
+        match (limit, held) {
+            (Some(limit), Some(held)) if held + quantity > limit => {
+                let ids = ids.unwrap_or_default().split_whitespace().map(str::parse).collect::<Result<_>>()?;
+                Ok(Some((limit, ids)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether an admitted order waits in the outbox: after a Redis call that timed out,
+    /// it tells whether the admission script ran.
+    pub async fn in_outbox(&self, sale: SaleId, order: OrderId) -> Result<bool> {
+        let keys = SaleKeys::new(sale);
+        let mut conn = self.conn.clone();
+        self.breaker
+            .call(async { conn.hexists(&keys.outbox, order.to_string()).await.map_err(Error::from) })
+            .await
+    }
+
+    /// The ids of a sale's outbox entries.
+    pub async fn outbox_ids(&self, sale: SaleId) -> Result<Vec<OrderId>> {
+        let keys = SaleKeys::new(sale);
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = self.breaker.call(async { conn.hkeys(&keys.outbox).await.map_err(Error::from) }).await?;
+        ids.iter().map(|id| id.parse()).collect()
     }
 
     pub async fn admit(&self, order: &OrderMessage) -> Result<Admission> {
@@ -201,32 +400,57 @@ impl Cache {
         Admission::parse(reply)
     }
 
-    /// Gives an order's units back, once per order. `true` when this call released them.
-    pub async fn release(&self, sale: SaleId, order: OrderId, user: &UserId, quantity: u32) -> Result<bool> {
-        let keys = SaleKeys::new(sale);
+    /// Runs `lua/release.lua` in `mode` for an order; its reply as is.
+    async fn settle(&self, mode: &str, order: &OrderMessage, extra: &[String]) -> Result<i64> {
+        let keys = SaleKeys::new(order.sale_id);
         let mut conn = self.conn.clone();
-        let released: i64 = self
-            .breaker
+        self.breaker
             .call(async {
-                self.release
+                let mut settle = self.release.prepare_invoke();
+                settle
                     .key(&keys.stock)
                     .key(&keys.bought)
                     .key(&keys.orders)
                     .key(&keys.outbox)
                     .key(&keys.outbox_at)
                     .key(&keys.released)
-                    .arg(order.to_string())
-                    .arg(user.as_str())
-                    .arg(quantity)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(Error::from)
+                    .arg(mode)
+                    .arg(order.order_id.to_string())
+                    .arg(order.user_id.as_str())
+                    .arg(order.quantity);
+                for arg in extra {
+                    settle.arg(arg);
+                }
+                settle.invoke_async(&mut conn).await.map_err(Error::from)
             })
-            .await?;
-        if released < 0 {
-            tracing::warn!(sale_id = %sale, order_id = %order, "release skipped: sale not in Redis");
+            .await
+    }
+
+    /// Gives a closed order's units back, once per order. `true` when this call released them.
+    pub async fn release(&self, order: &Order) -> Result<bool> {
+        let released = self.settle("close", &order.message(), &[]).await?;
+        if released == -1 {
+            tracing::warn!(sale_id = %order.sale_id, order_id = %order.order_id, "release skipped: sale not in Redis");
         }
-        Ok(released == 1)
+        Ok(released >= 0)
+    }
+
+    /// Settles an order MySQL refused (see `lua/release.lua`): no unit goes back on sale
+    /// for it; the stock becomes `stock - sold - outbox units MySQL lacks`. `sold` and
+    /// `in_mysql` (outbox ids MySQL has) must be read under the sale's row lock.
+    /// `Some(remaining)` when settled now.
+    pub async fn reject(&self, order: &Order, stock: u32, sold: u32, in_mysql: &[OrderId]) -> Result<Option<i64>> {
+        let extra: Vec<String> =
+            [stock.to_string(), sold.to_string()].into_iter().chain(in_mysql.iter().map(OrderId::to_string)).collect();
+        let remaining = self.settle("reject", &order.message(), &extra).await?;
+        Ok((remaining >= 0).then_some(remaining))
+    }
+
+    /// Takes back an admission whose order could be kept nowhere durable, so the shopper
+    /// can be told 503 truthfully. `false` when the order had already left the outbox
+    /// for MySQL: then it stands.
+    pub async fn undo_admission(&self, order: &OrderMessage) -> Result<bool> {
+        Ok(self.settle("undo", order, &[]).await? != -3)
     }
 
     /// The sale as shoppers see it, with Redis's clock; `None` when not published.
@@ -276,7 +500,8 @@ impl Cache {
         let mut conn = self.conn.clone();
         self.breaker
             .call(async {
-                let sales: Vec<u64> = conn.smembers(SALES_KEY).await?;
+                let sales: Vec<u64> =
+                    conn.zrangebyscore(LIVE_SALES_KEY, Utc::now().timestamp_millis(), "+inf").await?;
                 let mut lookup = redis::pipe();
                 for sale in &sales {
                     let keys = SaleKeys::new(SaleId(*sale));

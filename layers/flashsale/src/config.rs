@@ -21,6 +21,9 @@ pub struct Config {
     pub lease_table: String,
     /// `FLASHSALE_LEASE_SECS`: how long a worker-id lease lasts; renewed at a third of it.
     pub lease_duration: Duration,
+    /// `FLASHSALE_PENDING_TABLE`: DynamoDB table where `admit` keeps an admitted order
+    /// whose SQS send failed, before it answers; reconcile sends it on.
+    pub pending_table: String,
     /// `FLASHSALE_BUCKET`: S3 bucket of the rendered pages.
     pub bucket: String,
     /// `FLASHSALE_REDIS_TIMEOUT_MS`: per Redis call.
@@ -40,6 +43,12 @@ pub struct Config {
     pub max_delay_secs: u32,
     /// `FLASHSALE_OUTBOX_RESEND_AFTER_SECS`: outbox entries older than this are re-sent by reconcile.
     pub outbox_resend_after: Duration,
+    /// `FLASHSALE_RECOVERY_DRAIN_SECS`: a sale whose Redis state was lost is rebuilt once
+    /// the orders queue is empty, or this long after the loss was first seen.
+    pub recovery_drain_bound: Duration,
+    /// `FLASHSALE_OVERDUE_CLOSE_SECS`: reconcile closes unpaid orders this long past their
+    /// deadline itself (their close message was lost or is stuck).
+    pub overdue_close_after: Duration,
     /// `FLASHSALE_CLOUDFRONT_DISTRIBUTION_ID`: invalidate changed pages there; unset, none.
     pub cloudfront_distribution_id: Option<String>,
     /// `FLASHSALE_API_BASE`: where the pages find the API (same origin through CloudFront).
@@ -62,6 +71,7 @@ impl Config {
             timeouts_queue_url: var("FLASHSALE_TIMEOUTS_QUEUE_URL", ""),
             lease_table: var("FLASHSALE_LEASE_TABLE", "flashsale-id-leases"),
             lease_duration: Duration::from_secs(number("FLASHSALE_LEASE_SECS", 60)?),
+            pending_table: var("FLASHSALE_PENDING_TABLE", "flashsale-pending-orders"),
             bucket: var("FLASHSALE_BUCKET", "flashsale-pages"),
             redis_timeout: Duration::from_millis(number("FLASHSALE_REDIS_TIMEOUT_MS", 250)?),
             sqs_timeout: Duration::from_millis(number("FLASHSALE_SQS_TIMEOUT_MS", 2000)?),
@@ -71,6 +81,8 @@ impl Config {
             sold_out_ttl: Duration::from_millis(number("FLASHSALE_SOLD_OUT_TTL_MS", 1000)?),
             max_delay_secs: number::<u32>("FLASHSALE_MAX_DELAY_SECS", 900)?.clamp(1, 900),
             outbox_resend_after: Duration::from_secs(number("FLASHSALE_OUTBOX_RESEND_AFTER_SECS", 30)?),
+            recovery_drain_bound: Duration::from_secs(number("FLASHSALE_RECOVERY_DRAIN_SECS", 30)?),
+            overdue_close_after: Duration::from_secs(number("FLASHSALE_OVERDUE_CLOSE_SECS", 120)?),
             cloudfront_distribution_id: Some(var("FLASHSALE_CLOUDFRONT_DISTRIBUTION_ID", "")).filter(|v| !v.is_empty()),
             api_base: var("FLASHSALE_API_BASE", "/api"),
             sign_in_url: var("FLASHSALE_SIGN_IN_URL", "/dev/sign-in"),

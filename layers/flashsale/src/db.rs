@@ -10,6 +10,7 @@ use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::Row;
 
 use crate::breaker::Breaker;
+use crate::cache::SaleOrders;
 use crate::config::Config;
 use crate::domain::{NewSale, Order, OrderId, OrderStatus, Sale, SaleId, UserId};
 use crate::error::{Error, Result};
@@ -25,7 +26,8 @@ pub struct Db {
 pub enum Persisted {
     /// Inserted as `UNPAID`; its stock is counted in `sales.sold`.
     Accepted(Order),
-    /// The `sold + q <= stock` guard refused it: recorded `REJECTED`, its stock must go back to Redis.
+    /// Refused, recorded `REJECTED`: the `sold + q <= stock` guard had no room for it, or
+    /// its shopper already holds the limit. No unit of it exists in MySQL.
     Rejected(Order),
     /// A redelivery: the order was already there, nothing changed.
     Duplicate(Order),
@@ -51,15 +53,19 @@ const ORDER_COLUMNS: &str = "id, sale_id, user_id, status, quantity, amount_cent
 const SALE_COLUMNS: &str = "id, name, description, price_cents, stock, sold, per_user_limit, starts_at, ends_at, \
      payment_window_secs, published_at IS NOT NULL AS published, created_at";
 
+fn user_from(row: &MySqlRow) -> Result<UserId> {
+    // A binary collation makes the column read as bytes.
+    String::from_utf8(row.try_get::<Vec<u8>, _>("user_id")?)
+        .ok()
+        .and_then(|u| UserId::new(u).ok())
+        .ok_or_else(|| Error::Internal("bad user id in orders".into()))
+}
+
 fn order_from(row: &MySqlRow) -> Result<Order> {
     Ok(Order {
         order_id: OrderId(row.try_get("id")?),
         sale_id: SaleId(row.try_get("sale_id")?),
-        // A binary collation makes the column read as bytes.
-        user_id: String::from_utf8(row.try_get::<Vec<u8>, _>("user_id")?)
-            .ok()
-            .and_then(|u| UserId::new(u).ok())
-            .ok_or_else(|| Error::Internal("bad user id in orders".into()))?,
+        user_id: user_from(row)?,
         status: row.try_get::<String, _>("status")?.parse()?,
         quantity: row.try_get("quantity")?,
         amount_cents: row.try_get("amount_cents")?,
@@ -104,8 +110,27 @@ impl Db {
         &self.pool
     }
 
+    /// Applies `migrations/`, one process at a time. sqlx's own lock is
+    /// `GET_LOCK(name, -1)` with its answer ignored, and MariaDB answers a negative
+    /// timeout with NULL at once: two processes migrating an empty database together
+    /// both insert the first version and one fails (1062). So the migrations run on
+    /// one connection that first holds a lock of ours, with a real wait.
     pub async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("../../migrations").run(&self.pool).await?;
+        const LOCK: &str = "flashsale.migrate";
+        const WAIT_SECS: u32 = 120;
+        let mut conn = self.pool.acquire().await?;
+        let held: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+            .bind(LOCK)
+            .bind(WAIT_SECS)
+            .fetch_one(&mut *conn)
+            .await?;
+        if held != Some(1) {
+            return Err(Error::Internal(format!("no migration lock within {WAIT_SECS}s")));
+        }
+        let migrated = sqlx::migrate!("../../migrations").run_direct(&mut *conn).await;
+        let released = sqlx::query("SELECT RELEASE_LOCK(?)").bind(LOCK).execute(&mut *conn).await;
+        migrated?;
+        released?;
         Ok(())
     }
 
@@ -193,13 +218,16 @@ impl Db {
 
     async fn persist_order_tx(&self, msg: &OrderMessage) -> Result<Persisted> {
         let mut tx = self.pool.begin().await?;
-        let sale = sqlx::query("SELECT price_cents, payment_window_secs FROM sales WHERE id = ?")
+        // The sale's row lock orders the transactions of one sale, so the shopper's
+        // holdings read below include every order committed before this one.
+        let sale = sqlx::query("SELECT price_cents, payment_window_secs, per_user_limit FROM sales WHERE id = ? FOR UPDATE")
             .bind(msg.sale_id.0)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(Error::NotFound("sale"))?;
         let price: u64 = sale.try_get("price_cents")?;
         let window: u32 = sale.try_get("payment_window_secs")?;
+        let limit: u32 = sale.try_get("per_user_limit")?;
         let inserted = sqlx::query(
             "INSERT INTO orders (id, sale_id, user_id, quantity, amount_cents, status, created_at, expires_at) \
              VALUES (?, ?, ?, ?, ?, 'UNPAID', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3) + INTERVAL ? SECOND)",
@@ -220,13 +248,25 @@ impl Db {
             }
             other => other?,
         };
-        let guard = sqlx::query("UPDATE sales SET sold = sold + ? WHERE id = ? AND sold + ? <= stock")
-            .bind(msg.quantity)
-            .bind(msg.sale_id.0)
-            .bind(msg.quantity)
-            .execute(&mut *tx)
-            .await?;
-        let accepted = guard.rows_affected() == 1;
+        // Redis checks the limit too, but a Redis that lost its state (or a rebuild racing
+        // a late message) cannot let a shopper hold more than the limit here.
+        let held: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM orders \
+             WHERE user_id = ? AND sale_id = ? AND status IN ('UNPAID', 'PAID')",
+        )
+        .bind(msg.user_id.as_str())
+        .bind(msg.sale_id.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        let accepted = held <= i64::from(limit)
+            && sqlx::query("UPDATE sales SET sold = sold + ? WHERE id = ? AND sold + ? <= stock")
+                .bind(msg.quantity)
+                .bind(msg.sale_id.0)
+                .bind(msg.quantity)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
         if !accepted {
             sqlx::query("UPDATE orders SET status = 'REJECTED', expires_at = created_at WHERE id = ?")
                 .bind(msg.order_id.0)
@@ -239,6 +279,44 @@ impl Db {
             .await?
             .ok_or(Error::Internal("order vanished after commit".into()))?;
         Ok(if accepted { Persisted::Accepted(order) } else { Persisted::Rejected(order) })
+    }
+
+    /// Locks a sale's row until the returned guard is released: no order of the sale is
+    /// persisted or closed meanwhile, so what is read through the guard stays true while
+    /// Redis is set from it.
+    pub async fn lock_sale(&self, id: SaleId) -> Result<Option<LockedSale>> {
+        self.breaker
+            .call(async {
+                let mut tx = self.pool.begin().await?;
+                let row = sqlx::query(&format!("SELECT {SALE_COLUMNS} FROM sales WHERE id = ? FOR UPDATE"))
+                    .bind(id.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match row {
+                    Some(row) => Ok(Some(LockedSale { sale: sale_from(&row)?, tx })),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    /// Unpaid orders of a sale whose payment window ended more than `late` ago: their
+    /// close message was lost or is stuck. Oldest first.
+    pub async fn overdue_unpaid(&self, sale: SaleId, late: std::time::Duration, limit: u32) -> Result<Vec<OrderId>> {
+        self.breaker
+            .call(async {
+                let ids: Vec<u64> = sqlx::query_scalar(
+                    "SELECT id FROM orders WHERE sale_id = ? AND status = 'UNPAID' \
+                     AND expires_at <= UTC_TIMESTAMP(3) - INTERVAL ? SECOND ORDER BY expires_at LIMIT ?",
+                )
+                .bind(sale.0)
+                .bind(late.as_secs())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(ids.into_iter().map(OrderId).collect())
+            })
+            .await
     }
 
     /// Pays an order: one conditional update, so a payment a moment after the window
@@ -337,21 +415,61 @@ impl Db {
             .await
     }
 
-    /// Whether MySQL has these orders, for the outbox check-back.
-    pub async fn existing_orders(&self, ids: &[OrderId]) -> Result<Vec<OrderId>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// The ids of every order of a sale, whatever its status.
+    pub async fn order_ids(&self, sale: SaleId) -> Result<Vec<OrderId>> {
         self.breaker
             .call(async {
-                let placeholders = vec!["?"; ids.len()].join(",");
-                let sql = format!("SELECT id FROM orders WHERE id IN ({placeholders})");
-                let mut query = sqlx::query_scalar::<_, u64>(&sql);
-                for id in ids {
-                    query = query.bind(id.0);
-                }
-                Ok(query.fetch_all(&self.pool).await?.into_iter().map(OrderId).collect())
+                let ids: Vec<u64> = sqlx::query_scalar("SELECT id FROM orders WHERE sale_id = ?")
+                    .bind(sale.0)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(ids.into_iter().map(OrderId).collect())
             })
             .await
+    }
+}
+
+/// A sale read under its row lock (see [`Db::lock_sale`]). Dropping it without
+/// [`LockedSale::release`] rolls back, which releases the lock too.
+pub struct LockedSale {
+    pub sale: Sale,
+    tx: sqlx::Transaction<'static, sqlx::MySql>,
+}
+
+impl LockedSale {
+    /// The sale's orders: live ones with their holders, settled ones by id.
+    pub async fn orders(&mut self) -> Result<SaleOrders> {
+        let rows = sqlx::query("SELECT id, user_id, quantity, status FROM orders WHERE sale_id = ?")
+            .bind(self.sale.id.0)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let mut orders = SaleOrders::default();
+        for row in rows {
+            let id = OrderId(row.try_get("id")?);
+            match row.try_get::<String, _>("status")?.parse()? {
+                OrderStatus::Unpaid | OrderStatus::Paid => orders.holds.push((user_from(&row)?, id, row.try_get("quantity")?)),
+                _ => orders.settled.push(id),
+            }
+        }
+        Ok(orders)
+    }
+
+    /// Which of `ids` MySQL has.
+    pub async fn existing(&mut self, ids: &[OrderId]) -> Result<Vec<OrderId>> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(500) {
+            let sql = format!("SELECT id FROM orders WHERE id IN ({})", vec!["?"; chunk.len()].join(","));
+            let mut query = sqlx::query_scalar::<_, u64>(&sql);
+            for id in chunk {
+                query = query.bind(id.0);
+            }
+            found.extend(query.fetch_all(&mut *self.tx).await?.into_iter().map(OrderId));
+        }
+        Ok(found)
+    }
+
+    pub async fn release(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
     }
 }

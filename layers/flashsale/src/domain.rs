@@ -225,6 +225,10 @@ impl NewSale {
     /// A day: longer windows tie up stock for no shopper's benefit.
     pub const MAX_PAYMENT_WINDOW_SECS: u32 = 86_400;
 
+    /// 2000-01-01T00:00:00Z and 9998-12-31T00:00:00Z, in Unix seconds.
+    const EARLIEST: i64 = 946_684_800;
+    const LATEST: i64 = 253_370_678_400;
+
     pub fn validate(&self) -> Result<()> {
         let name = self.name.trim();
         let problem = if name.is_empty() || name.chars().count() > 200 {
@@ -237,6 +241,11 @@ impl NewSale {
             Some("stock must be between 1 and 10000000")
         } else if self.per_user_limit == 0 || self.per_user_limit > Self::MAX_PER_USER {
             Some("per_user_limit must be between 1 and 100")
+        } else if !(Self::EARLIEST..=Self::LATEST).contains(&self.starts_at.timestamp())
+            || !(Self::EARLIEST..=Self::LATEST).contains(&self.ends_at.timestamp())
+        {
+            // MySQL's DATETIME stops at 9999; a date it cannot store is bad input, not an outage.
+            Some("starts_at and ends_at must be between 2000-01-01 and 9998-12-31")
         } else if self.ends_at <= self.starts_at {
             Some("ends_at must be after starts_at")
         } else if self.payment_window_secs == 0 || self.payment_window_secs > Self::MAX_PAYMENT_WINDOW_SECS {
@@ -330,6 +339,9 @@ mod tests {
         };
         assert!(ok.validate().is_ok());
         let bad = NewSale { ends_at: now, ..ok.clone() };
+        assert!(matches!(bad.validate(), Err(Error::Invalid(m)) if m.contains("ends_at")));
+        let far: DateTime<Utc> = "+10000-01-01T00:00:00Z".parse().unwrap();
+        let bad = NewSale { ends_at: far, ..ok.clone() };
         assert!(matches!(bad.validate(), Err(Error::Invalid(m)) if m.contains("ends_at")));
         let bad = NewSale { stock: 0, ..ok };
         assert!(matches!(bad.validate(), Err(Error::Invalid(m)) if m.contains("stock")));

@@ -29,6 +29,9 @@ pub enum Error {
     NotPayable { status: OrderStatus, reason: &'static str },
     #[error("{service} unavailable, retry in {retry_after_secs}s")]
     Unavailable { service: &'static str, retry_after_secs: u64 },
+    /// A circuit breaker turned the call away: the dependency was not even asked.
+    #[error("{service} unavailable (circuit open), retry in {retry_after_secs}s")]
+    CircuitOpen { service: &'static str, retry_after_secs: u64 },
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("database: {0}")]
@@ -61,7 +64,7 @@ impl Error {
     pub fn is_dependency_failure(&self) -> bool {
         matches!(
             self,
-            Error::Unavailable { .. } | Error::Redis(_) | Error::Db(_) | Error::Aws { .. }
+            Error::Unavailable { .. } | Error::CircuitOpen { .. } | Error::Redis(_) | Error::Db(_) | Error::Aws { .. }
         )
     }
 }

@@ -40,7 +40,7 @@ pub fn problem(err: &Error) -> Response<Body> {
         Error::LimitReached { .. } => (StatusCode::CONFLICT, "limit-reached", "Purchase limit reached"),
         Error::NotOpen(_) => (StatusCode::CONFLICT, "not-open", "The sale is not open"),
         Error::NotPayable { .. } => (StatusCode::CONFLICT, "not-payable", "The order cannot be paid"),
-        Error::Unavailable { .. } | Error::Redis(_) | Error::Db(_) | Error::Aws { .. } => {
+        Error::Unavailable { .. } | Error::CircuitOpen { .. } | Error::Redis(_) | Error::Db(_) | Error::Aws { .. } => {
             (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable, please retry")
         }
         Error::Migrate(_) | Error::Config(_) | Error::Internal(_) => {
@@ -72,7 +72,9 @@ pub fn problem(err: &Error) -> Response<Body> {
         .header(header::CONTENT_TYPE, "application/problem+json")
         .header(header::CACHE_CONTROL, "no-store");
     let retry_after = match err {
-        Error::Unavailable { retry_after_secs, .. } => Some(*retry_after_secs),
+        Error::Unavailable { retry_after_secs, .. } | Error::CircuitOpen { retry_after_secs, .. } => {
+            Some(*retry_after_secs)
+        }
         e if e.is_dependency_failure() => Some(1),
         _ => None,
     };

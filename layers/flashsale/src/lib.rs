@@ -5,7 +5,8 @@
 //! - [`snowflake`]: order ids, minted under a DynamoDB worker-id lease.
 //! - [`config`]: configuration from the environment.
 //! - one adapter per service: [`cache`] (Redis), [`db`] (MySQL), [`queue`] (SQS),
-//!   [`leases`] (DynamoDB), [`bucket`] (S3), [`cdn`] (CloudFront).
+//!   [`leases`] and [`fallback`] (DynamoDB), [`bucket`] (S3), [`cdn`] (CloudFront).
+//! - [`recovery`]: rebuilding a sale's Redis state from MySQL, settling refused orders.
 //! - [`pages`]: the static pages, rendered and published to the bucket.
 //! - [`http`]: identity from the authorizer, JSON bodies, RFC 9457 problems.
 
@@ -18,12 +19,15 @@ pub mod consumer;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod fallback;
 pub mod http;
 pub mod leases;
+pub mod memo;
 pub mod messages;
 pub mod pages;
 pub mod provision;
 pub mod queue;
+pub mod recovery;
 pub mod report;
 pub mod snowflake;
 pub mod stores;

@@ -23,3 +23,10 @@ pub struct TimeoutMessage {
     /// Unix milliseconds.
     pub deadline_ms: i64,
 }
+
+impl crate::domain::Order {
+    /// The admission this order came from.
+    pub fn message(&self) -> OrderMessage {
+        OrderMessage { order_id: self.order_id, sale_id: self.sale_id, user_id: self.user_id.clone(), quantity: self.quantity }
+    }
+}

@@ -11,6 +11,8 @@ pub struct Names {
     /// Prefix of the queue names, so several stacks (or tests) share one moto.
     pub prefix: String,
     pub lease_table: String,
+    /// The durable fallback of admitted orders whose SQS send failed.
+    pub pending_table: String,
     pub bucket: String,
     /// Receives before a message goes to its dead-letter queue.
     pub max_receives: u32,
@@ -31,7 +33,14 @@ pub async fn provision(sdk: &aws_config::SdkConfig, names: &Names) -> Result<Res
     let (orders_queue_url, orders_dlq_url) = queue_with_dlq(&sqs, &format!("{}orders", names.prefix), names).await?;
     let (timeouts_queue_url, timeouts_dlq_url) =
         queue_with_dlq(&sqs, &format!("{}order-timeouts", names.prefix), names).await?;
-    lease_table(&aws_sdk_dynamodb::Client::new(sdk), &names.lease_table).await?;
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    table(&ddb, &names.lease_table, &[("worker_id", ScalarAttributeType::N, KeyType::Hash)]).await?;
+    table(
+        &ddb,
+        &names.pending_table,
+        &[("sale_id", ScalarAttributeType::N, KeyType::Hash), ("order_id", ScalarAttributeType::S, KeyType::Range)],
+    )
+    .await?;
     bucket(&crate::bucket::client(sdk), &names.bucket).await?;
     Ok(Resources { orders_queue_url, orders_dlq_url, timeouts_queue_url, timeouts_dlq_url })
 }
@@ -92,25 +101,22 @@ async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str, attributes: &[(Queu
     url.ok_or(Error::Internal(format!("queue {name} has no URL")))
 }
 
-async fn lease_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
-    let attribute = AttributeDefinition::builder()
-        .attribute_name("worker_id")
-        .attribute_type(ScalarAttributeType::N)
-        .build()
-        .map_err(|e| Error::aws("dynamodb", e))?;
-    let key = KeySchemaElement::builder()
-        .attribute_name("worker_id")
-        .key_type(KeyType::Hash)
-        .build()
-        .map_err(|e| Error::aws("dynamodb", e))?;
-    let created = ddb
-        .create_table()
-        .table_name(table)
-        .attribute_definitions(attribute)
-        .key_schema(key)
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await;
+async fn table(ddb: &aws_sdk_dynamodb::Client, table: &str, keys: &[(&str, ScalarAttributeType, KeyType)]) -> Result<()> {
+    let mut create = ddb.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
+    for (name, kind, role) in keys {
+        let attribute = AttributeDefinition::builder()
+            .attribute_name(*name)
+            .attribute_type(kind.clone())
+            .build()
+            .map_err(|e| Error::aws("dynamodb", e))?;
+        let key = KeySchemaElement::builder()
+            .attribute_name(*name)
+            .key_type(role.clone())
+            .build()
+            .map_err(|e| Error::aws("dynamodb", e))?;
+        create = create.attribute_definitions(attribute).key_schema(key);
+    }
+    let created = create.send().await;
     match created {
         Ok(_) => Ok(()),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => Ok(()),

@@ -29,6 +29,30 @@ impl Queue {
         self.send(&self.orders_url, serde_json::to_string(msg), 0).await
     }
 
+    /// Order messages sent and not yet consumed (SQS's approximate counts): zero once
+    /// the orders in flight have landed in MySQL.
+    pub async fn orders_in_flight(&self) -> Result<u64> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        self.breaker
+            .call(async {
+                let attributes = self
+                    .client
+                    .get_queue_attributes()
+                    .queue_url(&self.orders_url)
+                    .attribute_names(A::ApproximateNumberOfMessages)
+                    .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+                    .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws("sqs", e))?;
+                Ok(attributes
+                    .attributes()
+                    .map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum())
+                    .unwrap_or(0))
+            })
+            .await
+    }
+
     /// Schedules the close check of an order for its deadline: one delayed message of
     /// at most `max_delay_secs`; the consumer sends the next hop while it is early.
     pub async fn schedule_close(&self, msg: &TimeoutMessage, now_ms: i64, max_delay_secs: u32) -> Result<()> {

@@ -82,11 +82,20 @@ struct Lease {
     valid_until: Instant,
 }
 
+/// How long a request waits for its container to renew or re-acquire a lease that
+/// lapsed while the container sat frozen between invocations.
+const INLINE_LEASE_BOUND: Duration = Duration::from_secs(1);
+
 /// Mints order ids under a worker-id lease. Built once per container.
 pub struct IdGenerator {
     state: Mutex<Snowflake>,
     lease: Mutex<Option<Lease>>,
     clock: Arc<dyn Clock>,
+    /// Where leases come from; `None` for a generator that owns its worker id otherwise.
+    leases: Option<Arc<WorkerLeases>>,
+    /// One lease write at a time: concurrent requests that find the lease lapsed wait
+    /// for the first one's write instead of each taking a worker id.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl IdGenerator {
@@ -97,19 +106,26 @@ impl IdGenerator {
             state: Mutex::new(Snowflake::default()),
             lease: Mutex::new(Some(Lease { worker, valid_until: Instant::now() + valid_for })),
             clock,
+            leases: None,
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
     /// Leases a worker id from DynamoDB and keeps renewing it in the background for as
     /// long as the generator lives. A failed first lease does not fail the start: the
-    /// generator refuses ids (503) until the background task gets one.
+    /// generator refuses ids (503) until it gets one. On Lambda the background task
+    /// does not run while the container is frozen between invocations (a countdown's
+    /// idle minutes): a request that finds the lease lapsed renews or re-acquires it
+    /// itself, within [`INLINE_LEASE_BOUND`].
     pub async fn leased(leases: WorkerLeases, clock: Arc<dyn Clock>) -> Arc<Self> {
+        let leases = Arc::new(leases);
         let generator = Arc::new(IdGenerator {
             state: Mutex::new(Snowflake::default()),
             lease: Mutex::new(None),
             clock,
+            leases: Some(leases.clone()),
+            refreshing: tokio::sync::Mutex::new(()),
         });
-        let leases = Arc::new(leases);
         if let Err(e) = refresh(&generator, &leases).await {
             tracing::error!(error = %e, "could not lease a worker id; ids are refused until one is leased");
         }
@@ -127,12 +143,30 @@ impl IdGenerator {
         lease.filter(|l| l.valid_until > Instant::now())
     }
 
+    /// The lease in force, renewed or re-acquired first if it lapsed.
+    async fn lease_now(&self) -> Result<Lease> {
+        let unavailable = || Error::Unavailable { service: "order ids (no worker-id lease)", retry_after_secs: 1 };
+        if let Some(lease) = self.current_lease() {
+            return Ok(lease);
+        }
+        let leases = self.leases.as_ref().ok_or_else(unavailable)?;
+        let _one_writer = self.refreshing.lock().await;
+        if let Some(lease) = self.current_lease() {
+            return Ok(lease);
+        }
+        match tokio::time::timeout(INLINE_LEASE_BOUND, refresh(self, leases)).await {
+            Ok(Ok(())) => self.current_lease().ok_or_else(unavailable),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "worker-id lease lapsed and could not be renewed");
+                Err(unavailable())
+            }
+            Err(_) => Err(unavailable()),
+        }
+    }
+
     pub async fn next_id(&self) -> Result<OrderId> {
         loop {
-            let lease = self.current_lease().ok_or(Error::Unavailable {
-                service: "order ids (no worker-id lease)",
-                retry_after_secs: 1,
-            })?;
+            let lease = self.lease_now().await?;
             let now = self.clock.now_ms();
             let step = self.state.lock().unwrap().next(now, lease.worker);
             match step {
@@ -173,6 +207,7 @@ async fn keep_leased(generator: Weak<IdGenerator>, leases: Arc<WorkerLeases>) {
         };
         tokio::time::sleep(wait).await;
         let Some(g) = generator.upgrade() else { break };
+        let _one_writer = g.refreshing.lock().await;
         if let Err(e) = refresh(&g, &leases).await {
             tracing::warn!(error = %e, "worker-id lease renewal failed");
         }

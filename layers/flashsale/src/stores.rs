@@ -2,19 +2,43 @@
 
 use crate::cache::Cache;
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Closing, Db};
+use crate::domain::OrderId;
 use crate::error::Result;
+use crate::fallback::Fallback;
 use crate::queue::{self, Queue};
 
 pub struct Stores {
     pub db: Db,
     pub cache: Cache,
     pub queue: Queue,
+    pub fallback: Fallback,
 }
 
 impl Stores {
     pub async fn from_config(config: &Config) -> Result<Self> {
-        let sdk = queue::aws_config(config).await;
-        Ok(Stores { db: Db::connect(config)?, cache: Cache::connect(config)?, queue: Queue::new(&sdk, config) })
+        Stores::new(&queue::aws_config(config).await, config)
+    }
+
+    /// With AWS clients from `sdk` (tests point it at an unreachable endpoint).
+    pub fn new(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Self> {
+        Ok(Stores {
+            db: Db::connect(config)?,
+            cache: Cache::connect(config)?,
+            queue: Queue::new(sdk, config),
+            fallback: Fallback::new(sdk, config),
+        })
+    }
+
+    /// Closes an order if it is unpaid and due (by the database clock), then gives its
+    /// units back in Redis. Both steps are idempotent, so a redelivery, or reconcile
+    /// closing the same order, completes a crashed close without doubling it.
+    pub async fn close_if_due(&self, order: OrderId) -> Result<Closing> {
+        let closing = self.db.close_if_due(order).await?;
+        if let Closing::Closed(order) | Closing::AlreadyClosed(order) = &closing {
+            let released = self.cache.release(order).await?;
+            tracing::info!(order_id = %order.order_id, released, "order closed unpaid; stock back on sale");
+        }
+        Ok(closing)
     }
 }

@@ -1,0 +1,95 @@
+//! DynamoDB adapter: the durable fallback of admitted orders. When `admit` cannot hand
+//! an order to SQS, the order is written here before the shopper hears `202`, so the
+//! answer never lives only in Redis (which may lose it in a failover). Reconcile sends
+//! what is here on and deletes it; a rebuild of a sale's Redis state counts it.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+use crate::breaker::Breaker;
+use crate::config::Config;
+use crate::domain::SaleId;
+use crate::error::{Error, Result};
+use crate::messages::OrderMessage;
+
+/// Items outlive any sale's recovery by far; DynamoDB deletes them after this (s).
+const TTL_SECS: i64 = 14 * 24 * 3600;
+
+pub struct Fallback {
+    client: Client,
+    table: String,
+    breaker: Breaker,
+}
+
+impl Fallback {
+    pub fn new(sdk: &aws_config::SdkConfig, config: &Config) -> Self {
+        Fallback {
+            client: Client::new(sdk),
+            table: config.pending_table.clone(),
+            breaker: Breaker::new("dynamodb", config.breaker_failures, config.breaker_cooldown, config.sqs_timeout),
+        }
+    }
+
+    /// Keeps an admitted order; idempotent (the order id is the key).
+    pub async fn keep(&self, order: &OrderMessage) -> Result<()> {
+        let message = serde_json::to_string(order).map_err(|e| Error::Internal(e.to_string()))?;
+        let ttl = chrono::Utc::now().timestamp() + TTL_SECS;
+        self.breaker
+            .call(async {
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item("sale_id", AttributeValue::N(order.sale_id.to_string()))
+                    .item("order_id", AttributeValue::S(order.order_id.to_string()))
+                    .item("message", AttributeValue::S(message))
+                    .item("ttl", AttributeValue::N(ttl.to_string()))
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws("dynamodb", e))?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The orders kept for a sale.
+    pub async fn of_sale(&self, sale: SaleId) -> Result<Vec<OrderMessage>> {
+        self.breaker
+            .call(async {
+                let items = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("sale_id = :sale")
+                    .expression_attribute_values(":sale", AttributeValue::N(sale.to_string()))
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .await
+                    .map_err(|e| Error::aws("dynamodb", e))?;
+                items
+                    .iter()
+                    .filter_map(|item| item.get("message").and_then(|m| m.as_s().ok()))
+                    .map(|m| serde_json::from_str(m).map_err(|e| Error::Internal(format!("kept order: {e}"))))
+                    .collect()
+            })
+            .await
+    }
+
+    /// Forgets an order once SQS has it.
+    pub async fn forget(&self, order: &OrderMessage) -> Result<()> {
+        self.breaker
+            .call(async {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("sale_id", AttributeValue::N(order.sale_id.to_string()))
+                    .key("order_id", AttributeValue::S(order.order_id.to_string()))
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws("dynamodb", e))?;
+                Ok(())
+            })
+            .await
+    }
+}

@@ -1,0 +1,683 @@
+//! The faults a real sale meets, each injected into a real process this test owns (a
+//! Redis server it restarts empty, a TCP proxy it cuts between the stack and MySQL, a
+//! consumer whose Redis dies between its two steps, a runtime that sleeps past its
+//! lease), then the promises checked on what is left: units sold in MySQL within
+//! stock, nobody above the limit, every `202` exactly one MySQL order, every unit
+//! accounted for across Redis, the outbox and MySQL, no 5xx but 503 + Retry-After.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use flashsale::cache::SaleKeys;
+use flashsale::db::Db;
+use flashsale::queue::{self, Queue};
+use flashsale::stores::Stores;
+use flashsale::{OrderId, SaleId};
+use futures::stream::{self, StreamExt};
+use redis::AsyncCommands;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+
+/// A redis-server of the test's own, on a free port, that it can restart empty.
+struct OwnRedis {
+    port: u16,
+    child: tokio::process::Child,
+}
+
+impl OwnRedis {
+    async fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+        let child = Self::spawn(port).await;
+        OwnRedis { port, child }
+    }
+
+    async fn spawn(port: u16) -> tokio::process::Child {
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed (scripts/services.sh installs it)");
+        eventually("own redis-server up", Duration::from_secs(10), || async move {
+            TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
+        })
+        .await;
+        child
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A restart that loses everything, as a failover to an empty replica does.
+    async fn restart_empty(&mut self) {
+        self.child.kill().await.unwrap();
+        self.child = Self::spawn(self.port).await;
+    }
+}
+
+/// A TCP proxy the test owns between the stack and a server; `cut` drops every
+/// connection and refuses new ones until `restore`.
+struct Proxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let generation = Arc::new(tokio::sync::watch::channel(0u64).0);
+        let (up2, generation2) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { return };
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused at once
+                }
+                let mut cut = generation2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy { addr, up, generation }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What one purchase attempt got.
+#[derive(Default)]
+struct Outcomes {
+    /// `(user, order id)` of every `202`.
+    told: Vec<(String, String)>,
+    statuses: HashMap<u16, u64>,
+}
+
+impl Outcomes {
+    fn record(&mut self, user: &str, status: u16, body: &Value) {
+        *self.statuses.entry(status).or_default() += 1;
+        assert!(status < 500 || status == 503, "{status} {body}");
+        if status == 503 {
+            assert_eq!(body["type"], "/problems/unavailable", "{body}");
+        }
+        if status == 202 {
+            self.told.push((user.to_string(), body["order_id"].as_str().unwrap().to_string()));
+        }
+    }
+}
+
+/// Buys as each of `users` at once, recording what each got.
+async fn stampede(api: &Api, sale: u64, users: impl IntoIterator<Item = String>, outcomes: &mut Outcomes) {
+    let results: Vec<(String, u16, Value, bool)> = stream::iter(users)
+        .map(|user| async move {
+            let response = api
+                .http
+                .post(format!("{}/api/sales/{sale}/purchase", api.base))
+                .bearer_auth(api.token(&user))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let retry_after = response.headers().contains_key("retry-after");
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (user, status, body, retry_after)
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for (user, status, body, retry_after) in results {
+        if status == 503 {
+            assert!(retry_after, "a 503 says when to retry: {body}");
+        }
+        outcomes.record(&user, status, &body);
+    }
+}
+
+/// Waits until every told order is in MySQL and the outbox is empty, then checks every
+/// promise of the sale.
+async fn settled_and_sound(stack: &flashsale_local::Stack, sale: u64, told: &[(String, String)]) {
+    let db = mysql(stack).await;
+    let mut redis = redis(stack).await;
+    let told_ids: HashSet<u64> = told.iter().map(|(_, id)| id.parse().unwrap()).collect();
+    assert_eq!(told_ids.len(), told.len(), "no order id was handed out twice");
+    eventually("every 202 in MySQL and the outbox empty", Duration::from_secs(60), || async {
+        let stored: HashSet<u64> = mysql_orders(&db, sale).await.into_iter().map(|(id, _, _)| id).collect();
+        (told_ids.is_subset(&stored) && outbox(&mut redis.clone(), sale).await.is_empty()).then_some(())
+    })
+    .await;
+    let (stock, sold) = mysql_sale(&db, sale).await;
+    let orders = mysql_orders(&db, sale).await;
+    let limit: u32 = sqlx::query_scalar("SELECT per_user_limit FROM sales WHERE id = ?").bind(sale).fetch_one(&db).await.unwrap();
+    let quantities: HashMap<u64, u32> = sqlx::query_as("SELECT id, quantity FROM orders WHERE sale_id = ?")
+        .bind(sale)
+        .fetch_all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let mut held: HashMap<&str, u32> = HashMap::new();
+    let mut live_units = 0;
+    for (id, user, status) in &orders {
+        if status == "UNPAID" || status == "PAID" {
+            *held.entry(user.as_str()).or_default() += quantities[id];
+            live_units += quantities[id];
+        }
+    }
+    assert!(live_units <= stock, "never oversold: {live_units} live units, stock {stock}");
+    assert_eq!(live_units, sold, "sales.sold counts the live orders");
+    let over: Vec<_> = held.iter().filter(|(_, units)| **units > limit).collect();
+    assert!(over.is_empty(), "nobody above the limit {limit}: {over:?}");
+    let stored: HashSet<u64> = orders.iter().map(|(id, _, _)| *id).collect();
+    assert_eq!(stored, told_ids, "every 202 is exactly one MySQL order, and no order is one nobody was told of");
+    let remaining = redis_stock(&mut redis, sale).await;
+    assert_eq!(remaining + i64::from(sold), i64::from(stock), "every unit accounted for (the outbox is empty)");
+}
+
+fn faulty_stack_options(o: &mut flashsale_local::Options) {
+    o.config.sold_out_ttl = Duration::from_millis(200);
+    o.config.breaker_cooldown = Duration::from_millis(300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_empty_mid_sale_recovers_and_sells_out_exactly() {
+    let mut own = OwnRedis::start().await;
+    let prefix = format!("test-{:08x}-", rand::random::<u32>());
+    // The orders stay in the queue: nobody consumes them until the second stack starts.
+    let stack = stack_with(|o| {
+        faulty_stack_options(o);
+        o.consumers = 0;
+        o.queue_prefix = prefix.clone();
+        o.config.redis_url = own.url();
+        o.config.recovery_drain_bound = Duration::from_secs(120);
+    })
+    .await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(30, 2, 600, -1, 3600)).await;
+    let mut outcomes = Outcomes::default();
+    stampede(&api, sale, (0..20).map(|i| format!("early-{i}")), &mut outcomes).await;
+    assert_eq!(outcomes.told.len(), 20);
+
+    own.restart_empty().await;
+    // Recovering while its orders are in flight: 503 with Retry-After, never 404.
+    let (status, body) = api.call("GET", &format!("/api/sales/{sale}"), None, None).await;
+    assert_eq!((status, body["type"].as_str()), (503, Some("/problems/unavailable")), "{body}");
+    stampede(&api, sale, (0..10).map(|i| format!("during-{i}")), &mut outcomes).await;
+    assert_eq!(outcomes.told.len(), 20, "nothing admitted while the sale recovers");
+    assert_eq!(outcomes.statuses[&503], 10);
+
+    // The queue drains; the next purchase finds it empty, rebuilds the sale, and goes on.
+    let consumers = stack_with(|o| {
+        faulty_stack_options(o);
+        o.queue_prefix = prefix.clone();
+        o.config.redis_url = own.url();
+    })
+    .await;
+    let db = mysql(&stack).await;
+    eventually("the 20 early orders persisted", Duration::from_secs(30), || async {
+        (mysql_orders(&db, sale).await.len() == 20).then_some(())
+    })
+    .await;
+    eventually("the sale reopens on its own", Duration::from_secs(30), || async {
+        let (status, body) = api.call("GET", &format!("/api/sales/{sale}"), None, None).await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    let (_, live) = api.call("GET", &format!("/api/sales/{sale}"), None, None).await;
+    assert_eq!(live["remaining"], 10, "rebuilt from MySQL: 30 - 20 held {live}");
+
+    // Everyone at once, twice over: the early shoppers may take one more each (limit 2).
+    for _ in 0..2 {
+        let users = (0..20).map(|i| format!("early-{i}")).chain((0..40).map(|i| format!("late-{i}")));
+        stampede(&api, sale, users, &mut outcomes).await;
+    }
+    assert_eq!(outcomes.told.len(), 30, "sold out exactly: {:?}", outcomes.statuses);
+    settled_and_sound(&consumers, sale, &outcomes.told).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_order_puts_no_phantom_unit_on_sale() {
+    let stack = stack_with(faulty_stack_options).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(5, 2, 600, -1, 3600)).await;
+    let mut redis = redis(&stack).await;
+    // Redis forgot decrements (a failover to a lagging replica): it believes in 3 units
+    // that do not exist.
+    let _: () = redis.set(SaleKeys::new(SaleId(sale)).stock, 8).await.unwrap();
+    let mut outcomes = Outcomes::default();
+    stampede(&api, sale, (0..8).map(|i| format!("buyer-{i}")), &mut outcomes).await;
+    assert_eq!(outcomes.told.len(), 8);
+    let db = mysql(&stack).await;
+    let statuses = eventually("all 8 settled in MySQL", Duration::from_secs(30), || async {
+        let orders = mysql_orders(&db, sale).await;
+        let settled = orders.len() == 8 && outbox(&mut redis.clone(), sale).await.is_empty();
+        settled.then(|| orders.into_iter().map(|(_, _, s)| s).collect::<Vec<_>>())
+    })
+    .await;
+    assert_eq!(statuses.iter().filter(|s| *s == "REJECTED").count(), 3, "{statuses:?}");
+    assert_eq!(redis_stock(&mut redis, sale).await, 0, "Redis corrected down to MySQL");
+    // The next buyer is told "sold out" at once, not admitted and refused later.
+    let (status, body) = api.buy(sale, "next", None).await;
+    assert_eq!((status, body["type"].as_str()), (409, Some("/problems/sold-out")), "{body}");
+    // A refused shopper learns it from their order.
+    for (user, id) in &outcomes.told {
+        let (status, body) = api.order(user, id).await;
+        assert_eq!(status, 200);
+        assert!(body["status"] == "UNPAID" || body["status"] == "REJECTED", "{body}");
+    }
+
+    // Two units come back on sale the normal way: two unpaid orders close.
+    let unpaid: Vec<(u64, String, String)> =
+        mysql_orders(&db, sale).await.into_iter().filter(|(_, _, s)| s == "UNPAID").collect();
+    let stores = Stores::from_config(&stack.config).await.unwrap();
+    for (id, _, _) in &unpaid[1..3] {
+        sqlx::query("UPDATE orders SET expires_at = UTC_TIMESTAMP(3) WHERE id = ?").bind(id).execute(&db).await.unwrap();
+        stores.close_if_due(OrderId(*id)).await.unwrap();
+    }
+    assert_eq!(redis_stock(&mut redis, sale).await, 2);
+    // Redis forgot what one holder bought: it admits them two more, above the limit of
+    // 2. MySQL refuses the order, and these units did exist, so they are on sale again.
+    let holder = unpaid[0].1.clone();
+    let keys = SaleKeys::new(SaleId(sale));
+    tokio::time::sleep(Duration::from_millis(300)).await; // the sold-out memo's TTL
+    let _: () = redis.hdel(&keys.bought, &holder).await.unwrap();
+    let _: () = redis.hdel(&keys.orders, &holder).await.unwrap();
+    let (status, body) = api.buy(sale, &holder, Some(2)).await;
+    assert_eq!(status, 202, "{body}");
+    let extra = body["order_id"].as_str().unwrap().to_string();
+    eventually("the over-limit order refused", Duration::from_secs(30), || async {
+        let refused = mysql_status(&db, &extra).await.as_deref() == Some("REJECTED");
+        (refused && outbox(&mut redis.clone(), sale).await.is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(redis_stock(&mut redis, sale).await, 2, "units refused for the limit are back on sale");
+    assert_eq!(mysql_sale(&db, sale).await, (5, 3));
+}
+
+async fn mysql_status(db: &sqlx::MySqlPool, id: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT status FROM orders WHERE id = ?")
+        .bind(id.parse::<u64>().unwrap())
+        .fetch_optional(db)
+        .await
+        .unwrap()
+}
+
+async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap();
+    attributes.attributes().and_then(|a| a.values().next()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_cut_during_persistence_then_back_loses_and_doubles_nothing() {
+    let proxy = Proxy::start("127.0.0.1:3306".parse().unwrap()).await;
+    let stack = stack_with(|o| {
+        faulty_stack_options(o);
+        o.max_receives = 2;
+        o.config.database_url = o.config.database_url.replace("127.0.0.1:3306", &proxy.addr.to_string());
+        o.config.db_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(20, 1, 600, -1, 3600)).await;
+
+    proxy.cut();
+    let mut outcomes = Outcomes::default();
+    stampede(&api, sale, (0..12).map(|i| format!("cut-{i}")), &mut outcomes).await;
+    assert_eq!(outcomes.told.len(), 12, "admission needs no MySQL");
+    // Reading an order needs MySQL: 503 with Retry-After, not 500.
+    let (user, id) = &outcomes.told[0];
+    let response = api.http.get(format!("{}/api/orders/{id}", api.base)).bearer_auth(api.token(user)).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+
+    // Every message is retried until its receive limit, then parked in the DLQ.
+    let sqs = aws_sdk_sqs::Client::new(&queue::aws_config(&stack.config).await);
+    let dlq = stack.resources.orders_dlq_url.clone();
+    eventually("all 12 order messages in the DLQ", Duration::from_secs(60), || {
+        let (sqs, dlq) = (sqs.clone(), dlq.clone());
+        async move { (queue_depth(&sqs, &dlq).await == 12).then_some(()) }
+    })
+    .await;
+
+    proxy.restore();
+    let moved = flashsale_local::redrive::redrive(&sqs, &dlq, &stack.resources.orders_queue_url).await.unwrap();
+    assert_eq!(moved, 12);
+    settled_and_sound(&stack, sale, &outcomes.told).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_dying_between_its_steps_and_triple_delivery_change_nothing() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(10, 1, 2, -1, 3600)).await;
+    let mut outcomes = Outcomes::default();
+    stampede(&api, sale, (0..4).map(|i| format!("step-{i}")), &mut outcomes).await;
+    let mut redis = redis(&stack).await;
+    let messages = outbox(&mut redis, sale).await;
+    assert_eq!(messages.len(), 4);
+
+    // This consumer commits to MySQL, then dies before it schedules the close and
+    // clears the outbox: its SQS is gone.
+    let mut config = stack.config.clone();
+    config.breaker_failures = 1000;
+    let dead_sqs = unreachable_aws().await;
+    let dying = persist_orders::PersistOrders::new(
+        Stores::new(&dead_sqs, &config).unwrap(),
+        config.max_delay_secs,
+    );
+    let response = dying.handle(sqs_event(&messages)).await;
+    assert_eq!(response.batch_item_failures.len(), 4, "every message fails and will be redelivered");
+    let db = mysql(&stack).await;
+    assert_eq!(mysql_sale(&db, sale).await, (10, 4));
+
+    // SQS delivers every message three times more, at once.
+    let sdk = queue::aws_config(&stack.config).await;
+    let healthy = persist_orders::PersistOrders::new(Stores::from_config(&stack.config).await.unwrap(), config.max_delay_secs);
+    let tripled: Vec<String> = messages.iter().flat_map(|m| [m.clone(), m.clone(), m.clone()]).collect();
+    let response = healthy.handle(sqs_event(&tripled)).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(mysql_sale(&db, sale).await, (10, 4), "each order counted once");
+    assert!(outbox(&mut redis, sale).await.is_empty());
+
+    // The close messages, each delivered three times once due.
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let mut closes = Vec::new();
+    while closes.len() < 4 {
+        let received = sqs
+            .receive_message()
+            .queue_url(&stack.resources.timeouts_queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(5)
+            .send()
+            .await
+            .unwrap();
+        closes.extend(received.messages().iter().filter_map(|m| m.body().map(String::from)));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let close = close_expired::CloseExpired::new(Stores::from_config(&stack.config).await.unwrap(), config.max_delay_secs);
+    let tripled: Vec<String> = closes.iter().flat_map(|m| [m.clone(), m.clone(), m.clone()]).collect();
+    let response = close.handle(sqs_event(&tripled)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let statuses: Vec<String> = mysql_orders(&db, sale).await.into_iter().map(|(_, _, s)| s).collect();
+    assert!(statuses.iter().all(|s| s == "CLOSED"), "{statuses:?}");
+    assert_eq!(redis_stock(&mut redis, sale).await, 10, "each unit released once");
+    settled_and_sound(&stack, sale, &outcomes.told).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_messages_lost_to_the_dlq_are_closed_by_reconcile() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(5, 1, 1, -1, 3600)).await;
+    let mut outcomes = Outcomes::default();
+    stampede(&api, sale, (0..5).map(|i| format!("lost-{i}")), &mut outcomes).await;
+    let mut redis = redis(&stack).await;
+    let messages = outbox(&mut redis, sale).await;
+
+    // Every close message ends in the DLQ: nothing will ever deliver it.
+    let mut config = stack.config.clone();
+    config.timeouts_queue_url = stack.resources.timeouts_dlq_url.clone();
+    config.overdue_close_after = Duration::ZERO;
+    let persist = persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.max_delay_secs);
+    assert!(persist.handle(sqs_event(&messages)).await.batch_item_failures.is_empty());
+    let db = mysql(&stack).await;
+    assert_eq!(mysql_sale(&db, sale).await, (5, 5));
+    let (status, body) = api.buy(sale, "waiting", None).await;
+    assert_eq!((status, body["type"].as_str()), (409, Some("/problems/sold-out")));
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sdk = queue::aws_config(&config).await;
+    let reconcile = reconcile::Reconcile::new(
+        Stores::from_config(&config).await.unwrap(),
+        flashsale::pages::Publisher::from_config(&sdk, &config),
+        &config,
+    );
+    let sale_row = Db::connect(&config).unwrap().sale(SaleId(sale)).await.unwrap().unwrap();
+    let check = reconcile.check(&sale_row).await.unwrap();
+    assert_eq!(check.closed, 5);
+    assert_eq!(mysql_sale(&db, sale).await, (5, 0));
+    assert_eq!(redis_stock(&mut redis, sale).await, 5, "the units are back on sale");
+    // A second run finds nothing to do: the close is idempotent.
+    assert_eq!(reconcile.check(&sale_row).await.unwrap().closed, 0);
+    assert_eq!(redis_stock(&mut redis, sale).await, 5);
+    let (status, body) = api.buy(sale, "waiting", None).await;
+    assert_eq!(status, 202, "{body}");
+}
+
+/// A Lambda container between invocations is frozen, its background lease renewal
+/// included. A current-thread runtime runs only inside `block_on`: between calls it is
+/// exactly such a container.
+#[test]
+fn an_admit_container_idle_past_its_lease_admits_its_next_request() {
+    let outside = tokio::runtime::Runtime::new().unwrap();
+    let container = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let stack = outside.block_on(stack_with(|o| o.consumers = 0));
+    let api = Api::new(&stack);
+    let sale = outside.block_on(api.sale(sale_spec(10, 1, 600, -1, 3600)));
+    let mut config = stack.config.clone();
+    config.lease_duration = Duration::from_secs(2);
+
+    let (admit, ids) = container.block_on(async {
+        let sdk = queue::aws_config(&config).await;
+        let ids = flashsale::snowflake::IdGenerator::leased(
+            flashsale::leases::WorkerLeases::from_config(&sdk, &config),
+            Arc::new(flashsale::snowflake::SystemClock),
+        )
+        .await;
+        let admit = admit::Admit::new(Stores::new(&sdk, &config).unwrap(), ids.clone(), Duration::ZERO, config.recovery_drain_bound);
+        (admit, ids)
+    });
+    let worker = ids.worker().expect("a worker id is leased at start");
+    let buy = |user: &str| {
+        let claims = Some([("sub".to_string(), user.to_string())].into());
+        flashsale_local::gateway::lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b"")
+    };
+    assert_eq!(container.block_on(admit.handle(buy("before"))).status(), 202);
+
+    // Frozen through the countdown, past the lease; another container takes the worker id.
+    std::thread::sleep(Duration::from_secs(3));
+    outside.block_on(async {
+        let sdk = queue::aws_config(&config).await;
+        let expires = chrono::Utc::now().timestamp_millis() + 60_000;
+        aws_sdk_dynamodb::Client::new(&sdk)
+            .put_item()
+            .table_name(&config.lease_table)
+            .item("worker_id", aws_sdk_dynamodb::types::AttributeValue::N(worker.to_string()))
+            .item("owner", aws_sdk_dynamodb::types::AttributeValue::S("another-container".into()))
+            .item("expires_at_ms", aws_sdk_dynamodb::types::AttributeValue::N(expires.to_string()))
+            .send()
+            .await
+            .unwrap();
+    });
+
+    // The first request after the thaw is admitted, under a worker id of its own.
+    let response = container.block_on(admit.handle(buy("after")));
+    assert_eq!(response.status(), 202, "{:?}", response.body());
+    let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    let order: OrderId = body["order_id"].as_str().unwrap().parse().unwrap();
+    assert_ne!(flashsale::snowflake::worker_of(order), worker, "never the worker id another container holds");
+    drop(admit);
+    container.shutdown_background();
+    drop(stack);
+    outside.shutdown_background();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intruders_read_and_pay_nothing_of_others_and_shoppers_get_no_admin_route() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(5, 1, 600, -1, 3600)).await;
+    let (status, body) = api.buy(sale, "alice", None).await;
+    assert_eq!(status, 202);
+    let order = body["order_id"].as_str().unwrap().to_string();
+    let bob = api.token("bob");
+    let peek = |token: String| {
+        let api = &api;
+        let order = order.clone();
+        async move {
+            let (read, _) = api.call("GET", &format!("/api/orders/{order}"), Some(&token), None).await;
+            let (pay, _) = api.call("POST", &format!("/api/orders/{order}/pay"), Some(&token), None).await;
+            (read, pay)
+        }
+    };
+    assert_eq!(api.order("alice", &order).await.1["status"], "PENDING");
+    assert_eq!(peek(bob.clone()).await, (404, 404), "a PENDING order of someone else does not exist");
+
+    let mut redis = redis(&stack).await;
+    let persist = persist_orders::PersistOrders::new(Stores::from_config(&stack.config).await.unwrap(), 900);
+    persist.handle(sqs_event(&outbox(&mut redis, sale).await)).await;
+    assert_eq!(api.order("alice", &order).await.1["status"], "UNPAID");
+    assert_eq!(peek(bob.clone()).await, (404, 404), "nor an UNPAID one");
+    assert_eq!(peek(api.token("Alice")).await, (404, 404), "user ids compare exactly");
+    let (status, body) = api.call("POST", &format!("/api/orders/{order}/pay"), Some(&api.token("alice")), None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("PAID")));
+
+    let admin_routes = [
+        ("GET", "/api/admin/sales".to_string()),
+        ("POST", "/api/admin/sales".to_string()),
+        ("GET", format!("/api/admin/sales/{sale}")),
+        ("POST", format!("/api/admin/sales/{sale}/publish")),
+        ("POST", format!("/api/admin/sales/{sale}/resync")),
+        ("GET", format!("/api/admin/sales/{sale}/report")),
+        ("GET", "/api/admin/anything".to_string()),
+    ];
+    for (method, path) in admin_routes {
+        let (status, body) = api.call(method, &path, Some(&bob), Some(sale_spec(1, 1, 60, 0, 10))).await;
+        assert_eq!((status, body["type"].as_str()), (403, Some("/problems/forbidden")), "{method} {path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_clicking_again_after_sell_out_gets_their_order_back() {
+    let stack = stack_with(|o| {
+        o.consumers = 0;
+        o.config.sold_out_ttl = Duration::from_secs(5);
+    })
+    .await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(1, 1, 600, -1, 3600)).await;
+    let (_, body) = api.buy(sale, "holder", None).await;
+    let order = body["order_id"].clone();
+    let (status, body) = api.buy(sale, "latecomer", None).await;
+    assert_eq!((status, body["type"].as_str()), (409, Some("/problems/sold-out")));
+    // The sold-out memo answers now, yet the holder is told what they hold.
+    let (status, body) = api.buy(sale, "holder", None).await;
+    assert_eq!((status, body["type"].as_str()), (409, Some("/problems/limit-reached")), "{body}");
+    assert_eq!(body["order_ids"], serde_json::json!([order]));
+
+    // A date MySQL cannot store is bad input, not an outage.
+    let mut spec = sale_spec(1, 1, 60, 0, 10);
+    spec["ends_at"] = Value::String("+10000-01-01T00:00:00Z".into());
+    let (status, body) = api.call("POST", "/api/admin/sales", Some(&api.admin), Some(spec)).await;
+    assert_eq!((status, body["type"].as_str()), (400, Some("/problems/invalid-request")), "{body}");
+}
+
+/// An `admit` of its own whose SQS is unreachable, and whose DynamoDB (the fallback)
+/// is reachable or not.
+async fn admit_without_sqs(config: &flashsale::Config, fallback_up: bool) -> admit::Admit {
+    let (live, dead) = (queue::aws_config(config).await, unreachable_aws().await);
+    let ids = Arc::new(flashsale::snowflake::IdGenerator::with_worker(
+        1000 + u16::from(fallback_up),
+        Duration::from_secs(600),
+        Arc::new(flashsale::snowflake::SystemClock),
+    ));
+    let stores = Stores::new(if fallback_up { &live } else { &dead }, config).unwrap();
+    let stores = Stores { queue: Queue::new(&dead, config), ..stores };
+    admit::Admit::new(stores, ids, Duration::ZERO, config.recovery_drain_bound)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_down_then_redis_flushed_loses_no_order_that_got_a_202() {
+    let own = OwnRedis::start().await;
+    let stack = stack_with(|o| {
+        faulty_stack_options(o);
+        o.config.redis_url = own.url();
+    })
+    .await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(40, 1, 600, -1, 3600)).await;
+    let mut outcomes = Outcomes::default();
+    stampede(&api, sale, (0..5).map(|i| format!("steady-{i}")), &mut outcomes).await;
+
+    let mut config = stack.config.clone();
+    config.breaker_failures = 1000;
+    let stranded = admit_without_sqs(&config, true).await;
+    for i in 0..12 {
+        let user = format!("stranded-{i}");
+        let claims = Some([("sub".to_string(), user.clone())].into());
+        let request = flashsale_local::gateway::lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b"");
+        let response = stranded.handle(request).await;
+        let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        outcomes.record(&user, response.status().as_u16(), &body);
+    }
+    assert_eq!(outcomes.told.len(), 17);
+
+    // Redis forgets everything, the outbox of the stranded orders included.
+    let mut flush = redis::Client::open(own.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut flush).await.unwrap();
+
+    // SQS is back; reconcile rebuilds the sale (its queue is empty) and sends the kept
+    // orders on.
+    config.outbox_resend_after = Duration::ZERO;
+    let sdk = queue::aws_config(&config).await;
+    let reconcile = reconcile::Reconcile::new(
+        Stores::from_config(&config).await.unwrap(),
+        flashsale::pages::Publisher::from_config(&sdk, &config),
+        &config,
+    );
+    let sale_row = Db::connect(&config).unwrap().sale(SaleId(sale)).await.unwrap().unwrap();
+    let check = reconcile.check(&sale_row).await.unwrap();
+    assert!(matches!(check.recovery, Some(flashsale::recovery::Recovery::Rebuilt { .. })), "{:?}", check.recovery);
+    assert!(check.resent >= 12, "the kept orders were sent on ({})", check.resent);
+    settled_and_sound(&stack, sale, &outcomes.told).await;
+    assert!(Stores::from_config(&config).await.unwrap().fallback.of_sale(SaleId(sale)).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_that_can_be_kept_nowhere_is_undone_and_answered_503() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(10, 1, 600, -1, 3600)).await;
+    let mut config = stack.config.clone();
+    config.breaker_failures = 1000;
+    let stranded = admit_without_sqs(&config, false).await;
+    let claims = Some([("sub".to_string(), "unlucky".to_string())].into());
+    let response = stranded
+        .handle(flashsale_local::gateway::lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b""))
+        .await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let mut redis = redis(&stack).await;
+    assert_eq!(redis_stock(&mut redis, sale).await, 10, "the unit is back on sale");
+    assert!(outbox(&mut redis, sale).await.is_empty(), "no order waits anywhere");
+    // The shopper may simply try again.
+    let (status, body) = api.buy(sale, "unlucky", None).await;
+    assert_eq!(status, 202, "{body}");
+}

@@ -1,0 +1,64 @@
+-- Rebuilds a sale's Redis state from MySQL, the truth: after Redis lost it (failover,
+-- restart, flush), or on an operator's re-sync. Outbox entries are kept (and those
+-- given in the snapshot added): orders MySQL does not have yet still hold their units.
+--
+-- KEYS ({sale:ID} hash tag): 1 meta, 2 stock, 3 bought, 4 orders, 5 outbox, 6 outbox_at,
+--   7 released, 8 lost_at
+-- ARGV[1]: the snapshot, JSON, read from MySQL under the sale's row lock:
+--   force        rebuild even when the sale is in Redis (a re-sync)
+--   meta         [field, value, ...] as lua/warm.lua writes them
+--   stock, sold  the sale's stock and MySQL's sold
+--   holds        [[user, order id, quantity], ...] the live (UNPAID, PAID) orders
+--   settled      [order id, ...] the CLOSED and REJECTED orders: never released again
+--   pending      [order message JSON, ...] admitted orders kept outside Redis (the
+--                durable fallback), put back in the outbox
+-- Reply: the stock now on sale, or -1 when the sale was in Redis and force was not set.
+
+local snapshot = cjson.decode(ARGV[1])
+if not snapshot.force and redis.call('EXISTS', KEYS[1]) == 1 then
+  return -1
+end
+
+for _, message in ipairs(snapshot.pending) do
+  local order = cjson.decode(message)
+  if redis.call('HSETNX', KEYS[5], order.order_id, message) == 1 then
+    -- Score 0: stale at once, so the next check-back sends it.
+    redis.call('ZADD', KEYS[6], 0, order.order_id)
+  end
+end
+
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7], KEYS[8])
+redis.call('HSET', KEYS[1], unpack(snapshot.meta))
+
+local bought, orders, known = {}, {}, {}
+local function hold(user, id, quantity)
+  bought[user] = (bought[user] or 0) + quantity
+  orders[user] = orders[user] and (orders[user] .. ' ' .. id) or id
+end
+for _, h in ipairs(snapshot.holds) do
+  known[h[2]] = true
+  hold(h[1], h[2], tonumber(h[3]))
+end
+for _, id in ipairs(snapshot.settled) do
+  known[id] = true
+  redis.call('SADD', KEYS[7], id)
+end
+
+-- Outbox entries MySQL already has are counted there; the others hold their units here.
+local pending = 0
+local outbox = redis.call('HGETALL', KEYS[5])
+for i = 1, #outbox, 2 do
+  if not known[outbox[i]] then
+    local order = cjson.decode(outbox[i + 1])
+    pending = pending + tonumber(order.quantity)
+    hold(order.user_id, outbox[i], tonumber(order.quantity))
+  end
+end
+for user, units in pairs(bought) do
+  redis.call('HSET', KEYS[3], user, units)
+  redis.call('HSET', KEYS[4], user, orders[user])
+end
+
+local remaining = math.max(0, tonumber(snapshot.stock) - tonumber(snapshot.sold) - pending)
+redis.call('SET', KEYS[2], remaining)
+return remaining
