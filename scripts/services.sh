@@ -99,9 +99,13 @@ ALTER USER 'flashsale'@'localhost' IDENTIFIED BY 'flashsale';
 ALTER USER 'flashsale'@'127.0.0.1' IDENTIFIED BY 'flashsale';
 GRANT ALL PRIVILEGES ON `flashsale%`.* TO 'flashsale'@'localhost';
 GRANT ALL PRIVILEGES ON `flashsale%`.* TO 'flashsale'@'127.0.0.1';
+CREATE USER IF NOT EXISTS 'flashsale_admin'@'localhost' IDENTIFIED BY 'flashsale_admin';
+CREATE USER IF NOT EXISTS 'flashsale_admin'@'127.0.0.1' IDENTIFIED BY 'flashsale_admin';
+GRANT ALL PRIVILEGES ON *.* TO 'flashsale_admin'@'localhost' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO 'flashsale_admin'@'127.0.0.1' WITH GRANT OPTION;
 SQL
 )"
-  log "mariadb: database flashsale and user flashsale ready"
+  log "mariadb: database flashsale, user flashsale, and flashsale_admin (the master user's stand-in) ready"
 }
 
 # ---- moto ------------------------------------------------------------------

@@ -58,6 +58,9 @@ pub struct Options {
     pub consumers: usize,
     /// `FLASHSALE_LOCAL_RECONCILE_SECS`: the EventBridge schedule of reconcile; 0 never.
     pub reconcile_every_secs: u64,
+    /// Apply `migrations/` on start, as the deploy's `migrate` function does on AWS.
+    /// Off for a database user with only the functions' rights.
+    pub migrate: bool,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -80,6 +83,7 @@ impl Options {
             max_receives: env_or("FLASHSALE_LOCAL_MAX_RECEIVES", 5),
             consumers: env_or("FLASHSALE_LOCAL_CONSUMERS", 2),
             reconcile_every_secs: env_or("FLASHSALE_LOCAL_RECONCILE_SECS", 30),
+            migrate: true,
         })
     }
 }
@@ -129,7 +133,9 @@ pub async fn start(options: Options) -> Result<Stack> {
     let resources = provision(&sdk, &names).await?;
     config.orders_queue_url = resources.orders_queue_url.clone();
     config.timeouts_queue_url = resources.timeouts_queue_url.clone();
-    Db::connect(&config)?.migrate().await?;
+    if options.migrate {
+        Db::connect(&config)?.migrate().await?;
+    }
 
     let functions = Arc::new(Functions {
         admit: admit::Admit::from_config(&config).await?,

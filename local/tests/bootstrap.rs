@@ -125,3 +125,27 @@ async fn every_bootstrap_answers_its_sample_event() {
         assert_eq!(kind, "response", "{name}: {response}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_missing_configuration_aws_needs_stops_at_init_and_says_what() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo.join("target"));
+    for (binary, missing) in [
+        ("admit", "FLASHSALE_ORDERS_QUEUE_URL"),
+        ("shop-api", "FLASHSALE_ORDERS_QUEUE_URL"),
+        ("persist-orders", "FLASHSALE_TIMEOUTS_QUEUE_URL"),
+        ("close-expired", "FLASHSALE_TIMEOUTS_QUEUE_URL"),
+        ("reconcile", "FLASHSALE_ORDERS_QUEUE_URL"),
+    ] {
+        let run = tokio::process::Command::new(target.join("debug").join(binary))
+            .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+            .env_remove("FLASHSALE_ORDERS_QUEUE_URL")
+            .env_remove("FLASHSALE_TIMEOUTS_QUEUE_URL")
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(30), run).await.expect("it stops at once").unwrap();
+        assert!(!output.status.success(), "{binary} started without {missing}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&format!("{missing} must be set")), "{binary} says what is missing: {stderr}");
+    }
+}

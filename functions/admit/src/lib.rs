@@ -24,6 +24,7 @@ use flashsale::memo::SaleMemo;
 use flashsale::recovery::{self, MissingSales};
 use flashsale::snowflake::{IdGenerator, SystemClock};
 use flashsale::stores::Stores;
+use flashsale::config::Need;
 use flashsale::{Config, Error, OrderStatus, Result, SaleId};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -77,6 +78,7 @@ impl Admit {
     /// pool (used only for sales Redis does not know), the SQS client, and the id
     /// generator with its worker-id lease.
     pub async fn from_config(config: &Config) -> Result<Self> {
+        config.require(&[Need::OrdersQueue])?;
         let sdk = queue::aws_config(config).await;
         let ids = IdGenerator::leased(WorkerLeases::from_config(&sdk, config), Arc::new(SystemClock)).await;
         Ok(Admit::new(Stores::new(&sdk, config)?, ids, config.sold_out_ttl, config.recovery_drain_bound))

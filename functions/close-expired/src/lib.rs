@@ -25,6 +25,7 @@ impl CloseExpired {
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
+        config.require(&[flashsale::config::Need::TimeoutsQueue])?;
         Ok(CloseExpired::new(Stores::from_config(config).await?, config.max_delay_secs))
     }
 

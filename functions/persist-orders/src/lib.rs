@@ -25,6 +25,7 @@ impl PersistOrders {
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
+        config.require(&[flashsale::config::Need::TimeoutsQueue])?;
         Ok(PersistOrders::new(Stores::from_config(config).await?, config.max_delay_secs))
     }
 

@@ -66,6 +66,7 @@ impl Reconcile {
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
+        config.require(&[flashsale::config::Need::OrdersQueue])?;
         let sdk = flashsale::queue::aws_config(config).await;
         Ok(Reconcile::new(Stores::from_config(config).await?, Publisher::from_config(&sdk, config), config))
     }

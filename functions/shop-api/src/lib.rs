@@ -35,6 +35,7 @@ impl ShopApi {
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
+        config.require(&[flashsale::config::Need::OrdersQueue])?;
         Ok(ShopApi::new(
             Stores::from_config(config).await?,
             MissingSales::new(config.sold_out_ttl, config.recovery_drain_bound),

@@ -58,7 +58,30 @@ pub struct Config {
     pub sign_in_url: String,
 }
 
+/// Configuration a function cannot work without on AWS (the defaults serve the local
+/// stack, which fills these in itself).
+#[derive(Clone, Copy, Debug)]
+pub enum Need {
+    OrdersQueue,
+    TimeoutsQueue,
+}
+
 impl Config {
+    /// Stops a function at init, with the variable's name, when something it needs is
+    /// missing: better than failing the first send of a sale.
+    pub fn require(&self, needs: &[Need]) -> Result<()> {
+        for need in needs {
+            let (name, value) = match need {
+                Need::OrdersQueue => ("FLASHSALE_ORDERS_QUEUE_URL", &self.orders_queue_url),
+                Need::TimeoutsQueue => ("FLASHSALE_TIMEOUTS_QUEUE_URL", &self.timeouts_queue_url),
+            };
+            if value.is_empty() {
+                return Err(Error::Config(format!("{name} must be set")));
+            }
+        }
+        Ok(())
+    }
+
     pub fn from_env() -> Result<Self> {
         Ok(Config {
             redis_url: var("FLASHSALE_REDIS_URL", "redis://127.0.0.1:6379"),
@@ -87,6 +110,27 @@ impl Config {
             api_base: var("FLASHSALE_API_BASE", "/api"),
             sign_in_url: var("FLASHSALE_SIGN_IN_URL", "/dev/sign-in"),
         })
+    }
+}
+
+/// A credential: never printed, not even by `{:?}`.
+#[derive(Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::Row;
 
 use crate::breaker::Breaker;
@@ -96,14 +96,19 @@ impl Db {
     /// Connects lazily, so a container starts while the database is unreachable and
     /// its requests fail fast through the breaker.
     pub fn connect(config: &Config) -> Result<Self> {
+        Ok(Db::connect_with(config, config.database_url.parse()?))
+    }
+
+    /// As [`Db::connect`], to the server and as the user `options` name.
+    pub fn connect_with(config: &Config, options: MySqlConnectOptions) -> Self {
         let pool = MySqlPoolOptions::new()
             .max_connections(config.db_max_connections)
             .acquire_timeout(config.db_timeout)
-            .connect_lazy(&config.database_url)?;
-        Ok(Db {
+            .connect_lazy_with(options);
+        Db {
             pool,
             breaker: Breaker::new("mysql", config.breaker_failures, config.breaker_cooldown, config.db_timeout * 2),
-        })
+        }
     }
 
     pub fn pool(&self) -> &MySqlPool {

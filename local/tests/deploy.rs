@@ -1,0 +1,149 @@
+//! A first deploy into an empty account: the `migrate` custom resource, run on a server
+//! without the database, creates it, applies the schema and the application's own
+//! user; the whole purchase path then runs as that user, with only the rights it got.
+
+mod common;
+
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use flashsale::queue;
+use flashsale::Config;
+use serde_json::{json, Value};
+use sqlx::mysql::MySqlConnectOptions;
+
+/// Stands in for the pre-signed S3 URL CloudFormation waits on: keeps what is PUT.
+struct CloudFormation {
+    url: String,
+    answers: Arc<Mutex<Vec<Value>>>,
+}
+
+impl CloudFormation {
+    async fn start() -> Self {
+        let answers = Arc::new(Mutex::new(Vec::new()));
+        let keep = answers.clone();
+        let app = axum::Router::new().route(
+            "/response",
+            axum::routing::put(move |body: String| {
+                let keep = keep.clone();
+                async move { keep.lock().unwrap().push(serde_json::from_str::<Value>(&body).unwrap()) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/response", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        CloudFormation { url, answers }
+    }
+
+    fn last(&self) -> Value {
+        self.answers.lock().unwrap().last().cloned().expect("CloudFormation got an answer")
+    }
+
+    fn event(&self, kind: &str) -> aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest {
+        let mut event = json!({
+            "RequestType": kind,
+            "ServiceToken": "arn:aws:lambda:us-east-1:000000000000:function:migrate",
+            "ResponseURL": self.url,
+            "StackId": "arn:aws:cloudformation:us-east-1:000000000000:stack/flashsale/1",
+            "RequestId": format!("request-{kind}"),
+            "ResourceType": "Custom::DatabaseSchema",
+            "LogicalResourceId": "DatabaseSchema",
+            "ResourceProperties": {"ServiceToken": "arn", "Version": "2"},
+        });
+        if kind != "Create" {
+            event["PhysicalResourceId"] = json!("DatabaseSchema-schema");
+            event["OldResourceProperties"] = json!({"ServiceToken": "arn", "Version": "1"});
+        }
+        serde_json::from_value(event).unwrap()
+    }
+}
+
+async fn secret(sdk: &aws_config::SdkConfig, username: &str, password: &str) -> String {
+    let name = format!("flashsale-test-{username}-{:08x}", rand::random::<u32>());
+    let created = aws_sdk_secretsmanager::Client::new(sdk)
+        .create_secret()
+        .name(name)
+        .secret_string(json!({"username": username, "password": password}).to_string())
+        .send()
+        .await
+        .unwrap();
+    created.arn().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() {
+    let mut config = Config::from_env().unwrap();
+    let server = MySqlConnectOptions::from_str(&config.database_url).unwrap();
+    let address = format!("{}:{}", server.get_host(), server.get_port());
+    let tag = format!("{:08x}", rand::random::<u32>());
+    let database = format!("flashsale_deploy_{tag}");
+    // As on AWS, the URL names only the server and the database; users come from secrets.
+    config.database_url = format!("mysql://{address}/{database}");
+    let sdk = queue::aws_config(&config).await;
+    let admin = secret(&sdk, "flashsale_admin", "flashsale_admin").await;
+    let (app_user, app_password) = (format!("app_{tag}"), format!("Pw{tag}{:08x}", rand::random::<u32>()));
+    let app = secret(&sdk, &app_user, &app_password).await;
+    let cfn = CloudFormation::start().await;
+
+    let migrate = migrate::Migrate::new(&config, &sdk, admin.clone(), app.clone());
+    migrate.handle(cfn.event("Create")).await.unwrap();
+    let answer = cfn.last();
+    assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    assert_eq!(answer["PhysicalResourceId"], "DatabaseSchema-schema");
+    assert_eq!(answer["RequestId"], "request-Create");
+    // The next deploy migrates again: nothing to do, same resource.
+    migrate.handle(cfn.event("Update")).await.unwrap();
+    assert_eq!(cfn.last()["Status"], "SUCCESS");
+    assert_eq!(cfn.last()["PhysicalResourceId"], "DatabaseSchema-schema");
+
+    // The purchase path as the application user, who may not migrate.
+    let app_url = format!("mysql://{app_user}:{app_password}@{address}/{database}");
+    let stack = stack_with(|o| {
+        o.migrate = false;
+        o.config.database_url = app_url.clone();
+    })
+    .await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(3, 1, 2, -1, 3600)).await;
+    let mut orders = Vec::new();
+    for user in ["ann", "ben", "cat"] {
+        let (status, body) = api.buy(sale, user, None).await;
+        assert_eq!(status, 202, "{body}");
+        orders.push((user, body["order_id"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(api.buy(sale, "dan", None).await.0, 409);
+    let db = mysql(&stack).await;
+    eventually("three UNPAID orders", Duration::from_secs(30), || async {
+        (mysql_orders(&db, sale).await.iter().filter(|(_, _, s)| s == "UNPAID").count() == 3).then_some(())
+    })
+    .await;
+    let (user, order) = &orders[0];
+    let (status, body) = api.call("POST", &format!("/api/orders/{order}/pay"), Some(&api.token(user)), None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("PAID")), "{body}");
+    let redis = redis(&stack).await;
+    eventually("the unpaid two closed and back on sale", Duration::from_secs(30), || async {
+        (mysql_sale(&db, sale).await == (3, 1) && redis_stock(&mut redis.clone(), sale).await == 2).then_some(())
+    })
+    .await;
+    // Only the rights the functions use.
+    for ddl in ["DROP TABLE orders", "CREATE TABLE x (id INT)", "DELETE FROM orders", "ALTER TABLE sales ADD COLUMN x INT"] {
+        assert!(sqlx::query(ddl).execute(&db).await.is_err(), "the application user may not: {ddl}");
+    }
+
+    // A secret that cannot be read fails the deploy at once, with the reason.
+    let broken = migrate::Migrate::new(&config, &sdk, "no-such-secret".into(), app.clone());
+    assert!(broken.handle(cfn.event("Update")).await.is_err());
+    let answer = cfn.last();
+    assert_eq!(answer["Status"], "FAILED");
+    assert!(answer["Reason"].as_str().unwrap().contains("secretsmanager"), "{answer}");
+    // Deleting the resource leaves the data alone.
+    migrate.handle(cfn.event("Delete")).await.unwrap();
+    assert_eq!(cfn.last()["Status"], "SUCCESS");
+    assert_eq!(mysql_orders(&db, sale).await.len(), 3);
+
+    db.close().await;
+    let root = sqlx::MySqlPool::connect(&format!("mysql://flashsale_admin:flashsale_admin@{address}")).await.unwrap();
+    sqlx::raw_sql(&format!("DROP DATABASE `{database}`; DROP USER '{app_user}'@'%'")).execute(&root).await.unwrap();
+}
