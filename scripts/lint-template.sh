@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Lints the SAM template with cfn-lint and `sam validate --lint`, both from PyPI in a
-# venv of their own (their pins clash with moto's). Zero findings or it fails.
+# venv of their own (their pins clash with moto's), with the rest of the deploy tools
+# (scripts/sam-requirements.txt). Zero findings or it fails.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="$REPO/.venv-sam"
 
-if [ ! -x "$VENV/bin/sam" ] || [ ! -x "$VENV/bin/cfn-lint" ]; then
-  echo "template: installing cfn-lint and aws-sam-cli into .venv-sam" >&2
+if [ ! -x "$VENV/bin/sam" ] || [ ! -x "$VENV/bin/cfn-lint" ] || [ ! -x "$VENV/bin/cargo-lambda" ]; then
+  echo "template: installing the pinned deploy tools (scripts/sam-requirements.txt) into .venv-sam" >&2
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check cfn-lint aws-sam-cli >&2
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REPO/scripts/sam-requirements.txt" >&2
 fi
 
 cd "$REPO"

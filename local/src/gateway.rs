@@ -231,7 +231,67 @@ fn event(
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::{matches, ROUTES};
+
+    /// `METHOD /path` of every route: the gateway's, template.yaml's (RouteKey), and the
+    /// operations of docs/openapi.yaml.
+    fn gateway_routes() -> Vec<String> {
+        let mut routes: Vec<String> = ROUTES
+            .iter()
+            .map(|r| format!("{} {}", r.method.as_ref().map_or("ANY", |m| m.as_str()), r.pattern))
+            .collect();
+        routes.sort();
+        routes
+    }
+
+    fn template_routes() -> Vec<String> {
+        let mut routes: Vec<String> = include_str!("../../template.yaml")
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("RouteKey: "))
+            .map(String::from)
+            .collect();
+        routes.sort();
+        routes
+    }
+
+    fn openapi_operations() -> Vec<(String, String)> {
+        let mut operations = Vec::new();
+        let mut path = None;
+        for line in include_str!("../../docs/openapi.yaml").lines() {
+            if let Some(p) = line.strip_prefix("  /").and_then(|p| p.strip_suffix(':')) {
+                path = Some(format!("/{p}"));
+            } else if !line.starts_with("  ") {
+                path = None;
+            } else if let (Some(path), Some(method)) = (&path, line.strip_prefix("    ").and_then(|m| m.strip_suffix(':'))) {
+                if ["get", "post", "put", "patch", "delete"].contains(&method) {
+                    operations.push((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        operations
+    }
+
+    #[test]
+    fn the_gateway_template_and_openapi_describe_the_same_routes() {
+        assert_eq!(gateway_routes(), template_routes(), "local gateway vs template.yaml");
+        let operations = openapi_operations();
+        assert!(operations.len() >= 9, "{operations:?}");
+        // Each described operation is served by exactly one route...
+        for (method, path) in &operations {
+            let serving: Vec<_> = ROUTES
+                .iter()
+                .filter(|r| r.method.as_ref().is_none_or(|m| m.as_str() == method) && matches(r.pattern, path).is_some())
+                .collect();
+            assert_eq!(serving.len(), 1, "{method} {path} is served by {} routes", serving.len());
+        }
+        // ...and each route serves at least one described operation.
+        for route in ROUTES {
+            let described = operations.iter().any(|(method, path)| {
+                route.method.as_ref().is_none_or(|m| m.as_str() == method) && matches(route.pattern, path).is_some()
+            });
+            assert!(described, "{} is not in docs/openapi.yaml", route.pattern);
+        }
+    }
 
     #[test]
     fn route_patterns() {

@@ -1,132 +1,194 @@
-//! `flashsale-local`: run the whole system on this machine, or print a dev token.
+//! `flashsale-local`: run the whole system on this machine, load it, audit it.
 //!
-//! ```text
-//! flashsale-local serve [--demo]        serve on FLASHSALE_LOCAL_ADDR (127.0.0.1:3000)
-//! flashsale-local token --user U [--admin] [--ttl-secs N]
-//! flashsale-local migrate                  apply migrations/ to FLASHSALE_DATABASE_URL
-//! flashsale-local redrive DLQ_URL QUEUE_URL  move dead letters back to their queue
-//! flashsale-local load [options]            a stampede against a base URL, then the audit
-//! flashsale-local audit --sale ID           check a sale's invariants in MySQL and Redis
-//! flashsale-local init-time BOOTSTRAP...    ms from start until each bootstrap asks for work
-//! ```
-//!
-//! `load` options: `--base-url URL` (http://127.0.0.1:3000), `--sale ID` (else one is
-//! created), `--stock N` (1000), `--limit N` (1), `--shoppers N` (20000), `--requests N`
-//! (100000), `--concurrency N` (100), `--ramp-secs S` (0), `--retry-429`,
-//! `--token-file FILE` (one token per line; else dev tokens), `--admin-token T`,
-//! `--json FILE`, `--no-audit`, `--settle-secs S` (300: how long to wait for every admitted
-//! order to reach MySQL before the audit).
+//! `flashsale-local --help` and `flashsale-local <command> --help` describe every
+//! command and flag. Exit codes: 0 done, 1 failed (an error, or an audit that found a
+//! broken invariant), 2 bad usage.
 
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
 use flashsale::domain::NewSale;
 use flashsale_local::load::{LoadOptions, Tokens};
 use flashsale_local::{audit, auth, Options};
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: flashsale-local serve [--demo] | token --user USER [--admin] [--ttl-secs N] | migrate \
-         | redrive DLQ_URL QUEUE_URL | load [options] | audit --sale ID"
-    );
-    std::process::exit(2)
+#[derive(Parser)]
+#[command(name = "flashsale-local", version, about = "The flash-sale system on this machine: the local stack, dev tokens, load and audit")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the local stack on FLASHSALE_LOCAL_ADDR (127.0.0.1:3000); the default command
+    Serve {
+        /// Create and publish a demo sale, and print a shopper token and a curl line
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Print a dev token (HS256 with FLASHSALE_DEV_JWT_SECRET; local use only)
+    Token {
+        /// The shopper (`sub`)
+        #[arg(long)]
+        user: String,
+        /// In the `admin` group
+        #[arg(long)]
+        admin: bool,
+        /// Lifetime in seconds
+        #[arg(long, default_value_t = 24 * 3600)]
+        ttl_secs: u64,
+    },
+    /// Apply migrations/ to FLASHSALE_DATABASE_URL
+    Migrate,
+    /// Move dead letters back to their queue
+    Redrive { dlq_url: String, queue_url: String },
+    /// A stampede against a base URL, then the audit of the sale
+    Load(LoadArgs),
+    /// Check a sale's invariants in MySQL and Redis; exits 1 when one fails
+    Audit {
+        #[arg(long)]
+        sale: u64,
+    },
+    /// Milliseconds from start until each bootstrap asks for work
+    InitTime {
+        #[arg(required = true)]
+        bootstraps: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// Where the API is
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    base_url: String,
+    /// Buy in this sale; else one is created and published
+    #[arg(long)]
+    sale: Option<u64>,
+    /// Stock of the created sale
+    #[arg(long, default_value_t = 1000)]
+    stock: u32,
+    /// Per-user limit of the created sale
+    #[arg(long, default_value_t = 1)]
+    limit: u32,
+    #[arg(long, default_value_t = 20_000)]
+    shoppers: usize,
+    #[arg(long, default_value_t = 100_000)]
+    requests: usize,
+    #[arg(long, default_value_t = 100)]
+    concurrency: usize,
+    /// Spread the start of the requests over this many seconds
+    #[arg(long, default_value_t = 0.0)]
+    ramp_secs: f64,
+    /// Retry requests the gateway throttled (429)
+    #[arg(long)]
+    retry_429: bool,
+    /// One token per line, for a deployment; else dev tokens are signed
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Admin token to create the sale with (dev token by default)
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// Write the report (load and audit) to this file
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Skip the audit
+    #[arg(long)]
+    no_audit: bool,
+    /// How long to wait for every admitted order to reach MySQL before the audit
+    #[arg(long, default_value_t = 300)]
+    settle_secs: u64,
+}
+
+type Outcome = Result<(), Box<dyn std::error::Error>>;
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| args.iter().any(|a| a == name);
-    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    match args.first().map(String::as_str).unwrap_or("serve") {
-        "token" => {
-            let user = value("--user").unwrap_or_else(|| usage());
-            let ttl = value("--ttl-secs").and_then(|t| t.parse().ok()).unwrap_or(24 * 3600);
-            let secret = std::env::var("FLASHSALE_DEV_JWT_SECRET").unwrap_or_else(|_| auth::DEFAULT_DEV_SECRET.into());
-            println!("{}", auth::token(&secret, &user, flag("--admin"), ttl));
+async fn main() -> Outcome {
+    match Cli::parse().command.unwrap_or(Command::Serve { demo: false }) {
+        Command::Serve { demo } => serve(demo).await,
+        Command::Token { user, admin, ttl_secs } => {
+            println!("{}", auth::token(&dev_secret(), &user, admin, ttl_secs));
             Ok(())
         }
-        "serve" => serve(flag("--demo")).await,
-        "init-time" => {
-            for binary in &args[1..] {
-                let ms = flashsale_local::init_time::measure(std::path::Path::new(binary)).await?;
-                println!("{binary}\t{ms:.1} ms");
-            }
-            Ok(())
-        }
-        "load" => load(&flag, &value).await,
-        "audit" => {
-            let sale = value("--sale").and_then(|s| s.parse().ok()).unwrap_or_else(|| usage());
-            let config = flashsale::Config::from_env()?;
-            let (db, cache) = (flashsale::db::Db::connect(&config)?, flashsale::cache::Cache::connect(&config)?);
-            let checks = audit::audit(&db, &cache, flashsale::SaleId(sale), None).await?;
-            audit::print(&checks);
-            if checks.iter().any(|c| !c.passed) {
-                std::process::exit(1);
-            }
-            Ok(())
-        }
-        "migrate" => {
+        Command::Migrate => {
             let config = flashsale::Config::from_env()?;
             flashsale::db::Db::connect(&config)?.migrate().await?;
             println!("migrations applied");
             Ok(())
         }
-        "redrive" => {
-            let (Some(dlq), Some(queue)) = (args.get(1), args.get(2)) else { usage() };
+        Command::Redrive { dlq_url, queue_url } => {
             let config = flashsale::Config::from_env()?;
             let sqs = aws_sdk_sqs::Client::new(&flashsale::queue::aws_config(&config).await);
-            let moved = flashsale_local::redrive::redrive(&sqs, dlq, queue).await?;
-            println!("moved {moved} message(s) back to {queue}");
+            let moved = flashsale_local::redrive::redrive(&sqs, &dlq_url, &queue_url).await?;
+            println!("moved {moved} message(s) back to {queue_url}");
             Ok(())
         }
-        _ => usage(),
+        Command::Load(args) => load(args).await,
+        Command::Audit { sale } => {
+            let checks = audit_sale(sale, None).await?;
+            exit_on_failure(&checks);
+            Ok(())
+        }
+        Command::InitTime { bootstraps } => {
+            for binary in &bootstraps {
+                let ms = flashsale_local::init_time::measure(binary).await?;
+                println!("{}\t{ms:.1} ms", binary.display());
+            }
+            Ok(())
+        }
     }
 }
 
-async fn load(
-    flag: &dyn Fn(&str) -> bool,
-    value: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let number = |name: &str, default: usize| value(name).and_then(|v| v.parse().ok()).unwrap_or(default);
-    let secret = std::env::var("FLASHSALE_DEV_JWT_SECRET").unwrap_or_else(|_| auth::DEFAULT_DEV_SECRET.into());
-    let tokens = match value("--token-file") {
+fn dev_secret() -> String {
+    std::env::var("FLASHSALE_DEV_JWT_SECRET").unwrap_or_else(|_| auth::DEFAULT_DEV_SECRET.into())
+}
+
+async fn audit_sale(sale: u64, admitted: Option<&[flashsale::OrderId]>) -> Result<Vec<audit::Check>, Box<dyn std::error::Error>> {
+    let config = flashsale::Config::from_env()?;
+    let (db, cache) = (flashsale::db::Db::connect(&config)?, flashsale::cache::Cache::connect(&config)?);
+    let checks = audit::audit(&db, &cache, flashsale::SaleId(sale), admitted).await?;
+    audit::print(&checks);
+    Ok(checks)
+}
+
+fn exit_on_failure(checks: &[audit::Check]) {
+    if checks.iter().any(|c| !c.passed) {
+        std::process::exit(1);
+    }
+}
+
+async fn load(args: LoadArgs) -> Outcome {
+    let secret = dev_secret();
+    let tokens = match &args.token_file {
         Some(file) => Tokens::Listed(
             std::fs::read_to_string(file)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
         ),
         None => Tokens::Signed { secret: secret.clone() },
     };
-    let admin_token = value("--admin-token").or_else(|| {
+    let admin_token = args.admin_token.clone().or_else(|| {
         matches!(tokens, Tokens::Signed { .. }).then(|| auth::token(&secret, "load-admin", true, 3600))
     });
     let options = LoadOptions {
-        base_url: value("--base-url").unwrap_or_else(|| "http://127.0.0.1:3000".into()),
-        sale: value("--sale").and_then(|s| s.parse().ok()),
-        stock: number("--stock", 1000) as u32,
-        per_user_limit: number("--limit", 1) as u32,
-        shoppers: number("--shoppers", 20_000),
-        requests: number("--requests", 100_000),
-        concurrency: number("--concurrency", 100),
-        ramp: std::time::Duration::from_secs_f64(value("--ramp-secs").and_then(|v| v.parse().ok()).unwrap_or(0.0)),
-        retry_429: flag("--retry-429"),
+        base_url: args.base_url,
+        sale: args.sale,
+        stock: args.stock,
+        per_user_limit: args.limit,
+        shoppers: args.shoppers,
+        requests: args.requests,
+        concurrency: args.concurrency,
+        ramp: std::time::Duration::from_secs_f64(args.ramp_secs.max(0.0)),
+        retry_429: args.retry_429,
         tokens,
         admin_token,
         progress: true,
-        settle_timeout: std::time::Duration::from_secs(number("--settle-secs", 300) as u64),
+        settle_timeout: std::time::Duration::from_secs(args.settle_secs),
     };
     let report = flashsale_local::load::run(&options).await?;
     flashsale_local::load::print(&report);
-    let checks = if flag("--no-audit") {
-        Vec::new()
-    } else {
-        let config = flashsale::Config::from_env()?;
-        let (db, cache) = (flashsale::db::Db::connect(&config)?, flashsale::cache::Cache::connect(&config)?);
-        let checks = audit::audit(&db, &cache, flashsale::SaleId(report.sale_id), Some(&report.admitted_ids)).await?;
-        audit::print(&checks);
-        checks
-    };
-    if let Some(file) = value("--json") {
+    let checks = if args.no_audit { Vec::new() } else { audit_sale(report.sale_id, Some(&report.admitted_ids)).await? };
+    if let Some(file) = args.json {
         std::fs::write(file, serde_json::to_vec_pretty(&serde_json::json!({"load": report, "audit": checks}))?)?;
     }
-    if checks.iter().any(|c| !c.passed) {
-        std::process::exit(1);
-    }
+    exit_on_failure(&checks);
     Ok(())
 }
 

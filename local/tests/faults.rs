@@ -323,6 +323,28 @@ async fn mysql_status(db: &sqlx::MySqlPool, id: &str) -> Option<String> {
         .unwrap()
 }
 
+/// A stack that consumes nothing, a sale (limit 1, the given stock and payment window)
+/// and `shoppers` admitted shoppers whose order messages wait in its outbox.
+struct Waiting {
+    stack: flashsale_local::Stack,
+    sale: u64,
+    outcomes: Outcomes,
+    messages: Vec<String>,
+    redis: redis::aio::MultiplexedConnection,
+}
+
+async fn waiting_orders(stock: u32, window_secs: u32, shoppers: usize) -> Waiting {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(stock, 1, window_secs, -1, 3600)).await;
+    let mut outcomes = Outcomes::default();
+    stampede(&api, sale, (0..shoppers).map(|i| format!("waiting-{i}")), &mut outcomes).await;
+    let mut redis = redis(&stack).await;
+    let messages = outbox(&mut redis, sale).await;
+    assert_eq!(messages.len(), shoppers);
+    Waiting { stack, sale, outcomes, messages, redis }
+}
+
 async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
     let attributes = sqs
         .get_queue_attributes()
@@ -374,14 +396,7 @@ async fn mysql_cut_during_persistence_then_back_loses_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_dying_between_its_steps_and_triple_delivery_change_nothing() {
-    let stack = stack_with(|o| o.consumers = 0).await;
-    let api = Api::new(&stack);
-    let sale = api.sale(sale_spec(10, 1, 2, -1, 3600)).await;
-    let mut outcomes = Outcomes::default();
-    stampede(&api, sale, (0..4).map(|i| format!("step-{i}")), &mut outcomes).await;
-    let mut redis = redis(&stack).await;
-    let messages = outbox(&mut redis, sale).await;
-    assert_eq!(messages.len(), 4);
+    let Waiting { stack, sale, outcomes, messages, mut redis } = waiting_orders(10, 2, 4).await;
 
     // This consumer commits to MySQL, then dies before it schedules the close and
     // clears the outbox: its SQS is gone.
@@ -433,13 +448,8 @@ async fn a_consumer_dying_between_its_steps_and_triple_delivery_change_nothing()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_messages_lost_to_the_dlq_are_closed_by_reconcile() {
-    let stack = stack_with(|o| o.consumers = 0).await;
+    let Waiting { stack, sale, messages, mut redis, .. } = waiting_orders(5, 1, 5).await;
     let api = Api::new(&stack);
-    let sale = api.sale(sale_spec(5, 1, 1, -1, 3600)).await;
-    let mut outcomes = Outcomes::default();
-    stampede(&api, sale, (0..5).map(|i| format!("lost-{i}")), &mut outcomes).await;
-    let mut redis = redis(&stack).await;
-    let messages = outbox(&mut redis, sale).await;
 
     // Every close message ends in the DLQ: nothing will ever deliver it.
     let mut config = stack.config.clone();

@@ -96,3 +96,27 @@ async fn the_audit_fails_on_a_planted_oversell() {
         .unwrap();
     assert!(!status.success());
 }
+
+#[tokio::test]
+async fn the_command_line_helps_everywhere_and_refuses_what_it_does_not_know() {
+    let run = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        async move { tokio::process::Command::new(env!("CARGO_BIN_EXE_flashsale-local")).args(&args).output().await.unwrap() }
+    };
+    let commands = ["serve", "token", "migrate", "redrive", "load", "audit", "init-time"];
+    let help = run(&["--help"]).await;
+    assert!(help.status.success());
+    let listed = String::from_utf8_lossy(&help.stdout);
+    for command in commands {
+        assert!(listed.contains(command), "--help lists {command}: {listed}");
+        let output = run(&[command, "--help"]).await;
+        assert!(output.status.success(), "{command} --help");
+        assert!(String::from_utf8_lossy(&output.stdout).contains("Usage: flashsale-local"), "{command} --help");
+    }
+    // Bad usage is exit code 2, with a message; a failed audit is 1 (the test above).
+    for wrong in [&["audit"][..], &["audit", "--sale", "1", "--bogus"], &["token", "--user"], &["nonsense"]] {
+        let output = run(wrong).await;
+        assert_eq!(output.status.code(), Some(2), "{wrong:?}");
+        assert!(!output.stderr.is_empty(), "{wrong:?} says why");
+    }
+}
