@@ -691,3 +691,89 @@ async fn an_order_that_can_be_kept_nowhere_is_undone_and_answered_503() {
     let (status, body) = api.buy(sale, "unlucky", None).await;
     assert_eq!(status, 202, "{body}");
 }
+
+/// A TCP proxy in front of Redis that can hold back the next answer for a while: the
+/// call that sent the request times out although Redis has done the work.
+struct LaggingProxy {
+    addr: SocketAddr,
+    lag_next_answer: Arc<AtomicBool>,
+}
+
+impl LaggingProxy {
+    async fn start(upstream: SocketAddr, lag: Duration) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let lag_next_answer = Arc::new(AtomicBool::new(false));
+        let armed = lag_next_answer.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { return };
+                let Ok(server) = TcpStream::connect(upstream).await else { return };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                tokio::spawn(async move { tokio::io::copy(&mut client_read, &mut server_write).await });
+                let armed = armed.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n) = server_read.read(&mut buffer).await {
+                        if n == 0 {
+                            break;
+                        }
+                        if armed.swap(false, Ordering::SeqCst) {
+                            tokio::time::sleep(lag).await;
+                        }
+                        if client_write.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        LaggingProxy { addr, lag_next_answer }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_whose_answer_timed_out_after_the_script_ran_is_a_202() {
+    let own = OwnRedis::start().await;
+    let proxy = LaggingProxy::start(format!("127.0.0.1:{}", own.port).parse().unwrap(), Duration::from_millis(450)).await;
+    let stack = stack_with(|o| {
+        o.consumers = 0;
+        o.config.redis_url = own.url();
+    })
+    .await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(10, 3, 600, -1, 3600)).await;
+
+    // admit's own Redis goes through the proxy, with a 300 ms budget per call.
+    let mut config = stack.config.clone();
+    config.redis_url = format!("redis://{}", proxy.addr);
+    config.redis_timeout = Duration::from_millis(300);
+    config.breaker_failures = 1000;
+    let sdk = queue::aws_config(&config).await;
+    let ids = Arc::new(flashsale::snowflake::IdGenerator::with_worker(
+        1002,
+        Duration::from_secs(600),
+        Arc::new(flashsale::snowflake::SystemClock),
+    ));
+    let admit = admit::Admit::new(Stores::new(&sdk, &config).unwrap(), ids, Duration::ZERO, config.recovery_drain_bound);
+    let buy = |user: &str| {
+        let claims = Some([("sub".to_string(), user.to_string())].into());
+        flashsale_local::gateway::lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b"")
+    };
+    // The script is loaded once, without lag.
+    assert_eq!(admit.handle(buy("warm-up")).await.status(), 202);
+
+    proxy.lag_next_answer.store(true, Ordering::SeqCst);
+    let response = admit.handle(buy("patient")).await;
+    let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(response.status(), 202, "the script ran, so the shopper was admitted: {body}");
+    let mut redis = redis(&stack).await;
+    let outbox = outbox(&mut redis, sale).await;
+    let theirs: Vec<Value> =
+        outbox.iter().map(|m| serde_json::from_str::<Value>(m).unwrap()).filter(|m| m["user_id"] == "patient").collect();
+    assert_eq!(theirs.len(), 1, "one admission, not two");
+    assert_eq!(theirs[0]["order_id"], body["order_id"], "the id the shopper holds is the one admitted");
+    assert_eq!(redis_stock(&mut redis, sale).await, 8);
+}

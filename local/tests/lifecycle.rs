@@ -90,12 +90,13 @@ async fn the_database_guard_rejects_what_mysql_has_no_room_for() {
     sqlx::query("UPDATE sales SET sold = stock WHERE id = ?").bind(sale).execute(&db).await.unwrap();
 
     let (user, order) = admitted(&api, sale, ["unlucky".to_string()]).await.remove(0);
-    eventually("REJECTED", Duration::from_secs(20), || async {
+    let mut redis = redis(&stack).await;
+    // Settled: refused in MySQL, then its hold ended in Redis (the outbox entry goes last).
+    eventually("REJECTED and settled", Duration::from_secs(20), || async {
         let (_, body) = api.order(&user, &order).await;
-        (body["status"] == "REJECTED").then_some(())
+        (body["status"] == "REJECTED" && outbox(&mut redis.clone(), sale).await.is_empty()).then_some(())
     })
     .await;
-    let mut redis = redis(&stack).await;
     // The refused unit never existed: Redis is corrected down to MySQL, not given it back.
     assert_eq!(redis_stock(&mut redis, sale).await, 0, "Redis follows MySQL after a refusal");
     assert_eq!(mysql_sale(&db, sale).await, (5, 5), "never oversold");
@@ -317,4 +318,42 @@ async fn reconcile_resends_orders_whose_message_never_left_and_drift_settles_to_
     assert_eq!(report["drift"], 0, "{report}");
     assert_eq!(report["orders"]["UNPAID"]["orders"], 12, "{report}");
     assert_eq!(report["redis_remaining"], 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_sale_keys_expire_once_its_outbox_is_empty_and_lookups_skip_dead_sales() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    // Open for three seconds: one order in the outbox, then the sale ends.
+    let sale = api.sale(sale_spec(5, 1, 60, -1, 3)).await;
+    let (_, body) = api.buy(sale, "late", None).await;
+    let order = body["order_id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let mut config = stack.config.clone();
+    config.outbox_resend_after = Duration::from_secs(3600);
+    let sdk = queue::aws_config(&config).await;
+    let reconcile =
+        reconcile::Reconcile::new(Stores::from_config(&config).await.unwrap(), flashsale::pages::Publisher::from_config(&sdk, &config), &config);
+    let sale_row = Db::connect(&config).unwrap().sale(flashsale::SaleId(sale)).await.unwrap().unwrap();
+    let keys = flashsale::cache::SaleKeys::new(flashsale::SaleId(sale));
+    let mut redis = redis(&stack).await;
+    reconcile.check(&sale_row).await.unwrap();
+    let ttl: i64 = redis.pttl(&keys.meta).await.unwrap();
+    assert_eq!(ttl, -1, "no expiry while an order of the sale waits in the outbox");
+
+    // Persisted: now the keys may go, a day after the end.
+    let persist = PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.max_delay_secs);
+    assert!(persist.handle(sqs_event(&outbox(&mut redis, sale).await)).await.batch_item_failures.is_empty());
+    reconcile.check(&sale_row).await.unwrap();
+    let day_ms = 24 * 3600 * 1000;
+    for key in keys.all() {
+        let ttl: i64 = redis.pttl(key).await.unwrap();
+        assert!(ttl == -2 || (day_ms - 10_000..=day_ms).contains(&ttl), "{key} expires a day after the end ({ttl} ms)");
+    }
+    // Order lookups look only at sales whose keys live.
+    let live: Option<f64> = redis.zscore("flashsale:live_sales", sale).await.unwrap();
+    assert_eq!(live.map(|at| at as i64), Some(sale_row.ends_at.timestamp_millis() + day_ms));
+    let (status, body) = api.order("late", &order).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("UNPAID")));
 }
