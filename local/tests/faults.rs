@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use common::*;
 use flashsale::cache::SaleKeys;
-use flashsale::db::Db;
 use flashsale::queue::{self, Queue};
 use flashsale::stores::Stores;
 use flashsale::{OrderId, SaleId};
@@ -463,13 +462,8 @@ async fn close_messages_lost_to_the_dlq_are_closed_by_reconcile() {
     assert_eq!((status, body["type"].as_str()), (409, Some("/problems/sold-out")));
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let sdk = queue::aws_config(&config).await;
-    let reconcile = reconcile::Reconcile::new(
-        Stores::from_config(&config).await.unwrap(),
-        flashsale::pages::Publisher::from_config(&sdk, &config),
-        &config,
-    );
-    let sale_row = Db::connect(&config).unwrap().sale(SaleId(sale)).await.unwrap().unwrap();
+    let reconcile = reconcile::Reconcile::from_config(&config).await.unwrap();
+    let sale_row = sale_row(&stack, sale).await;
     let check = reconcile.check(&sale_row).await.unwrap();
     assert_eq!(check.closed, 5);
     assert_eq!(mysql_sale(&db, sale).await, (5, 0));
@@ -656,13 +650,8 @@ async fn sqs_down_then_redis_flushed_loses_no_order_that_got_a_202() {
     // SQS is back; reconcile rebuilds the sale (its queue is empty) and sends the kept
     // orders on.
     config.outbox_resend_after = Duration::ZERO;
-    let sdk = queue::aws_config(&config).await;
-    let reconcile = reconcile::Reconcile::new(
-        Stores::from_config(&config).await.unwrap(),
-        flashsale::pages::Publisher::from_config(&sdk, &config),
-        &config,
-    );
-    let sale_row = Db::connect(&config).unwrap().sale(SaleId(sale)).await.unwrap().unwrap();
+    let reconcile = reconcile::Reconcile::from_config(&config).await.unwrap();
+    let sale_row = sale_row(&stack, sale).await;
     let check = reconcile.check(&sale_row).await.unwrap();
     assert!(matches!(check.recovery, Some(flashsale::recovery::Recovery::Rebuilt { .. })), "{:?}", check.recovery);
     assert!(check.resent >= 12, "the kept orders were sent on ({})", check.resent);

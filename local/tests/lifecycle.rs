@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::*;
-use flashsale::db::Db;
 use flashsale::messages::TimeoutMessage;
 use flashsale::queue::{self, Queue};
 use flashsale::stores::Stores;
@@ -296,15 +295,10 @@ async fn reconcile_resends_orders_whose_message_never_left_and_drift_settles_to_
     let (_, body) = api.order(user, order).await;
     assert_eq!(body["status"], "PENDING", "{body}");
 
-    let sdk = queue::aws_config(&stack.config).await;
     let mut config = stack.config.clone();
     config.outbox_resend_after = Duration::ZERO;
-    let reconcile = reconcile::Reconcile::new(
-        Stores::from_config(&config).await.unwrap(),
-        flashsale::pages::Publisher::from_config(&sdk, &config),
-        &config,
-    );
-    let sale_row = Db::connect(&stack.config).unwrap().sale(flashsale::SaleId(sale)).await.unwrap().unwrap();
+    let reconcile = reconcile::Reconcile::from_config(&config).await.unwrap();
+    let sale_row = sale_row(&stack, sale).await;
     let check = reconcile.check(&sale_row).await.unwrap();
     assert!(check.resent >= 8, "the stranded orders were sent again ({})", check.resent);
 
@@ -332,10 +326,8 @@ async fn an_ended_sale_keys_expire_once_its_outbox_is_empty_and_lookups_skip_dea
 
     let mut config = stack.config.clone();
     config.outbox_resend_after = Duration::from_secs(3600);
-    let sdk = queue::aws_config(&config).await;
-    let reconcile =
-        reconcile::Reconcile::new(Stores::from_config(&config).await.unwrap(), flashsale::pages::Publisher::from_config(&sdk, &config), &config);
-    let sale_row = Db::connect(&config).unwrap().sale(flashsale::SaleId(sale)).await.unwrap().unwrap();
+    let reconcile = reconcile::Reconcile::from_config(&config).await.unwrap();
+    let sale_row = sale_row(&stack, sale).await;
     let keys = flashsale::cache::SaleKeys::new(flashsale::SaleId(sale));
     let mut redis = redis(&stack).await;
     reconcile.check(&sale_row).await.unwrap();

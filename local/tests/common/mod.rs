@@ -184,3 +184,8 @@ pub async fn unreachable_aws() -> aws_config::SdkConfig {
         .load()
         .await
 }
+
+/// A sale as MySQL has it, for calling reconcile on it.
+pub async fn sale_row(stack: &Stack, sale: u64) -> flashsale::Sale {
+    flashsale::db::Db::connect(&stack.config).unwrap().sale(flashsale::SaleId(sale)).await.unwrap().unwrap()
+}
