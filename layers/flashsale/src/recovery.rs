@@ -10,9 +10,9 @@ use chrono::Utc;
 
 use crate::cache::Cache;
 use crate::db::Db;
-use crate::fallback::Fallback;
 use crate::domain::{Order, Sale, SaleId};
 use crate::error::{Error, Result};
+use crate::fallback::Fallback;
 use crate::memo::SaleMemo;
 use crate::messages::OrderMessage;
 use crate::queue::Queue;
