@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::*;
 use flashsale::cache::SaleKeys;
-use flashsale::queue::{self, Queue};
+use flashsale::queue;
 use flashsale::stores::Stores;
 use flashsale::{OrderId, SaleId};
 use futures::stream::{self, StreamExt};
@@ -499,11 +499,7 @@ fn an_admit_container_idle_past_its_lease_admits_its_next_request() {
         (admit, ids)
     });
     let worker = ids.worker().expect("a worker id is leased at start");
-    let buy = |user: &str| {
-        let claims = Some([("sub".to_string(), user.to_string())].into());
-        flashsale_local::gateway::lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b"")
-    };
-    assert_eq!(container.block_on(admit.handle(buy("before"))).status(), 202);
+    assert_eq!(container.block_on(admit.handle(purchase_request(sale, "before"))).status(), 202);
 
     // Frozen through the countdown, past the lease; another container takes the worker id.
     std::thread::sleep(Duration::from_secs(3));
@@ -522,7 +518,7 @@ fn an_admit_container_idle_past_its_lease_admits_its_next_request() {
     });
 
     // The first request after the thaw is admitted, under a worker id of its own.
-    let response = container.block_on(admit.handle(buy("after")));
+    let response = container.block_on(admit.handle(purchase_request(sale, "after")));
     assert_eq!(response.status(), 202, "{:?}", response.body());
     let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
     let order: OrderId = body["order_id"].as_str().unwrap().parse().unwrap();
@@ -607,14 +603,7 @@ async fn a_holder_clicking_again_after_sell_out_gets_their_order_back() {
 /// is reachable or not.
 async fn admit_without_sqs(config: &flashsale::Config, fallback_up: bool) -> admit::Admit {
     let (live, dead) = (queue::aws_config(config).await, unreachable_aws().await);
-    let ids = Arc::new(flashsale::snowflake::IdGenerator::with_worker(
-        1000 + u16::from(fallback_up),
-        Duration::from_secs(600),
-        Arc::new(flashsale::snowflake::SystemClock),
-    ));
-    let stores = Stores::new(if fallback_up { &live } else { &dead }, config).unwrap();
-    let stores = Stores { queue: Queue::new(&dead, config), ..stores };
-    admit::Admit::new(stores, ids, Duration::ZERO, config.recovery_drain_bound)
+    admit_with(config, 1000 + u16::from(fallback_up), &dead, if fallback_up { &live } else { &dead })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -635,9 +624,7 @@ async fn sqs_down_then_redis_flushed_loses_no_order_that_got_a_202() {
     let stranded = admit_without_sqs(&config, true).await;
     for i in 0..12 {
         let user = format!("stranded-{i}");
-        let claims = Some([("sub".to_string(), user.clone())].into());
-        let request = flashsale_local::gateway::lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b"");
-        let response = stranded.handle(request).await;
+        let response = stranded.handle(purchase_request(sale, &user)).await;
         let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
         outcomes.record(&user, response.status().as_u16(), &body);
     }
@@ -667,10 +654,7 @@ async fn an_order_that_can_be_kept_nowhere_is_undone_and_answered_503() {
     let mut config = stack.config.clone();
     config.breaker_failures = 1000;
     let stranded = admit_without_sqs(&config, false).await;
-    let claims = Some([("sub".to_string(), "unlucky".to_string())].into());
-    let response = stranded
-        .handle(flashsale_local::gateway::lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b""))
-        .await;
+    let response = stranded.handle(purchase_request(sale, "unlucky")).await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
     let mut redis = redis(&stack).await;
@@ -741,21 +725,12 @@ async fn an_admission_whose_answer_timed_out_after_the_script_ran_is_a_202() {
     config.redis_timeout = Duration::from_millis(300);
     config.breaker_failures = 1000;
     let sdk = queue::aws_config(&config).await;
-    let ids = Arc::new(flashsale::snowflake::IdGenerator::with_worker(
-        1002,
-        Duration::from_secs(600),
-        Arc::new(flashsale::snowflake::SystemClock),
-    ));
-    let admit = admit::Admit::new(Stores::new(&sdk, &config).unwrap(), ids, Duration::ZERO, config.recovery_drain_bound);
-    let buy = |user: &str| {
-        let claims = Some([("sub".to_string(), user.to_string())].into());
-        flashsale_local::gateway::lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b"")
-    };
+    let admit = admit_with(&config, 1002, &sdk, &sdk);
     // The script is loaded once, without lag.
-    assert_eq!(admit.handle(buy("warm-up")).await.status(), 202);
+    assert_eq!(admit.handle(purchase_request(sale, "warm-up")).await.status(), 202);
 
     proxy.lag_next_answer.store(true, Ordering::SeqCst);
-    let response = admit.handle(buy("patient")).await;
+    let response = admit.handle(purchase_request(sale, "patient")).await;
     let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
     assert_eq!(response.status(), 202, "the script ran, so the shopper was admitted: {body}");
     let mut redis = redis(&stack).await;

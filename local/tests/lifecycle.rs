@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use flashsale::messages::TimeoutMessage;
-use flashsale::queue::{self, Queue};
+use flashsale::queue;
 use flashsale::stores::Stores;
 use flashsale::OrderId;
 use futures::stream::{self, StreamExt};
@@ -268,21 +268,9 @@ async fn reconcile_resends_orders_whose_message_never_left_and_drift_settles_to_
     let mut config = stack.config.clone();
     config.breaker_failures = 1000;
     let live = queue::aws_config(&config).await;
-    let stranded = admit::Admit::new(
-        Stores { queue: Queue::new(&dead_sqs, &config), ..Stores::new(&live, &config).unwrap() },
-        std::sync::Arc::new(flashsale::snowflake::IdGenerator::with_worker(
-            1023,
-            Duration::from_secs(600),
-            std::sync::Arc::new(flashsale::snowflake::SystemClock),
-        )),
-        Duration::ZERO,
-        config.recovery_drain_bound,
-    );
+    let stranded = admit_with(&config, 1023, &dead_sqs, &live);
     for i in 0..8 {
-        let claims = Some([("sub".to_string(), format!("stranded-{i}"))].into());
-        let r = stranded
-            .handle(flashsale_local::gateway::lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b""))
-            .await;
+        let r = stranded.handle(purchase_request(sale, &format!("stranded-{i}"))).await;
         assert_eq!(r.status(), 202);
     }
     admitted(&api, sale, (0..4).map(|i| format!("normal-{i}"))).await;

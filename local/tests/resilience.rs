@@ -15,17 +15,13 @@ use flashsale::queue::{self, Queue};
 use flashsale::snowflake::{IdGenerator, SystemClock};
 use flashsale::stores::Stores;
 use flashsale::Config;
-use flashsale_local::gateway::lambda_request;
 use redis::AsyncCommands;
 use tokio::net::{TcpListener, TcpStream};
 
-fn claims(user: &str) -> Option<std::collections::HashMap<String, String>> {
-    Some([("sub".to_string(), user.to_string())].into())
-}
 
-/// An `admit` whose SQS is reached through `sqs` (DynamoDB, for leases and the
+/// An `admit` under a leased worker id, whose SQS is reached through `sqs` (DynamoDB, for leases and the
 /// fallback, through the local services).
-async fn admit_with(config: &Config, sqs: &aws_config::SdkConfig) -> Admit {
+async fn leased_admit(config: &Config, sqs: &aws_config::SdkConfig) -> Admit {
     let sdk = queue::aws_config(config).await;
     let ids = IdGenerator::leased(WorkerLeases::from_config(&sdk, config), Arc::new(SystemClock)).await;
     let stores = Stores { queue: Queue::new(sqs, config), ..Stores::new(&sdk, config).unwrap() };
@@ -39,12 +35,12 @@ async fn sqs_down_still_admits_and_the_outbox_keeps_every_order() {
     let sale = api.sale(sale_spec(50, 1, 60, -1, 3600)).await;
     // An SQS endpoint where nothing listens.
     let dead_sqs = unreachable_aws().await;
-    let admit = admit_with(&stack.config, &dead_sqs).await;
+    let admit = leased_admit(&stack.config, &dead_sqs).await;
 
     let mut order_ids = HashSet::new();
     for i in 0..20 {
         let response = admit
-            .handle(lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims(&format!("u{i}")), b""))
+            .handle(purchase_request(sale, &format!("u{i}")))
             .await;
         assert_eq!(response.status(), 202);
         let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
@@ -126,13 +122,13 @@ async fn redis_down_fails_fast_with_503_then_recovers() {
     config.breaker_failures = 3;
     config.breaker_cooldown = Duration::from_secs(1);
     let sdk = queue::aws_config(&config).await;
-    let admit = admit_with(&config, &sdk).await;
+    let admit = leased_admit(&config, &sdk).await;
     let buy = |user: String| {
         let admit = &admit;
         async move {
             let started = Instant::now();
             let r = admit
-                .handle(lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims(&user), b""))
+                .handle(purchase_request(sale, &user))
                 .await;
             (r.status().as_u16(), r.headers().get("retry-after").is_some(), started.elapsed())
         }

@@ -189,3 +189,28 @@ pub async fn unreachable_aws() -> aws_config::SdkConfig {
 pub async fn sale_row(stack: &Stack, sale: u64) -> flashsale::Sale {
     flashsale::db::Db::connect(&stack.config).unwrap().sale(flashsale::SaleId(sale)).await.unwrap().unwrap()
 }
+
+/// The Lambda request API Gateway makes of `user` pressing "Buy" in `sale`.
+pub fn purchase_request(sale: u64, user: &str) -> lambda_http::Request {
+    let claims = Some([("sub".to_string(), user.to_string())].into());
+    flashsale_local::gateway::lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b"")
+}
+
+/// An `admit` of the test's own, minting under `worker` (no lease), whose SQS is reached
+/// through `sqs` and whose DynamoDB fallback through `fallback`: pass
+/// [`unreachable_aws`] to take either down.
+pub fn admit_with(
+    config: &flashsale::Config,
+    worker: u16,
+    sqs: &aws_config::SdkConfig,
+    fallback: &aws_config::SdkConfig,
+) -> admit::Admit {
+    let ids = std::sync::Arc::new(flashsale::snowflake::IdGenerator::with_worker(
+        worker,
+        Duration::from_secs(600),
+        std::sync::Arc::new(flashsale::snowflake::SystemClock),
+    ));
+    let stores = flashsale::stores::Stores::new(fallback, config).unwrap();
+    let stores = flashsale::stores::Stores { queue: flashsale::queue::Queue::new(sqs, config), ..stores };
+    admit::Admit::new(stores, ids, Duration::ZERO, config.recovery_drain_bound)
+}
