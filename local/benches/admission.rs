@@ -69,7 +69,7 @@ async fn main() {
     let next_id = Arc::new(AtomicU64::new(1));
     let functions = stack.functions.clone();
     let http = reqwest::Client::new();
-    let sqs = aws_sdk_sqs::Client::new(&flashsale::queue::aws_config(&stack.config).await);
+    let sqs = aws_sdk_sqs::Client::new(&flashsale::aws::sdk_config(&stack.config).await);
     let queued = || async {
         let attrs = sqs
             .get_queue_attributes()

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use flashsale::db::Db;
 use flashsale::provision::{provision, Names, Resources};
-use flashsale::{queue, Config, Result};
+use flashsale::{Config, Result};
 use tokio::task::JoinHandle;
 
 use crate::event_source::Mapping;
@@ -121,7 +121,7 @@ impl Stack {
 /// starts serving.
 pub async fn start(options: Options) -> Result<Stack> {
     let mut config = options.config.clone();
-    let sdk = queue::aws_config(&config).await;
+    let sdk = flashsale::aws::sdk_config(&config).await;
     let names = Names {
         prefix: options.queue_prefix.clone(),
         lease_table: config.lease_table.clone(),

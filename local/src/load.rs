@@ -82,6 +82,7 @@ fn outcome(status: u16, body: &Value) -> &'static str {
 }
 
 pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
+    flashsale::aws::install_crypto_provider();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(options.concurrency)
         .timeout(Duration::from_secs(30))

@@ -117,7 +117,7 @@ async fn main() -> Outcome {
         }
         Command::Redrive { dlq_url, queue_url } => {
             let config = flashsale::Config::from_env()?;
-            let sqs = aws_sdk_sqs::Client::new(&flashsale::queue::aws_config(&config).await);
+            let sqs = aws_sdk_sqs::Client::new(&flashsale::aws::sdk_config(&config).await);
             let moved = flashsale_local::redrive::redrive(&sqs, &dlq_url, &queue_url).await?;
             println!("moved {moved} message(s) back to {queue_url}");
             Ok(())

@@ -5,12 +5,15 @@
 mod common;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use flashsale::queue;
-use flashsale::Config;
+use flashsale::db::Db;
+use flashsale::rds_auth::RdsAuth;
+use flashsale::snowflake::Clock;
+use flashsale::{Config, SaleId};
 use serde_json::{json, Value};
 use sqlx::mysql::MySqlConnectOptions;
 
@@ -60,15 +63,15 @@ impl CloudFormation {
     }
 }
 
+/// A MySQL user's secret, as RDS keeps them.
 async fn secret(sdk: &aws_config::SdkConfig, username: &str, password: &str) -> String {
-    let name = format!("flashsale-test-{username}-{:08x}", rand::random::<u32>());
-    let created = aws_sdk_secretsmanager::Client::new(sdk)
-        .create_secret()
-        .name(name)
-        .secret_string(json!({"username": username, "password": password}).to_string())
-        .send()
-        .await
-        .unwrap();
+    plain_secret(sdk, &json!({"username": username, "password": password}).to_string()).await
+}
+
+async fn plain_secret(sdk: &aws_config::SdkConfig, value: &str) -> String {
+    let name = format!("flashsale-test-{:08x}", rand::random::<u32>());
+    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+    let created = secrets.create_secret().name(name).secret_string(value).send().await.unwrap();
     created.arn().unwrap().to_string()
 }
 
@@ -81,7 +84,7 @@ async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() 
     let database = format!("flashsale_deploy_{tag}");
     // As on AWS, the URL names only the server and the database; users come from secrets.
     config.database_url = format!("mysql://{address}/{database}");
-    let sdk = queue::aws_config(&config).await;
+    let sdk = flashsale::aws::sdk_config(&config).await;
     let admin = secret(&sdk, "flashsale_admin", "flashsale_admin").await;
     let (app_user, app_password) = (format!("app_{tag}"), format!("Pw{tag}{:08x}", rand::random::<u32>()));
     let app = secret(&sdk, &app_user, &app_password).await;
@@ -98,13 +101,26 @@ async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() 
     assert_eq!(cfn.last()["Status"], "SUCCESS");
     assert_eq!(cfn.last()["PhysicalResourceId"], "DatabaseSchema-schema");
 
-    // The purchase path as the application user, who may not migrate.
+    // The purchase path as the application user, who may not migrate, on a Redis that
+    // speaks only TLS and wants its AUTH token, which the functions read from Secrets
+    // Manager at init: ElastiCache as the template makes it.
     let app_url = format!("mysql://{app_user}:{app_password}@{address}/{database}");
+    let redis_token = format!("Tk{tag}{:016x}", rand::random::<u64>());
+    let own_redis = OwnRedis::start_with(Some(&redis_token), true).await;
+    let redis_secret = plain_secret(&sdk, &redis_token).await;
     let stack = stack_with(|o| {
         o.migrate = false;
         o.config.database_url = app_url.clone();
+        o.config.redis_url = own_redis.url();
+        o.config.redis_auth_secret = Some(redis_secret.clone());
     })
     .await;
+    let anonymous = async {
+        let mut conn = redis::Client::open(own_redis.url())?.get_multiplexed_async_connection().await?;
+        redis::cmd("DBSIZE").query_async::<i64>(&mut conn).await
+    };
+    let refused = anonymous.await.expect_err("Redis refuses a client without the token");
+    assert!(refused.to_string().contains("NOAUTH"), "{refused}");
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(3, 1, 2, -1, 3600)).await;
     let mut orders = Vec::new();
@@ -122,7 +138,11 @@ async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() 
     let (user, order) = &orders[0];
     let (status, body) = api.call("POST", &format!("/api/orders/{order}/pay"), Some(&api.token(user)), None).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("PAID")), "{body}");
-    let redis = redis(&stack).await;
+    let redis = redis::Client::open(own_redis.url().replacen("://", &format!("://:{redis_token}@"), 1))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     eventually("the unpaid two closed and back on sale", Duration::from_secs(30), || async {
         (mysql_sale(&db, sale).await == (3, 1) && redis_stock(&mut redis.clone(), sale).await == 2).then_some(())
     })
@@ -146,4 +166,74 @@ async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() 
     db.close().await;
     let root = sqlx::MySqlPool::connect(&format!("mysql://flashsale_admin:flashsale_admin@{address}")).await.unwrap();
     sqlx::raw_sql(&format!("DROP DATABASE `{database}`; DROP USER '{app_user}'@'%'")).execute(&root).await.unwrap();
+}
+
+/// Counts time by hand, so a test can step past a token's renewal.
+struct ManualClock(AtomicU64);
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A container signs in with an IAM token and signs a new one for the connections it
+/// opens once its token is ten minutes old (RDS accepts one for fifteen; an open
+/// connection outlives it). MariaDB stands in for the proxy's check: the probe user's
+/// password is the token the proxy would expect at that moment.
+#[tokio::test]
+async fn iam_sign_in_signs_a_new_token_for_connections_opened_after_ten_minutes() {
+    let mut config = Config::from_env().unwrap();
+    config.db_max_connections = 1;
+    Db::connect(&config).unwrap().migrate().await.unwrap();
+    let sdk = flashsale::aws::sdk_config(&config).await;
+    let server = MySqlConnectOptions::from_str(&config.database_url).unwrap();
+    let admin = server.clone().username("flashsale_admin").password("flashsale_admin");
+    let root = sqlx::MySqlPool::connect_with(admin).await.unwrap();
+    let user = format!("iam_{:08x}", rand::random::<u32>());
+    let clock = Arc::new(ManualClock(AtomicU64::new(1_764_115_200_000)));
+    let signer = || RdsAuth::new(&sdk, server.get_host(), server.get_port(), &user, clock.clone()).unwrap();
+    // What the proxy expects now: a token signed with the same credentials at this instant.
+    let expected = signer();
+    let accept_current_token = || async {
+        let (token, _) = expected.token().await.unwrap();
+        sqlx::raw_sql(&format!(
+            "CREATE USER IF NOT EXISTS '{user}'@'%'; ALTER USER '{user}'@'%' IDENTIFIED BY '{}'; \
+             GRANT SELECT ON `{}`.* TO '{user}'@'%'",
+            token.expose(),
+            server.get_database().unwrap()
+        ))
+        .execute(&root)
+        .await
+        .unwrap();
+    };
+    // Drops the pool's open connection, so the next call opens one.
+    let disconnect = || async {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?")
+            .bind(&user)
+            .fetch_all(&root)
+            .await
+            .unwrap();
+        assert!(!ids.is_empty(), "the pool holds a connection");
+        for id in ids {
+            // One on its way out already is gone by now.
+            sqlx::query(&format!("KILL {id}")).execute(&root).await.ok();
+        }
+    };
+    let advance = |minutes: u64| clock.0.fetch_add(minutes * 60_000, Ordering::SeqCst);
+
+    accept_current_token().await;
+    let db = Db::connect_with_iam(&config, server.clone().username(&user).password(""), signer());
+    db.sale(SaleId(1)).await.expect("signed in with the first token");
+    // Five minutes on, a new connection still presents the first token, which is valid.
+    advance(5);
+    disconnect().await;
+    db.sale(SaleId(1)).await.expect("the first token serves a new connection");
+    // Eleven minutes on, the first token is near its end: the proxy now expects a new one.
+    advance(6);
+    accept_current_token().await;
+    disconnect().await;
+    db.sale(SaleId(1)).await.expect("a new connection presents a new token");
+
+    sqlx::query(&format!("DROP USER '{user}'@'%'")).execute(&root).await.unwrap();
 }

@@ -9,58 +9,18 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use flashsale::cache::SaleKeys;
-use flashsale::queue;
 use flashsale::stores::Stores;
 use flashsale::{OrderId, SaleId};
 use futures::stream::{self, StreamExt};
 use redis::AsyncCommands;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
-
-/// A redis-server of the test's own, on a free port, that it can restart empty.
-struct OwnRedis {
-    port: u16,
-    child: tokio::process::Child,
-}
-
-impl OwnRedis {
-    async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
-        let child = Self::spawn(port).await;
-        OwnRedis { port, child }
-    }
-
-    async fn spawn(port: u16) -> tokio::process::Child {
-        let child = tokio::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server is installed (scripts/services.sh installs it)");
-        eventually("own redis-server up", Duration::from_secs(10), || async move {
-            TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
-        })
-        .await;
-        child
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// A restart that loses everything, as a failover to an empty replica does.
-    async fn restart_empty(&mut self) {
-        self.child.kill().await.unwrap();
-        self.child = Self::spawn(self.port).await;
-    }
-}
 
 /// A TCP proxy the test owns between the stack and a server; `cut` drops every
 /// connection and refuses new ones until `restore`.
@@ -379,7 +339,7 @@ async fn mysql_cut_during_persistence_then_back_loses_and_doubles_nothing() {
     assert!(response.headers().contains_key("retry-after"));
 
     // Every message is retried until its receive limit, then parked in the DLQ.
-    let sqs = aws_sdk_sqs::Client::new(&queue::aws_config(&stack.config).await);
+    let sqs = aws_sdk_sqs::Client::new(&flashsale::aws::sdk_config(&stack.config).await);
     let dlq = stack.resources.orders_dlq_url.clone();
     eventually("all 12 order messages in the DLQ", Duration::from_secs(60), || {
         let (sqs, dlq) = (sqs.clone(), dlq.clone());
@@ -412,7 +372,7 @@ async fn a_consumer_dying_between_its_steps_and_triple_delivery_change_nothing()
     assert_eq!(mysql_sale(&db, sale).await, (10, 4));
 
     // SQS delivers every message three times more, at once.
-    let sdk = queue::aws_config(&stack.config).await;
+    let sdk = flashsale::aws::sdk_config(&stack.config).await;
     let healthy = persist_orders::PersistOrders::new(Stores::from_config(&stack.config).await.unwrap(), config.max_delay_secs);
     let tripled: Vec<String> = messages.iter().flat_map(|m| [m.clone(), m.clone(), m.clone()]).collect();
     let response = healthy.handle(sqs_event(&tripled)).await;
@@ -489,7 +449,7 @@ fn an_admit_container_idle_past_its_lease_admits_its_next_request() {
     config.lease_duration = Duration::from_secs(2);
 
     let (admit, ids) = container.block_on(async {
-        let sdk = queue::aws_config(&config).await;
+        let sdk = flashsale::aws::sdk_config(&config).await;
         let ids = flashsale::snowflake::IdGenerator::leased(
             flashsale::leases::WorkerLeases::from_config(&sdk, &config),
             Arc::new(flashsale::snowflake::SystemClock),
@@ -504,7 +464,7 @@ fn an_admit_container_idle_past_its_lease_admits_its_next_request() {
     // Frozen through the countdown, past the lease; another container takes the worker id.
     std::thread::sleep(Duration::from_secs(3));
     outside.block_on(async {
-        let sdk = queue::aws_config(&config).await;
+        let sdk = flashsale::aws::sdk_config(&config).await;
         let expires = chrono::Utc::now().timestamp_millis() + 60_000;
         aws_sdk_dynamodb::Client::new(&sdk)
             .put_item()
@@ -602,7 +562,7 @@ async fn a_holder_clicking_again_after_sell_out_gets_their_order_back() {
 /// An `admit` of its own whose SQS is unreachable, and whose DynamoDB (the fallback)
 /// is reachable or not.
 async fn admit_without_sqs(config: &flashsale::Config, fallback_up: bool) -> admit::Admit {
-    let (live, dead) = (queue::aws_config(config).await, unreachable_aws().await);
+    let (live, dead) = (flashsale::aws::sdk_config(config).await, unreachable_aws().await);
     admit_with(config, 1000 + u16::from(fallback_up), &dead, if fallback_up { &live } else { &dead })
 }
 
@@ -724,7 +684,7 @@ async fn an_admission_whose_answer_timed_out_after_the_script_ran_is_a_202() {
     config.redis_url = format!("redis://{}", proxy.addr);
     config.redis_timeout = Duration::from_millis(300);
     config.breaker_failures = 1000;
-    let sdk = queue::aws_config(&config).await;
+    let sdk = flashsale::aws::sdk_config(&config).await;
     let admit = admit_with(&config, 1002, &sdk, &sdk);
     // The script is loaded once, without lag.
     assert_eq!(admit.handle(purchase_request(sale, "warm-up")).await.status(), 202);

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use common::*;
 use flashsale::messages::TimeoutMessage;
-use flashsale::queue;
 use flashsale::stores::Stores;
 use flashsale::OrderId;
 use futures::stream::{self, StreamExt};
@@ -41,7 +40,7 @@ async fn redelivered_and_failed_messages_persist_exactly_once() {
 
     let mut config = stack.config.clone();
     config.db_timeout = Duration::from_millis(400);
-    let sdk = queue::aws_config(&config).await;
+    let sdk = flashsale::aws::sdk_config(&config).await;
     let stores = Stores::new(&sdk, &config).unwrap();
     let persist = PersistOrders::new(stores, config.max_delay_secs);
 
@@ -230,7 +229,7 @@ async fn poison_messages_end_in_the_dlq_and_can_be_moved_back() {
         o.visibility_timeout_secs = 1;
     })
     .await;
-    let sqs = aws_sdk_sqs::Client::new(&queue::aws_config(&stack.config).await);
+    let sqs = aws_sdk_sqs::Client::new(&flashsale::aws::sdk_config(&stack.config).await);
     sqs.send_message()
         .queue_url(&stack.resources.orders_queue_url)
         .message_body("this is not an order")
@@ -267,7 +266,7 @@ async fn reconcile_resends_orders_whose_message_never_left_and_drift_settles_to_
     let dead_sqs = unreachable_aws().await;
     let mut config = stack.config.clone();
     config.breaker_failures = 1000;
-    let live = queue::aws_config(&config).await;
+    let live = flashsale::aws::sdk_config(&config).await;
     let stranded = admit_with(&config, 1023, &dead_sqs, &live);
     for i in 0..8 {
         let r = stranded.handle(purchase_request(sale, &format!("stranded-{i}"))).await;

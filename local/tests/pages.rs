@@ -11,7 +11,7 @@ use common::*;
 use flashsale::bucket::Bucket;
 use flashsale::cdn::CloudFront;
 use flashsale::pages::{PageState, Published, Publisher, Site, ASSET_CACHE, HTML_CACHE};
-use flashsale::{queue, Sale, SaleId};
+use flashsale::{Sale, SaleId};
 
 async fn distribution(sdk: &aws_config::SdkConfig) -> (aws_sdk_cloudfront::Client, String) {
     let client = aws_sdk_cloudfront::Client::new(sdk);
@@ -80,7 +80,7 @@ async fn pages_are_written_once_and_only_changes_are_invalidated() {
         o.config.bucket = bucket_name.clone();
     })
     .await;
-    let sdk = queue::aws_config(&stack.config).await;
+    let sdk = flashsale::aws::sdk_config(&stack.config).await;
     let (cloudfront, distribution_id) = distribution(&sdk).await;
     let s3 = flashsale::bucket::client(&sdk);
     let publisher = Publisher::new(
@@ -170,7 +170,7 @@ async fn a_sale_that_sells_out_gets_its_page_rerendered_to_say_so() {
 
     assert_eq!(api.buy(sale, "the-one", None).await.0, 202);
     // What reconcile runs every minute (and render-pages on demand).
-    let sdk = queue::aws_config(&stack.config).await;
+    let sdk = flashsale::aws::sdk_config(&stack.config).await;
     let publisher = Publisher::from_config(&sdk, &stack.config);
     let db = flashsale::db::Db::connect(&stack.config).unwrap();
     let cache = flashsale::cache::Cache::connect(&stack.config).unwrap();

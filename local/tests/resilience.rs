@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use admit::Admit;
 use common::*;
 use flashsale::leases::WorkerLeases;
-use flashsale::queue::{self, Queue};
+use flashsale::queue::Queue;
 use flashsale::snowflake::{IdGenerator, SystemClock};
 use flashsale::stores::Stores;
 use flashsale::Config;
@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 /// An `admit` under a leased worker id, whose SQS is reached through `sqs` (DynamoDB, for leases and the
 /// fallback, through the local services).
 async fn leased_admit(config: &Config, sqs: &aws_config::SdkConfig) -> Admit {
-    let sdk = queue::aws_config(config).await;
+    let sdk = flashsale::aws::sdk_config(config).await;
     let ids = IdGenerator::leased(WorkerLeases::from_config(&sdk, config), Arc::new(SystemClock)).await;
     let stores = Stores { queue: Queue::new(sqs, config), ..Stores::new(&sdk, config).unwrap() };
     Admit::new(stores, ids, Duration::ZERO, config.recovery_drain_bound)
@@ -121,7 +121,7 @@ async fn redis_down_fails_fast_with_503_then_recovers() {
     config.redis_timeout = Duration::from_millis(200);
     config.breaker_failures = 3;
     config.breaker_cooldown = Duration::from_secs(1);
-    let sdk = queue::aws_config(&config).await;
+    let sdk = flashsale::aws::sdk_config(&config).await;
     let admit = leased_admit(&config, &sdk).await;
     let buy = |user: String| {
         let admit = &admit;
@@ -159,7 +159,7 @@ async fn racing_containers_never_share_a_worker_id() {
     let stack = stack_with(|o| o.consumers = 0).await;
     let mut config = stack.config.clone();
     config.lease_table = format!("leases-{:08x}", rand::random::<u32>());
-    let sdk = queue::aws_config(&config).await;
+    let sdk = flashsale::aws::sdk_config(&config).await;
     flashsale::provision::provision(
         &sdk,
         &flashsale::provision::Names {

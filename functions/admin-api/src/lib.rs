@@ -37,9 +37,10 @@ impl AdminApi {
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
-        let sdk = flashsale::queue::aws_config(config).await;
+        let sdk = flashsale::aws::sdk_config(config).await;
+        let config = &flashsale::aws::with_secrets(config, &sdk).await?;
         Ok(AdminApi::new(
-            Db::connect(config)?,
+            Db::from_config(config, &sdk)?,
             Cache::connect(config)?,
             Fallback::new(&sdk, config),
             Publisher::from_config(&sdk, config),

@@ -21,7 +21,7 @@ use flashsale::http::{self, json, problem};
 use flashsale::leases::WorkerLeases;
 use flashsale::memo::SaleMemo;
 use flashsale::messages::OrderMessage;
-use flashsale::queue::{self, Queue};
+use flashsale::queue::Queue;
 use flashsale::recovery::{self, MissingSales};
 use flashsale::snowflake::{IdGenerator, SystemClock};
 use flashsale::stores::Stores;
@@ -79,7 +79,8 @@ impl Admit {
     /// generator with its worker-id lease.
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[Need::OrdersQueue])?;
-        let sdk = queue::aws_config(config).await;
+        let sdk = flashsale::aws::sdk_config(config).await;
+        let config = &flashsale::aws::with_secrets(config, &sdk).await?;
         let ids = IdGenerator::leased(WorkerLeases::from_config(&sdk, config), Arc::new(SystemClock)).await;
         Ok(Admit::new(Stores::new(&sdk, config)?, ids, config.sold_out_ttl, config.recovery_drain_bound))
     }

@@ -31,7 +31,7 @@ struct UserSecret {
 
 pub struct Migrate {
     config: Config,
-    secrets: aws_sdk_secretsmanager::Client,
+    sdk: aws_config::SdkConfig,
     admin_secret: String,
     app_secret: String,
     http: reqwest::Client,
@@ -54,9 +54,10 @@ fn required(name: &str) -> Result<String> {
 
 impl Migrate {
     pub fn new(config: &Config, sdk: &aws_config::SdkConfig, admin_secret: String, app_secret: String) -> Self {
+        flashsale::aws::install_crypto_provider();
         Migrate {
             config: config.clone(),
-            secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            sdk: sdk.clone(),
             admin_secret,
             app_secret,
             http: reqwest::Client::new(),
@@ -65,7 +66,7 @@ impl Migrate {
 
     pub async fn from_env(config: &Config) -> Result<Self> {
         let (admin, app) = (required("FLASHSALE_DB_ADMIN_SECRET")?, required("FLASHSALE_DB_APP_SECRET")?);
-        Ok(Migrate::new(config, &flashsale::queue::aws_config(config).await, admin, app))
+        Ok(Migrate::new(config, &flashsale::aws::sdk_config(config).await, admin, app))
     }
 
     /// Does the work the request asks for and reports to CloudFormation.
@@ -134,14 +135,8 @@ impl Migrate {
     }
 
     async fn user_secret(&self, id: &str) -> Result<UserSecret> {
-        let secret = self
-            .secrets
-            .get_secret_value()
-            .secret_id(id)
-            .send()
-            .await
-            .map_err(|e| Error::aws("secretsmanager", e))?;
-        let text = secret.secret_string().ok_or_else(|| Error::Config(format!("secret {id} holds no string")))?;
-        serde_json::from_str(text).map_err(|_| Error::Config(format!("secret {id} is not {{\"username\", \"password\"}} JSON")))
+        let text = flashsale::aws::secret_string(&self.sdk, id).await?;
+        serde_json::from_str(text.expose())
+            .map_err(|_| Error::Config(format!("secret {id} is not {{\"username\", \"password\"}} JSON")))
     }
 }

@@ -67,8 +67,9 @@ impl Reconcile {
 
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[flashsale::config::Need::OrdersQueue])?;
-        let sdk = flashsale::queue::aws_config(config).await;
-        Ok(Reconcile::new(Stores::from_config(config).await?, Publisher::from_config(&sdk, config), config))
+        let sdk = flashsale::aws::sdk_config(config).await;
+        let config = &flashsale::aws::with_secrets(config, &sdk).await?;
+        Ok(Reconcile::new(Stores::new(&sdk, config)?, Publisher::from_config(&sdk, config), config))
     }
 
     pub async fn run(&self) -> Result<Vec<SaleCheck>> {

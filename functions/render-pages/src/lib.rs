@@ -24,8 +24,9 @@ pub struct RenderPages {
 
 impl RenderPages {
     pub async fn from_config(config: &Config) -> Result<Self> {
-        let sdk = flashsale::queue::aws_config(config).await;
-        Ok(RenderPages { db: Db::connect(config)?, cache: Cache::connect(config)?, pages: Publisher::from_config(&sdk, config) })
+        let sdk = flashsale::aws::sdk_config(config).await;
+        let config = &flashsale::aws::with_secrets(config, &sdk).await?;
+        Ok(RenderPages { db: Db::from_config(config, &sdk)?, cache: Cache::connect(config)?, pages: Publisher::from_config(&sdk, config) })
     }
 
     pub async fn handle(&self, request: RenderRequest) -> Result<Published> {

@@ -157,7 +157,13 @@ impl Cache {
     /// Connects lazily: a container whose Redis is down still starts, and its
     /// requests fail fast through the breaker until Redis answers.
     pub fn connect(config: &Config) -> Result<Self> {
-        let client = redis::Client::open(config.redis_url.as_str())?;
+        crate::aws::install_crypto_provider();
+        let mut info = redis::IntoConnectionInfo::into_connection_info(config.redis_url.as_str())?;
+        if let Some(password) = &config.redis_password {
+            let settings = info.redis_settings().clone().set_password(password.expose());
+            info = info.set_redis_settings(settings);
+        }
+        let client = redis::Client::open(info)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.redis_timeout))
             .set_response_timeout(Some(config.redis_timeout))

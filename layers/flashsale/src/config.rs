@@ -9,8 +9,16 @@ use crate::error::{Error, Result};
 pub struct Config {
     /// `FLASHSALE_REDIS_URL`
     pub redis_url: String,
-    /// `FLASHSALE_DATABASE_URL`
+    /// `FLASHSALE_REDIS_AUTH_SECRET`: the Secrets Manager secret holding Redis's AUTH
+    /// token, read at init ([`crate::aws::with_secrets`]); unset, no AUTH (locally).
+    pub redis_auth_secret: Option<String>,
+    /// The AUTH token itself, once read; never from the environment.
+    pub redis_password: Option<Secret>,
+    /// `FLASHSALE_DATABASE_URL`: without a password when IAM authentication is on.
     pub database_url: String,
+    /// `FLASHSALE_DATABASE_IAM_AUTH`: `true` to sign in with IAM tokens (RDS Proxy on
+    /// AWS) made from the function's own credentials, instead of a password.
+    pub database_iam_auth: bool,
     /// `FLASHSALE_DB_MAX_CONNECTIONS`: per container; keep it small, Lambda multiplies it.
     pub db_max_connections: u32,
     /// `FLASHSALE_ORDERS_QUEUE_URL`
@@ -85,10 +93,13 @@ impl Config {
     pub fn from_env() -> Result<Self> {
         Ok(Config {
             redis_url: var("FLASHSALE_REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_auth_secret: Some(var("FLASHSALE_REDIS_AUTH_SECRET", "")).filter(|v| !v.is_empty()),
+            redis_password: None,
             database_url: var(
                 "FLASHSALE_DATABASE_URL",
                 "mysql://flashsale:flashsale@127.0.0.1:3306/flashsale",
             ),
+            database_iam_auth: flag("FLASHSALE_DATABASE_IAM_AUTH")?,
             db_max_connections: number("FLASHSALE_DB_MAX_CONNECTIONS", 10)?,
             orders_queue_url: var("FLASHSALE_ORDERS_QUEUE_URL", ""),
             timeouts_queue_url: var("FLASHSALE_TIMEOUTS_QUEUE_URL", ""),
@@ -139,6 +150,14 @@ fn var(name: &str, default: &str) -> String {
         .ok()
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| default.to_string())
+}
+
+fn flag(name: &str) -> Result<bool> {
+    match var(name, "false").as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(Error::Config(format!("{name}={other:?} is not true or false"))),
+    }
 }
 
 fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {

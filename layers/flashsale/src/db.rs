@@ -5,6 +5,9 @@
 //! pay needs `expires_at > now`, close needs `expires_at <= now`, so exactly one wins.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::Row;
@@ -15,10 +18,25 @@ use crate::config::Config;
 use crate::domain::{NewSale, Order, OrderId, OrderStatus, Sale, SaleId, UserId};
 use crate::error::{Error, Result};
 use crate::messages::OrderMessage;
+use crate::rds_auth::RdsAuth;
+use crate::snowflake::SystemClock;
 
 pub struct Db {
     pool: MySqlPool,
     breaker: Breaker,
+    iam: Option<IamSignIn>,
+}
+
+/// Signing in with IAM tokens: connections opened once the current token is this old
+/// get a new one, well inside its 15 minutes (an open connection outlives its token).
+const RENEW_TOKEN_AFTER_MS: u64 = 10 * 60 * 1000;
+
+struct IamSignIn {
+    auth: RdsAuth,
+    options: MySqlConnectOptions,
+    /// When the pool's current token was signed (ms); 0 before the first.
+    signed_at: AtomicU64,
+    renewing: tokio::sync::Mutex<()>,
 }
 
 /// What persisting an order message did.
@@ -94,9 +112,34 @@ fn sale_from(row: &MySqlRow) -> Result<Sale> {
 
 impl Db {
     /// Connects lazily, so a container starts while the database is unreachable and
-    /// its requests fail fast through the breaker.
+    /// its requests fail fast through the breaker. With `database_iam_auth`, the user
+    /// of the URL signs in with IAM tokens made from `sdk`'s credentials.
+    pub fn from_config(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Self> {
+        let options: MySqlConnectOptions = config.database_url.parse()?;
+        if !config.database_iam_auth {
+            return Ok(Db::connect_with(config, options));
+        }
+        let (host, port, user) = (options.get_host(), options.get_port(), options.get_username());
+        let auth = RdsAuth::new(sdk, host, port, user, Arc::new(SystemClock))?;
+        Ok(Db::connect_with_iam(config, options, auth))
+    }
+
+    /// As [`Db::from_config`], with the password of the URL (the local stack and tests).
     pub fn connect(config: &Config) -> Result<Self> {
+        if config.database_iam_auth {
+            return Err(Error::Config("FLASHSALE_DATABASE_IAM_AUTH needs AWS credentials: use Db::from_config".into()));
+        }
         Ok(Db::connect_with(config, config.database_url.parse()?))
+    }
+
+    /// As [`Db::from_config`], signing in with the tokens `auth` makes.
+    pub fn connect_with_iam(config: &Config, options: MySqlConnectOptions, auth: RdsAuth) -> Self {
+        // The proxy asks for the token in clear text; the URL's `ssl-mode=required` (and
+        // the proxy's RequireTLS) keep it inside TLS.
+        let options = options.enable_cleartext_plugin(true);
+        let mut db = Db::connect_with(config, options.clone());
+        db.iam = Some(IamSignIn { auth, options, signed_at: AtomicU64::new(0), renewing: Default::default() });
+        db
     }
 
     /// As [`Db::connect`], to the server and as the user `options` name.
@@ -108,7 +151,32 @@ impl Db {
         Db {
             pool,
             breaker: Breaker::new("mysql", config.breaker_failures, config.breaker_cooldown, config.db_timeout * 2),
+            iam: None,
         }
+    }
+
+    /// Runs `work` through the breaker, with a current token for any connection it opens.
+    async fn call<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        self.signed_in().await?;
+        self.breaker.call(work).await
+    }
+
+    async fn signed_in(&self) -> Result<()> {
+        let Some(iam) = &self.iam else { return Ok(()) };
+        let current = |iam: &IamSignIn| {
+            let at = iam.signed_at.load(Ordering::Acquire);
+            at != 0 && iam.auth.now_ms() < at + RENEW_TOKEN_AFTER_MS
+        };
+        if current(iam) {
+            return Ok(());
+        }
+        let _renewing = iam.renewing.lock().await;
+        if !current(iam) {
+            let (token, signed_at) = iam.auth.token().await?;
+            self.pool.set_connect_options(iam.options.clone().password(token.expose()));
+            iam.signed_at.store(signed_at, Ordering::Release);
+        }
+        Ok(())
     }
 
     pub fn pool(&self) -> &MySqlPool {
@@ -123,6 +191,7 @@ impl Db {
     pub async fn migrate(&self) -> Result<()> {
         const LOCK: &str = "flashsale.migrate";
         const WAIT_SECS: u32 = 120;
+        self.signed_in().await?;
         let mut conn = self.pool.acquire().await?;
         let held: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
             .bind(LOCK)
@@ -142,7 +211,6 @@ impl Db {
     pub async fn create_sale(&self, new: &NewSale) -> Result<Sale> {
         new.validate()?;
         let id = self
-            .breaker
             .call(async {
                 let done = sqlx::query(
                     "INSERT INTO sales (name, description, price_cents, stock, per_user_limit, starts_at, ends_at, \
@@ -165,46 +233,43 @@ impl Db {
     }
 
     pub async fn sale(&self, id: SaleId) -> Result<Option<Sale>> {
-        self.breaker
-            .call(async {
-                let row = sqlx::query(&format!("SELECT {SALE_COLUMNS} FROM sales WHERE id = ?"))
-                    .bind(id.0)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.as_ref().map(sale_from).transpose()
-            })
-            .await
+        self.call(async {
+            let row = sqlx::query(&format!("SELECT {SALE_COLUMNS} FROM sales WHERE id = ?"))
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(sale_from).transpose()
+        })
+        .await
     }
 
     /// Sales whose window has not ended, for reconcile and the pages.
     pub async fn open_sales(&self) -> Result<Vec<Sale>> {
-        self.breaker
-            .call(async {
-                let rows = sqlx::query(&format!(
-                    "SELECT {SALE_COLUMNS} FROM sales WHERE published_at IS NOT NULL \
-                     AND ends_at > UTC_TIMESTAMP(3) - INTERVAL 1 DAY ORDER BY id"
-                ))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(sale_from).collect()
-            })
-            .await
+        self.call(async {
+            let rows = sqlx::query(&format!(
+                "SELECT {SALE_COLUMNS} FROM sales WHERE published_at IS NOT NULL \
+                 AND ends_at > UTC_TIMESTAMP(3) - INTERVAL 1 DAY ORDER BY id"
+            ))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(sale_from).collect()
+        })
+        .await
     }
 
     pub async fn mark_published(&self, id: SaleId) -> Result<()> {
-        self.breaker
-            .call(async {
-                sqlx::query("UPDATE sales SET published_at = COALESCE(published_at, UTC_TIMESTAMP(3)) WHERE id = ?")
-                    .bind(id.0)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            })
-            .await
+        self.call(async {
+            sqlx::query("UPDATE sales SET published_at = COALESCE(published_at, UTC_TIMESTAMP(3)) WHERE id = ?")
+                .bind(id.0)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn order(&self, id: OrderId) -> Result<Option<Order>> {
-        self.breaker.call(self.fetch_order(id)).await
+        self.call(self.fetch_order(id)).await
     }
 
     async fn fetch_order(&self, id: OrderId) -> Result<Option<Order>> {
@@ -218,7 +283,7 @@ impl Db {
     /// Writes an admitted order in one transaction: the insert (its primary key makes
     /// a redelivery a no-op) and the oversell guard on `sales.sold`.
     pub async fn persist_order(&self, msg: &OrderMessage) -> Result<Persisted> {
-        self.breaker.call(self.persist_order_tx(msg)).await
+        self.call(self.persist_order_tx(msg)).await
     }
 
     async fn persist_order_tx(&self, msg: &OrderMessage) -> Result<Persisted> {
@@ -290,147 +355,141 @@ impl Db {
     /// persisted or closed meanwhile, so what is read through the guard stays true while
     /// Redis is set from it.
     pub async fn lock_sale(&self, id: SaleId) -> Result<Option<LockedSale>> {
-        self.breaker
-            .call(async {
-                let mut tx = self.pool.begin().await?;
-                let row = sqlx::query(&format!("SELECT {SALE_COLUMNS} FROM sales WHERE id = ? FOR UPDATE"))
-                    .bind(id.0)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                match row {
-                    Some(row) => Ok(Some(LockedSale { sale: sale_from(&row)?, tx })),
-                    None => Ok(None),
-                }
-            })
-            .await
+        self.call(async {
+            let mut tx = self.pool.begin().await?;
+            let row = sqlx::query(&format!("SELECT {SALE_COLUMNS} FROM sales WHERE id = ? FOR UPDATE"))
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match row {
+                Some(row) => Ok(Some(LockedSale { sale: sale_from(&row)?, tx })),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     /// Unpaid orders of a sale whose payment window ended more than `late` ago: their
     /// close message was lost or is stuck. Oldest first.
     pub async fn overdue_unpaid(&self, sale: SaleId, late: std::time::Duration, limit: u32) -> Result<Vec<OrderId>> {
-        self.breaker
-            .call(async {
-                let ids: Vec<u64> = sqlx::query_scalar(
-                    "SELECT id FROM orders WHERE sale_id = ? AND status = 'UNPAID' \
-                     AND expires_at <= UTC_TIMESTAMP(3) - INTERVAL ? SECOND ORDER BY expires_at LIMIT ?",
-                )
-                .bind(sale.0)
-                .bind(late.as_secs())
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(ids.into_iter().map(OrderId).collect())
-            })
-            .await
+        self.call(async {
+            let ids: Vec<u64> = sqlx::query_scalar(
+                "SELECT id FROM orders WHERE sale_id = ? AND status = 'UNPAID' \
+                 AND expires_at <= UTC_TIMESTAMP(3) - INTERVAL ? SECOND ORDER BY expires_at LIMIT ?",
+            )
+            .bind(sale.0)
+            .bind(late.as_secs())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(ids.into_iter().map(OrderId).collect())
+        })
+        .await
     }
 
     /// Pays an order: one conditional update, so a payment a moment after the window
     /// loses to the close and the unit is never sold twice. Paying a paid order again
     /// answers with the order (a retried click is not an error).
     pub async fn pay(&self, id: OrderId, user: &UserId) -> Result<Order> {
-        self.breaker
-            .call(async {
-                sqlx::query(
-                    "UPDATE orders SET status = 'PAID', paid_at = UTC_TIMESTAMP(3) WHERE id = ? AND user_id = ? \
-                     AND status = 'UNPAID' AND expires_at > UTC_TIMESTAMP(3)",
-                )
-                .bind(id.0)
-                .bind(user.as_str())
-                .execute(&self.pool)
-                .await?;
-                let order = self.fetch_order(id).await?.filter(|o| &o.user_id == user).ok_or(Error::NotFound("order"))?;
-                match order.status {
-                    OrderStatus::Paid => Ok(order),
-                    OrderStatus::Unpaid => Err(Error::NotPayable {
-                        status: order.status,
-                        reason: "the payment window has passed",
-                    }),
-                    status => Err(Error::NotPayable { status, reason: "the order is no longer open" }),
-                }
-            })
-            .await
+        self.call(async {
+            sqlx::query(
+                "UPDATE orders SET status = 'PAID', paid_at = UTC_TIMESTAMP(3) WHERE id = ? AND user_id = ? \
+                 AND status = 'UNPAID' AND expires_at > UTC_TIMESTAMP(3)",
+            )
+            .bind(id.0)
+            .bind(user.as_str())
+            .execute(&self.pool)
+            .await?;
+            let order = self.fetch_order(id).await?.filter(|o| &o.user_id == user).ok_or(Error::NotFound("order"))?;
+            match order.status {
+                OrderStatus::Paid => Ok(order),
+                OrderStatus::Unpaid => Err(Error::NotPayable {
+                    status: order.status,
+                    reason: "the payment window has passed",
+                }),
+                status => Err(Error::NotPayable { status, reason: "the order is no longer open" }),
+            }
+        })
+        .await
     }
 
     /// Closes an unpaid order whose window has passed (by the database clock) and
     /// takes its units off `sales.sold`, in one transaction.
     pub async fn close_if_due(&self, id: OrderId) -> Result<Closing> {
-        self.breaker
-            .call(async {
-                let mut tx = self.pool.begin().await?;
-                let closed = sqlx::query(
-                    "UPDATE orders SET status = 'CLOSED', closed_at = UTC_TIMESTAMP(3) \
-                     WHERE id = ? AND status = 'UNPAID' AND expires_at <= UTC_TIMESTAMP(3)",
+        self.call(async {
+            let mut tx = self.pool.begin().await?;
+            let closed = sqlx::query(
+                "UPDATE orders SET status = 'CLOSED', closed_at = UTC_TIMESTAMP(3) \
+                 WHERE id = ? AND status = 'UNPAID' AND expires_at <= UTC_TIMESTAMP(3)",
+            )
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if closed {
+                sqlx::query(
+                    "UPDATE sales JOIN orders ON orders.sale_id = sales.id \
+                     SET sales.sold = sales.sold - orders.quantity WHERE orders.id = ?",
                 )
                 .bind(id.0)
                 .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if closed {
-                    sqlx::query(
-                        "UPDATE sales JOIN orders ON orders.sale_id = sales.id \
-                         SET sales.sold = sales.sold - orders.quantity WHERE orders.id = ?",
-                    )
-                    .bind(id.0)
-                    .execute(&mut *tx)
-                    .await?;
-                    tx.commit().await?;
-                } else {
-                    tx.rollback().await?;
+                .await?;
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+            let Some(row) = row else { return Ok(Closing::Missing) };
+            let order = order_from(&row)?;
+            Ok(match order.status {
+                OrderStatus::Closed if closed => Closing::Closed(order),
+                OrderStatus::Closed => Closing::AlreadyClosed(order),
+                OrderStatus::Unpaid => {
+                    let remaining_ms = row.try_get::<i64, _>("remaining_ms")?.max(1);
+                    Closing::NotDue { order, remaining_ms }
                 }
-                let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
-                    .bind(id.0)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                let Some(row) = row else { return Ok(Closing::Missing) };
-                let order = order_from(&row)?;
-                Ok(match order.status {
-                    OrderStatus::Closed if closed => Closing::Closed(order),
-                    OrderStatus::Closed => Closing::AlreadyClosed(order),
-                    OrderStatus::Unpaid => {
-                        let remaining_ms = row.try_get::<i64, _>("remaining_ms")?.max(1);
-                        Closing::NotDue { order, remaining_ms }
-                    }
-                    _ => Closing::Settled(order),
-                })
+                _ => Closing::Settled(order),
             })
-            .await
+        })
+        .await
     }
 
     /// Orders and units per status for one sale.
     pub async fn status_counts(&self, sale: SaleId) -> Result<HashMap<OrderStatus, (u64, u64)>> {
-        self.breaker
-            .call(async {
-                let rows = sqlx::query(
-                    "SELECT status, CAST(COUNT(*) AS SIGNED) AS orders, CAST(SUM(quantity) AS SIGNED) AS units \
-                     FROM orders WHERE sale_id = ? GROUP BY status",
-                )
-                .bind(sale.0)
-                .fetch_all(&self.pool)
-                .await?;
-                let mut counts = HashMap::new();
-                for row in rows {
-                    let status: OrderStatus = row.try_get::<String, _>("status")?.parse()?;
-                    let orders: i64 = row.try_get("orders")?;
-                    let units: i64 = row.try_get("units")?;
-                    counts.insert(status, (orders as u64, units as u64));
-                }
-                Ok(counts)
-            })
-            .await
+        self.call(async {
+            let rows = sqlx::query(
+                "SELECT status, CAST(COUNT(*) AS SIGNED) AS orders, CAST(SUM(quantity) AS SIGNED) AS units \
+                 FROM orders WHERE sale_id = ? GROUP BY status",
+            )
+            .bind(sale.0)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut counts = HashMap::new();
+            for row in rows {
+                let status: OrderStatus = row.try_get::<String, _>("status")?.parse()?;
+                let orders: i64 = row.try_get("orders")?;
+                let units: i64 = row.try_get("units")?;
+                counts.insert(status, (orders as u64, units as u64));
+            }
+            Ok(counts)
+        })
+        .await
     }
 
     /// The ids of every order of a sale, whatever its status.
     pub async fn order_ids(&self, sale: SaleId) -> Result<Vec<OrderId>> {
-        self.breaker
-            .call(async {
-                let ids: Vec<u64> = sqlx::query_scalar("SELECT id FROM orders WHERE sale_id = ?")
-                    .bind(sale.0)
-                    .fetch_all(&self.pool)
-                    .await?;
-                Ok(ids.into_iter().map(OrderId).collect())
-            })
-            .await
+        self.call(async {
+            let ids: Vec<u64> = sqlx::query_scalar("SELECT id FROM orders WHERE sale_id = ?")
+                .bind(sale.0)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(ids.into_iter().map(OrderId).collect())
+        })
+        .await
     }
 }
 

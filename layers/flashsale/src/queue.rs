@@ -85,20 +85,6 @@ pub fn delay_secs(deadline_ms: i64, now_ms: i64, max_delay_secs: u32) -> u32 {
     secs.min(u64::from(max_delay_secs.min(900))) as u32
 }
 
-/// Loads the AWS configuration once per container. `AWS_ENDPOINT_URL` (honoured by
-/// the SDK itself) points every client at the local stand-ins.
-pub async fn aws_config(config: &Config) -> aws_config::SdkConfig {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(config.sqs_timeout)
-        .operation_attempt_timeout(config.sqs_timeout)
-        .build();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
-        .load()
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::delay_secs;

@@ -6,7 +6,7 @@ use crate::db::{Closing, Db};
 use crate::domain::OrderId;
 use crate::error::Result;
 use crate::fallback::Fallback;
-use crate::queue::{self, Queue};
+use crate::queue::Queue;
 
 pub struct Stores {
     pub db: Db,
@@ -17,13 +17,14 @@ pub struct Stores {
 
 impl Stores {
     pub async fn from_config(config: &Config) -> Result<Self> {
-        Stores::new(&queue::aws_config(config).await, config)
+        let sdk = crate::aws::sdk_config(config).await;
+        Stores::new(&sdk, &crate::aws::with_secrets(config, &sdk).await?)
     }
 
     /// With AWS clients from `sdk` (tests point it at an unreachable endpoint).
     pub fn new(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Self> {
         Ok(Stores {
-            db: Db::connect(config)?,
+            db: Db::from_config(config, sdk)?,
             cache: Cache::connect(config)?,
             queue: Queue::new(sdk, config),
             fallback: Fallback::new(sdk, config),

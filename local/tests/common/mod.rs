@@ -53,6 +53,7 @@ pub struct Api {
 
 impl Api {
     pub fn new(stack: &Stack) -> Self {
+        flashsale::aws::install_crypto_provider();
         Api {
             http: reqwest::Client::builder().pool_max_idle_per_host(200).build().unwrap(),
             base: stack.url(""),
@@ -213,4 +214,83 @@ pub fn admit_with(
     let stores = flashsale::stores::Stores::new(fallback, config).unwrap();
     let stores = flashsale::stores::Stores { queue: flashsale::queue::Queue::new(sqs, config), ..stores };
     admit::Admit::new(stores, ids, Duration::ZERO, config.recovery_drain_bound)
+}
+
+/// A redis-server of the test's own, on a free port, that it can restart empty.
+pub struct OwnRedis {
+    pub port: u16,
+    child: tokio::process::Child,
+    password: Option<String>,
+    /// Where its self-signed certificate is, when it speaks only TLS.
+    tls: Option<std::path::PathBuf>,
+}
+
+impl OwnRedis {
+    pub async fn start() -> Self {
+        OwnRedis::start_with(None, false).await
+    }
+
+    /// With `password`, the server refuses every command before `AUTH`; with `tls`, it
+    /// speaks only TLS, as ElastiCache does.
+    pub async fn start_with(password: Option<&str>, tls: bool) -> Self {
+        let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+        let password = password.map(str::to_string);
+        let tls = tls.then(|| {
+            let dir = std::env::temp_dir().join(format!("flashsale-redis-tls-{port}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let made = std::process::Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+                .args(["-keyout", "key.pem", "-out", "cert.pem"])
+                .current_dir(&dir)
+                .output()
+                .expect("openssl is installed");
+            assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+            dir
+        });
+        let child = Self::spawn(port, password.as_deref(), tls.as_deref()).await;
+        OwnRedis { port, child, password, tls }
+    }
+
+    async fn spawn(port: u16, password: Option<&str>, tls: Option<&std::path::Path>) -> tokio::process::Child {
+        let mut args = match tls {
+            None => vec!["--port".to_string(), port.to_string()],
+            Some(dir) => {
+                let file = |name: &str| dir.join(name).display().to_string();
+                let mut args = vec!["--port".to_string(), "0".to_string(), "--tls-port".to_string(), port.to_string()];
+                args.extend(["--tls-cert-file".to_string(), file("cert.pem"), "--tls-key-file".to_string(), file("key.pem")]);
+                args.extend(["--tls-ca-cert-file".to_string(), file("cert.pem"), "--tls-auth-clients".to_string(), "no".to_string()]);
+                args
+            }
+        };
+        args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from));
+        if let Some(password) = password {
+            args.extend(["--requirepass".to_string(), password.to_string()]);
+        }
+        let child = tokio::process::Command::new("redis-server")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed (scripts/services.sh installs it)");
+        eventually("own redis-server up", Duration::from_secs(10), || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
+        })
+        .await;
+        child
+    }
+
+    /// Over TLS the certificate is self-signed: the client checks nothing of it
+    /// (`#insecure`), but the connection is TLS all the same.
+    pub fn url(&self) -> String {
+        match self.tls {
+            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(_) => format!("rediss://127.0.0.1:{}/#insecure", self.port),
+        }
+    }
+
+    /// A restart that loses everything, as a failover to an empty replica does.
+    pub async fn restart_empty(&mut self) {
+        self.child.kill().await.unwrap();
+        self.child = Self::spawn(self.port, self.password.as_deref(), self.tls.as_deref()).await;
+    }
 }
