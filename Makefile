@@ -17,6 +17,7 @@ run: services
 ## sample events under qemu in the bootstrap test.
 test: services browser api-tools
 	scripts/lint-template.sh
+	scripts/checkov.sh
 	mkdir -p .local
 	scripts/arm64.sh build
 	cargo build --workspace --bins
