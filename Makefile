@@ -5,7 +5,7 @@ WITH_ENV := eval "$$(scripts/services.sh env)" &&
 # Tests run on a database, Redis database, bucket and lease table of their own.
 WITH_TEST_ENV := eval "$$(scripts/services.sh test-env)" &&
 
-.PHONY: run test services services-down browser api-tools build arm64
+.PHONY: run test services services-down browser api-tools build arm64 sam-build sam-api sam-invoke
 
 ## Start the services, build, migrate, create and publish a demo sale, serve on 127.0.0.1:3000.
 run: services
@@ -44,3 +44,18 @@ build:
 ## The Lambdas for arm64 in release, as deployed, with their sizes.
 arm64:
 	scripts/arm64.sh build
+
+## The deploy's own build: `sam build` (cargo lambda, arm64) with the pinned tools.
+SAM := PATH="$(CURDIR)/.venv-sam/bin:$$PATH" RUSTUP_TOOLCHAIN=debian-web SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam
+sam-build:
+	scripts/lint-template.sh
+	scripts/arm64.sh toolchain
+	$(SAM) build
+
+## The API in Lambda's own containers against the local services (needs Docker).
+sam-api: services sam-build
+	$(SAM) local start-api --env-vars env.json --add-host host.docker.internal:host-gateway
+
+## One function in its container: make sam-invoke FUNCTION=AdmitFunction EVENT=events/admit.json
+sam-invoke: services sam-build
+	$(SAM) local invoke $(FUNCTION) -e $(EVENT) --env-vars env.json --add-host host.docker.internal:host-gateway

@@ -44,8 +44,11 @@ redis_up() {
 }
 
 redis_start() {
-  if redis_up; then log "redis: reused 127.0.0.1:6379"; return; fi
+  # The tests also start Redis servers of their own, some speaking TLS with a
+  # certificate they make with openssl.
   have redis-server || apt_install redis-server
+  have openssl || apt_install openssl
+  if redis_up; then log "redis: reused 127.0.0.1:6379"; return; fi
   mkdir -p "$LOCAL/redis"
   # No persistence: the tests expect a throwaway cache, like a fresh ElastiCache.
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" \

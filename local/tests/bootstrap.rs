@@ -1,60 +1,20 @@
 //! Each function's real bootstrap binary starts and answers its sample event from
-//! `events/` against the local services. A minimal Lambda Runtime API (the interface
-//! the Lambda service and every runtime emulator offer) hands the event over and
-//! takes the answer back. `make test` builds the binaries first, for this machine and
-//! for arm64 (`scripts/arm64.sh`); with `FLASHSALE_ARM64_DIR` set, the arm64 release
-//! bootstraps, the ones a deploy ships, answer too, under qemu-user.
+//! `events/` against the local services, under the AWS Lambda Runtime Interface
+//! Emulator (`aws-lambda-rie`, which `sam local invoke` runs inside its container; it
+//! ships in the aws-sam-cli package that `scripts/lint-template.sh` installs), with the
+//! function's variables from `env.json` pointed at this test's own queues, databases
+//! and bucket: `sam local invoke` minus Docker. `make test` builds the binaries first,
+//! for this machine and for arm64 (`scripts/arm64.sh`); with `FLASHSALE_ARM64_DIR` set,
+//! the arm64 release bootstraps, the ones a deploy ships, answer too, under qemu-user.
 
 mod common;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::routing::{get, post};
 use common::*;
 use serde_json::Value;
-use tokio::sync::oneshot;
-
-struct Invocation {
-    event: Mutex<Option<String>>,
-    answer: Mutex<Option<oneshot::Sender<(String, Value)>>>,
-}
-
-async fn next(State(inv): State<Arc<Invocation>>) -> (HeaderMap, String) {
-    loop {
-        let event = inv.event.lock().unwrap().take();
-        if let Some(event) = event {
-            let mut headers = HeaderMap::new();
-            headers.insert("lambda-runtime-aws-request-id", "req-1".parse().unwrap());
-            let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
-            headers.insert("lambda-runtime-deadline-ms", deadline.to_string().parse().unwrap());
-            headers.insert(
-                "lambda-runtime-invoked-function-arn",
-                "arn:aws:lambda:us-east-1:000000000000:function:test".parse().unwrap(),
-            );
-            return (headers, event);
-        }
-        // Only one invocation per test: later polls wait until the process is killed.
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-    }
-}
-
-async fn respond(State(inv): State<Arc<Invocation>>, Path((_, kind)): Path<(String, String)>, body: String) {
-    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    if let Some(tx) = inv.answer.lock().unwrap().take() {
-        let _ = tx.send((kind, value));
-    }
-}
-
-async fn init_error(State(inv): State<Arc<Invocation>>, body: String) {
-    if let Some(tx) = inv.answer.lock().unwrap().take() {
-        let _ = tx.send(("init-error".into(), Value::String(body)));
-    }
-}
 
 /// How a bootstrap is started: natively from the debug build, or an arm64 release
 /// build under qemu-user.
@@ -89,49 +49,96 @@ impl Build {
     }
 }
 
-/// Runs `binary` under the runtime API with `event`; returns ("response" | "error" | "init-error", payload).
-async fn invoke(build: Build, binary: &str, event: String, stack: &flashsale_local::Stack) -> (String, Value) {
-    let (tx, rx) = oneshot::channel();
-    let inv = Arc::new(Invocation { event: Mutex::new(Some(event)), answer: Mutex::new(Some(tx)) });
-    let app = axum::Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route("/2018-06-01/runtime/invocation/{id}/{kind}", post(respond))
-        .route("/2018-06-01/runtime/init/error", post(init_error))
-        .with_state(inv);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
 
+/// The emulator for this machine, from the aws-sam-cli package in `.venv-sam`.
+fn emulator() -> PathBuf {
+    let lib = repo().join(".venv-sam/lib");
+    let found = std::fs::read_dir(&lib).ok().into_iter().flatten().flatten().find_map(|python| {
+        let rie = python.path().join("site-packages/samcli/local/rapid/aws-lambda-rie-x86_64");
+        rie.exists().then_some(rie)
+    });
+    found.unwrap_or_else(|| panic!("no aws-lambda-rie under {} (make test installs it: scripts/lint-template.sh)", lib.display()))
+}
+
+/// The function's variables as `sam local invoke --env-vars env.json` sets them, with
+/// what this test's stack made (queues, databases, bucket, tables) in place of the
+/// developer's defaults.
+fn env_vars(logical_id: &str, stack: &flashsale_local::Stack) -> HashMap<String, String> {
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(repo().join("env.json")).unwrap()).unwrap();
+    let declared = file[logical_id].as_object().unwrap_or_else(|| panic!("env.json has no {logical_id}"));
     let c = &stack.config;
-    let mut child = build
-        .command(binary)
-        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", binary)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bootstrap-test")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bootstrap-test")
-        .env("FLASHSALE_ORDERS_QUEUE_URL", &c.orders_queue_url)
-        .env("FLASHSALE_TIMEOUTS_QUEUE_URL", &c.timeouts_queue_url)
-        .env("FLASHSALE_BUCKET", &c.bucket)
-        .env("RUST_LOG", "warn")
-        // Reconcile looks at every open sale of the shared test database; leave other
-        // tests' outboxes alone.
-        .env("FLASHSALE_OUTBOX_RESEND_AFTER_SECS", "86400")
+    let ours = HashMap::from([
+        ("FLASHSALE_REDIS_URL", c.redis_url.clone()),
+        ("FLASHSALE_DATABASE_URL", c.database_url.clone()),
+        ("FLASHSALE_ORDERS_QUEUE_URL", c.orders_queue_url.clone()),
+        ("FLASHSALE_TIMEOUTS_QUEUE_URL", c.timeouts_queue_url.clone()),
+        ("FLASHSALE_LEASE_TABLE", c.lease_table.clone()),
+        ("FLASHSALE_PENDING_TABLE", c.pending_table.clone()),
+        ("FLASHSALE_BUCKET", c.bucket.clone()),
+    ]);
+    let mut vars: HashMap<String, String> = declared
+        .iter()
+        .map(|(name, value)| {
+            let value = ours.get(name.as_str()).cloned().unwrap_or_else(|| {
+                value.as_str().unwrap().replace("host.docker.internal", "127.0.0.1")
+            });
+            (name.clone(), value)
+        })
+        .collect();
+    vars.insert("AWS_REGION".into(), std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()));
+    vars.insert("RUST_LOG".into(), "warn".into());
+    // Reconcile looks at every open sale of the shared test database; leave other
+    // tests' outboxes alone.
+    vars.insert("FLASHSALE_OUTBOX_RESEND_AFTER_SECS".into(), "86400".into());
+    vars
+}
+
+async fn free_port() -> u16 {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port()
+}
+
+/// Invokes `binary` once under the emulator with `event`; returns the emulator's answer
+/// (the function's response, or its error as `{"errorType", "errorMessage"}`).
+async fn invoke(build: Build, binary: &str, logical_id: &str, event: String, stack: &flashsale_local::Stack) -> Value {
+    let (invoke_port, runtime_port) = (free_port().await, free_port().await);
+    let bootstrap = build.command(binary);
+    let mut emulator = tokio::process::Command::new(emulator());
+    emulator
+        .arg("--runtime-interface-emulator-address")
+        .arg(format!("127.0.0.1:{invoke_port}"))
+        .arg("--runtime-api-address")
+        .arg(format!("127.0.0.1:{runtime_port}"))
+        .arg(bootstrap.as_std().get_program())
+        .args(bootstrap.as_std().get_args())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .envs(env_vars(logical_id, stack))
         .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let answer = tokio::time::timeout(Duration::from_secs(120), rx).await.expect("the bootstrap answered").unwrap();
-    let _ = child.kill().await;
-    server.abort();
-    answer
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = emulator.spawn().expect("the emulator starts");
+    let url = format!("http://127.0.0.1:{invoke_port}/2015-03-31/functions/function/invocations");
+    eventually("the emulator listening", Duration::from_secs(10), || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", invoke_port)).await.ok().map(|_| ())
+    })
+    .await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
+    let answer = http.post(&url).body(event).send().await.expect("the emulator answered");
+    let body = answer.text().await.unwrap();
+    // The emulator's child (the bootstrap, or qemu) is in its process group.
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+    }
+    serde_json::from_str(&body).unwrap_or(Value::String(body))
 }
 
 /// A sample event with its sale id pointed at a sale of this test.
 fn sample(name: &str, sale: u64) -> String {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    std::fs::read_to_string(repo.join("events").join(format!("{name}.json")))
+    std::fs::read_to_string(repo().join("events").join(format!("{name}.json")))
         .unwrap()
         .replace("/api/sales/1", &format!("/api/sales/{sale}"))
         .replace("\\\"sale_id\\\":1", &format!("\\\"sale_id\\\":{sale}"))
@@ -144,15 +151,19 @@ async fn every_bootstrap_answers(build: Build) {
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(10, 1, 60, -1, 3600)).await;
 
-    for name in ["admit", "shop-api", "admin-api"] {
-        let (kind, response) = invoke(build, name, sample(name, sale), &stack).await;
-        assert_eq!(kind, "response", "{name}: {response}");
+    for (name, logical_id) in [("admit", "AdmitFunction"), ("shop-api", "ShopApiFunction"), ("admin-api", "AdminApiFunction")] {
+        let response = invoke(build, name, logical_id, sample(name, sale), &stack).await;
         let status = response["statusCode"].as_u64().unwrap_or(0);
         assert!((200..500).contains(&status), "{name} answered {response}");
     }
-    for name in ["persist-orders", "close-expired", "reconcile", "render-pages"] {
-        let (kind, response) = invoke(build, name, sample(name, sale), &stack).await;
-        assert_eq!(kind, "response", "{name}: {response}");
+    for (name, logical_id) in [
+        ("persist-orders", "PersistOrdersFunction"),
+        ("close-expired", "CloseExpiredFunction"),
+        ("reconcile", "ReconcileFunction"),
+        ("render-pages", "RenderPagesFunction"),
+    ] {
+        let response = invoke(build, name, logical_id, sample(name, sale), &stack).await;
+        assert!(response.get("errorType").is_none() && !response.is_string(), "{name} answered {response}");
     }
 }
 
