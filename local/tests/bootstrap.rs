@@ -28,8 +28,7 @@ impl Build {
     fn command(self, binary: &str) -> tokio::process::Command {
         let path = match self {
             Build::Native => {
-                let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-                let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo.join("target"));
+                let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo().join("target"));
                 target.join("debug").join(binary)
             }
             Build::Arm64 => PathBuf::from(std::env::var("FLASHSALE_ARM64_DIR").unwrap()).join(binary),
@@ -94,10 +93,6 @@ fn env_vars(logical_id: &str, stack: &flashsale_local::Stack) -> HashMap<String,
     // tests' outboxes alone.
     vars.insert("FLASHSALE_OUTBOX_RESEND_AFTER_SECS".into(), "86400".into());
     vars
-}
-
-async fn free_port() -> u16 {
-    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port()
 }
 
 /// Invokes `binary` once under the emulator with `event`; returns the emulator's answer

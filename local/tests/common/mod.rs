@@ -233,7 +233,7 @@ impl OwnRedis {
     /// With `password`, the server refuses every command before `AUTH`; with `tls`, it
     /// speaks only TLS, as ElastiCache does.
     pub async fn start_with(password: Option<&str>, tls: bool) -> Self {
-        let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+        let port = free_port().await;
         let password = password.map(str::to_string);
         let tls = tls.then(|| {
             let dir = std::env::temp_dir().join(format!("flashsale-redis-tls-{port}"));
@@ -293,4 +293,9 @@ impl OwnRedis {
         self.child.kill().await.unwrap();
         self.child = Self::spawn(self.port, self.password.as_deref(), self.tls.as_deref()).await;
     }
+}
+
+/// A port nobody listens on now, for a server the test starts.
+pub async fn free_port() -> u16 {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port()
 }
