@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flashsale::domain::NewSale;
+use flashsale::domain::{NewSale, SaleDraft};
 use flashsale_local::gateway::lambda_request;
 use futures::stream::{self, StreamExt};
 
@@ -35,7 +35,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 async fn sale(stack: &flashsale_local::Stack, stock: u32) -> u64 {
     let now = chrono::Utc::now();
-    let new = NewSale {
+    let new = NewSale::try_from(SaleDraft {
         name: "bench".into(),
         description: String::new(),
         price_cents: 100,
@@ -44,7 +44,8 @@ async fn sale(stack: &flashsale_local::Stack, stock: u32) -> u64 {
         starts_at: now - chrono::Duration::seconds(1),
         ends_at: now + chrono::Duration::hours(1),
         payment_window_secs: 600,
-    };
+    })
+    .unwrap();
     let sale = stack.functions.admin.create_sale(&new).await.unwrap();
     stack.functions.admin.publish(sale.id).await.unwrap();
     sale.id.0

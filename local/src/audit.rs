@@ -6,9 +6,8 @@ use std::collections::HashSet;
 use flashsale::cache::Cache;
 use flashsale::db::Db;
 use flashsale::report::sale_report;
-use flashsale::{Error, OrderId, Result, SaleId};
+use flashsale::{Error, OrderId, OrderStatus, Result, SaleId};
 use serde::Serialize;
-use sqlx::Row;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Check {
@@ -27,31 +26,23 @@ fn check(name: &'static str, passed: bool, detail: String) -> Check {
 /// two orders, say).
 pub async fn audit(db: &Db, cache: &Cache, sale: SaleId, admitted: Option<&[OrderId]>) -> Result<Vec<Check>> {
     let row = db.sale(sale).await?.ok_or(Error::NotFound("sale"))?;
-    let pool = db.pool();
-    let live: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM orders WHERE sale_id = ? AND status IN ('UNPAID', 'PAID')",
-    )
-    .bind(sale.0)
-    .fetch_one(pool)
-    .await?;
-    let over_limit = sqlx::query(
-        "SELECT CAST(user_id AS CHAR) AS user_id, CAST(SUM(quantity) AS SIGNED) AS units FROM orders \
-         WHERE sale_id = ? AND status IN ('UNPAID', 'PAID') GROUP BY user_id HAVING SUM(quantity) > ? LIMIT 10",
-    )
-    .bind(sale.0)
-    .bind(row.per_user_limit)
-    .fetch_all(pool)
-    .await?;
-    let over_limit: Vec<String> = over_limit
-        .iter()
-        .map(|r| format!("{} holds {}", r.get::<String, _>("user_id"), r.get::<i64, _>("units")))
-        .collect();
     let report = sale_report(db, cache, &row).await?;
+    let live: u64 = [OrderStatus::Unpaid, OrderStatus::Paid]
+        .iter()
+        .filter_map(|status| report.orders.get(status))
+        .map(|count| count.units)
+        .sum();
+    let over_limit: Vec<String> = db
+        .shoppers_above_limit(sale, row.per_user_limit, 10)
+        .await?
+        .into_iter()
+        .map(|(user, units)| format!("{user} holds {units}"))
+        .collect();
 
     let mut checks = vec![
         check(
             "live orders within stock",
-            live <= i64::from(row.stock),
+            live <= u64::from(row.stock),
             format!("UNPAID+PAID units {live}, stock {}", row.stock),
         ),
         check(
@@ -65,7 +56,7 @@ pub async fn audit(db: &Db, cache: &Cache, sale: SaleId, admitted: Option<&[Orde
         ),
         check(
             "MySQL sold equals live orders",
-            i64::from(row.sold) == live,
+            u64::from(row.sold) == live,
             format!("sales.sold {}, UNPAID+PAID units {live}", row.sold),
         ),
         match report.redis_remaining {

@@ -13,6 +13,7 @@ pub mod event_source;
 pub mod gateway;
 pub mod init_time;
 pub mod load;
+pub mod provision;
 pub mod redrive;
 pub mod throttle;
 
@@ -20,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use flashsale::db::Db;
-use flashsale::provision::{provision, Names, Resources};
+use crate::provision::{provision, Names, Resources};
 use flashsale::{Config, Result};
 use tokio::task::JoinHandle;
 

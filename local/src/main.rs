@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use flashsale::domain::NewSale;
+use flashsale::domain::{NewSale, SaleDraft};
 use flashsale_local::load::{LoadOptions, Tokens};
 use flashsale_local::{audit, auth, Options};
 
@@ -198,7 +198,7 @@ async fn serve(demo: bool) -> Result<(), Box<dyn std::error::Error>> {
     println!("flashsale local stack on {}", stack.url(""));
     if demo {
         let now = chrono::Utc::now();
-        let new = NewSale {
+        let new = NewSale::try_from(SaleDraft {
             name: "Demo phone".into(),
             description: "A demo flash sale: 100 units, one per shopper.".into(),
             price_cents: 19_900,
@@ -207,7 +207,7 @@ async fn serve(demo: bool) -> Result<(), Box<dyn std::error::Error>> {
             starts_at: now,
             ends_at: now + chrono::Duration::hours(2),
             payment_window_secs: 300,
-        };
+        })?;
         let sale = stack.functions.admin.create_sale(&new).await?;
         stack.functions.admin.publish(sale.id).await?;
         let token = stack.token("shopper-1", false);

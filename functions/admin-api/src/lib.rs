@@ -10,10 +10,10 @@
 
 use flashsale::cache::Cache;
 use flashsale::db::Db;
-use flashsale::domain::NewSale;
-use flashsale::fallback::Fallback;
+use flashsale::domain::{NewSale, SaleDraft};
+use flashsale::fallback::{Fallback, PendingOrders};
 use flashsale::http::{self, json, problem};
-use flashsale::pages::Publisher;
+use flashsale::publish::Publisher;
 use flashsale::recovery;
 use flashsale::report::sale_report;
 use flashsale::{Config, Error, Result, Sale, SaleId};
@@ -37,13 +37,12 @@ impl AdminApi {
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
-        let sdk = flashsale::aws::sdk_config(config).await;
-        let config = &flashsale::aws::with_secrets(config, &sdk).await?;
+        let (sdk, config) = &flashsale::aws::load(config).await?;
         Ok(AdminApi::new(
-            Db::from_config(config, &sdk)?,
+            Db::from_config(config, sdk)?,
             Cache::connect(config)?,
-            Fallback::new(&sdk, config),
-            Publisher::from_config(&sdk, config),
+            Fallback::new(sdk, config),
+            Publisher::from_config(sdk, config),
         ))
     }
 
@@ -64,12 +63,12 @@ impl AdminApi {
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         match (segments.as_slice(), method) {
             (["admin", "sales"], Method::POST) => {
-                let new: NewSale = http::body(&req, MAX_BODY)?.ok_or(Error::Invalid("a sale is required".into()))?;
-                Ok(json(StatusCode::CREATED, &self.create_sale(&new).await?))
+                let draft: SaleDraft = http::body(&req, MAX_BODY)?.ok_or(Error::Invalid("a sale is required".into()))?;
+                Ok(json(StatusCode::CREATED, &self.create_sale(&NewSale::try_from(draft)?).await?))
             }
-            (["admin", "sales", id, "publish"], Method::POST) => Ok(json(StatusCode::OK, &self.publish(id.parse()?).await?)),
+            (["admin", "sales", id, "publish"], Method::POST) => Ok(json(StatusCode::OK, &self.publish(http::path_id(id)?).await?)),
             (["admin", "sales", id, "resync"], Method::POST) => {
-                let id: SaleId = id.parse()?;
+                let id: SaleId = http::path_id(id)?;
                 let sale = self.db.sale(id).await?.ok_or(Error::NotFound("sale"))?;
                 if !sale.published {
                     return Err(Error::NotOpen("the sale is not published"));
@@ -80,11 +79,11 @@ impl AdminApi {
                 Ok(json(StatusCode::OK, &sale_report(&self.db, &self.cache, &sale).await?))
             }
             (["admin", "sales", id, "report"], Method::GET) => {
-                let sale = self.db.sale(id.parse()?).await?.ok_or(Error::NotFound("sale"))?;
+                let sale = self.db.sale(http::path_id(id)?).await?.ok_or(Error::NotFound("sale"))?;
                 Ok(json(StatusCode::OK, &sale_report(&self.db, &self.cache, &sale).await?))
             }
             (["admin", "sales", id], Method::GET) => {
-                let sale = self.db.sale(id.parse()?).await?.ok_or(Error::NotFound("sale"))?;
+                let sale = self.db.sale(http::path_id(id)?).await?.ok_or(Error::NotFound("sale"))?;
                 Ok(json(StatusCode::OK, &sale))
             }
             (["admin", "sales"] | ["admin", "sales", _] | ["admin", "sales", _, "publish" | "resync" | "report"], _) => {

@@ -16,12 +16,12 @@ use std::time::Duration;
 use flashsale::cache::{Admission, Cache};
 use flashsale::config::Need;
 use flashsale::db::Db;
-use flashsale::fallback::Fallback;
+use flashsale::fallback::PendingOrders;
 use flashsale::http::{self, json, problem};
 use flashsale::leases::WorkerLeases;
 use flashsale::memo::SaleMemo;
 use flashsale::messages::OrderMessage;
-use flashsale::queue::Queue;
+use flashsale::queue::Outbound;
 use flashsale::recovery::{self, MissingSales};
 use flashsale::snowflake::{IdGenerator, SystemClock};
 use flashsale::stores::Stores;
@@ -50,8 +50,8 @@ fn may_have_run(e: &Error) -> bool {
 pub struct Admit {
     db: Db,
     cache: Cache,
-    queue: Queue,
-    fallback: Fallback,
+    queue: Box<dyn Outbound>,
+    fallback: Box<dyn PendingOrders>,
     ids: Arc<IdGenerator>,
     /// Sales Redis said were sold out a moment ago: the flood after the last unit stops
     /// here. Set only when Redis itself reported zero left, so released stock reopens
@@ -79,10 +79,9 @@ impl Admit {
     /// generator with its worker-id lease.
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[Need::OrdersQueue])?;
-        let sdk = flashsale::aws::sdk_config(config).await;
-        let config = &flashsale::aws::with_secrets(config, &sdk).await?;
-        let ids = IdGenerator::leased(WorkerLeases::from_config(&sdk, config), Arc::new(SystemClock)).await;
-        Ok(Admit::new(Stores::new(&sdk, config)?, ids, config.sold_out_ttl, config.recovery_drain_bound))
+        let (sdk, config) = &flashsale::aws::load(config).await?;
+        let ids = IdGenerator::leased(WorkerLeases::from_config(sdk, config), Arc::new(SystemClock)).await;
+        Ok(Admit::new(Stores::new(sdk, config)?, ids, config.sold_out_ttl, config.recovery_drain_bound))
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -93,7 +92,7 @@ impl Admit {
     async fn purchase(&self, req: Request) -> Result<Response<Body>> {
         let (method, segments) = http::route(&req);
         let sale_id: SaleId = match segments.as_slice() {
-            [sales, id, purchase] if sales == "sales" && purchase == "purchase" => id.parse()?,
+            [sales, id, purchase] if sales == "sales" && purchase == "purchase" => http::path_id(id)?,
             _ => return Err(Error::NotFound("route")),
         };
         tracing::Span::current().record("sale_id", sale_id.0);
@@ -119,7 +118,7 @@ impl Admit {
         let admission = match self.cache.admit(&order).await {
             Ok(Admission::UnknownSale) => {
                 // A lost sale rebuilt by this call: this request goes on.
-                self.missing.recover(&self.db, &self.cache, &self.queue, &self.fallback, sale_id).await?;
+                self.missing.recover(&self.db, &self.cache, &*self.queue, &*self.fallback, sale_id).await?;
                 self.cache.admit(&order).await?
             }
             Ok(admission) => admission,
@@ -176,5 +175,58 @@ impl Admit {
             StatusCode::ACCEPTED,
             &j!({"order_id": order.order_id, "sale_id": order.sale_id, "status": OrderStatus::Pending, "quantity": order.quantity}),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flashsale::{OrderId, UserId};
+    use flashsale_testing::{stores, RecordingFallback, RecordingQueue};
+
+    use super::*;
+
+    /// An `admit` whose Redis and MySQL are a closed port: only the queue and the
+    /// fallback answer.
+    fn admit(queue: &RecordingQueue, fallback: &RecordingFallback) -> Admit {
+        let ids = Arc::new(IdGenerator::with_worker(1, Duration::from_secs(60), Arc::new(SystemClock)));
+        Admit::new(stores(queue, fallback), ids, Duration::from_secs(1), Duration::from_secs(30))
+    }
+
+    fn order() -> OrderMessage {
+        OrderMessage { order_id: OrderId(42), sale_id: SaleId(3), user_id: UserId::new("alice").unwrap(), quantity: 2 }
+    }
+
+    fn body(response: &Response<Body>) -> serde_json::Value {
+        serde_json::from_slice(response.body().as_ref()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_admitted_order_goes_to_sqs_and_the_shopper_hears_202() {
+        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+        let response = admit(&queue, &fallback).admitted(&order()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert_eq!(body(&response), j!({"order_id": "42", "sale_id": 3, "status": OrderStatus::Pending, "quantity": 2}));
+        assert_eq!(queue.orders(), [order()]);
+        assert!(fallback.kept().is_empty());
+    }
+
+    #[tokio::test]
+    async fn when_sqs_fails_the_order_is_kept_in_the_fallback_and_the_shopper_still_hears_202() {
+        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+        queue.fail(true);
+        let response = admit(&queue, &fallback).admitted(&order()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert_eq!(fallback.kept(), [order()]);
+    }
+
+    #[tokio::test]
+    async fn with_sqs_and_the_fallback_both_failing_no_202_is_given() {
+        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+        queue.fail(true);
+        fallback.fail(true);
+        // The admission is taken back in Redis, unreachable here too: an error either way.
+        let error = admit(&queue, &fallback).admitted(&order()).await.unwrap_err();
+        assert_eq!(problem(&error).status(), StatusCode::SERVICE_UNAVAILABLE, "{error}");
+        assert!(queue.orders().is_empty() && fallback.kept().is_empty());
     }
 }

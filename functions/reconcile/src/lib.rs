@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use flashsale::db::Closing;
-use flashsale::pages::Publisher;
+use flashsale::publish::Publisher;
 use flashsale::recovery::{self, Recovery};
 use flashsale::stores::Stores;
 use flashsale::report::{sale_report, SaleReport};
@@ -67,9 +67,8 @@ impl Reconcile {
 
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[flashsale::config::Need::OrdersQueue])?;
-        let sdk = flashsale::aws::sdk_config(config).await;
-        let config = &flashsale::aws::with_secrets(config, &sdk).await?;
-        Ok(Reconcile::new(Stores::new(&sdk, config)?, Publisher::from_config(&sdk, config), config))
+        let (sdk, config) = &flashsale::aws::load(config).await?;
+        Ok(Reconcile::new(Stores::new(sdk, config)?, Publisher::from_config(sdk, config), config))
     }
 
     pub async fn run(&self) -> Result<Vec<SaleCheck>> {
@@ -97,7 +96,7 @@ impl Reconcile {
 
     pub async fn check(&self, sale: &Sale) -> Result<SaleCheck> {
         let stores = &self.stores;
-        let recovery = match recovery::recover(&stores.db, &stores.cache, &stores.queue, &stores.fallback, sale, self.drain_bound)
+        let recovery = match recovery::recover(&stores.db, &stores.cache, &*stores.queue, &*stores.fallback, sale, self.drain_bound)
             .await?
         {
             Recovery::Present | Recovery::NotLive => None,

@@ -5,7 +5,7 @@
 
 use flashsale::cache::Cache;
 use flashsale::db::Db;
-use flashsale::pages::{Published, Publisher};
+use flashsale::publish::{Published, Publisher};
 use flashsale::{Config, Result, SaleId};
 use serde::Deserialize;
 
@@ -24,9 +24,8 @@ pub struct RenderPages {
 
 impl RenderPages {
     pub async fn from_config(config: &Config) -> Result<Self> {
-        let sdk = flashsale::aws::sdk_config(config).await;
-        let config = &flashsale::aws::with_secrets(config, &sdk).await?;
-        Ok(RenderPages { db: Db::from_config(config, &sdk)?, cache: Cache::connect(config)?, pages: Publisher::from_config(&sdk, config) })
+        let (sdk, config) = &flashsale::aws::load(config).await?;
+        Ok(RenderPages { db: Db::from_config(config, sdk)?, cache: Cache::connect(config)?, pages: Publisher::from_config(sdk, config) })
     }
 
     pub async fn handle(&self, request: RenderRequest) -> Result<Published> {

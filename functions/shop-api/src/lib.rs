@@ -8,8 +8,8 @@
 use flashsale::cache::Cache;
 use flashsale::db::Db;
 use flashsale::http::{self, json, problem, Caller};
-use flashsale::fallback::Fallback;
-use flashsale::queue::Queue;
+use flashsale::fallback::PendingOrders;
+use flashsale::queue::Outbound;
 use flashsale::recovery::MissingSales;
 use flashsale::stores::Stores;
 use flashsale::{Config, Error, Order, OrderId, OrderStatus, Result, SaleId};
@@ -23,8 +23,8 @@ pub struct ShopApi {
     cache: Cache,
     /// Only to rebuild a sale Redis lost: whether orders are in flight, and the orders
     /// kept in the fallback.
-    queue: Queue,
-    fallback: Fallback,
+    queue: Box<dyn Outbound>,
+    fallback: Box<dyn PendingOrders>,
     missing: MissingSales,
 }
 
@@ -51,9 +51,9 @@ impl ShopApi {
         let (method, segments) = http::route(&req);
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         match (segments.as_slice(), method) {
-            (["sales", id], Method::GET) => self.sale(id.parse()?).await,
-            (["orders", id], Method::GET) => self.order(&http::caller(&req)?, id.parse()?).await,
-            (["orders", id, "pay"], Method::POST) => self.pay(&http::caller(&req)?, id.parse()?).await,
+            (["sales", id], Method::GET) => self.sale(http::path_id(id)?).await,
+            (["orders", id], Method::GET) => self.order(&http::caller(&req)?, http::path_id(id)?).await,
+            (["orders", id, "pay"], Method::POST) => self.pay(&http::caller(&req)?, http::path_id(id)?).await,
             (["sales", _] | ["orders", _] | ["orders", _, "pay"], _) => Err(Error::MethodNotAllowed),
             _ => Err(Error::NotFound("route")),
         }
@@ -64,7 +64,7 @@ impl ShopApi {
             Some(sale) => sale,
             None => {
                 // Redis lost a running sale: it is rebuilt (503 meanwhile), not gone.
-                self.missing.recover(&self.db, &self.cache, &self.queue, &self.fallback, id).await?;
+                self.missing.recover(&self.db, &self.cache, &*self.queue, &*self.fallback, id).await?;
                 self.cache.live_sale(id).await?.ok_or_else(flashsale::recovery::recovering)?
             }
         };

@@ -20,15 +20,17 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
         .await
 }
 
-/// `config` with the credentials it names fetched: the Redis AUTH token from the
-/// secret `FLASHSALE_REDIS_AUTH_SECRET` names. An unreadable secret stops the
-/// function at init, where the reason is plain, not at its first request.
-pub async fn with_secrets(config: &Config, sdk: &SdkConfig) -> Result<Config> {
+/// The AWS configuration, and `config` with the credentials it names fetched: the
+/// Redis AUTH token from the secret `FLASHSALE_REDIS_AUTH_SECRET` names. An unreadable
+/// secret stops the function at init, where the reason is plain, not at its first
+/// request.
+pub async fn load(config: &Config) -> Result<(SdkConfig, Config)> {
+    let sdk = sdk_config(config).await;
     let mut config = config.clone();
     if let Some(id) = &config.redis_auth_secret {
-        config.redis_password = Some(secret_string(sdk, id).await?);
+        config.redis_password = Some(secret_string(&sdk, id).await?);
     }
-    Ok(config)
+    Ok((sdk, config))
 }
 
 /// The string a Secrets Manager secret holds.

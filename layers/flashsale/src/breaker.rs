@@ -102,7 +102,7 @@ mod tests {
     use super::*;
 
     fn failing() -> Result<()> {
-        Err(Error::Aws { service: "x", message: "down".into() })
+        Err(Error::aws("x", std::io::Error::other("down")))
     }
 
     #[tokio::test]

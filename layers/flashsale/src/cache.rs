@@ -69,6 +69,17 @@ pub enum Admission {
     BadQuantity { limit: u32 },
 }
 
+/// An order id as Redis keeps it. Anything else there is a fault of ours, not a
+/// request for an order that does not exist.
+fn order_id(text: &str) -> Result<OrderId> {
+    text.parse().map_err(|e| Error::Internal(format!("Redis holds {text:?} as an order id: {e}")))
+}
+
+/// Order ids as Redis keeps them, space-separated.
+fn order_ids(text: &str) -> Result<Vec<OrderId>> {
+    text.split_whitespace().map(order_id).collect()
+}
+
 impl Admission {
     fn parse(reply: Vec<String>) -> Result<Self> {
         let field = |i: usize| reply.get(i).map(String::as_str).unwrap_or("");
@@ -78,11 +89,8 @@ impl Admission {
                 .map_err(|_| Error::Internal(format!("admit.lua replied {reply:?}")))
         };
         Ok(match field(0) {
-            "admitted" => Admission::Admitted { order_id: field(1).parse()?, remaining: number(2)? },
-            "limit" => Admission::LimitReached {
-                limit: number(1)? as u32,
-                order_ids: field(2).split_whitespace().map(str::parse).collect::<Result<_>>()?,
-            },
+            "admitted" => Admission::Admitted { order_id: order_id(field(1))?, remaining: number(2)? },
+            "limit" => Admission::LimitReached { limit: number(1)? as u32, order_ids: order_ids(field(2))? },
             "sold_out" => Admission::SoldOut { remaining: number(1)? },
             "not_started" => Admission::NotStarted,
             "ended" => Admission::Ended,
@@ -355,7 +363,7 @@ impl Cache {
             .await?;
         match (limit, held) {
             (Some(limit), Some(held)) if held + quantity > limit => {
-                let ids = ids.unwrap_or_default().split_whitespace().map(str::parse).collect::<Result<_>>()?;
+                let ids = order_ids(&ids.unwrap_or_default())?;
                 Ok(Some((limit, ids)))
             }
             _ => Ok(None),
@@ -377,7 +385,7 @@ impl Cache {
         let keys = SaleKeys::new(sale);
         let mut conn = self.conn.clone();
         let ids: Vec<String> = self.breaker.call(async { conn.hkeys(&keys.outbox).await.map_err(Error::from) }).await?;
-        ids.iter().map(|id| id.parse()).collect()
+        ids.iter().map(|id| order_id(id)).collect()
     }
 
     pub async fn admit(&self, order: &OrderMessage) -> Result<Admission> {

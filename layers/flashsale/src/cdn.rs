@@ -5,7 +5,7 @@ use aws_sdk_cloudfront::Client;
 use futures::future::BoxFuture;
 
 use crate::error::{Error, Result};
-use crate::pages::Invalidate;
+use crate::publish::Invalidate;
 
 pub struct CloudFront {
     client: Client,

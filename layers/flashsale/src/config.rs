@@ -10,7 +10,7 @@ pub struct Config {
     /// `FLASHSALE_REDIS_URL`
     pub redis_url: String,
     /// `FLASHSALE_REDIS_AUTH_SECRET`: the Secrets Manager secret holding Redis's AUTH
-    /// token, read at init ([`crate::aws::with_secrets`]); unset, no AUTH (locally).
+    /// token, read at init ([`crate::aws::load`]); unset, no AUTH (locally).
     pub redis_auth_secret: Option<String>,
     /// The AUTH token itself, once read; never from the environment.
     pub redis_password: Option<Secret>,

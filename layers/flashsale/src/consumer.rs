@@ -47,3 +47,57 @@ fn parse<T: DeserializeOwned>(record: &SqsMessage) -> Result<T> {
     serde_json::from_str(record.body.as_deref().unwrap_or_default())
         .map_err(|e| Error::Invalid(format!("message body: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Job {
+        ok: bool,
+    }
+
+    fn record(id: &str, body: &str) -> SqsMessage {
+        let mut record = SqsMessage::default();
+        record.message_id = Some(id.to_string());
+        record.body = Some(body.to_string());
+        record
+    }
+
+    #[tokio::test]
+    async fn only_the_records_that_failed_or_did_not_parse_are_redelivered() {
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            record("good", r#"{"ok": true}"#),
+            record("refused", r#"{"ok": false}"#),
+            record("garbled", "{not json"),
+            record("wrong-shape", r#"{"ok": "yes"}"#),
+            record("good-too", r#"{"ok": true}"#),
+        ];
+        let handled = Mutex::new(0);
+        let response = each_record(event, |job: Job| {
+            *handled.lock().unwrap() += 1;
+            async move {
+                match job.ok {
+                    true => Ok(()),
+                    false => Err(Error::Internal("refused".into())),
+                }
+            }
+        })
+        .await;
+        let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(failed, ["refused", "garbled", "wrong-shape"]);
+        // A body that does not parse never reaches the handler.
+        assert_eq!(*handled.lock().unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_empty_batch_reports_no_failure() {
+        let response = each_record(SqsEvent::default(), |_: Job| async { Ok(()) }).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+}

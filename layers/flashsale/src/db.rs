@@ -179,10 +179,6 @@ impl Db {
         Ok(())
     }
 
-    pub fn pool(&self) -> &MySqlPool {
-        &self.pool
-    }
-
     /// Applies `migrations/`, one process at a time. sqlx's own lock is
     /// `GET_LOCK(name, -1)` with its answer ignored, and MariaDB answers a negative
     /// timeout with NULL at once: two processes migrating an empty database together
@@ -209,14 +205,13 @@ impl Db {
     }
 
     pub async fn create_sale(&self, new: &NewSale) -> Result<Sale> {
-        new.validate()?;
         let id = self
             .call(async {
                 let done = sqlx::query(
                     "INSERT INTO sales (name, description, price_cents, stock, per_user_limit, starts_at, ends_at, \
                      payment_window_secs, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
                 )
-                .bind(new.name.trim())
+                .bind(&new.name)
                 .bind(&new.description)
                 .bind(new.price_cents)
                 .bind(new.stock)
@@ -476,6 +471,26 @@ impl Db {
                 counts.insert(status, (orders as u64, units as u64));
             }
             Ok(counts)
+        })
+        .await
+    }
+
+    /// Up to `max` shoppers whose live (UNPAID or PAID) orders of a sale hold more than
+    /// `limit` units, with the units they hold.
+    pub async fn shoppers_above_limit(&self, sale: SaleId, limit: u32, max: u32) -> Result<Vec<(UserId, u64)>> {
+        self.call(async {
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT CAST(user_id AS CHAR), CAST(SUM(quantity) AS SIGNED) FROM orders \
+                 WHERE sale_id = ? AND status IN ('UNPAID', 'PAID') GROUP BY user_id HAVING SUM(quantity) > ? LIMIT ?",
+            )
+            .bind(sale.0)
+            .bind(limit)
+            .bind(max)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter()
+                .map(|(user, units)| Ok((UserId::new(user).map_err(|_| Error::Internal("bad user id in orders".into()))?, units as u64)))
+                .collect()
         })
         .await
     }

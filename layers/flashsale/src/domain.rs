@@ -19,12 +19,15 @@ impl fmt::Display for SaleId {
     }
 }
 
+/// Text that is not an id of the kind it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid {0} id")]
+pub struct BadId(pub &'static str);
+
 impl FromStr for SaleId {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        s.parse()
-            .map(SaleId)
-            .map_err(|_| Error::NotFound("sale"))
+    type Err = BadId;
+    fn from_str(s: &str) -> std::result::Result<Self, BadId> {
+        s.parse().map(SaleId).map_err(|_| BadId("sale"))
     }
 }
 
@@ -40,11 +43,9 @@ impl fmt::Display for OrderId {
 }
 
 impl FromStr for OrderId {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        s.parse()
-            .map(OrderId)
-            .map_err(|_| Error::NotFound("order"))
+    type Err = BadId;
+    fn from_str(s: &str) -> std::result::Result<Self, BadId> {
+        s.parse().map(OrderId).map_err(|_| BadId("order"))
     }
 }
 
@@ -203,11 +204,11 @@ pub struct Sale {
     pub created_at: DateTime<Utc>,
 }
 
-/// A sale to create, as the admin API receives it. Unknown fields are refused so a
-/// typo cannot silently drop a setting.
+/// A sale to create, as the admin API receives it, not yet checked. Unknown fields are
+/// refused so a typo cannot silently drop a setting.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewSale {
+pub struct SaleDraft {
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -219,6 +220,27 @@ pub struct NewSale {
     pub payment_window_secs: u32,
 }
 
+/// A sale that can be created: a [`SaleDraft`] that passed every check, with its name
+/// trimmed. The only way to one is `NewSale::try_from(draft)`.
+#[derive(Clone, Debug)]
+pub struct NewSale(SaleDraft);
+
+impl std::ops::Deref for NewSale {
+    type Target = SaleDraft;
+    fn deref(&self) -> &SaleDraft {
+        &self.0
+    }
+}
+
+impl TryFrom<SaleDraft> for NewSale {
+    type Error = Error;
+    fn try_from(mut draft: SaleDraft) -> Result<Self> {
+        draft.name = draft.name.trim().to_string();
+        draft.check()?;
+        Ok(NewSale(draft))
+    }
+}
+
 impl NewSale {
     pub const MAX_STOCK: u32 = 10_000_000;
     pub const MAX_PER_USER: u32 = 100;
@@ -228,8 +250,11 @@ impl NewSale {
     /// 2000-01-01T00:00:00Z and 9998-12-31T00:00:00Z, in Unix seconds.
     const EARLIEST: i64 = 946_684_800;
     const LATEST: i64 = 253_370_678_400;
+}
 
-    pub fn validate(&self) -> Result<()> {
+impl SaleDraft {
+    fn check(&self) -> Result<()> {
+        use NewSale as N;
         let name = self.name.trim();
         let problem = if name.is_empty() || name.chars().count() > 200 {
             Some("name must be 1 to 200 characters")
@@ -237,18 +262,18 @@ impl NewSale {
             Some("description must be at most 10000 characters")
         } else if self.price_cents > 100_000_000_00 {
             Some("price_cents is out of range")
-        } else if self.stock == 0 || self.stock > Self::MAX_STOCK {
+        } else if self.stock == 0 || self.stock > N::MAX_STOCK {
             Some("stock must be between 1 and 10000000")
-        } else if self.per_user_limit == 0 || self.per_user_limit > Self::MAX_PER_USER {
+        } else if self.per_user_limit == 0 || self.per_user_limit > N::MAX_PER_USER {
             Some("per_user_limit must be between 1 and 100")
-        } else if !(Self::EARLIEST..=Self::LATEST).contains(&self.starts_at.timestamp())
-            || !(Self::EARLIEST..=Self::LATEST).contains(&self.ends_at.timestamp())
+        } else if !(N::EARLIEST..=N::LATEST).contains(&self.starts_at.timestamp())
+            || !(N::EARLIEST..=N::LATEST).contains(&self.ends_at.timestamp())
         {
             // MySQL's DATETIME stops at 9999; a date it cannot store is bad input, not an outage.
             Some("starts_at and ends_at must be between 2000-01-01 and 9998-12-31")
         } else if self.ends_at <= self.starts_at {
             Some("ends_at must be after starts_at")
-        } else if self.payment_window_secs == 0 || self.payment_window_secs > Self::MAX_PAYMENT_WINDOW_SECS {
+        } else if self.payment_window_secs == 0 || self.payment_window_secs > N::MAX_PAYMENT_WINDOW_SECS {
             Some("payment_window_secs must be between 1 and 86400")
         } else {
             None
@@ -327,7 +352,7 @@ mod tests {
     #[test]
     fn new_sale_validation_names_the_field() {
         let now = Utc::now();
-        let ok = NewSale {
+        let ok = SaleDraft {
             name: "Phone".into(),
             description: String::new(),
             price_cents: 100,
@@ -337,13 +362,13 @@ mod tests {
             ends_at: now + Duration::hours(1),
             payment_window_secs: 60,
         };
-        assert!(ok.validate().is_ok());
-        let bad = NewSale { ends_at: now, ..ok.clone() };
-        assert!(matches!(bad.validate(), Err(Error::Invalid(m)) if m.contains("ends_at")));
+        assert!(NewSale::try_from(ok.clone()).is_ok());
+        let bad = SaleDraft { ends_at: now, ..ok.clone() };
+        assert!(matches!(NewSale::try_from(bad), Err(Error::Invalid(m)) if m.contains("ends_at")));
         let far: DateTime<Utc> = "+10000-01-01T00:00:00Z".parse().unwrap();
-        let bad = NewSale { ends_at: far, ..ok.clone() };
-        assert!(matches!(bad.validate(), Err(Error::Invalid(m)) if m.contains("ends_at")));
-        let bad = NewSale { stock: 0, ..ok };
-        assert!(matches!(bad.validate(), Err(Error::Invalid(m)) if m.contains("stock")));
+        let bad = SaleDraft { ends_at: far, ..ok.clone() };
+        assert!(matches!(NewSale::try_from(bad), Err(Error::Invalid(m)) if m.contains("ends_at")));
+        let bad = SaleDraft { stock: 0, ..ok };
+        assert!(matches!(NewSale::try_from(bad), Err(Error::Invalid(m)) if m.contains("stock")));
     }
 }

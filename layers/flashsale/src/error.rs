@@ -38,8 +38,15 @@ pub enum Error {
     Db(#[from] sqlx::Error),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// `message` spells out the whole chain of causes, which the SDK's `Display`
+    /// hides; `source` keeps the error itself.
     #[error("{service}: {message}")]
-    Aws { service: &'static str, message: String },
+    Aws {
+        service: &'static str,
+        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("configuration: {0}")]
     Config(String),
     #[error("internal: {0}")]
@@ -47,9 +54,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// Wraps any AWS SDK error with the full chain of causes, which the SDK's
-    /// `Display` hides.
-    pub fn aws(service: &'static str, err: impl std::error::Error) -> Self {
+    /// Wraps any AWS SDK error.
+    pub fn aws(service: &'static str, err: impl std::error::Error + Send + Sync + 'static) -> Self {
         let mut message = err.to_string();
         let mut source = err.source();
         while let Some(s) = source {
@@ -57,7 +63,7 @@ impl Error {
             message.push_str(&s.to_string());
             source = s.source();
         }
-        Error::Aws { service, message }
+        Error::Aws { service, message, source: Box::new(err) }
     }
 
     /// Failures of a dependency (as opposed to bad input or a rule of the sale).

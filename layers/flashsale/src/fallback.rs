@@ -5,6 +5,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
+use futures::future::BoxFuture;
 
 use crate::breaker::Breaker;
 use crate::config::Config;
@@ -14,6 +15,17 @@ use crate::messages::OrderMessage;
 
 /// Items outlive any sale's recovery by far; DynamoDB deletes them after this (s).
 const TTL_SECS: i64 = 14 * 24 * 3600;
+
+/// What the handlers ask of the fallback table. [`Fallback`] is DynamoDB itself; unit
+/// tests of handler logic put one of their own in its place.
+pub trait PendingOrders: Send + Sync {
+    /// Keeps an admitted order; idempotent (the order id is the key).
+    fn keep<'a>(&'a self, order: &'a OrderMessage) -> BoxFuture<'a, Result<()>>;
+    /// The orders kept for a sale.
+    fn of_sale(&self, sale: SaleId) -> BoxFuture<'_, Result<Vec<OrderMessage>>>;
+    /// Forgets an order once SQS has it.
+    fn forget<'a>(&'a self, order: &'a OrderMessage) -> BoxFuture<'a, Result<()>>;
+}
 
 pub struct Fallback {
     client: Client,
@@ -29,9 +41,24 @@ impl Fallback {
             breaker: Breaker::new("dynamodb", config.breaker_failures, config.breaker_cooldown, config.sqs_timeout),
         }
     }
+}
 
-    /// Keeps an admitted order; idempotent (the order id is the key).
-    pub async fn keep(&self, order: &OrderMessage) -> Result<()> {
+impl PendingOrders for Fallback {
+    fn keep<'a>(&'a self, order: &'a OrderMessage) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.put(order))
+    }
+
+    fn of_sale(&self, sale: SaleId) -> BoxFuture<'_, Result<Vec<OrderMessage>>> {
+        Box::pin(self.query(sale))
+    }
+
+    fn forget<'a>(&'a self, order: &'a OrderMessage) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.delete(order))
+    }
+}
+
+impl Fallback {
+    async fn put(&self, order: &OrderMessage) -> Result<()> {
         let message = serde_json::to_string(order).map_err(|e| Error::Internal(e.to_string()))?;
         let ttl = chrono::Utc::now().timestamp() + TTL_SECS;
         self.breaker
@@ -51,8 +78,7 @@ impl Fallback {
             .await
     }
 
-    /// The orders kept for a sale.
-    pub async fn of_sale(&self, sale: SaleId) -> Result<Vec<OrderMessage>> {
+    async fn query(&self, sale: SaleId) -> Result<Vec<OrderMessage>> {
         self.breaker
             .call(async {
                 let items = self
@@ -76,8 +102,7 @@ impl Fallback {
             .await
     }
 
-    /// Forgets an order once SQS has it.
-    pub async fn forget(&self, order: &OrderMessage) -> Result<()> {
+    async fn delete(&self, order: &OrderMessage) -> Result<()> {
         self.breaker
             .call(async {
                 self.client

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::domain::UserId;
+use crate::domain::{BadId, UserId};
 use crate::error::Error;
 
 /// Problem `type`s are relative URI references under this path; docs/problems.md
@@ -153,6 +153,11 @@ pub fn body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<Option<T
     serde_json::from_slice(bytes)
         .map(Some)
         .map_err(|e| Error::Invalid(format!("body: {e}")))
+}
+
+/// An id from the request path. Text that is no id names nothing there is: 404.
+pub fn path_id<T: std::str::FromStr<Err = BadId>>(segment: &str) -> Result<T, Error> {
+    segment.parse().map_err(|BadId(kind)| Error::NotFound(kind))
 }
 
 /// The method and the path segments after `/api`, so one function can serve several

@@ -27,7 +27,7 @@ pub mod leases;
 pub mod memo;
 pub mod messages;
 pub mod pages;
-pub mod provision;
+pub mod publish;
 pub mod queue;
 pub mod rds_auth;
 pub mod recovery;

@@ -1,20 +1,15 @@
 //! The static pages: an index of open and upcoming sales and one page per sale,
-//! rendered with askama from `templates/` and published to the S3 bucket CloudFront
-//! serves. Live numbers (stock left, the server's clock, the order) come from the API
-//! in the page's script; the rendered HTML only changes when a sale's definition does,
-//! or when it sells out or ends.
+//! rendered with askama from `templates/`, and the content-hashed assets they link
+//! ([`crate::publish`] stores them). Live numbers (stock left, the server's clock, the
+//! order) come from the API in the page's script; the rendered HTML only changes when a
+//! sale's definition does, or when it sells out or ends.
 //!
-//! Rendering is deterministic (same inputs, same bytes), and an object is written only
-//! when its bytes differ from the stored ones, so only changed keys are invalidated.
+//! Rendering is deterministic: the same inputs give the same bytes.
 
 use askama::Template;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::bucket::{Bucket, Object};
-use crate::cache::Cache;
-use crate::config::Config;
-use crate::db::Db;
 use crate::domain::{Sale, SaleId};
 use crate::error::{Error, Result};
 
@@ -185,92 +180,28 @@ pub fn render_index(sales: &[(Sale, PageState)]) -> Result<String> {
         .map_err(|e| Error::Internal(format!("rendering the index: {e}")))
 }
 
-/// Where a sale's CloudFront invalidations go. `None` when no distribution is configured.
-pub trait Invalidate: Send + Sync {
-    fn invalidate<'a>(&'a self, paths: Vec<String>) -> futures::future::BoxFuture<'a, Result<()>>;
+/// One object of the site, as it is stored in the bucket.
+pub struct Page {
+    pub key: String,
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+    pub cache_control: &'static str,
 }
 
-pub struct Publisher {
-    bucket: Bucket,
-    invalidator: Option<Box<dyn Invalidate>>,
-    site: Site,
-}
-
-/// What a publication wrote.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Published {
-    /// Keys whose bytes changed (and were invalidated).
-    pub changed: Vec<String>,
-    pub unchanged: usize,
-}
-
-impl Publisher {
-    pub fn new(bucket: Bucket, invalidator: Option<Box<dyn Invalidate>>, site: Site) -> Self {
-        Publisher { bucket, invalidator, site }
+/// The assets, the index over `all` sales, and the pages of `sales`.
+pub fn render_site(site: &Site, sales: &[(Sale, PageState)], all: &[(Sale, PageState)]) -> Result<Vec<Page>> {
+    const HTML: &str = "text/html; charset=utf-8";
+    let assets = Assets::current();
+    let mut pages = vec![
+        Page { key: assets.js, body: APP_JS.into(), content_type: "text/javascript; charset=utf-8", cache_control: ASSET_CACHE },
+        Page { key: assets.css, body: APP_CSS.into(), content_type: "text/css; charset=utf-8", cache_control: ASSET_CACHE },
+        Page { key: "index.html".into(), body: render_index(all)?.into_bytes(), content_type: HTML, cache_control: HTML_CACHE },
+    ];
+    for (sale, state) in sales {
+        let body = render_sale(site, sale, *state)?.into_bytes();
+        pages.push(Page { key: sale_key(sale.id), body, content_type: HTML, cache_control: HTML_CACHE });
     }
-
-    pub fn from_config(sdk: &aws_config::SdkConfig, config: &Config) -> Self {
-        let invalidator = config
-            .cloudfront_distribution_id
-            .as_ref()
-            .map(|id| Box::new(crate::cdn::CloudFront::new(sdk, id.clone())) as Box<dyn Invalidate>);
-        let site = Site { api: config.api_base.clone(), sign_in_url: config.sign_in_url.clone() };
-        Publisher::new(Bucket::new(crate::bucket::client(sdk), config.bucket.clone()), invalidator, site)
-    }
-
-    /// Renders the pages of the sales that have not long ended (or just `only`) and the
-    /// index, with each sale's state from Redis, and publishes what changed.
-    pub async fn refresh(&self, db: &Db, cache: &Cache, only: Option<SaleId>) -> Result<Published> {
-        let now = Utc::now();
-        let mut all = Vec::new();
-        for sale in db.open_sales().await? {
-            let remaining = cache.remaining(sale.id).await?;
-            let state = PageState::of(&sale, remaining, now);
-            all.push((sale, state));
-        }
-        let selected: Vec<(Sale, PageState)> =
-            all.iter().filter(|(s, _)| only.is_none_or(|id| s.id == id)).cloned().collect();
-        self.publish(&selected, &all).await
-    }
-
-    /// Renders the given sales' pages and the index over `all` sales, writes what
-    /// changed, and invalidates exactly those paths.
-    pub async fn publish(&self, sales: &[(Sale, PageState)], all: &[(Sale, PageState)]) -> Result<Published> {
-        let mut objects = vec![
-            (Assets::current().js, APP_JS.as_bytes().to_vec(), "text/javascript; charset=utf-8", ASSET_CACHE),
-            (Assets::current().css, APP_CSS.as_bytes().to_vec(), "text/css; charset=utf-8", ASSET_CACHE),
-            ("index.html".to_string(), render_index(all)?.into_bytes(), "text/html; charset=utf-8", HTML_CACHE),
-        ];
-        for (sale, state) in sales {
-            objects.push((sale_key(sale.id), render_sale(&self.site, sale, *state)?.into_bytes(), "text/html; charset=utf-8", HTML_CACHE));
-        }
-        let mut published = Published::default();
-        for (key, body, content_type, cache_control) in objects {
-            let sha = format!("{:x}", Sha256::digest(&body));
-            if self.bucket.sha256(&key).await?.as_deref() == Some(sha.as_str()) {
-                published.unchanged += 1;
-                continue;
-            }
-            let object = Object {
-                body,
-                content_type: Some(content_type.to_string()),
-                cache_control: Some(cache_control.to_string()),
-            };
-            self.bucket.put_with_sha256(&key, object, &sha).await?;
-            published.changed.push(key);
-        }
-        // Assets are new keys when they change: nothing cached to invalidate.
-        let paths: Vec<String> = published
-            .changed
-            .iter()
-            .filter(|k| !k.starts_with("assets/"))
-            .map(|k| if k == "index.html" { "/".to_string() } else { format!("/{k}") })
-            .collect();
-        if let (Some(invalidator), false) = (&self.invalidator, paths.is_empty()) {
-            invalidator.invalidate(paths).await?;
-        }
-        Ok(published)
-    }
+    Ok(pages)
 }
 
 #[cfg(test)]

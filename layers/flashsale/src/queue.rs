@@ -2,11 +2,27 @@
 //! `order-timeouts` delay queue (payment deadlines).
 
 use aws_sdk_sqs::Client;
+use futures::future::BoxFuture;
 
 use crate::breaker::Breaker;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::messages::{OrderMessage, TimeoutMessage};
+
+/// What the handlers ask of SQS. [`Queue`] is SQS itself; unit tests of handler logic
+/// put a queue of their own in its place.
+pub trait Outbound: Send + Sync {
+    /// Hands an admitted order to the `orders` queue.
+    fn send_order<'a>(&'a self, msg: &'a OrderMessage) -> BoxFuture<'a, Result<()>>;
+    /// Schedules the close check of an order for its deadline: one delayed message of
+    /// at most `max_delay_secs` ([`delay_secs`]); the consumer sends the next hop while
+    /// it is early.
+    fn schedule_close<'a>(&'a self, msg: &'a TimeoutMessage, now_ms: i64, max_delay_secs: u32)
+        -> BoxFuture<'a, Result<()>>;
+    /// Order messages sent and not yet consumed (SQS's approximate counts): zero once
+    /// the orders in flight have landed in MySQL.
+    fn orders_in_flight(&self) -> BoxFuture<'_, Result<u64>>;
+}
 
 pub struct Queue {
     client: Client,
@@ -25,41 +41,6 @@ impl Queue {
         }
     }
 
-    pub async fn send_order(&self, msg: &OrderMessage) -> Result<()> {
-        self.send(&self.orders_url, serde_json::to_string(msg), 0).await
-    }
-
-    /// Order messages sent and not yet consumed (SQS's approximate counts): zero once
-    /// the orders in flight have landed in MySQL.
-    pub async fn orders_in_flight(&self) -> Result<u64> {
-        use aws_sdk_sqs::types::QueueAttributeName as A;
-        self.breaker
-            .call(async {
-                let attributes = self
-                    .client
-                    .get_queue_attributes()
-                    .queue_url(&self.orders_url)
-                    .attribute_names(A::ApproximateNumberOfMessages)
-                    .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-                    .attribute_names(A::ApproximateNumberOfMessagesDelayed)
-                    .send()
-                    .await
-                    .map_err(|e| Error::aws("sqs", e))?;
-                Ok(attributes
-                    .attributes()
-                    .map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum())
-                    .unwrap_or(0))
-            })
-            .await
-    }
-
-    /// Schedules the close check of an order for its deadline: one delayed message of
-    /// at most `max_delay_secs`; the consumer sends the next hop while it is early.
-    pub async fn schedule_close(&self, msg: &TimeoutMessage, now_ms: i64, max_delay_secs: u32) -> Result<()> {
-        let delay = delay_secs(msg.deadline_ms, now_ms, max_delay_secs);
-        self.send(&self.timeouts_url, serde_json::to_string(msg), delay).await
-    }
-
     async fn send(&self, url: &str, body: serde_json::Result<String>, delay_secs: u32) -> Result<()> {
         let body = body.map_err(|e| Error::Internal(e.to_string()))?;
         self.breaker
@@ -75,6 +56,38 @@ impl Queue {
                 Ok(())
             })
             .await
+    }
+}
+
+impl Outbound for Queue {
+    fn send_order<'a>(&'a self, msg: &'a OrderMessage) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.send(&self.orders_url, serde_json::to_string(msg), 0))
+    }
+
+    fn schedule_close<'a>(&'a self, msg: &'a TimeoutMessage, now_ms: i64, max_delay_secs: u32)
+        -> BoxFuture<'a, Result<()>> {
+        let delay = delay_secs(msg.deadline_ms, now_ms, max_delay_secs);
+        Box::pin(self.send(&self.timeouts_url, serde_json::to_string(msg), delay))
+    }
+
+    fn orders_in_flight(&self) -> BoxFuture<'_, Result<u64>> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        Box::pin(self.breaker.call(async {
+            let attributes = self
+                .client
+                .get_queue_attributes()
+                .queue_url(&self.orders_url)
+                .attribute_names(A::ApproximateNumberOfMessages)
+                .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+                .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+                .send()
+                .await
+                .map_err(|e| Error::aws("sqs", e))?;
+            Ok(attributes
+                .attributes()
+                .map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum())
+                .unwrap_or(0))
+        }))
     }
 }
 

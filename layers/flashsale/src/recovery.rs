@@ -12,10 +12,10 @@ use crate::cache::Cache;
 use crate::db::Db;
 use crate::domain::{Order, Sale, SaleId};
 use crate::error::{Error, Result};
-use crate::fallback::Fallback;
+use crate::fallback::PendingOrders;
 use crate::memo::SaleMemo;
 use crate::messages::OrderMessage;
-use crate::queue::Queue;
+use crate::queue::Outbound;
 
 /// How long one rebuilder holds the right to rebuild a sale.
 const REBUILD_CLAIM: Duration = Duration::from_secs(10);
@@ -60,8 +60,8 @@ pub async fn rebuild(db: &Db, cache: &Cache, sale: SaleId, pending: &[OrderMessa
 pub async fn recover(
     db: &Db,
     cache: &Cache,
-    queue: &Queue,
-    fallback: &Fallback,
+    queue: &dyn Outbound,
+    fallback: &dyn PendingOrders,
     sale: &Sale,
     drain_bound: Duration,
 ) -> Result<Recovery> {
@@ -139,7 +139,7 @@ impl MissingSales {
 
     /// `Ok` once the sale is in Redis again (rebuilt by this call or another); else the
     /// error to answer with.
-    pub async fn recover(&self, db: &Db, cache: &Cache, queue: &Queue, fallback: &Fallback, sale: SaleId) -> Result<()> {
+    pub async fn recover(&self, db: &Db, cache: &Cache, queue: &dyn Outbound, fallback: &dyn PendingOrders, sale: SaleId) -> Result<()> {
         if let Some(error) = self.known(sale) {
             return Err(error);
         }

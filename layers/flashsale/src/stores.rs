@@ -5,20 +5,20 @@ use crate::config::Config;
 use crate::db::{Closing, Db};
 use crate::domain::OrderId;
 use crate::error::Result;
-use crate::fallback::Fallback;
-use crate::queue::Queue;
+use crate::fallback::{Fallback, PendingOrders};
+use crate::queue::{Outbound, Queue};
 
 pub struct Stores {
     pub db: Db,
     pub cache: Cache,
-    pub queue: Queue,
-    pub fallback: Fallback,
+    pub queue: Box<dyn Outbound>,
+    pub fallback: Box<dyn PendingOrders>,
 }
 
 impl Stores {
     pub async fn from_config(config: &Config) -> Result<Self> {
-        let sdk = crate::aws::sdk_config(config).await;
-        Stores::new(&sdk, &crate::aws::with_secrets(config, &sdk).await?)
+        let (sdk, config) = crate::aws::load(config).await?;
+        Stores::new(&sdk, &config)
     }
 
     /// With AWS clients from `sdk` (tests point it at an unreachable endpoint).
@@ -26,8 +26,8 @@ impl Stores {
         Ok(Stores {
             db: Db::from_config(config, sdk)?,
             cache: Cache::connect(config)?,
-            queue: Queue::new(sdk, config),
-            fallback: Fallback::new(sdk, config),
+            queue: Box::new(Queue::new(sdk, config)),
+            fallback: Box::new(Fallback::new(sdk, config)),
         })
     }
 

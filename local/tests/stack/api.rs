@@ -4,11 +4,9 @@
 //! every answer: no 5xx, errors as problem+json, status codes, headers and bodies as
 //! described.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_answers_as_described_under_generated_input() {

@@ -1,12 +1,10 @@
 //! The purchase path end to end over HTTP through the local stack: admission, SQS,
 //! persistence, payment, timeout close and the stock coming back.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use futures::future::join_all;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,4 @@
-//! Helpers shared by the integration tests. Every test runs against the real local
-//! services (Redis, MariaDB, moto) that `scripts/services.sh up` provides, with its own
-//! queues and sales so tests can run in parallel.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests: stacks, sales, shoppers, the stores' state.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -23,6 +20,11 @@ pub async fn stack_with(customize: impl FnOnce(&mut Options)) -> Stack {
     flashsale_local::start(options)
         .await
         .expect("the local stack starts (are the services up? scripts/services.sh up)")
+}
+
+/// The Redis keys of a sale, as the functions name them.
+pub fn keys(sale: u64) -> flashsale::cache::SaleKeys {
+    flashsale::cache::SaleKeys::new(flashsale::SaleId(sale))
 }
 
 pub async fn stack() -> Stack {
@@ -140,7 +142,7 @@ pub async fn mysql_sale(db: &sqlx::MySqlPool, sale: u64) -> (u32, u32) {
 }
 
 pub async fn redis_stock(conn: &mut redis::aio::MultiplexedConnection, sale: u64) -> i64 {
-    redis::cmd("GET").arg(format!("{{sale:{sale}}}:stock")).query_async(conn).await.unwrap()
+    redis::cmd("GET").arg(keys(sale).stock).query_async(conn).await.unwrap()
 }
 
 /// An SQS event as Lambda delivers it, one record per body.
@@ -166,7 +168,7 @@ pub fn sqs_event(bodies: &[String]) -> aws_lambda_events::event::sqs::SqsEvent {
 
 /// The outbox entries of a sale, as the JSON bodies the admission sent.
 pub async fn outbox(conn: &mut redis::aio::MultiplexedConnection, sale: u64) -> Vec<String> {
-    redis::cmd("HVALS").arg(format!("{{sale:{sale}}}:outbox")).query_async(conn).await.unwrap()
+    redis::cmd("HVALS").arg(keys(sale).outbox).query_async(conn).await.unwrap()
 }
 
 /// Orders of a sale in MySQL: `(order id, user, status)`.
@@ -212,7 +214,7 @@ pub fn admit_with(
         std::sync::Arc::new(flashsale::snowflake::SystemClock),
     ));
     let stores = flashsale::stores::Stores::new(fallback, config).unwrap();
-    let stores = flashsale::stores::Stores { queue: flashsale::queue::Queue::new(sqs, config), ..stores };
+    let stores = flashsale::stores::Stores { queue: Box::new(flashsale::queue::Queue::new(sqs, config)), ..stores };
     admit::Admit::new(stores, ids, Duration::ZERO, config.recovery_drain_bound)
 }
 

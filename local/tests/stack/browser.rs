@@ -3,11 +3,9 @@
 //! `make test`) installs both. Screenshots of each state land in
 //! `target/browser-screenshots/`.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shopper_waits_buys_and_pays_and_a_second_sees_sold_out() {

@@ -5,16 +5,13 @@
 //! stock, nobody above the limit, every `202` exactly one MySQL order, every unit
 //! accounted for across Redis, the outbox and MySQL, no 5xx but 503 + Retry-After.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
-use flashsale::cache::SaleKeys;
+use crate::helpers::*;
 use flashsale::stores::Stores;
 use flashsale::{OrderId, SaleId};
 use futures::stream::{self, StreamExt};
@@ -223,7 +220,7 @@ async fn a_refused_order_puts_no_phantom_unit_on_sale() {
     let mut redis = redis(&stack).await;
     // Redis forgot decrements (a failover to a lagging replica): it believes in 3 units
     // that do not exist.
-    let _: () = redis.set(SaleKeys::new(SaleId(sale)).stock, 8).await.unwrap();
+    let _: () = redis.set(keys(sale).stock, 8).await.unwrap();
     let mut outcomes = Outcomes::default();
     stampede(&api, sale, (0..8).map(|i| format!("buyer-{i}")), &mut outcomes).await;
     assert_eq!(outcomes.told.len(), 8);
@@ -258,7 +255,7 @@ async fn a_refused_order_puts_no_phantom_unit_on_sale() {
     // Redis forgot what one holder bought: it admits them two more, above the limit of
     // 2. MySQL refuses the order, and these units did exist, so they are on sale again.
     let holder = unpaid[0].1.clone();
-    let keys = SaleKeys::new(SaleId(sale));
+    let keys = keys(sale);
     tokio::time::sleep(Duration::from_millis(300)).await; // the sold-out memo's TTL
     let _: () = redis.hdel(&keys.bought, &holder).await.unwrap();
     let _: () = redis.hdel(&keys.orders, &holder).await.unwrap();

@@ -7,13 +7,11 @@
 //! for this machine and for arm64 (`scripts/arm64.sh`); with `FLASHSALE_ARM64_DIR` set,
 //! the arm64 release bootstraps, the ones a deploy ships, answer too, under qemu-user.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use serde_json::Value;
 
 /// How a bootstrap is started: natively from the debug build, or an arm64 release

@@ -1,10 +1,8 @@
 //! The load tool against the local stack, and the audit catching a planted oversell.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use flashsale::cache::Cache;
 use flashsale::db::Db;
 use flashsale::SaleId;

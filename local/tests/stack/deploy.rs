@@ -2,14 +2,12 @@
 //! without the database, creates it, applies the schema and the application's own
 //! user; the whole purchase path then runs as that user, with only the rights it got.
 
-mod common;
-
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use flashsale::db::Db;
 use flashsale::rds_auth::RdsAuth;
 use flashsale::snowflake::Clock;

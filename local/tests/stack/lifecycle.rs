@@ -1,12 +1,10 @@
 //! After admission: exactly-once persistence, the database guard, pay against close,
 //! chained timeouts, poison messages, and the reconcile check-back.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use flashsale::messages::TimeoutMessage;
 use flashsale::stores::Stores;
 use flashsale::OrderId;
@@ -182,7 +180,7 @@ async fn pay_and_close_at_the_same_instant_have_exactly_one_winner() {
     let mut redis = redis(&stack).await;
     assert_eq!(mysql_sale(&db, sale).await, (200, paid as u32));
     assert_eq!(redis_stock(&mut redis, sale).await, 200 - paid as i64);
-    let released: HashSet<String> = redis.smembers(format!("{{sale:{sale}}}:released")).await.unwrap();
+    let released: HashSet<String> = redis.smembers(keys(sale).released).await.unwrap();
     assert_eq!(released, closed);
     let (_, report) = api.call("GET", &format!("/api/admin/sales/{sale}/report"), Some(&api.admin), None).await;
     assert_eq!(report["drift"], 0, "{report}");
@@ -315,7 +313,7 @@ async fn an_ended_sale_keys_expire_once_its_outbox_is_empty_and_lookups_skip_dea
     config.outbox_resend_after = Duration::from_secs(3600);
     let reconcile = reconcile::Reconcile::from_config(&config).await.unwrap();
     let sale_row = sale_row(&stack, sale).await;
-    let keys = flashsale::cache::SaleKeys::new(flashsale::SaleId(sale));
+    let keys = keys(sale);
     let mut redis = redis(&stack).await;
     reconcile.check(&sale_row).await.unwrap();
     let ttl: i64 = redis.pttl(&keys.meta).await.unwrap();

@@ -1,15 +1,13 @@
 //! Failing dependencies: SQS down loses no order, Redis down fails fast and recovers,
 //! and racing containers never share a Snowflake worker id.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use admit::Admit;
-use common::*;
+use crate::helpers::*;
 use flashsale::leases::WorkerLeases;
 use flashsale::queue::Queue;
 use flashsale::snowflake::{IdGenerator, SystemClock};
@@ -18,13 +16,12 @@ use flashsale::Config;
 use redis::AsyncCommands;
 use tokio::net::{TcpListener, TcpStream};
 
-
 /// An `admit` under a leased worker id, whose SQS is reached through `sqs` (DynamoDB, for leases and the
 /// fallback, through the local services).
 async fn leased_admit(config: &Config, sqs: &aws_config::SdkConfig) -> Admit {
     let sdk = flashsale::aws::sdk_config(config).await;
     let ids = IdGenerator::leased(WorkerLeases::from_config(&sdk, config), Arc::new(SystemClock)).await;
-    let stores = Stores { queue: Queue::new(sqs, config), ..Stores::new(&sdk, config).unwrap() };
+    let stores = Stores { queue: Box::new(Queue::new(sqs, config)), ..Stores::new(&sdk, config).unwrap() };
     Admit::new(stores, ids, Duration::ZERO, config.recovery_drain_bound)
 }
 
@@ -48,7 +45,7 @@ async fn sqs_down_still_admits_and_the_outbox_keeps_every_order() {
     }
     let mut redis = redis(&stack).await;
     let outbox: std::collections::HashMap<String, String> =
-        redis.hgetall(format!("{{sale:{sale}}}:outbox")).await.unwrap();
+        redis.hgetall(keys(sale).outbox).await.unwrap();
     assert_eq!(outbox.keys().cloned().collect::<HashSet<_>>(), order_ids, "every admitted order is in the outbox");
     for (id, payload) in outbox {
         let message: flashsale::messages::OrderMessage = serde_json::from_str(&payload).unwrap();
@@ -160,9 +157,9 @@ async fn racing_containers_never_share_a_worker_id() {
     let mut config = stack.config.clone();
     config.lease_table = format!("leases-{:08x}", rand::random::<u32>());
     let sdk = flashsale::aws::sdk_config(&config).await;
-    flashsale::provision::provision(
+    flashsale_local::provision::provision(
         &sdk,
-        &flashsale::provision::Names {
+        &flashsale_local::provision::Names {
             prefix: format!("lease-test-{:08x}-", rand::random::<u32>()),
             lease_table: config.lease_table.clone(),
             pending_table: config.pending_table.clone(),

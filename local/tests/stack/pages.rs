@@ -1,16 +1,15 @@
 //! The static pages on S3 (moto) with CloudFront invalidations (moto), and the local
 //! CloudFront stand-in serving them.
 
-mod common;
-
 use aws_sdk_cloudfront::types::{
     DefaultCacheBehavior, DistributionConfig, Origin, Origins, S3OriginConfig, ViewerProtocolPolicy,
 };
 use chrono::{Duration, Utc};
-use common::*;
+use crate::helpers::*;
 use flashsale::bucket::Bucket;
 use flashsale::cdn::CloudFront;
-use flashsale::pages::{PageState, Published, Publisher, Site, ASSET_CACHE, HTML_CACHE};
+use flashsale::pages::{PageState, Site, ASSET_CACHE, HTML_CACHE};
+use flashsale::publish::{Published, Publisher};
 use flashsale::{Sale, SaleId};
 
 async fn distribution(sdk: &aws_config::SdkConfig) -> (aws_sdk_cloudfront::Client, String) {

@@ -1,12 +1,10 @@
 //! Admission under load and at its edges: exactly the stock, per-user limits, the sale
 //! window, bad input, the sold-out memo, and no lost order when SQS is down.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use futures::stream::{self, StreamExt};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
@@ -28,8 +26,8 @@ async fn stampede(api: &Api, sale: u64, attempts: usize, shoppers: usize, quanti
 }
 
 async fn outbox_len(conn: &mut redis::aio::MultiplexedConnection, sale: u64) -> (u64, u64) {
-    let hlen: u64 = conn.hlen(format!("{{sale:{sale}}}:outbox")).await.unwrap();
-    let zcard: u64 = conn.zcard(format!("{{sale:{sale}}}:outbox_at")).await.unwrap();
+    let hlen: u64 = conn.hlen(keys(sale).outbox).await.unwrap();
+    let zcard: u64 = conn.zcard(keys(sale).outbox_at).await.unwrap();
     (hlen, zcard)
 }
 
@@ -98,7 +96,7 @@ async fn limit_three_with_mixed_quantities_never_exceeds_limit_or_stock() {
     let remaining = redis_stock(&mut redis, sale).await;
     assert!(remaining >= 0);
     assert_eq!(i64::from(units), 100 - remaining, "admitted units match the deduction");
-    let bought: HashMap<String, u32> = redis.hgetall(format!("{{sale:{sale}}}:bought")).await.unwrap();
+    let bought: HashMap<String, u32> = redis.hgetall(keys(sale).bought).await.unwrap();
     assert_eq!(bought.len(), per_shopper.len());
     for (user, held) in &bought {
         assert_eq!(per_shopper[user.as_str()], *held);
@@ -196,7 +194,7 @@ async fn sold_out_is_answered_from_memory_for_a_short_ttl() {
 
     // Take the sale out of Redis: from now on only memory can say "sold out".
     let mut redis = redis(&stack).await;
-    let _: () = redis.del(format!("{{sale:{sale}}}:meta")).await.unwrap();
+    let _: () = redis.del(keys(sale).meta).await.unwrap();
     let (status, body) = api.buy(sale, "second", None).await;
     assert_eq!((status, body["type"].as_str()), (409, Some("/problems/sold-out")));
     tokio::time::sleep(Duration::from_millis(900)).await;

@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use crate::error::{Error, Result};
+use flashsale::{Error, Result};
 
 #[derive(Clone, Debug)]
 pub struct Names {
@@ -41,7 +41,7 @@ pub async fn provision(sdk: &aws_config::SdkConfig, names: &Names) -> Result<Res
         &[("sale_id", ScalarAttributeType::N, KeyType::Hash), ("order_id", ScalarAttributeType::S, KeyType::Range)],
     )
     .await?;
-    bucket(&crate::bucket::client(sdk), &names.bucket).await?;
+    bucket(&flashsale::bucket::client(sdk), &names.bucket).await?;
     Ok(Resources { orders_queue_url, orders_dlq_url, timeouts_queue_url, timeouts_dlq_url })
 }
 

@@ -1,0 +1,141 @@
+//! Stand-ins for SQS and the fallback table in unit tests of handler logic: they keep
+//! what they are handed and fail when told to. A dev-dependency only: no Lambda links
+//! it, and integration tests use the real services.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use flashsale::cache::Cache;
+use flashsale::config::Config;
+use flashsale::db::Db;
+use flashsale::domain::SaleId;
+use flashsale::error::{Error, Result};
+use flashsale::fallback::PendingOrders;
+use flashsale::messages::{OrderMessage, TimeoutMessage};
+use flashsale::queue::{delay_secs, Outbound};
+use flashsale::stores::Stores;
+
+fn unavailable(service: &'static str) -> Error {
+    Error::aws(service, std::io::Error::other("failing on purpose"))
+}
+
+/// An SQS that records each send; clones share what they recorded.
+#[derive(Clone, Default)]
+pub struct RecordingQueue {
+    failing: Arc<AtomicBool>,
+    orders: Arc<Mutex<Vec<OrderMessage>>>,
+    closes: Arc<Mutex<Vec<(TimeoutMessage, u32)>>>,
+}
+
+impl RecordingQueue {
+    /// From now on every send fails (`true`) or succeeds.
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    pub fn orders(&self) -> Vec<OrderMessage> {
+        self.orders.lock().unwrap().clone()
+    }
+
+    /// The close checks scheduled, each with the delay SQS would hold it for.
+    pub fn closes(&self) -> Vec<(TimeoutMessage, u32)> {
+        self.closes.lock().unwrap().clone()
+    }
+
+    fn sent<T>(&self, log: &Mutex<Vec<T>>, item: T) -> Result<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(unavailable("sqs"));
+        }
+        log.lock().unwrap().push(item);
+        Ok(())
+    }
+}
+
+impl Outbound for RecordingQueue {
+    fn send_order<'a>(&'a self, msg: &'a OrderMessage) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { self.sent(&self.orders, msg.clone()) })
+    }
+
+    fn schedule_close<'a>(&'a self, msg: &'a TimeoutMessage, now_ms: i64, max_delay_secs: u32)
+        -> BoxFuture<'a, Result<()>> {
+        let delay = delay_secs(msg.deadline_ms, now_ms, max_delay_secs);
+        Box::pin(async move { self.sent(&self.closes, (msg.clone(), delay)) })
+    }
+
+    fn orders_in_flight(&self) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async { Ok(0) })
+    }
+}
+
+/// A fallback table that keeps orders in memory; clones share them.
+#[derive(Clone, Default)]
+pub struct RecordingFallback {
+    failing: Arc<AtomicBool>,
+    kept: Arc<Mutex<Vec<OrderMessage>>>,
+}
+
+impl RecordingFallback {
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    pub fn kept(&self) -> Vec<OrderMessage> {
+        self.kept.lock().unwrap().clone()
+    }
+
+    fn usable(&self) -> Result<()> {
+        match self.failing.load(Ordering::SeqCst) {
+            true => Err(unavailable("dynamodb")),
+            false => Ok(()),
+        }
+    }
+}
+
+impl PendingOrders for RecordingFallback {
+    fn keep<'a>(&'a self, order: &'a OrderMessage) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.usable()?;
+            let mut kept = self.kept.lock().unwrap();
+            if !kept.contains(order) {
+                kept.push(order.clone());
+            }
+            Ok(())
+        })
+    }
+
+    fn of_sale(&self, sale: SaleId) -> BoxFuture<'_, Result<Vec<OrderMessage>>> {
+        Box::pin(async move {
+            self.usable()?;
+            Ok(self.kept().into_iter().filter(|o| o.sale_id == sale).collect())
+        })
+    }
+
+    fn forget<'a>(&'a self, order: &'a OrderMessage) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.usable()?;
+            self.kept.lock().unwrap().retain(|o| o != order);
+            Ok(())
+        })
+    }
+}
+
+/// Stores with `queue` and `fallback`, whose MySQL and Redis are a closed port: a
+/// handler that reaches for either fails within a moment, and the test sees it.
+pub fn stores(queue: &RecordingQueue, fallback: &RecordingFallback) -> Stores {
+    let mut config = Config::from_env().expect("configuration");
+    config.redis_url = "redis://127.0.0.1:1".into();
+    config.redis_password = None;
+    config.database_url = "mysql://nobody@127.0.0.1:1/none".into();
+    config.database_iam_auth = false;
+    config.redis_timeout = Duration::from_millis(100);
+    config.db_timeout = Duration::from_millis(100);
+    Stores {
+        db: Db::connect(&config).expect("a lazy pool"),
+        cache: Cache::connect(&config).expect("a lazy connection"),
+        queue: Box::new(queue.clone()),
+        fallback: Box::new(fallback.clone()),
+    }
+}

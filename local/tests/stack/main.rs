@@ -1,0 +1,18 @@
+//! The integration tests, in one binary so the AWS SDKs, sqlx and redis are linked once.
+//! Every test runs against the real local services (Redis, MariaDB, moto) that
+//! `scripts/services.sh up` provides, on a stack with queues and sales of its own, so
+//! tests run in parallel.
+
+mod helpers;
+
+mod admission;
+mod api;
+mod bootstrap;
+mod browser;
+mod deploy;
+mod faults;
+mod lifecycle;
+mod load;
+mod pages;
+mod purchase_path;
+mod resilience;
