@@ -165,3 +165,15 @@ test('shopper A takes the last unit; shopper B on a phone sees it sold out', asy
   await shot(pageB, '05-sold-out-phone.png');
   checkNoProblems();
 });
+
+test('a crafted return path after sign-in does not leave the site', async () => {
+  const { context, page } = await newShopper('crafted', DESKTOP);
+  for (const crafted of ['/\\evil.example/', '//evil.example/', '/\\/evil.example', 'https://evil.example/']) {
+    await page.goto(`${BASE_URL}/#id_token=${env.TOKEN_B}&state=${encodeURIComponent(crafted)}`);
+    await page.waitForLoadState('load');
+    await page.waitForTimeout(300); // time for a redirect, if the page made one
+    assert.equal(new URL(page.url()).origin, new URL(BASE_URL).origin, `${crafted} led off the site, to ${page.url()}`);
+  }
+  await context.close();
+  checkNoProblems();
+});

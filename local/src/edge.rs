@@ -1,7 +1,8 @@
 //! CloudFront, played locally: every path outside `/api/*` is served from the pages
-//! bucket with the headers stored on the object, and `/` is the index, as the
-//! distribution's default behaviour and root object do. Plus a development sign-in
-//! that only the local stack has.
+//! bucket with the headers stored on the object and the security headers of the
+//! distribution's response headers policy, and `/` is the index, as the distribution's
+//! default behaviour and root object do. Plus a development sign-in that only the local
+//! stack has.
 
 use std::sync::Arc;
 
@@ -11,6 +12,19 @@ use axum::Json;
 use flashsale::bucket::Bucket;
 use http::{header, Method, StatusCode};
 use serde::Deserialize;
+
+/// The headers `PageHeadersPolicy` in template.yaml adds to every page and asset.
+pub const PAGE_HEADERS: [(&str, &str); 5] = [
+    (
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+];
 
 pub struct Edge {
     pub bucket: Bucket,
@@ -26,7 +40,7 @@ pub async fn static_file(State(edge): State<Arc<Edge>>, request: Request) -> Res
         "" => "index.html",
         key => key,
     };
-    match edge.bucket.get(key).await {
+    let mut response = match edge.bucket.get(key).await {
         Ok(Some(object)) => {
             let mut response = (StatusCode::OK, object.body).into_response();
             let headers = response.headers_mut();
@@ -42,7 +56,11 @@ pub async fn static_file(State(edge): State<Arc<Edge>>, request: Request) -> Res
             tracing::warn!(error = %e, key, "bucket read failed");
             StatusCode::BAD_GATEWAY.into_response()
         }
+    };
+    for (name, value) in PAGE_HEADERS {
+        response.headers_mut().insert(name, http::HeaderValue::from_static(value));
     }
+    response
 }
 
 /// A sign-in form for development: any user name gets a token. Never on AWS.
@@ -62,4 +80,40 @@ pub async fn dev_token(State(edge): State<Arc<Edge>>, Json(request): Json<TokenR
     }
     let token = crate::auth::token(&edge.jwt_secret, user, false, 24 * 3600);
     Json(serde_json::json!({ "token": token })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PAGE_HEADERS;
+
+    /// The value of the first `key: value` line of `block` with a value.
+    fn value<'a>(block: &'a str, key: &str) -> &'a str {
+        block
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix(key)?.strip_prefix(':'))
+            .map(|v| v.trim().trim_matches('"'))
+            .find(|v| !v.is_empty())
+            .unwrap_or_else(|| panic!("{key} in PageHeadersPolicy"))
+    }
+
+    #[test]
+    fn the_edge_sends_the_headers_of_the_templates_response_headers_policy() {
+        let template = include_str!("../../template.yaml");
+        let start = template.find("\n  PageHeadersPolicy:").expect("PageHeadersPolicy in template.yaml");
+        let block = &template[start + 1..];
+        let block = &block[..block.find("\n\n").unwrap_or(block.len())];
+        assert_eq!(value(block, "IncludeSubdomains"), "true");
+        let expected = [
+            ("content-security-policy", value(block, "ContentSecurityPolicy").to_string()),
+            ("x-content-type-options", "nosniff".to_string()),
+            ("x-frame-options", value(block, "FrameOption").to_string()),
+            ("referrer-policy", value(block, "ReferrerPolicy").to_string()),
+            (
+                "strict-transport-security",
+                format!("max-age={}; includeSubDomains", value(block, "AccessControlMaxAgeSec")),
+            ),
+        ];
+        let local: Vec<(&str, String)> = PAGE_HEADERS.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        assert_eq!(local, expected);
+    }
 }

@@ -3,6 +3,18 @@
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
+  // A return path only if it stays on this site. Browsers read `/\host` and `//host`
+  // as another host, so the path is resolved as the browser would and its origin
+  // checked, rather than matched as text.
+  const sameSitePath = (path) => {
+    if (!path.startsWith('/')) return null;
+    try {
+      const url = new URL(path, location.origin);
+      return url.origin === location.origin ? url.pathname + url.search : null;
+    } catch {
+      return null;
+    }
+  };
   // Cognito's implicit grant lands on the callback page (the index) with the token and
   // the `state` we sent: the page to go back to. Keep the token and go there.
   const landed = new URLSearchParams(location.hash.slice(1));
@@ -10,8 +22,9 @@
   const back = landed.get('state') || '';
   if (handedOver) {
     try { localStorage.setItem('flashsale.token', handedOver); } catch { /* memory only */ }
-    if (back.startsWith('/') && !back.startsWith('//') && back !== location.pathname) {
-      location.replace(back);
+    const target = sameSitePath(back);
+    if (target && target !== location.pathname) {
+      location.replace(target);
       return;
     }
   }

@@ -118,6 +118,13 @@ async fn pages_are_written_once_and_only_changes_are_invalidated() {
     assert!(invalidations(&cloudfront, &distribution_id).await.contains(&vec!["/".to_string(), "/sales/900002".into()]));
 }
 
+/// The headers of the distribution's response headers policy, as the local edge sends them.
+fn assert_security_headers(response: &reqwest::Response) {
+    for (name, value) in flashsale_local::edge::PAGE_HEADERS {
+        assert_eq!(response.headers()[name], value, "{name} on {}", response.url());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_a_sale_puts_its_page_behind_the_local_edge() {
     let stack = stack_with(|o| {
@@ -132,17 +139,20 @@ async fn publishing_a_sale_puts_its_page_behind_the_local_edge() {
     let index = http.get(stack.url("/")).send().await.unwrap();
     assert_eq!(index.status(), 200);
     assert_eq!(index.headers()["content-type"], "text/html; charset=utf-8");
+    assert_security_headers(&index);
     assert!(index.text().await.unwrap().contains(&format!("/sales/{sale}")));
 
     let page = http.get(stack.url(&format!("/sales/{sale}"))).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["cache-control"], HTML_CACHE);
+    assert_security_headers(&page);
     let html = page.text().await.unwrap();
     assert!(html.contains("&#60;b&#62;escaped&#60;/b&#62;") || html.contains("&lt;b&gt;escaped"), "sale text escaped");
     let script = html.split("<script src=\"").nth(1).unwrap().split('"').next().unwrap();
     let asset = http.get(stack.url(script)).send().await.unwrap();
     assert_eq!(asset.status(), 200);
     assert_eq!(asset.headers()["cache-control"], ASSET_CACHE);
+    assert_security_headers(&asset);
 
     let polled = http.get(stack.url(&format!("/api/sales/{sale}"))).send().await.unwrap();
     assert_eq!(polled.status(), 200);
