@@ -11,7 +11,7 @@ use flashsale::db::Persisted;
 use flashsale::messages::{OrderMessage, TimeoutMessage};
 use flashsale::recovery;
 use flashsale::stores::Stores;
-use flashsale::{Config, Order, OrderStatus, Result};
+use flashsale::{Config, Error, Order, OrderStatus, Result};
 use tracing::Instrument;
 
 pub struct PersistOrders {
@@ -47,9 +47,16 @@ impl PersistOrders {
                 tracing::warn!("database guard refused the order; no unit goes back on sale");
                 order
             }
-            Persisted::Duplicate(order) => {
+            Persisted::Duplicate(order) if is_same_order(&order, &msg) => {
                 tracing::info!(status = %order.status, "redelivered order; finishing its follow-up steps");
                 order
+            }
+            // Ids are unique while every minter holds its worker-id lease; if one ever is
+            // not, clearing this order's outbox entry as if it were persisted would lose it.
+            // Failing keeps the entry, and the message ends in the DLQ, where it is seen.
+            Persisted::Duplicate(taken) => {
+                tracing::error!(taken_by_sale = %taken.sale_id, "order id already taken by another order");
+                return Err(Error::Internal(format!("order id {} is taken by another order", msg.order_id)));
             }
         };
         // Both steps are idempotent, so a redelivery after a crash just completes them.
@@ -68,4 +75,10 @@ impl PersistOrders {
             .schedule_close(&timeout, chrono::Utc::now().timestamp_millis(), self.max_delay_secs)
             .await
     }
+}
+
+/// Whether the stored order is the one the message carries (a redelivery), not another
+/// order that got the same id.
+fn is_same_order(stored: &Order, msg: &OrderMessage) -> bool {
+    stored.sale_id == msg.sale_id && stored.user_id == msg.user_id && stored.quantity == msg.quantity
 }

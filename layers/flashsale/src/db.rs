@@ -216,8 +216,10 @@ impl Db {
                 .bind(new.price_cents)
                 .bind(new.stock)
                 .bind(new.per_user_limit)
-                .bind(new.starts_at)
-                .bind(new.ends_at)
+                // As DATETIME: sqlx sends a DateTime<Utc> as a TIMESTAMP, which MariaDB
+                // turns into NULL past 2038-01-19, and the sale would not be stored.
+                .bind(new.starts_at.naive_utc())
+                .bind(new.ends_at.naive_utc())
                 .bind(new.payment_window_secs)
                 .execute(&self.pool)
                 .await?;

@@ -199,20 +199,23 @@ pub fn purchase_request(sale: u64, user: &str) -> lambda_http::Request {
     flashsale_local::gateway::lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b"")
 }
 
-/// An `admit` of the test's own, minting under `worker` (no lease), whose SQS is reached
-/// through `sqs` and whose DynamoDB fallback through `fallback`: pass
-/// [`unreachable_aws`] to take either down.
-pub fn admit_with(
+/// An `admit` of the test's own, whose SQS is reached through `sqs` and whose DynamoDB
+/// fallback through `fallback`: pass [`unreachable_aws`] to take either down. Its worker
+/// id is leased from the lease table every stack uses, as a container's is: a fixed one
+/// could be the one a stack running beside it leased, and two generators of one worker
+/// id mint the same order id in the same millisecond.
+pub async fn admit_with(
     config: &flashsale::Config,
-    worker: u16,
     sqs: &aws_config::SdkConfig,
     fallback: &aws_config::SdkConfig,
 ) -> admit::Admit {
-    let ids = std::sync::Arc::new(flashsale::snowflake::IdGenerator::with_worker(
-        worker,
-        Duration::from_secs(600),
+    let live = flashsale::aws::sdk_config(config).await;
+    let ids = flashsale::snowflake::IdGenerator::leased(
+        flashsale::leases::WorkerLeases::from_config(&live, config),
         std::sync::Arc::new(flashsale::snowflake::SystemClock),
-    ));
+    )
+    .await;
+    assert!(ids.worker().is_some(), "a worker id leased");
     let stores = flashsale::stores::Stores::new(fallback, config).unwrap();
     let stores = flashsale::stores::Stores { queue: Box::new(flashsale::queue::Queue::new(sqs, config)), ..stores };
     admit::Admit::new(stores, ids, Duration::ZERO, config.recovery_drain_bound)

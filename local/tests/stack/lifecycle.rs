@@ -74,6 +74,17 @@ async fn redelivered_and_failed_messages_persist_exactly_once() {
     assert_eq!(mysql_sale(&db, other_sale).await, (10, 1));
     assert!(outbox(&mut redis, sale).await.is_empty());
     assert!(outbox(&mut redis, other_sale).await.is_empty());
+
+    // An order whose id another order already has (two minters of one worker id) is
+    // not a redelivery: it fails (its outbox entry is not cleared) and ends in the DLQ.
+    admitted(&api, other_sale, ["e".to_string()]).await;
+    let mut collided: Value = serde_json::from_str(&outbox(&mut redis, other_sale).await.remove(0)).unwrap();
+    let taken: Value = serde_json::from_str(&messages[0]).unwrap();
+    collided["order_id"] = taken["order_id"].clone();
+    let response = persist.handle(sqs_event(&[collided.to_string()])).await;
+    assert_eq!(response.batch_item_failures.len(), 1, "an id collision is never taken for a redelivery");
+    assert_eq!(mysql_sale(&db, other_sale).await, (10, 1));
+    assert_eq!(mysql_orders(&db, sale).await.len(), 3, "the order that had the id is untouched");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,7 +276,7 @@ async fn reconcile_resends_orders_whose_message_never_left_and_drift_settles_to_
     let mut config = stack.config.clone();
     config.breaker_failures = 1000;
     let live = flashsale::aws::sdk_config(&config).await;
-    let stranded = admit_with(&config, 1023, &dead_sqs, &live);
+    let stranded = admit_with(&config, &dead_sqs, &live).await;
     for i in 0..8 {
         let r = stranded.handle(purchase_request(sale, &format!("stranded-{i}"))).await;
         assert_eq!(r.status(), 202);
