@@ -20,7 +20,7 @@ test: services browser api-tools
 	scripts/checkov.sh
 	mkdir -p .local
 	scripts/arm64.sh build
-	cargo build --workspace --bins
+	cargo build --workspace --bins --tests
 	scripts/services.sh reset-test
 	$(WITH_TEST_ENV) export FLASHSALE_ARM64_DIR="$$(scripts/arm64.sh dir)" && set -o pipefail && \
 	  cargo test --workspace --no-fail-fast 2>&1 | tee .local/test-output.log

@@ -111,12 +111,23 @@ test('shopper A waits for the countdown, buys and pays', async () => {
   assert.equal(await page.evaluate(() => localStorage.getItem('flashsale.token')), env.TOKEN_A, 'the token is kept');
   assert.equal(await page.locator('#signin').isHidden(), true, 'a signed-in shopper is not asked to sign in');
   await shot(page, '01-countdown.png');
+  // The index, cached as it was rendered before the opening, follows the sale live.
+  const index = watch(await shopper.context.newPage(), 'A on the index');
+  await index.goto(`${BASE_URL}/`);
+  const listed = `.when[data-sale-id="${env.SALE_ID}"]`;
+  await expectSoon(index, `${listed}[data-state="upcoming"]`, 'the index lists the sale as upcoming');
+  assert.match(await index.locator(listed).textContent(), /^from /, 'with its opening time');
 
   await expectSoon(page, '#buy:enabled', 'Buy is enabled when the sale opens', { timeout: 30_000 });
   await expectSoon(page, '#state[data-state="open"]', 'the sale shows as open');
   await shot(page, '02-open.png');
+  await expectSoon(index, `${listed}[data-state="open"]`, 'the index shows the sale on sale once it opens', { timeout: 10_000 });
+  assert.equal(await index.locator(listed).textContent(), 'On sale now');
+  await index.close();
 
+  const stockBefore = Number(await page.locator('#stock-left').textContent());
   await page.locator('#buy').click();
+  await expectSoon(page, `#stock-left:text-is("${stockBefore - 1}")`, 'the new stock shows after the purchase');
   await expectSoon(page, '#order-status[data-status="UNPAID"]', 'the order is reserved', { timeout: 30_000 });
   await expectSoon(page, '#pay', 'a Pay button', { state: 'visible' });
   assert.match(await page.locator('#order-time-left').textContent(), /^Time left to pay: \d\d:\d\d$/, 'the payment window counts down');
@@ -163,6 +174,10 @@ test('shopper A takes the last unit; shopper B on a phone sees it sold out', asy
   const overflow = await pageB.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `the page fits a 390 px phone (it is ${overflow} px too wide)`);
   await shot(pageB, '05-sold-out-phone.png');
+  await pageB.goto(`${BASE_URL}/`);
+  const listed = `.when[data-sale-id="${env.SOLD_SALE_ID}"]`;
+  await expectSoon(pageB, `${listed}[data-state="sold_out"]`, 'the index says sold out', { timeout: 10_000 });
+  assert.equal(await pageB.locator(listed).textContent(), 'Sold out');
   checkNoProblems();
 });
 

@@ -6,6 +6,41 @@
   // A return path only if it stays on this site. Browsers read `/\host` and `//host`
   // as another host, so the path is resolved as the browser would and its origin
   // checked, rather than matched as text.
+  // The index is cached at the edge and rendered again only when a sale sells out or
+  // ends: each listed sale's state (open at its opening, sold out, ended) comes live
+  // from the API, by the server's clock.
+  function watchIndex(index) {
+    const api = index.dataset.api || '/api';
+    const POLL_MS = 5000;
+    const TEXT = { open: 'On sale now', sold_out: 'Sold out', ended: 'This sale has ended' };
+    const entries = [...index.querySelectorAll('.when[data-sale-id]')]
+      .map((el) => ({ el, id: el.dataset.saleId, upcoming: el.textContent, sale: null, offset: 0 }));
+    const show = (entry) => {
+      const sale = entry.sale;
+      if (!sale) return;
+      const now = Date.now() + entry.offset;
+      const state = now >= sale.ends ? 'ended' : sale.remaining <= 0 ? 'sold_out' : now < sale.starts ? 'upcoming' : 'open';
+      if (entry.el.dataset.state === state) return;
+      entry.el.dataset.state = state;
+      entry.el.textContent = TEXT[state] || entry.upcoming;
+    };
+    const poll = async (entry) => {
+      try {
+        const res = await fetch(`${api}/sales/${encodeURIComponent(entry.id)}`);
+        if (res.ok) {
+          const body = await res.json();
+          const age = Number(res.headers.get('age')) || 0; // an edge-cached answer is older by its Age
+          entry.offset = Date.parse(body.server_time) + age * 1000 - Date.now();
+          entry.sale = { remaining: body.remaining, starts: Date.parse(body.starts_at), ends: Date.parse(body.ends_at) };
+          show(entry);
+        }
+      } catch { /* the next poll tries again */ }
+      if (entry.el.dataset.state !== 'ended') setTimeout(() => poll(entry), POLL_MS);
+    };
+    entries.forEach(poll);
+    setInterval(() => entries.forEach(show), 250);
+  }
+
   const sameSitePath = (path) => {
     if (!path.startsWith('/')) return null;
     try {
@@ -31,6 +66,7 @@
   const root = $('sale');
   if (!root) {
     if (handedOver) history.replaceState(null, '', location.pathname + location.search);
+    if ($('index')) watchIndex($('index'));
     return;
   }
   const saleId = root.dataset.saleId;
@@ -123,6 +159,11 @@
     return now < sale.starts ? 'upcoming' : 'open';
   }
 
+  function showRemaining(remaining) {
+    sale.remaining = remaining;
+    put($('stock-left'), String(remaining));
+  }
+
   async function pollSale() {
     const r = await call('GET', `/sales/${encodeURIComponent(saleId)}`, { auth: false });
     if (r.status === 200 && r.body) {
@@ -133,7 +174,7 @@
       offset = samples.reduce((a, b) => (b.rtt < a.rtt ? b : a)).offset;
       sale = { ...r.body, starts: Date.parse(r.body.starts_at), ends: Date.parse(r.body.ends_at) };
       put($('stock'), String(sale.stock));
-      put($('stock-left'), String(sale.remaining));
+      showRemaining(sale.remaining);
     }
     render();
     setTimeout(pollSale, SALE_POLL_MS);
@@ -240,11 +281,12 @@
     const kind = problem(r.body);
     if (r.status === 202 && r.body) {
       const id = String(r.body.order_id);
+      if (sale && Number.isInteger(r.body.remaining)) showRemaining(r.body.remaining);
       say('');
       showOrder({ order_id: id, status: r.body.status || 'PENDING', expires_at: null });
       follow(id, ORDER_POLL_MS);
     } else if (r.status === 409 && kind === 'sold-out') {
-      if (sale) sale.remaining = 0; // until the next poll says otherwise
+      if (sale) showRemaining(0); // until the next poll says otherwise
       say('Sold out — every unit has been taken');
     } else if (r.status === 409 && kind === 'limit-reached') {
       say('You already have this item');

@@ -126,7 +126,7 @@ impl Admit {
             Err(e) if may_have_run(&e) => match self.cache.in_outbox(sale_id, order.order_id).await {
                 Ok(true) => {
                     tracing::warn!(error = %e, "admission call failed after the script ran; the order stands");
-                    return self.admitted(&order).await;
+                    return self.admitted(&order, None).await;
                 }
                 _ => return Err(e),
             },
@@ -137,7 +137,7 @@ impl Admit {
                 if remaining == 0 {
                     self.sold_out.mark(sale_id, ());
                 }
-                self.admitted(&order).await
+                self.admitted(&order, Some(remaining)).await
             }
             Admission::LimitReached { limit, order_ids } => Err(Error::LimitReached { limit, order_ids }),
             Admission::SoldOut { remaining } => {
@@ -154,8 +154,9 @@ impl Admit {
     }
 
     /// The order is in the outbox: send it on and tell the shopper, once it is somewhere
-    /// durable (SQS, or the fallback table).
-    async fn admitted(&self, order: &OrderMessage) -> Result<Response<Body>> {
+    /// durable (SQS, or the fallback table), with the units left right after it when
+    /// known, so the page shows the new stock at once.
+    async fn admitted(&self, order: &OrderMessage, remaining: Option<u64>) -> Result<Response<Body>> {
         tracing::Span::current().record("order_id", order.order_id.0);
         if let Err(sqs) = self.queue.send_order(order).await {
             if let Err(kept) = self.fallback.keep(order).await {
@@ -171,10 +172,12 @@ impl Admit {
             }
         }
         tracing::info!(quantity = order.quantity, "admitted");
-        Ok(json(
-            StatusCode::ACCEPTED,
-            &j!({"order_id": order.order_id, "sale_id": order.sale_id, "status": OrderStatus::Pending, "quantity": order.quantity}),
-        ))
+        let mut body =
+            j!({"order_id": order.order_id, "sale_id": order.sale_id, "status": OrderStatus::Pending, "quantity": order.quantity});
+        if let Some(remaining) = remaining {
+            body["remaining"] = j!(remaining);
+        }
+        Ok(json(StatusCode::ACCEPTED, &body))
     }
 }
 
@@ -203,9 +206,12 @@ mod tests {
     #[tokio::test]
     async fn an_admitted_order_goes_to_sqs_and_the_shopper_hears_202() {
         let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
-        let response = admit(&queue, &fallback).admitted(&order()).await.unwrap();
+        let response = admit(&queue, &fallback).admitted(&order(), Some(8)).await.unwrap();
         assert_eq!(response.status(), StatusCode::ACCEPTED);
-        assert_eq!(body(&response), j!({"order_id": "42", "sale_id": 3, "status": OrderStatus::Pending, "quantity": 2}));
+        assert_eq!(
+            body(&response),
+            j!({"order_id": "42", "sale_id": 3, "status": OrderStatus::Pending, "quantity": 2, "remaining": 8})
+        );
         assert_eq!(queue.orders(), [order()]);
         assert!(fallback.kept().is_empty());
     }
@@ -214,8 +220,9 @@ mod tests {
     async fn when_sqs_fails_the_order_is_kept_in_the_fallback_and_the_shopper_still_hears_202() {
         let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
         queue.fail(true);
-        let response = admit(&queue, &fallback).admitted(&order()).await.unwrap();
+        let response = admit(&queue, &fallback).admitted(&order(), None).await.unwrap();
         assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert!(body(&response).get("remaining").is_none(), "no stock figure when none is known");
         assert_eq!(fallback.kept(), [order()]);
     }
 
@@ -225,7 +232,7 @@ mod tests {
         queue.fail(true);
         fallback.fail(true);
         // The admission is taken back in Redis, unreachable here too: an error either way.
-        let error = admit(&queue, &fallback).admitted(&order()).await.unwrap_err();
+        let error = admit(&queue, &fallback).admitted(&order(), Some(8)).await.unwrap_err();
         assert_eq!(problem(&error).status(), StatusCode::SERVICE_UNAVAILABLE, "{error}");
         assert!(queue.orders().is_empty() && fallback.kept().is_empty());
     }

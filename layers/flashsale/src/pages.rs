@@ -122,6 +122,7 @@ struct IndexEntry {
 #[template(path = "index.html")]
 struct IndexPage<'a> {
     assets: &'a Assets,
+    api: &'a str,
     sales: Vec<IndexEntry>,
 }
 
@@ -157,8 +158,9 @@ pub fn render_sale(site: &Site, sale: &Sale, state: PageState) -> Result<String>
     .map_err(|e| Error::Internal(format!("rendering sale {}: {e}", sale.id)))
 }
 
-/// The index lists sales that have not ended, soonest first.
-pub fn render_index(sales: &[(Sale, PageState)]) -> Result<String> {
+/// The index lists sales that have not ended, soonest first. Its script keeps each
+/// sale's state live from the API (opening, selling out), as the HTML is cached.
+pub fn render_index(site: &Site, sales: &[(Sale, PageState)]) -> Result<String> {
     let assets = Assets::current();
     let mut listed: Vec<&(Sale, PageState)> = sales.iter().filter(|(_, s)| *s != PageState::Ended).collect();
     listed.sort_by_key(|(sale, _)| (sale.starts_at, sale.id));
@@ -175,7 +177,7 @@ pub fn render_index(sales: &[(Sale, PageState)]) -> Result<String> {
             },
         })
         .collect();
-    IndexPage { assets: &assets, sales }
+    IndexPage { assets: &assets, api: &site.api, sales }
         .render()
         .map_err(|e| Error::Internal(format!("rendering the index: {e}")))
 }
@@ -195,7 +197,7 @@ pub fn render_site(site: &Site, sales: &[(Sale, PageState)], all: &[(Sale, PageS
     let mut pages = vec![
         Page { key: assets.js, body: APP_JS.into(), content_type: "text/javascript; charset=utf-8", cache_control: ASSET_CACHE },
         Page { key: assets.css, body: APP_CSS.into(), content_type: "text/css; charset=utf-8", cache_control: ASSET_CACHE },
-        Page { key: "index.html".into(), body: render_index(all)?.into_bytes(), content_type: HTML, cache_control: HTML_CACHE },
+        Page { key: "index.html".into(), body: render_index(site, all)?.into_bytes(), content_type: HTML, cache_control: HTML_CACHE },
     ];
     for (sale, state) in sales {
         let body = render_sale(site, sale, *state)?.into_bytes();
@@ -269,8 +271,9 @@ mod tests {
         let mut other = sale();
         other.id = SaleId(8);
         other.name = "Gone".into();
-        let index = render_index(&[(sale(), PageState::Scheduled), (other, PageState::Ended)]).unwrap();
+        let index = render_index(&site(), &[(sale(), PageState::Scheduled), (other, PageState::Ended)]).unwrap();
         assert!(index.contains("/sales/7"));
+        assert!(index.contains(r#"data-sale-id="7""#), "the script finds the sale to keep live");
         assert!(!index.contains("/sales/8"));
     }
 }

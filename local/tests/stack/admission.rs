@@ -55,6 +55,9 @@ async fn a_thousand_attempts_sell_exactly_the_stock_once_per_shopper() {
     for (_, _, status, body) in &results {
         assert!(matches!(*status, 202 | 409), "{status} {body}");
     }
+    let remaining: HashSet<u64> =
+        results.iter().filter(|r| r.2 == 202).map(|r| r.3["remaining"].as_u64().expect("remaining")).collect();
+    assert_eq!(remaining, (0..100).collect(), "each admission tells the units left right after it, once each");
 
     let mut redis = redis(&stack).await;
     assert_eq!(redis_stock(&mut redis, sale).await, 0);
