@@ -202,6 +202,15 @@ async fn redis_restarted_empty_mid_sale_recovers_and_sells_out_exactly() {
     .await;
     let (_, live) = api.call("GET", &format!("/api/sales/{sale}"), None, None).await;
     assert_eq!(live["remaining"], 10, "rebuilt from MySQL: 30 - 20 held {live}");
+    // admit goes on only once the queue has drained too (the consumers delete a batch's
+    // messages after its follow-ups), and remembers "recovering" for the memo's moment.
+    let sdk = flashsale::aws::sdk_config(&stack.config).await;
+    let queue = flashsale::queue::Queue::new(&sdk, &stack.config);
+    eventually("the orders queue drained", Duration::from_secs(30), || async {
+        (flashsale::queue::Outbound::orders_in_flight(&queue).await.ok() == Some(0)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(stack.config.sold_out_ttl * 2).await;
 
     // Everyone at once, twice over: the early shoppers may take one more each (limit 2).
     for _ in 0..2 {
