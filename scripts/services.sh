@@ -4,9 +4,10 @@
 # Usage: scripts/services.sh up|down|status|env|test-env|reset-test
 #   env        the variables of the developer's stack (`make run`)
 #   test-env   the variables of the tests: a MySQL database, a Redis database, a
-#              bucket and a lease table of their own, so `make run` never shows
+#              bucket, a lease table and a fallback table of their own, so `make run` never shows
 #              what the tests left and the dev stack's reconcile never works through it
-#   reset-test drop and recreate the tests' database and empty their Redis database,
+#   reset-test drop and recreate the tests' database, empty their Redis database and
+#              drop their fallback table,
 #              so every `make test` starts as a fresh machine's first run does
 set -euo pipefail
 
@@ -177,6 +178,7 @@ cmd_status() {
 }
 
 TEST_DATABASE=flashsale_test
+TEST_PENDING_TABLE=flashsale-test-pending-orders
 # Redis database 1 belongs to scripts/bench.sh.
 TEST_REDIS_DB=2
 
@@ -194,6 +196,7 @@ export FLASHSALE_REDIS_URL=redis://127.0.0.1:6379/$TEST_REDIS_DB
 export FLASHSALE_DATABASE_URL=mysql://flashsale:flashsale@127.0.0.1:3306/$TEST_DATABASE
 export FLASHSALE_BUCKET=flashsale-test-pages
 export FLASHSALE_LEASE_TABLE=flashsale-test-id-leases
+export FLASHSALE_PENDING_TABLE=$TEST_PENDING_TABLE
 EOF
   aws_env
 }
@@ -202,7 +205,20 @@ cmd_reset_test() {
   mysql_root "DROP DATABASE IF EXISTS $TEST_DATABASE; CREATE DATABASE $TEST_DATABASE"
   have redis-cli || apt_install redis-tools
   redis-cli -h 127.0.0.1 -p 6379 -n "$TEST_REDIS_DB" flushdb >/dev/null
-  log "tests: database $TEST_DATABASE and Redis database $TEST_REDIS_DB are empty"
+  # The fallback table keys orders by sale id, and sale ids start again with the
+  # database: a kept order of an earlier run would join a new sale of the same id.
+  # The stacks create the table again when they start.
+  "$VENV/bin/python" - "$TEST_PENDING_TABLE" <<'PY'
+import sys
+import boto3
+ddb = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:5000", region_name="us-east-1",
+                   aws_access_key_id="test", aws_secret_access_key="test")
+try:
+    ddb.delete_table(TableName=sys.argv[1])
+except ddb.exceptions.ResourceNotFoundException:
+    pass
+PY
+  log "tests: database $TEST_DATABASE, Redis database $TEST_REDIS_DB and table $TEST_PENDING_TABLE are empty"
 }
 
 aws_env() {
