@@ -210,6 +210,7 @@ cmd_reset_test() {
   # The stacks create the table again when they start.
   # moto checks no signature; 400 is "no such table", which is as good.
   local status
+  have curl || apt_install curl
   status=$(curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:5000/ \
     -H 'X-Amz-Target: DynamoDB_20120810.DeleteTable' -H 'Content-Type: application/x-amz-json-1.0' \
     -H 'Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0' \
