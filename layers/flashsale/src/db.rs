@@ -73,10 +73,12 @@ const SALE_COLUMNS: &str = "id, name, description, price_cents, stock, sold, per
 
 fn user_from(row: &MySqlRow) -> Result<UserId> {
     // A binary collation makes the column read as bytes.
-    String::from_utf8(row.try_get::<Vec<u8>, _>("user_id")?)
-        .ok()
-        .and_then(|u| UserId::new(u).ok())
-        .ok_or_else(|| Error::Internal("bad user id in orders".into()))
+    stored_user(String::from_utf8(row.try_get::<Vec<u8>, _>("user_id")?).unwrap_or_default())
+}
+
+/// A shopper id as `orders` holds it: one that is not valid is a fault of ours.
+fn stored_user(id: String) -> Result<UserId> {
+    UserId::new(id).map_err(|_| Error::Internal("bad user id in orders".into()))
 }
 
 fn order_from(row: &MySqlRow) -> Result<Order> {
@@ -490,9 +492,7 @@ impl Db {
             .bind(max)
             .fetch_all(&self.pool)
             .await?;
-            rows.into_iter()
-                .map(|(user, units)| Ok((UserId::new(user).map_err(|_| Error::Internal("bad user id in orders".into()))?, units as u64)))
-                .collect()
+            rows.into_iter().map(|(user, units)| Ok((stored_user(user)?, units as u64))).collect()
         })
         .await
     }

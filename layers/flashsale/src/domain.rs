@@ -255,8 +255,8 @@ impl NewSale {
 impl SaleDraft {
     fn check(&self) -> Result<()> {
         use NewSale as N;
-        let name = self.name.trim();
-        let problem = if name.is_empty() || name.chars().count() > 200 {
+        // The name is trimmed already (`NewSale::try_from`).
+        let problem = if self.name.is_empty() || self.name.chars().count() > 200 {
             Some("name must be 1 to 200 characters")
         } else if self.description.chars().count() > 10_000 {
             Some("description must be at most 10000 characters")

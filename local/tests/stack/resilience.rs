@@ -6,25 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use admit::Admit;
 use crate::helpers::*;
 use flashsale::leases::WorkerLeases;
-use flashsale::queue::Queue;
 use flashsale::snowflake::{IdGenerator, SystemClock};
-use flashsale::stores::Stores;
 use flashsale::Config;
 use redis::AsyncCommands;
 use tokio::net::{TcpListener, TcpStream};
 
 /// An `admit` under a leased worker id, whose SQS is reached through `sqs` (DynamoDB, for leases and the
 /// fallback, through the local services).
-async fn leased_admit(config: &Config, sqs: &aws_config::SdkConfig) -> Admit {
-    let sdk = flashsale::aws::sdk_config(config).await;
-    let ids = IdGenerator::leased(WorkerLeases::from_config(&sdk, config), Arc::new(SystemClock)).await;
-    let stores = Stores { queue: Box::new(Queue::new(sqs, config)), ..Stores::new(&sdk, config).unwrap() };
-    Admit::new(stores, ids, Duration::ZERO, config.recovery_drain_bound)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_down_still_admits_and_the_outbox_keeps_every_order() {
     let stack = stack_with(|o| o.consumers = 0).await;
@@ -32,7 +22,8 @@ async fn sqs_down_still_admits_and_the_outbox_keeps_every_order() {
     let sale = api.sale(sale_spec(50, 1, 60, -1, 3600)).await;
     // An SQS endpoint where nothing listens.
     let dead_sqs = unreachable_aws().await;
-    let admit = leased_admit(&stack.config, &dead_sqs).await;
+    let live = flashsale::aws::sdk_config(&stack.config).await;
+    let admit = admit_with(&stack.config, &dead_sqs, &live).await;
 
     let mut order_ids = HashSet::new();
     for i in 0..20 {
@@ -119,7 +110,7 @@ async fn redis_down_fails_fast_with_503_then_recovers() {
     config.breaker_failures = 3;
     config.breaker_cooldown = Duration::from_secs(1);
     let sdk = flashsale::aws::sdk_config(&config).await;
-    let admit = leased_admit(&config, &sdk).await;
+    let admit = admit_with(&config, &sdk, &sdk).await;
     let buy = |user: String| {
         let admit = &admit;
         async move {
