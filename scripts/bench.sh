@@ -107,6 +107,11 @@ else
 fi
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 
+# persist-orders fed batches directly (no SQS) against MariaDB, next to the raw
+# single-row INSERT rate of the same server in the same run.
+echo "persistence benchmark" >&2
+BENCH_ROUNDS="$ROUNDS" cargo bench --workspace --bench persistence 2>/dev/null > "$WORK/persistence.txt"
+
 FUNCTIONS="admit shop-api admin-api persist-orders close-expired reconcile render-pages"
 {
   echo "# Benchmarks"
@@ -136,6 +141,16 @@ FUNCTIONS="admit shop-api admin-api persist-orders close-expired reconcile rende
   grep -E '^(PASS|FAIL)' "$WORK/stack-round-$ROUNDS.txt"
   echo '```'
   if [ -s "$WORK/audit-failures.txt" ]; then echo; echo "Audit failures:"; sed 's/^/- /' "$WORK/audit-failures.txt"; fi
+  echo
+  echo "## Persistence in batches"
+  echo
+  echo "\`cargo bench --workspace --bench persistence\`: \`persist-orders\` fed batches of one sale's orders"
+  echo "directly (no SQS; close checks recorded in memory) against MariaDB and Redis, next to the raw"
+  echo "single-row INSERT rate of the same server measured in the same run."
+  echo
+  echo '```'
+  cat "$WORK/persistence.txt"
+  echo '```'
   echo
   echo "## Functions: local init time and binary size"
   echo

@@ -1,17 +1,22 @@
-//! `persist-orders`: the consumer of the `orders` queue. Each admitted order becomes
-//! exactly one row in MySQL (see [`Db::persist_order`]); then its first close check is
-//! scheduled and its outbox entry cleared. A refused order (`REJECTED`) puts no unit
-//! back on sale: MySQL had none for it, so Redis is corrected to what MySQL and the
-//! outbox account for (see [`recovery::settle_rejected`]). Any failure fails only that
-//! message, which SQS redelivers.
+//! `persist-orders`: the consumer of the `orders` queue. A batch (up to 10 messages)
+//! is written with one transaction per sale (see [`Db::persist_orders`]): each admitted
+//! order becomes exactly one row in MySQL, and the sale's hot `sales` row is updated
+//! once per batch rather than once per order. Then the first close checks of the batch
+//! go out in one `SendMessageBatch` and the outbox entries are cleared. A refused order
+//! (`REJECTED`) puts no unit back on sale: MySQL had none for it, so Redis is corrected
+//! to what MySQL and the outbox account for (see [`recovery::settle_rejected`]). A
+//! failure fails only the messages it touched (a sale's transaction: that sale's
+//! messages), which SQS redelivers.
+
+use std::collections::BTreeMap;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use flashsale::consumer::each_record;
+use flashsale::consumer::whole_batch;
 use flashsale::db::Persisted;
 use flashsale::messages::{OrderMessage, TimeoutMessage};
 use flashsale::recovery;
 use flashsale::stores::Stores;
-use flashsale::{Config, Error, Order, OrderStatus, Result};
+use flashsale::{Config, Error, Order, OrderStatus, Result, SaleId};
 use tracing::Instrument;
 
 pub struct PersistOrders {
@@ -30,51 +35,109 @@ impl PersistOrders {
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        each_record(event, |msg: OrderMessage| {
-            let span = tracing::info_span!("persist", sale_id = %msg.sale_id, order_id = %msg.order_id);
-            async move { self.persist(msg).await }.instrument(span)
-        })
-        .await
+        whole_batch(event, |msgs: Vec<OrderMessage>| self.persist(msgs)).await
     }
 
-    async fn persist(&self, msg: OrderMessage) -> Result<()> {
-        let order = match self.stores.db.persist_order(&msg).await? {
+    /// One outcome per message, in order.
+    pub async fn persist(&self, msgs: Vec<OrderMessage>) -> Vec<Result<()>> {
+        let mut by_sale: BTreeMap<SaleId, Vec<usize>> = BTreeMap::new();
+        for (i, msg) in msgs.iter().enumerate() {
+            by_sale.entry(msg.sale_id).or_default().push(i);
+        }
+        // Sales lock different rows, so their transactions need not wait for each other.
+        let sales = futures::future::join_all(by_sale.into_iter().map(|(sale, indices)| {
+            let batch: Vec<OrderMessage> = indices.iter().map(|&i| msgs[i].clone()).collect();
+            let span = tracing::info_span!("persist", sale_id = %sale, orders = batch.len());
+            async move { (indices, self.persist_sale(sale, &batch).await) }.instrument(span)
+        }))
+        .await;
+        let mut outcomes: Vec<Result<()>> = msgs.iter().map(|_| Ok(())).collect();
+        for (indices, sale_outcomes) in sales {
+            for (i, outcome) in indices.into_iter().zip(sale_outcomes) {
+                outcomes[i] = outcome;
+            }
+        }
+        outcomes
+    }
+
+    async fn persist_sale(&self, sale: SaleId, batch: &[OrderMessage]) -> Vec<Result<()>> {
+        let persisted = match self.stores.db.persist_orders(sale, batch).await {
+            Ok(persisted) => persisted,
+            Err(e) => {
+                tracing::warn!(error = %e, "the sale's batch was not written; all of it is redelivered");
+                return failed_alike(batch.len(), &e);
+            }
+        };
+        let mut outcomes: Vec<Result<Option<Order>>> =
+            batch.iter().zip(persisted).map(|(msg, persisted)| self.checked(msg, persisted)).collect();
+        // Both follow-up steps are idempotent, so a redelivery after a crash just
+        // completes them.
+        let unpaid: Vec<usize> =
+            (0..batch.len()).filter(|&i| matches!(&outcomes[i], Ok(Some(o)) if o.status == OrderStatus::Unpaid)).collect();
+        let closes: Vec<TimeoutMessage> = unpaid
+            .iter()
+            .filter_map(|&i| outcomes[i].as_ref().ok().and_then(Option::as_ref).map(close_check))
+            .collect();
+        let scheduled = self.stores.queue.schedule_closes(&closes, chrono::Utc::now().timestamp_millis(), self.max_delay_secs).await;
+        for (i, sent) in unpaid.into_iter().zip(scheduled) {
+            if let Err(e) = sent {
+                outcomes[i] = Err(e);
+            }
+        }
+        for outcome in &mut outcomes {
+            if let Ok(Some(order)) = outcome {
+                if order.status == OrderStatus::Rejected {
+                    if let Err(e) = recovery::settle_rejected(&self.stores.db, &self.stores.cache, order).await {
+                        *outcome = Err(e);
+                    }
+                }
+            }
+        }
+        let done: Vec<_> = batch.iter().zip(&outcomes).filter(|(_, o)| o.is_ok()).map(|(m, _)| m.order_id).collect();
+        if let Err(e) = self.stores.cache.clear_outbox(sale, &done).await {
+            return failed_alike(batch.len(), &e);
+        }
+        outcomes.into_iter().map(|o| o.map(drop)).collect()
+    }
+
+    /// What persisting one message found, as the order whose follow-up steps are still
+    /// to do; an id taken by another order fails.
+    fn checked(&self, msg: &OrderMessage, persisted: Persisted) -> Result<Option<Order>> {
+        let span = tracing::info_span!("order", order_id = %msg.order_id);
+        let _entered = span.enter();
+        match persisted {
             Persisted::Accepted(order) => {
                 tracing::info!("order persisted");
-                order
+                Ok(Some(order))
             }
             Persisted::Rejected(order) => {
                 tracing::warn!("database guard refused the order; no unit goes back on sale");
-                order
+                Ok(Some(order))
             }
-            Persisted::Duplicate(order) if is_same_order(&order, &msg) => {
+            Persisted::Duplicate(order) if is_same_order(&order, msg) => {
                 tracing::info!(status = %order.status, "redelivered order; finishing its follow-up steps");
-                order
+                Ok(Some(order))
             }
             // Ids are unique while every minter holds its worker-id lease; if one ever is
             // not, clearing this order's outbox entry as if it were persisted would lose it.
             // Failing keeps the entry, and the message ends in the DLQ, where it is seen.
             Persisted::Duplicate(taken) => {
                 tracing::error!(taken_by_sale = %taken.sale_id, "order id already taken by another order");
-                return Err(Error::Internal(format!("order id {} is taken by another order", msg.order_id)));
+                Err(Error::Internal(format!("order id {} is taken by another order", msg.order_id)))
             }
-        };
-        // Both steps are idempotent, so a redelivery after a crash just completes them.
-        match order.status {
-            OrderStatus::Unpaid => self.schedule_close(&order).await?,
-            OrderStatus::Rejected => recovery::settle_rejected(&self.stores.db, &self.stores.cache, &order).await?,
-            _ => {}
         }
-        self.stores.cache.clear_outbox(msg.sale_id, msg.order_id).await
     }
+}
 
-    async fn schedule_close(&self, order: &Order) -> Result<()> {
-        let deadline = order.expires_at.unwrap_or(order.created_at);
-        let timeout = TimeoutMessage { order_id: order.order_id, sale_id: order.sale_id, deadline_ms: deadline.timestamp_millis() };
-        self.stores.queue
-            .schedule_close(&timeout, chrono::Utc::now().timestamp_millis(), self.max_delay_secs)
-            .await
-    }
+/// The first close check of an unpaid order, for its deadline.
+fn close_check(order: &Order) -> TimeoutMessage {
+    let deadline = order.expires_at.unwrap_or(order.created_at);
+    TimeoutMessage { order_id: order.order_id, sale_id: order.sale_id, deadline_ms: deadline.timestamp_millis() }
+}
+
+/// `count` failures for one error that touched them all.
+fn failed_alike(count: usize, e: &Error) -> Vec<Result<()>> {
+    (0..count).map(|_| Err(Error::Internal(e.to_string()))).collect()
 }
 
 /// Whether the stored order is the one the message carries (a redelivery), not another

@@ -591,17 +591,21 @@ impl Cache {
             .await
     }
 
-    /// Forgets an outbox entry once MySQL holds the order.
-    pub async fn clear_outbox(&self, sale: SaleId, order: OrderId) -> Result<()> {
+    /// Forgets outbox entries once MySQL holds their orders, in one round trip.
+    pub async fn clear_outbox(&self, sale: SaleId, orders: &[OrderId]) -> Result<()> {
+        if orders.is_empty() {
+            return Ok(());
+        }
         let keys = SaleKeys::new(sale);
+        let ids: Vec<String> = orders.iter().map(OrderId::to_string).collect();
         let mut conn = self.conn.clone();
         self.breaker
             .call(async {
                 redis::pipe()
                     .atomic()
-                    .hdel(&keys.outbox, order.to_string())
+                    .hdel(&keys.outbox, &ids)
                     .ignore()
-                    .zrem(&keys.outbox_at, order.to_string())
+                    .zrem(&keys.outbox_at, &ids)
                     .ignore()
                     .query_async::<()>(&mut conn)
                     .await

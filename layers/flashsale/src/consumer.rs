@@ -30,6 +30,38 @@ where
         fut.instrument(span)
     }))
     .await;
+    respond(outcomes)
+}
+
+/// As [`each_record`], for a handler that takes the batch's messages together (to
+/// write them in one transaction, say) and answers one outcome per message, in order.
+/// A record that does not parse fails alone and never reaches the handler.
+pub async fn whole_batch<T, F, Fut>(event: SqsEvent, handle: F) -> SqsBatchResponse
+where
+    T: DeserializeOwned,
+    F: FnOnce(Vec<T>) -> Fut,
+    Fut: Future<Output = Vec<Result<()>>>,
+{
+    let mut outcomes = Vec::with_capacity(event.records.len());
+    let mut parsed = Vec::with_capacity(event.records.len());
+    for record in event.records {
+        match parse::<T>(&record) {
+            Ok(message) => parsed.push((record, message)),
+            Err(e) => outcomes.push((record, Err(e))),
+        }
+    }
+    let (records, messages): (Vec<SqsMessage>, Vec<T>) = parsed.into_iter().unzip();
+    let count = records.len();
+    let mut handled = handle(messages).instrument(tracing::info_span!("batch", messages = count)).await.into_iter();
+    for record in records {
+        let outcome = handled.next().unwrap_or_else(|| Err(Error::Internal("the handler gave no outcome".into())));
+        outcomes.push((record, outcome));
+    }
+    respond(outcomes)
+}
+
+/// Reports the failed records back, so SQS redelivers just those.
+fn respond(outcomes: Vec<(SqsMessage, Result<()>)>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for (record, outcome) in outcomes {
         if let Err(e) = outcome {
@@ -93,6 +125,25 @@ mod tests {
         assert_eq!(failed, ["refused", "garbled", "wrong-shape"]);
         // A body that does not parse never reaches the handler.
         assert_eq!(*handled.lock().unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_whole_batch_handler_sees_the_parsed_messages_and_fails_only_its_own_refusals() {
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            record("good", r#"{"ok": true}"#),
+            record("garbled", "{not json"),
+            record("refused", r#"{"ok": false}"#),
+            record("good-too", r#"{"ok": true}"#),
+        ];
+        let response = whole_batch(event, |jobs: Vec<Job>| async move {
+            assert_eq!(jobs.len(), 3, "the garbled record never reaches the handler");
+            jobs.iter().map(|job| if job.ok { Ok(()) } else { Err(Error::Internal("refused".into())) }).collect()
+        })
+        .await;
+        let mut failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        failed.sort();
+        assert_eq!(failed, ["garbled", "refused"]);
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 //! The database clock (`UTC_TIMESTAMP(3)`) is the one arbiter of payment windows:
 //! pay needs `expires_at > now`, close needs `expires_at <= now`, so exactly one wins.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -279,75 +279,123 @@ impl Db {
         row.as_ref().map(order_from).transpose()
     }
 
-    /// Writes an admitted order in one transaction: the insert (its primary key makes
-    /// a redelivery a no-op) and the oversell guard on `sales.sold`.
-    pub async fn persist_order(&self, msg: &OrderMessage) -> Result<Persisted> {
-        self.call(self.persist_order_tx(msg)).await
+    /// Writes a batch of admitted orders of one sale in one transaction, under the
+    /// sale's row lock: orders MySQL has already are redeliveries and change nothing;
+    /// the new ones are taken in turn while the stock and each shopper's limit have room
+    /// (see [`fitting`]), the rest recorded `REJECTED`; all of them go in with one insert,
+    /// and the units of those that fit onto `sales.sold` with one guarded update. One
+    /// outcome per message, in the batch's order. A failure writes nothing of the batch.
+    pub async fn persist_orders(&self, sale: SaleId, batch: &[OrderMessage]) -> Result<Vec<Persisted>> {
+        if batch.iter().any(|m| m.sale_id != sale) {
+            return Err(Error::Internal(format!("a batch of sale {sale} holds another sale's order")));
+        }
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call(self.persist_orders_tx(sale, batch)).await
     }
 
-    async fn persist_order_tx(&self, msg: &OrderMessage) -> Result<Persisted> {
+    async fn persist_orders_tx(&self, sale: SaleId, batch: &[OrderMessage]) -> Result<Vec<Persisted>> {
         let mut tx = self.pool.begin().await?;
-        // The sale's row lock orders the transactions of one sale, so the shopper's
-        // holdings read below include every order committed before this one.
-        let sale = sqlx::query("SELECT price_cents, payment_window_secs, per_user_limit FROM sales WHERE id = ? FOR UPDATE")
-            .bind(msg.sale_id.0)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(Error::NotFound("sale"))?;
-        let price: u64 = sale.try_get("price_cents")?;
-        let window: u32 = sale.try_get("payment_window_secs")?;
-        let limit: u32 = sale.try_get("per_user_limit")?;
-        let inserted = sqlx::query(
-            "INSERT INTO orders (id, sale_id, user_id, quantity, amount_cents, status, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, 'UNPAID', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3) + INTERVAL ? SECOND)",
+        // The sale's row lock orders the batches of one sale, so the holdings and the
+        // orders read below include every batch committed before this one.
+        let row = sqlx::query(
+            "SELECT price_cents, payment_window_secs, per_user_limit, stock, sold FROM sales WHERE id = ? FOR UPDATE",
         )
-        .bind(msg.order_id.0)
-        .bind(msg.sale_id.0)
-        .bind(msg.user_id.as_str())
-        .bind(msg.quantity)
-        .bind(price.saturating_mul(u64::from(msg.quantity)))
-        .bind(window)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                tx.rollback().await?;
-                let order = self.fetch_order(msg.order_id).await?;
-                return order.map(Persisted::Duplicate).ok_or(Error::Internal("duplicate order vanished".into()));
+        .bind(sale.0)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::NotFound("sale"))?;
+        let price: u64 = row.try_get("price_cents")?;
+        let window: u32 = row.try_get("payment_window_secs")?;
+        let limit: u32 = row.try_get("per_user_limit")?;
+        let room = row.try_get::<u32, _>("stock")?.saturating_sub(row.try_get("sold")?);
+
+        let ids: Vec<OrderId> = batch.iter().map(|m| m.order_id).collect();
+        let stored: HashSet<OrderId> = existing_ids(&mut *tx, &ids).await?.into_iter().collect();
+        // A message twice in one batch is its own redelivery.
+        let mut seen = HashSet::new();
+        let is_new: Vec<bool> = batch.iter().map(|m| !stored.contains(&m.order_id) && seen.insert(m.order_id)).collect();
+        let fresh: Vec<&OrderMessage> = batch.iter().zip(&is_new).filter(|(_, new)| **new).map(|(m, _)| m).collect();
+        let mut fits = Vec::new();
+        if !fresh.is_empty() {
+            // Redis checks the limit too, but a Redis that lost its state (or a rebuild
+            // racing a late message) cannot let a shopper hold more than the limit here.
+            let shoppers: Vec<&str> = fresh.iter().map(|m| m.user_id.as_str()).collect::<HashSet<_>>().into_iter().collect();
+            let sql = format!(
+                "SELECT CAST(user_id AS CHAR), CAST(SUM(quantity) AS SIGNED) FROM orders \
+                 WHERE sale_id = ? AND status IN ('UNPAID', 'PAID') AND user_id IN ({}) GROUP BY user_id",
+                placeholders(shoppers.len())
+            );
+            let mut held_query = sqlx::query_as::<_, (String, i64)>(&sql).bind(sale.0);
+            for shopper in &shoppers {
+                held_query = held_query.bind(*shopper);
             }
-            other => other?,
-        };
-        // Redis checks the limit too, but a Redis that lost its state (or a rebuild racing
-        // a late message) cannot let a shopper hold more than the limit here.
-        let held: i64 = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM orders \
-             WHERE user_id = ? AND sale_id = ? AND status IN ('UNPAID', 'PAID')",
-        )
-        .bind(msg.user_id.as_str())
-        .bind(msg.sale_id.0)
-        .fetch_one(&mut *tx)
-        .await?;
-        let accepted = held <= i64::from(limit)
-            && sqlx::query("UPDATE sales SET sold = sold + ? WHERE id = ? AND sold + ? <= stock")
-                .bind(msg.quantity)
-                .bind(msg.sale_id.0)
-                .bind(msg.quantity)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-        if !accepted {
-            sqlx::query("UPDATE orders SET status = 'REJECTED', expires_at = created_at WHERE id = ?")
-                .bind(msg.order_id.0)
-                .execute(&mut *tx)
-                .await?;
+            let held: HashMap<String, u64> =
+                held_query.fetch_all(&mut *tx).await?.into_iter().map(|(user, units)| (user, units as u64)).collect();
+            fits = fitting(room, limit, held, fresh.iter().map(|m| (m.user_id.as_str(), m.quantity)));
+
+            let sql = format!(
+                "INSERT INTO orders (id, sale_id, user_id, quantity, amount_cents, status, created_at, expires_at) VALUES {}",
+                vec!["(?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3) + INTERVAL ? SECOND)"; fresh.len()].join(", ")
+            );
+            let mut insert = sqlx::query(&sql);
+            for (m, fit) in fresh.iter().zip(&fits) {
+                // A refused order has no payment window: it expires as it is created.
+                let (status, window) = if *fit { ("UNPAID", window) } else { ("REJECTED", 0) };
+                insert = insert
+                    .bind(m.order_id.0)
+                    .bind(sale.0)
+                    .bind(m.user_id.as_str())
+                    .bind(m.quantity)
+                    .bind(price.saturating_mul(u64::from(m.quantity)))
+                    .bind(status)
+                    .bind(window);
+            }
+            insert.execute(&mut *tx).await?;
+            let units: u64 = fresh.iter().zip(&fits).filter(|(_, fit)| **fit).map(|(m, _)| u64::from(m.quantity)).sum();
+            // The last line against overselling, whatever the arithmetic above says.
+            if units > 0
+                && sqlx::query("UPDATE sales SET sold = sold + ? WHERE id = ? AND sold + ? <= stock")
+                    .bind(units)
+                    .bind(sale.0)
+                    .bind(units)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    != 1
+            {
+                return Err(Error::Internal(format!("the stock guard of sale {sale} refused {units} units that fit")));
+            }
         }
         tx.commit().await?;
-        let order = self
-            .fetch_order(msg.order_id)
-            .await?
-            .ok_or(Error::Internal("order vanished after commit".into()))?;
-        Ok(if accepted { Persisted::Accepted(order) } else { Persisted::Rejected(order) })
+
+        let orders: HashMap<OrderId, Order> = self.orders_by_id(&ids).await?.into_iter().map(|o| (o.order_id, o)).collect();
+        let mut fits = fits.into_iter();
+        batch
+            .iter()
+            .zip(is_new)
+            .map(|(m, new)| {
+                let order = orders
+                    .get(&m.order_id)
+                    .cloned()
+                    .ok_or_else(|| Error::Internal(format!("order {} vanished after commit", m.order_id)))?;
+                Ok(match (new, new && fits.next() == Some(true)) {
+                    (true, true) => Persisted::Accepted(order),
+                    (true, false) => Persisted::Rejected(order),
+                    (false, _) => Persisted::Duplicate(order),
+                })
+            })
+            .collect()
+    }
+
+    async fn orders_by_id(&self, ids: &[OrderId]) -> Result<Vec<Order>> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id IN ({})", placeholders(ids.len()));
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(id.0);
+        }
+        query.fetch_all(&self.pool).await?.iter().map(order_from).collect()
     }
 
     /// Locks a sale's row until the returned guard is released: no order of the sale is
@@ -537,20 +585,75 @@ impl LockedSale {
 
     /// Which of `ids` MySQL has.
     pub async fn existing(&mut self, ids: &[OrderId]) -> Result<Vec<OrderId>> {
-        let mut found = Vec::new();
-        for chunk in ids.chunks(500) {
-            let sql = format!("SELECT id FROM orders WHERE id IN ({})", vec!["?"; chunk.len()].join(","));
-            let mut query = sqlx::query_scalar::<_, u64>(&sql);
-            for id in chunk {
-                query = query.bind(id.0);
-            }
-            found.extend(query.fetch_all(&mut *self.tx).await?.into_iter().map(OrderId));
-        }
-        Ok(found)
+        existing_ids(&mut *self.tx, ids).await
     }
 
     pub async fn release(self) -> Result<()> {
         self.tx.commit().await?;
         Ok(())
+    }
+}
+
+/// Which of `ids` the `orders` table has.
+async fn existing_ids(conn: &mut sqlx::MySqlConnection, ids: &[OrderId]) -> Result<Vec<OrderId>> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!("SELECT id FROM orders WHERE id IN ({})", placeholders(chunk.len()));
+        let mut query = sqlx::query_scalar::<_, u64>(&sql);
+        for id in chunk {
+            query = query.bind(id.0);
+        }
+        found.extend(query.fetch_all(&mut *conn).await?.into_iter().map(OrderId));
+    }
+    Ok(found)
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Which orders of a batch fit, taken in turn: each needs room in the units left
+/// (`room`) and must keep its shopper within `limit`, counting what the shopper holds
+/// already (`held`) and what the batch gave them before it. An order that does not fit
+/// takes nothing, so a later, smaller one may still fit.
+pub fn fitting<'a>(
+    mut room: u32,
+    limit: u32,
+    mut held: HashMap<String, u64>,
+    orders: impl IntoIterator<Item = (&'a str, u32)>,
+) -> Vec<bool> {
+    orders
+        .into_iter()
+        .map(|(shopper, quantity)| {
+            let holds = held.entry(shopper.to_string()).or_default();
+            let fits = quantity <= room && *holds + u64::from(quantity) <= u64::from(limit);
+            if fits {
+                room -= quantity;
+                *holds += u64::from(quantity);
+            }
+            fits
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_takes_orders_in_turn_while_stock_and_limits_have_room() {
+        let held = HashMap::from([("carol".to_string(), 1)]);
+        let orders = [("alice", 2), ("bob", 2), ("carol", 1), ("alice", 1), ("dave", 1), ("erin", 1)];
+        // 4 units left, limit 2: alice and bob take 2 each; carol already holds 1 but
+        // the stock is gone; alice is at her limit; dave and erin find no room.
+        assert_eq!(fitting(4, 2, held.clone(), orders), [true, true, false, false, false, false]);
+        // With room to spare only the limits refuse: carol may add one, alice may not.
+        assert_eq!(fitting(100, 2, held, orders), [true, true, true, false, true, true]);
+    }
+
+    #[test]
+    fn a_refused_order_leaves_its_room_to_a_later_smaller_one() {
+        assert_eq!(fitting(1, 5, HashMap::new(), [("a", 3), ("b", 1), ("c", 1)]), [false, true, false]);
+        assert_eq!(fitting(0, 5, HashMap::new(), [("a", 1)]), [false]);
     }
 }

@@ -1,6 +1,7 @@
 //! SQS adapter: the `orders` queue (admitted purchases on their way to MySQL) and the
 //! `order-timeouts` delay queue (payment deadlines).
 
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
 use futures::future::BoxFuture;
 
@@ -19,6 +20,12 @@ pub trait Outbound: Send + Sync {
     /// it is early.
     fn schedule_close<'a>(&'a self, msg: &'a TimeoutMessage, now_ms: i64, max_delay_secs: u32)
         -> BoxFuture<'a, Result<()>>;
+    /// [`Outbound::schedule_close`] for many orders at once, with one outcome per message,
+    /// in order. SQS takes them ten to a call.
+    fn schedule_closes<'a>(&'a self, msgs: &'a [TimeoutMessage], now_ms: i64, max_delay_secs: u32)
+        -> BoxFuture<'a, Vec<Result<()>>> {
+        Box::pin(futures::future::join_all(msgs.iter().map(move |m| self.schedule_close(m, now_ms, max_delay_secs))))
+    }
     /// Order messages sent and not yet consumed (SQS's approximate counts): zero once
     /// the orders in flight have landed in MySQL.
     fn orders_in_flight(&self) -> BoxFuture<'_, Result<u64>>;
@@ -59,6 +66,53 @@ impl Queue {
     }
 }
 
+impl Queue {
+    /// Up to ten close checks in one `SendMessageBatch`; an entry SQS refuses fails alone.
+    async fn send_closes(&self, msgs: &[TimeoutMessage], now_ms: i64, max_delay_secs: u32) -> Vec<Result<()>> {
+        let mut entries = Vec::with_capacity(msgs.len());
+        for (i, msg) in msgs.iter().enumerate() {
+            let entry = serde_json::to_string(msg).map_err(|e| Error::Internal(e.to_string())).and_then(|body| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .delay_seconds(delay_secs(msg.deadline_ms, now_ms, max_delay_secs) as i32)
+                    .build()
+                    .map_err(|e| Error::Internal(e.to_string()))
+            });
+            match entry {
+                Ok(entry) => entries.push(entry),
+                Err(e) => return msgs.iter().map(|_| Err(Error::Internal(format!("close message: {e}")))).collect(),
+            }
+        }
+        let sent = self
+            .breaker
+            .call(async {
+                self.client
+                    .send_message_batch()
+                    .queue_url(&self.timeouts_url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws("sqs", e))
+            })
+            .await;
+        match sent {
+            Ok(sent) => (0..msgs.len())
+                .map(|i| match sent.failed().iter().find(|f| f.id() == i.to_string()) {
+                    Some(f) => Err(Error::Internal(format!("sqs refused a close message: {} {}", f.code(), f.message().unwrap_or_default()))),
+                    None => Ok(()),
+                })
+                .collect(),
+            Err(e) => {
+                let message = e.to_string();
+                let mut outcomes = vec![Err(e)];
+                outcomes.extend((1..msgs.len()).map(|_| Err(Error::Internal(message.clone()))));
+                outcomes
+            }
+        }
+    }
+}
+
 impl Outbound for Queue {
     fn send_order<'a>(&'a self, msg: &'a OrderMessage) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.send(&self.orders_url, serde_json::to_string(msg), 0))
@@ -68,6 +122,14 @@ impl Outbound for Queue {
         -> BoxFuture<'a, Result<()>> {
         let delay = delay_secs(msg.deadline_ms, now_ms, max_delay_secs);
         Box::pin(self.send(&self.timeouts_url, serde_json::to_string(msg), delay))
+    }
+
+    fn schedule_closes<'a>(&'a self, msgs: &'a [TimeoutMessage], now_ms: i64, max_delay_secs: u32)
+        -> BoxFuture<'a, Vec<Result<()>>> {
+        Box::pin(async move {
+            let chunks = msgs.chunks(10).map(|chunk| self.send_closes(chunk, now_ms, max_delay_secs));
+            futures::future::join_all(chunks).await.into_iter().flatten().collect()
+        })
     }
 
     fn orders_in_flight(&self) -> BoxFuture<'_, Result<u64>> {

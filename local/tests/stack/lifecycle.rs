@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::helpers::*;
-use flashsale::messages::TimeoutMessage;
+use flashsale::messages::{OrderMessage, TimeoutMessage};
 use flashsale::stores::Stores;
 use flashsale::OrderId;
 use futures::stream::{self, StreamExt};
@@ -85,6 +85,105 @@ async fn redelivered_and_failed_messages_persist_exactly_once() {
     assert_eq!(response.batch_item_failures.len(), 1, "an id collision is never taken for a redelivery");
     assert_eq!(mysql_sale(&db, other_sale).await, (10, 1));
     assert_eq!(mysql_orders(&db, sale).await.len(), 3, "the order that had the id is untouched");
+}
+
+/// The outbox of a sale as order messages, oldest id first.
+async fn outbox_messages(redis: &mut redis::aio::MultiplexedConnection, sale: u64) -> Vec<OrderMessage> {
+    let mut messages: Vec<OrderMessage> =
+        outbox(redis, sale).await.iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    messages.sort_by_key(|m| m.order_id);
+    messages
+}
+
+fn bodies(messages: &[OrderMessage]) -> Vec<String> {
+    messages.iter().map(|m| serde_json::to_string(m).unwrap()).collect()
+}
+
+/// Every close check waiting in the stack's timeouts queue, by order id.
+async fn close_checks(stack: &flashsale_local::Stack) -> HashSet<u64> {
+    let sqs = aws_sdk_sqs::Client::new(&flashsale::aws::sdk_config(&stack.config).await);
+    let mut ids = HashSet::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&stack.resources.timeouts_queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .send()
+            .await
+            .unwrap();
+        if received.messages().is_empty() {
+            return ids;
+        }
+        for m in received.messages() {
+            let check: TimeoutMessage = serde_json::from_str(m.body().unwrap()).unwrap();
+            ids.insert(check.order_id.0);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_persist_exactly_once_within_the_guard_and_the_limit() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let db = mysql(&stack).await;
+    let mut redis = redis(&stack).await;
+    let persist = &stack.functions.persist;
+
+    // One batch that MySQL has room for only in part: its orders are taken in turn,
+    // the first four fit and the other six are REJECTED, in one transaction.
+    let small = api.sale(sale_spec(10, 1, 1, -1, 3600)).await;
+    admitted(&api, small, (0..10).map(|i| format!("small-{i}"))).await;
+    sqlx::query("UPDATE sales SET sold = 6 WHERE id = ?").bind(small).execute(&db).await.unwrap();
+    let batch = bodies(&outbox_messages(&mut redis, small).await);
+    let response = persist.handle(sqs_event(&batch)).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let statuses: Vec<String> = mysql_orders(&db, small).await.into_iter().map(|(_, _, s)| s).collect();
+    assert_eq!(statuses, [vec!["UNPAID"; 4], vec!["REJECTED"; 6]].concat());
+    assert_eq!(mysql_sale(&db, small).await, (10, 10));
+    // The whole batch again (SQS is at-least-once): nothing changes, nothing fails.
+    let response = persist.handle(sqs_event(&batch)).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(mysql_orders(&db, small).await.len(), 10);
+    assert_eq!(mysql_sale(&db, small).await, (10, 10));
+    assert!(outbox(&mut redis, small).await.is_empty());
+    assert_eq!(redis_stock(&mut redis, small).await, 0, "the refused units never existed");
+
+    // Many batches at once, each delivered twice: MySQL has room for 40 of 60 orders,
+    // and three orders of one shopper are ones a Redis that lost its state let through.
+    let big = api.sale(sale_spec(60, 2, 1, -1, 3600)).await;
+    admitted(&api, big, (0..60).map(|i| format!("big-{i}"))).await;
+    sqlx::query("UPDATE sales SET sold = 20 WHERE id = ?").bind(big).execute(&db).await.unwrap();
+    let mut messages = outbox_messages(&mut redis, big).await;
+    for m in &mut messages[57..] {
+        m.user_id = flashsale::UserId::new("big-0").unwrap();
+    }
+    let batches: Vec<Vec<String>> = messages.chunks(10).map(bodies).collect();
+    let responses = futures::future::join_all(
+        batches.iter().chain(batches.iter().rev()).map(|batch| persist.handle(sqs_event(batch))),
+    )
+    .await;
+    assert!(responses.iter().all(|r| r.batch_item_failures.is_empty()), "{responses:?}");
+    let rows = mysql_orders(&db, big).await;
+    assert_eq!(rows.len(), 60, "each order once");
+    let unpaid: Vec<&(u64, String, String)> = rows.iter().filter(|(_, _, s)| s == "UNPAID").collect();
+    assert_eq!(unpaid.len(), 40, "exactly the room MySQL had");
+    assert_eq!(rows.iter().filter(|(_, _, s)| s == "REJECTED").count(), 20);
+    assert_eq!(mysql_sale(&db, big).await, (60, 60), "never oversold");
+    assert!(unpaid.iter().filter(|(_, user, _)| user == "big-0").count() <= 2, "no shopper above the limit");
+    assert!(outbox(&mut redis, big).await.is_empty());
+    assert_eq!(redis_stock(&mut redis, big).await, 0);
+
+    // Every accepted order got its close check (the batch's in one SendMessageBatch).
+    let accepted: HashSet<u64> = mysql_orders(&db, small)
+        .await
+        .into_iter()
+        .chain(rows)
+        .filter(|(_, _, s)| s == "UNPAID")
+        .map(|(id, _, _)| id)
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(close_checks(&stack).await, accepted);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
