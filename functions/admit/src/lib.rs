@@ -3,8 +3,11 @@
 //! One EVALSHA decides (sale window by Redis's clock, per-user limit before any
 //! deduction, stock, outbox entry); then the order message goes to SQS. When that
 //! send fails, the order is kept in the durable fallback (DynamoDB) before the shopper
-//! hears `202`, so the answer never lives only in Redis; reconcile sends it on. When
-//! that write fails too, the admission is undone in Redis and the shopper gets 503.
+//! hears `202`; reconcile sends it on. When that write fails too, the admission is
+//! undone in Redis and the shopper gets 503. An admitted shopper never waits long on
+//! a slow queue: past `FLASHSALE_ADMIT_SEND_BOUND_MS` the shopper hears `202` while the
+//! order, safe in the outbox, goes on to SQS (or the fallback) in the background;
+//! should that fail too, reconcile re-sends it from the outbox.
 //! Requests turned away do no queue, DynamoDB or MySQL work, with one exception: a
 //! sale Redis does not know is looked up in MySQL (at most once per memo period per
 //! container), and if Redis lost a running sale, it is rebuilt (see
@@ -50,8 +53,10 @@ fn may_have_run(e: &Error) -> bool {
 pub struct Admit {
     db: Db,
     cache: Cache,
-    queue: Box<dyn Outbound>,
-    fallback: Box<dyn PendingOrders>,
+    queue: Arc<dyn Outbound>,
+    fallback: Arc<dyn PendingOrders>,
+    /// How long a shopper waits for the order message to be somewhere durable.
+    send_bound: Duration,
     ids: Arc<IdGenerator>,
     /// Sales Redis said were sold out a moment ago: the flood after the last unit stops
     /// here. Set only when Redis itself reported zero left, so released stock reopens
@@ -61,16 +66,18 @@ pub struct Admit {
 }
 
 impl Admit {
-    pub fn new(stores: Stores, ids: Arc<IdGenerator>, memo_ttl: Duration, drain_bound: Duration) -> Self {
+    /// With the sold-out memo, recovery and send timings of `config`.
+    pub fn new(stores: Stores, ids: Arc<IdGenerator>, config: &Config) -> Self {
         let Stores { db, cache, queue, fallback } = stores;
         Admit {
             db,
             cache,
-            queue,
-            fallback,
+            queue: queue.into(),
+            fallback: fallback.into(),
+            send_bound: config.admit_send_bound,
             ids,
-            sold_out: SaleMemo::new(memo_ttl),
-            missing: MissingSales::new(memo_ttl, drain_bound),
+            sold_out: SaleMemo::new(config.sold_out_ttl),
+            missing: MissingSales::new(config.sold_out_ttl, config.recovery_drain_bound),
         }
     }
 
@@ -81,7 +88,7 @@ impl Admit {
         config.require(&[Need::OrdersQueue])?;
         let (sdk, config) = &flashsale::aws::load(config).await?;
         let ids = IdGenerator::leased(WorkerLeases::from_config(sdk, config), Arc::new(SystemClock)).await;
-        Ok(Admit::new(Stores::new(sdk, config)?, ids, config.sold_out_ttl, config.recovery_drain_bound))
+        Ok(Admit::new(Stores::new(sdk, config)?, ids, config))
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -154,21 +161,28 @@ impl Admit {
     }
 
     /// The order is in the outbox: send it on and tell the shopper, once it is somewhere
-    /// durable (SQS, or the fallback table), with the units left right after it when
-    /// known, so the page shows the new stock at once.
+    /// durable (SQS, or the fallback table) or the send bound has passed, with the units
+    /// left right after it when known, so the page shows the new stock at once.
     async fn admitted(&self, order: &OrderMessage, remaining: Option<u64>) -> Result<Response<Body>> {
         tracing::Span::current().record("order_id", order.order_id.0);
-        if let Err(sqs) = self.queue.send_order(order).await {
-            if let Err(kept) = self.fallback.keep(order).await {
+        let mut hand_off = Box::pin(
+            hand_off(self.queue.clone(), self.fallback.clone(), order.clone()).instrument(tracing::Span::current()),
+        );
+        match tokio::time::timeout(self.send_bound, &mut hand_off).await {
+            Ok(Ok(())) => {}
+            Ok(Err(kept)) => {
                 // Nowhere durable: take the admission back rather than answer with a
                 // 202 that Redis alone remembers.
-                tracing::error!(%sqs, %kept, "order message could not be kept anywhere; undoing the admission");
                 if self.cache.undo_admission(order).await? {
                     return Err(kept);
                 }
                 tracing::warn!("the order reached MySQL meanwhile; it stands");
-            } else {
-                tracing::warn!(error = %sqs, "order message not sent; kept in the fallback table");
+            }
+            Err(_) => {
+                // On Lambda the task runs on while the container serves its next
+                // requests; one frozen before it ends leaves the order to the outbox.
+                tracing::warn!("order message still on its way; the outbox holds it meanwhile");
+                tokio::spawn(hand_off);
             }
         }
         tracing::info!(quantity = order.quantity, "admitted");
@@ -178,6 +192,22 @@ impl Admit {
             body["remaining"] = j!(remaining);
         }
         Ok(json(StatusCode::ACCEPTED, &body))
+    }
+}
+
+/// Puts an admitted order somewhere durable: SQS, or when SQS fails, the fallback
+/// table. The error when neither took it.
+async fn hand_off(queue: Arc<dyn Outbound>, fallback: Arc<dyn PendingOrders>, order: OrderMessage) -> Result<()> {
+    let Err(sqs) = queue.send_order(&order).await else { return Ok(()) };
+    match fallback.keep(&order).await {
+        Ok(()) => {
+            tracing::warn!(error = %sqs, "order message not sent; kept in the fallback table");
+            Ok(())
+        }
+        Err(kept) => {
+            tracing::error!(%sqs, %kept, "order message could not be kept anywhere; the outbox alone holds it");
+            Err(kept)
+        }
     }
 }
 
@@ -192,7 +222,9 @@ mod tests {
     /// fallback answer.
     fn admit(queue: &RecordingQueue, fallback: &RecordingFallback) -> Admit {
         let ids = Arc::new(IdGenerator::with_worker(1, Duration::from_secs(60), Arc::new(SystemClock)));
-        Admit::new(stores(queue, fallback), ids, Duration::from_secs(1), Duration::from_secs(30))
+        let mut config = Config::from_env().unwrap();
+        config.admit_send_bound = Duration::from_millis(100);
+        Admit::new(stores(queue, fallback), ids, &config)
     }
 
     fn order() -> OrderMessage {
@@ -224,6 +256,20 @@ mod tests {
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         assert!(body(&response).get("remaining").is_none(), "no stock figure when none is known");
         assert_eq!(fallback.kept(), [order()]);
+    }
+
+    #[tokio::test]
+    async fn a_slow_queue_does_not_hold_the_shopper_and_the_order_still_reaches_it() {
+        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+        queue.slow(Duration::from_millis(600));
+        let started = std::time::Instant::now();
+        let response = admit(&queue, &fallback).admitted(&order(), Some(8)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert!(started.elapsed() < Duration::from_millis(500), "answered after the bound, not after the send");
+        assert!(queue.orders().is_empty(), "still on its way");
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(queue.orders(), [order()], "the send went on after the answer");
+        assert!(fallback.kept().is_empty());
     }
 
     #[tokio::test]

@@ -38,6 +38,9 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// `FLASHSALE_SQS_TIMEOUT_MS`: per SQS call.
     pub sqs_timeout: Duration,
+    /// `FLASHSALE_ADMIT_SEND_BOUND_MS`: how long `admit` waits for an admitted order to
+    /// reach SQS (or the fallback) before it answers 202 anyway, the send going on.
+    pub admit_send_bound: Duration,
     /// `FLASHSALE_DB_TIMEOUT_MS`: to get a pooled MySQL connection.
     pub db_timeout: Duration,
     /// `FLASHSALE_BREAKER_FAILURES`: consecutive failures that open a circuit breaker.
@@ -109,6 +112,7 @@ impl Config {
             bucket: var("FLASHSALE_BUCKET", "flashsale-pages"),
             redis_timeout: Duration::from_millis(number("FLASHSALE_REDIS_TIMEOUT_MS", 250)?),
             sqs_timeout: Duration::from_millis(number("FLASHSALE_SQS_TIMEOUT_MS", 2000)?),
+            admit_send_bound: Duration::from_millis(number("FLASHSALE_ADMIT_SEND_BOUND_MS", 100)?),
             db_timeout: Duration::from_millis(number("FLASHSALE_DB_TIMEOUT_MS", 3000)?),
             breaker_failures: number("FLASHSALE_BREAKER_FAILURES", 5)?,
             breaker_cooldown: Duration::from_millis(number("FLASHSALE_BREAKER_COOLDOWN_MS", 2000)?),

@@ -26,6 +26,8 @@ fn unavailable(service: &'static str) -> Error {
 #[derive(Clone, Default)]
 pub struct RecordingQueue {
     failing: Arc<AtomicBool>,
+    /// How long each order send takes.
+    slowness: Arc<Mutex<Duration>>,
     orders: Arc<Mutex<Vec<OrderMessage>>>,
     closes: Arc<Mutex<Vec<(TimeoutMessage, u32)>>>,
 }
@@ -34,6 +36,11 @@ impl RecordingQueue {
     /// From now on every send fails (`true`) or succeeds.
     pub fn fail(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// From now on every order send takes `by` before it lands.
+    pub fn slow(&self, by: Duration) {
+        *self.slowness.lock().unwrap() = by;
     }
 
     pub fn orders(&self) -> Vec<OrderMessage> {
@@ -56,7 +63,11 @@ impl RecordingQueue {
 
 impl Outbound for RecordingQueue {
     fn send_order<'a>(&'a self, msg: &'a OrderMessage) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move { self.sent(&self.orders, msg.clone()) })
+        let slowness = *self.slowness.lock().unwrap();
+        Box::pin(async move {
+            tokio::time::sleep(slowness).await;
+            self.sent(&self.orders, msg.clone())
+        })
     }
 
     fn schedule_close<'a>(&'a self, msg: &'a TimeoutMessage, now_ms: i64, max_delay_secs: u32)

@@ -461,7 +461,8 @@ fn an_admit_container_idle_past_its_lease_admits_its_next_request() {
             Arc::new(flashsale::snowflake::SystemClock),
         )
         .await;
-        let admit = admit::Admit::new(Stores::new(&sdk, &config).unwrap(), ids.clone(), Duration::ZERO, config.recovery_drain_bound);
+        let no_memo = flashsale::Config { sold_out_ttl: Duration::ZERO, ..config.clone() };
+        let admit = admit::Admit::new(Stores::new(&sdk, &config).unwrap(), ids.clone(), &no_memo);
         (admit, ids)
     });
     let worker = ids.worker().expect("a worker id is leased at start");

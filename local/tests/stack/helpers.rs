@@ -218,7 +218,7 @@ pub async fn admit_with(
     assert!(ids.worker().is_some(), "a worker id leased");
     let stores = flashsale::stores::Stores::new(fallback, config).unwrap();
     let stores = flashsale::stores::Stores { queue: Box::new(flashsale::queue::Queue::new(sqs, config)), ..stores };
-    admit::Admit::new(stores, ids, Duration::ZERO, config.recovery_drain_bound)
+    admit::Admit::new(stores, ids, &flashsale::Config { sold_out_ttl: Duration::ZERO, ..config.clone() })
 }
 
 /// A redis-server of the test's own, on a free port, that it can restart empty.
