@@ -4,10 +4,11 @@
 //! deduction, stock, outbox entry); then the order message goes to SQS. When that
 //! send fails, the order is kept in the durable fallback (DynamoDB) before the shopper
 //! hears `202`; reconcile sends it on. When that write fails too, the admission is
-//! undone in Redis and the shopper gets 503. An admitted shopper never waits long on
-//! a slow queue: past `FLASHSALE_ADMIT_SEND_BOUND_MS` the shopper hears `202` while the
-//! order, safe in the outbox, goes on to SQS (or the fallback) in the background;
-//! should that fail too, reconcile re-sends it from the outbox.
+//! undone in Redis and the shopper gets 503. The send goes through the container's
+//! [`HandOff`], which batches orders admitted together. An admitted shopper never
+//! waits long on a slow queue: past `FLASHSALE_ADMIT_SEND_BOUND_MS` the shopper hears
+//! `202` while the order, safe in the outbox, goes on to SQS (or the fallback) in the
+//! background; should that fail too, reconcile re-sends it from the outbox.
 //! Requests turned away do no queue, DynamoDB or MySQL work, with one exception: a
 //! sale Redis does not know is looked up in MySQL (at most once per memo period per
 //! container), and if Redis lost a running sale, it is rebuilt (see
@@ -20,6 +21,7 @@ use flashsale::cache::{Admission, Cache};
 use flashsale::config::Need;
 use flashsale::db::Db;
 use flashsale::fallback::PendingOrders;
+use flashsale::handoff::HandOff;
 use flashsale::http::{self, json, problem};
 use flashsale::leases::WorkerLeases;
 use flashsale::memo::SaleMemo;
@@ -55,6 +57,7 @@ pub struct Admit {
     cache: Cache,
     queue: Arc<dyn Outbound>,
     fallback: Arc<dyn PendingOrders>,
+    hand_off: HandOff,
     /// How long a shopper waits for the order message to be somewhere durable.
     send_bound: Duration,
     ids: Arc<IdGenerator>,
@@ -69,11 +72,13 @@ impl Admit {
     /// With the sold-out memo, recovery and send timings of `config`.
     pub fn new(stores: Stores, ids: Arc<IdGenerator>, config: &Config) -> Self {
         let Stores { db, cache, queue, fallback } = stores;
+        let (queue, fallback): (Arc<dyn Outbound>, Arc<dyn PendingOrders>) = (queue.into(), fallback.into());
         Admit {
             db,
             cache,
-            queue: queue.into(),
-            fallback: fallback.into(),
+            hand_off: HandOff::start(queue.clone(), fallback.clone()),
+            queue,
+            fallback,
             send_bound: config.admit_send_bound,
             ids,
             sold_out: SaleMemo::new(config.sold_out_ttl),
@@ -165,12 +170,13 @@ impl Admit {
     /// left right after it when known, so the page shows the new stock at once.
     async fn admitted(&self, order: &OrderMessage, remaining: Option<u64>) -> Result<Response<Body>> {
         tracing::Span::current().record("order_id", order.order_id.0);
-        let mut hand_off = Box::pin(
-            hand_off(self.queue.clone(), self.fallback.clone(), order.clone()).instrument(tracing::Span::current()),
-        );
-        match tokio::time::timeout(self.send_bound, &mut hand_off).await {
-            Ok(Ok(())) => {}
-            Ok(Err(kept)) => {
+        let Some(handed) = self.hand_off.submit(order.clone()) else {
+            tracing::warn!("too many orders wait for the queue; the outbox holds this one until reconcile re-sends it");
+            return Ok(accepted(order, remaining));
+        };
+        match tokio::time::timeout(self.send_bound, handed).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(kept))) => {
                 // Nowhere durable: take the admission back rather than answer with a
                 // 202 that Redis alone remembers.
                 if self.cache.undo_admission(order).await? {
@@ -178,37 +184,24 @@ impl Admit {
                 }
                 tracing::warn!("the order reached MySQL meanwhile; it stands");
             }
-            Err(_) => {
-                // On Lambda the task runs on while the container serves its next
-                // requests; one frozen before it ends leaves the order to the outbox.
-                tracing::warn!("order message still on its way; the outbox holds it meanwhile");
-                tokio::spawn(hand_off);
-            }
+            Ok(Err(_)) => return Err(Error::Internal("the hand-off task stopped".into())),
+            // On Lambda the hand-off goes on while the container serves its next
+            // requests; one frozen before it ends leaves the order to the outbox.
+            Err(_) => tracing::warn!("order message still on its way; the outbox holds it meanwhile"),
         }
-        tracing::info!(quantity = order.quantity, "admitted");
-        let mut body =
-            j!({"order_id": order.order_id, "sale_id": order.sale_id, "status": OrderStatus::Pending, "quantity": order.quantity});
-        if let Some(remaining) = remaining {
-            body["remaining"] = j!(remaining);
-        }
-        Ok(json(StatusCode::ACCEPTED, &body))
+        Ok(accepted(order, remaining))
     }
 }
 
-/// Puts an admitted order somewhere durable: SQS, or when SQS fails, the fallback
-/// table. The error when neither took it.
-async fn hand_off(queue: Arc<dyn Outbound>, fallback: Arc<dyn PendingOrders>, order: OrderMessage) -> Result<()> {
-    let Err(sqs) = queue.send_order(&order).await else { return Ok(()) };
-    match fallback.keep(&order).await {
-        Ok(()) => {
-            tracing::warn!(error = %sqs, "order message not sent; kept in the fallback table");
-            Ok(())
-        }
-        Err(kept) => {
-            tracing::error!(%sqs, %kept, "order message could not be kept anywhere; the outbox alone holds it");
-            Err(kept)
-        }
+/// The 202 of an admitted order, with the units left right after it when known.
+fn accepted(order: &OrderMessage, remaining: Option<u64>) -> Response<Body> {
+    tracing::info!(quantity = order.quantity, "admitted");
+    let mut body =
+        j!({"order_id": order.order_id, "sale_id": order.sale_id, "status": OrderStatus::Pending, "quantity": order.quantity});
+    if let Some(remaining) = remaining {
+        body["remaining"] = j!(remaining);
     }
+    json(StatusCode::ACCEPTED, &body)
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod fallback;
+pub mod handoff;
 pub mod http;
 pub mod leases;
 pub mod memo;

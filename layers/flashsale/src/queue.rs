@@ -15,6 +15,11 @@ use crate::messages::{OrderMessage, TimeoutMessage};
 pub trait Outbound: Send + Sync {
     /// Hands an admitted order to the `orders` queue.
     fn send_order<'a>(&'a self, msg: &'a OrderMessage) -> BoxFuture<'a, Result<()>>;
+    /// [`Outbound::send_order`] for many orders at once, with one outcome per message, in
+    /// order. SQS takes them ten to a call.
+    fn send_orders<'a>(&'a self, msgs: &'a [OrderMessage]) -> BoxFuture<'a, Vec<Result<()>>> {
+        Box::pin(futures::future::join_all(msgs.iter().map(move |m| self.send_order(m))))
+    }
     /// Schedules the close check of an order for its deadline: one delayed message of
     /// at most `max_delay_secs` ([`delay_secs`]); the consumer sends the next hop while
     /// it is early.
@@ -67,21 +72,23 @@ impl Queue {
 }
 
 impl Queue {
-    /// Up to ten close checks in one `SendMessageBatch`; an entry SQS refuses fails alone.
-    async fn send_closes(&self, msgs: &[TimeoutMessage], now_ms: i64, max_delay_secs: u32) -> Vec<Result<()>> {
-        let mut entries = Vec::with_capacity(msgs.len());
-        for (i, msg) in msgs.iter().enumerate() {
-            let entry = serde_json::to_string(msg).map_err(|e| Error::Internal(e.to_string())).and_then(|body| {
+    /// Up to ten messages (body, delay) in one `SendMessageBatch`; an entry SQS refuses
+    /// fails alone. One outcome per message, in order.
+    async fn send_batch(&self, url: &str, messages: Vec<(serde_json::Result<String>, u32)>) -> Vec<Result<()>> {
+        let count = messages.len();
+        let mut entries = Vec::with_capacity(count);
+        for (i, (body, delay)) in messages.into_iter().enumerate() {
+            let entry = body.map_err(|e| Error::Internal(e.to_string())).and_then(|body| {
                 SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
                     .message_body(body)
-                    .delay_seconds(delay_secs(msg.deadline_ms, now_ms, max_delay_secs) as i32)
+                    .delay_seconds(delay as i32)
                     .build()
                     .map_err(|e| Error::Internal(e.to_string()))
             });
             match entry {
                 Ok(entry) => entries.push(entry),
-                Err(e) => return msgs.iter().map(|_| Err(Error::Internal(format!("close message: {e}")))).collect(),
+                Err(e) => return (0..count).map(|_| Err(Error::Internal(format!("message: {e}")))).collect(),
             }
         }
         let sent = self
@@ -89,7 +96,7 @@ impl Queue {
             .call(async {
                 self.client
                     .send_message_batch()
-                    .queue_url(&self.timeouts_url)
+                    .queue_url(url)
                     .set_entries(Some(entries))
                     .send()
                     .await
@@ -97,19 +104,33 @@ impl Queue {
             })
             .await;
         match sent {
-            Ok(sent) => (0..msgs.len())
+            Ok(sent) => (0..count)
                 .map(|i| match sent.failed().iter().find(|f| f.id() == i.to_string()) {
-                    Some(f) => Err(Error::Internal(format!("sqs refused a close message: {} {}", f.code(), f.message().unwrap_or_default()))),
+                    Some(f) => Err(Error::Internal(format!("sqs refused a message: {} {}", f.code(), f.message().unwrap_or_default()))),
                     None => Ok(()),
                 })
                 .collect(),
             Err(e) => {
                 let message = e.to_string();
                 let mut outcomes = vec![Err(e)];
-                outcomes.extend((1..msgs.len()).map(|_| Err(Error::Internal(message.clone()))));
+                outcomes.extend((1..count).map(|_| Err(Error::Internal(message.clone()))));
                 outcomes
             }
         }
+    }
+
+    /// [`Queue::send_batch`] ten at a time, the calls side by side.
+    async fn send_all(&self, url: &str, messages: Vec<(serde_json::Result<String>, u32)>) -> Vec<Result<()>> {
+        let mut messages = messages.into_iter();
+        let mut chunks = Vec::new();
+        loop {
+            let chunk: Vec<_> = messages.by_ref().take(10).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            chunks.push(self.send_batch(url, chunk));
+        }
+        futures::future::join_all(chunks).await.into_iter().flatten().collect()
     }
 }
 
@@ -124,12 +145,15 @@ impl Outbound for Queue {
         Box::pin(self.send(&self.timeouts_url, serde_json::to_string(msg), delay))
     }
 
+    fn send_orders<'a>(&'a self, msgs: &'a [OrderMessage]) -> BoxFuture<'a, Vec<Result<()>>> {
+        Box::pin(self.send_all(&self.orders_url, msgs.iter().map(|m| (serde_json::to_string(m), 0)).collect()))
+    }
+
     fn schedule_closes<'a>(&'a self, msgs: &'a [TimeoutMessage], now_ms: i64, max_delay_secs: u32)
         -> BoxFuture<'a, Vec<Result<()>>> {
-        Box::pin(async move {
-            let chunks = msgs.chunks(10).map(|chunk| self.send_closes(chunk, now_ms, max_delay_secs));
-            futures::future::join_all(chunks).await.into_iter().flatten().collect()
-        })
+        let messages =
+            msgs.iter().map(|m| (serde_json::to_string(m), delay_secs(m.deadline_ms, now_ms, max_delay_secs))).collect();
+        Box::pin(self.send_all(&self.timeouts_url, messages))
     }
 
     fn orders_in_flight(&self) -> BoxFuture<'_, Result<u64>> {

@@ -605,6 +605,13 @@ async fn sqs_down_then_redis_flushed_loses_no_order_that_got_a_202() {
         outcomes.record(&user, response.status().as_u16(), &body);
     }
     assert_eq!(outcomes.told.len(), 17);
+    // Answered within the send bound, the stranded orders reach the fallback table a
+    // moment later (SQS fails them first).
+    let stores = Stores::from_config(&config).await.unwrap();
+    eventually("the stranded orders kept in the fallback table", Duration::from_secs(20), || async {
+        (stores.fallback.of_sale(SaleId(sale)).await.unwrap().len() == 12).then_some(())
+    })
+    .await;
 
     // Redis forgets everything, the outbox of the stranded orders included.
     let mut flush = redis::Client::open(own.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
@@ -619,7 +626,7 @@ async fn sqs_down_then_redis_flushed_loses_no_order_that_got_a_202() {
     assert!(matches!(check.recovery, Some(flashsale::recovery::Recovery::Rebuilt { .. })), "{:?}", check.recovery);
     assert!(check.resent >= 12, "the kept orders were sent on ({})", check.resent);
     settled_and_sound(&stack, sale, &outcomes.told).await;
-    assert!(Stores::from_config(&config).await.unwrap().fallback.of_sale(SaleId(sale)).await.unwrap().is_empty());
+    assert!(stores.fallback.of_sale(SaleId(sale)).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -629,6 +636,10 @@ async fn an_order_that_can_be_kept_nowhere_is_undone_and_answered_503() {
     let sale = api.sale(sale_spec(10, 1, 600, -1, 3600)).await;
     let mut config = stack.config.clone();
     config.breaker_failures = 1000;
+    // Failing both takes the SDK longer than the send bound, past which the shopper
+    // would hear 202 with the order in the outbox: this is the case of failures seen
+    // within it.
+    config.admit_send_bound = Duration::from_secs(30);
     let stranded = admit_without_sqs(&config, false).await;
     let response = stranded.handle(purchase_request(sale, "unlucky")).await;
     assert_eq!(response.status(), 503);
