@@ -1,7 +1,8 @@
-// The shopper page in a real browser against a running stack: countdown → open → buy →
-// pay, and a second shopper on a phone seeing a sale that just sold out.
+// The shopper page in a real browser against a running stack: sign-in (the code flow
+// with PKCE, through the dev sign-in) → countdown → open → buy → pay, a second shopper on
+// a phone seeing a sale that just sold out, and sign-ins that must be refused.
 //
-//   BASE_URL=http://127.0.0.1:3000 SALE_ID=… SOLD_SALE_ID=… TOKEN_A=… TOKEN_B=… \
+//   BASE_URL=http://127.0.0.1:3000 SALE_ID=… SOLD_SALE_ID=… FOREIGN_TOKEN=… \
 //   SCREENSHOT_DIR=/tmp/shots npm test
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const env = process.env;
-const required = ['BASE_URL', 'SALE_ID', 'SOLD_SALE_ID', 'TOKEN_A', 'TOKEN_B', 'SCREENSHOT_DIR'];
+const required = ['BASE_URL', 'SALE_ID', 'SOLD_SALE_ID', 'FOREIGN_TOKEN', 'SCREENSHOT_DIR'];
 const missing = required.filter((name) => !env[name]);
 if (missing.length) throw new Error(`set ${missing.join(', ')} (see the top of ${import.meta.filename ?? 'this file'})`);
 const BASE_URL = env.BASE_URL.replace(/\/$/, '');
@@ -97,18 +98,37 @@ async function expectSoon(page, selector, what, { timeout = 10_000, state = 'att
   }
 }
 
-test('shopper A waits for the countdown, buys and pays', async () => {
+const storedToken = (page) => page.evaluate(() => localStorage.getItem('flashsale.token'));
+const subject = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).sub;
+
+// Signs in from the sale page shown, as a shopper does: the sign-in link, the dev
+// sign-in's form, and back to the same page with a code the page trades for a token.
+async function signIn(page, user) {
+  const salePage = page.url();
+  await expectSoon(page, '#signin', 'a sign-in link', { state: 'visible' });
+  await page.locator('#signin').click();
+  await page.waitForURL(/\/dev\/oauth2\/authorize\?/, { timeout: 10_000 });
+  const asked = new URL(page.url()).searchParams;
+  assert.equal(asked.get('code_challenge_method'), 'S256', 'PKCE with S256');
+  assert.match(asked.get('state'), /^[\w-]{43}$/, 'state is a fresh nonce, not a path');
+  await page.locator('#user').fill(user);
+  await page.locator('button[type=submit]').click();
+  await page.waitForURL(salePage, { timeout: 10_000 });
+  assert.equal(subject(await storedToken(page)), user, `${user} is signed in`);
+  assert.equal(new URL(page.url()).search, '', 'no code is left in the address bar');
+}
+
+test('shopper A signs in, waits for the countdown, buys and pays', async () => {
   const shopper = await newShopper('A', DESKTOP);
   contextA = shopper.context;
   const page = shopper.page;
 
-  const response = await page.goto(`${BASE_URL}/sales/${env.SALE_ID}#id_token=${env.TOKEN_A}`);
+  const response = await page.goto(`${BASE_URL}/sales/${env.SALE_ID}`);
   assert.equal(response?.status(), 200, `GET /sales/${env.SALE_ID}`);
+  await signIn(page, 'browser-a');
   await expectSoon(page, '#state[data-state="upcoming"]', 'the sale is upcoming');
   await expectSoon(page, '#countdown:has-text("Opens in")', 'a countdown to the opening');
   assert.equal(await page.locator('#buy').isDisabled(), true, `Buy is disabled before the opening: ${await visible(page)}`);
-  assert.equal(new URL(page.url()).hash, '', 'the token is taken out of the address bar');
-  assert.equal(await page.evaluate(() => localStorage.getItem('flashsale.token')), env.TOKEN_A, 'the token is kept');
   assert.equal(await page.locator('#signin').isHidden(), true, 'a signed-in shopper is not asked to sign in');
   await shot(page, '01-countdown.png');
   // The index, cached as it was rendered before the opening, follows the sale live.
@@ -149,7 +169,7 @@ test('shopper A waits for the countdown, buys and pays', async () => {
 test('shopper A takes the last unit; shopper B on a phone sees it sold out', async () => {
   contextA ??= (await newShopper('A', DESKTOP)).context;
   const pageA = watch(await contextA.newPage(), 'A');
-  await pageA.goto(`${BASE_URL}/sales/${env.SOLD_SALE_ID}#id_token=${env.TOKEN_A}`);
+  await pageA.goto(`${BASE_URL}/sales/${env.SOLD_SALE_ID}`);
   await expectSoon(pageA, '#buy:enabled', 'Buy is enabled on an open sale', { timeout: 15_000 });
   await pageA.locator('#buy').click();
   await expectSoon(pageA, '#order-status[data-status="UNPAID"]', 'A reserves the single unit', { timeout: 30_000 });
@@ -157,11 +177,8 @@ test('shopper A takes the last unit; shopper B on a phone sees it sold out', asy
   const { page: pageB } = await newShopper('B', PHONE);
   let purchased = false;
   pageB.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/purchase')) purchased = true; });
-  // B signs in the way Cognito's implicit grant hands over: on the callback page (the
-  // index) with the token and the `state` naming the page to return to.
-  await pageB.goto(`${BASE_URL}/#id_token=${env.TOKEN_B}&state=${encodeURIComponent(`/sales/${env.SOLD_SALE_ID}`)}`);
-  await pageB.waitForURL(`${BASE_URL}/sales/${env.SOLD_SALE_ID}`, { timeout: 10_000 });
-  assert.equal(await pageB.evaluate(() => localStorage.getItem('flashsale.token')), env.TOKEN_B, 'B arrives signed in');
+  await pageB.goto(`${BASE_URL}/sales/${env.SOLD_SALE_ID}`);
+  await signIn(pageB, 'browser-b');
   const buy = pageB.locator('#buy');
   // The page may be served before the sale's live state arrives; if B gets to click,
   // the purchase itself has to say it is sold out.
@@ -181,12 +198,34 @@ test('shopper A takes the last unit; shopper B on a phone sees it sold out', asy
   checkNoProblems();
 });
 
-test('a crafted return path after sign-in does not leave the site', async () => {
+test('a crafted token, code or return address signs no one in and does not leave the site', async () => {
   const { context, page } = await newShopper('crafted', DESKTOP);
-  for (const crafted of ['/\\evil.example/', '//evil.example/', '/\\/evil.example', 'https://evil.example/']) {
-    await page.goto(`${BASE_URL}/#id_token=${env.TOKEN_B}&state=${encodeURIComponent(crafted)}`);
+  const tokenCalls = [];
+  page.on('request', (r) => { if (r.url().includes('/oauth2/token')) tokenCalls.push(r.url()); });
+  // Someone else's token in a link, on the callback and on a sale page.
+  for (const path of ['/', `/sales/${env.SALE_ID}`]) {
+    await page.goto(`${BASE_URL}${path}#id_token=${env.FOREIGN_TOKEN}&state=${encodeURIComponent(path)}`);
     await page.waitForLoadState('load');
-    await page.waitForTimeout(300); // time for a redirect, if the page made one
+    assert.equal(await storedToken(page), null, `a token in the fragment of ${path} is not taken`);
+    assert.equal(new URL(page.url()).hash, '', 'and it is dropped from the address bar');
+  }
+  // A code and state this page never asked for (a sign-in someone else started).
+  await page.goto(`${BASE_URL}/?code=0123456789abcdef&state=${'a'.repeat(43)}`);
+  await page.waitForLoadState('load');
+  await page.waitForTimeout(300);
+  assert.equal(await storedToken(page), null, 'a code without this page\'s nonce is not traded');
+  assert.deepEqual(tokenCalls, [], 'nor even sent to the token endpoint');
+  // The sign-in sends the code only back to this site.
+  const challenge = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
+  for (const crafted of ['https://evil.example/', '//evil.example/', '/\\evil.example/', `${BASE_URL}.evil.example/`]) {
+    const query = new URLSearchParams({
+      response_type: 'code', client_id: 'flashsale-local', redirect_uri: crafted, state: 'x',
+      code_challenge: challenge, code_challenge_method: 'S256',
+    });
+    await page.goto(`${BASE_URL}/dev/oauth2/authorize?${query}`);
+    await page.locator('#user').fill('victim');
+    await page.locator('button[type=submit]').click();
+    await expectSoon(page, '#error:not(:empty)', `the sign-in refuses ${crafted}`);
     assert.equal(new URL(page.url()).origin, new URL(BASE_URL).origin, `${crafted} led off the site, to ${page.url()}`);
   }
   await context.close();

@@ -4,11 +4,15 @@
 //! default behaviour and root object do. Plus a development sign-in that only the local
 //! stack has.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::response::{Html, IntoResponse, Response};
-use axum::Json;
+use axum::{Form, Json};
+use base64::Engine;
+use sha2::{Digest, Sha256};
 use flashsale::bucket::Bucket;
 use http::{header, Method, StatusCode};
 use serde::Deserialize;
@@ -29,6 +33,8 @@ pub const PAGE_HEADERS: [(&str, &str); 5] = [
 pub struct Edge {
     pub bucket: Bucket,
     pub jwt_secret: String,
+    /// The dev sign-in's codes not yet traded for tokens.
+    pub codes: Mutex<HashMap<String, Grant>>,
 }
 
 pub async fn static_file(State(edge): State<Arc<Edge>>, request: Request) -> Response {
@@ -63,28 +69,118 @@ pub async fn static_file(State(edge): State<Arc<Edge>>, request: Request) -> Res
     response
 }
 
-/// A sign-in form for development: any user name gets a token. Never on AWS.
-pub async fn sign_in_page() -> Html<&'static str> {
+/// The development sign-in, an authorization server with the shape of Cognito's hosted
+/// UI for the authorization code flow with PKCE: `authorize` shows a form where any
+/// name signs in, `code` issues a one-time code for it, `token` trades the code and its
+/// verifier for tokens. Never on AWS.
+pub async fn authorize_page() -> Html<&'static str> {
     Html(include_str!("sign_in.html"))
+}
+
+/// The client id of the pages' dev sign-in (`FLASHSALE_SIGN_IN_URL`'s default).
+pub const DEV_CLIENT_ID: &str = "flashsale-local";
+/// How long an issued code may be traded for tokens.
+const CODE_TTL: Duration = Duration::from_secs(300);
+
+/// An issued code, until it is traded or expires.
+pub struct Grant {
+    user: String,
+    redirect_uri: String,
+    code_challenge: String,
+    expires: Instant,
+}
+
+#[derive(Deserialize)]
+pub struct CodeRequest {
+    user: String,
+    client_id: String,
+    redirect_uri: String,
+    code_challenge: String,
+    code_challenge_method: String,
+}
+
+fn oauth_error(error: &str, description: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": error, "error_description": description }))).into_response()
+}
+
+/// Whether `uri` is on the site that asks (its own `Host`): the dev sign-in sends
+/// shoppers back only there, as Cognito only to the app client's callback URLs.
+fn is_own_site(uri: &str, host: Option<&str>) -> bool {
+    let rest = uri.strip_prefix("http://").or_else(|| uri.strip_prefix("https://"));
+    matches!((rest.and_then(|r| r.split_once('/')), host), (Some((authority, _)), Some(host)) if authority == host)
+}
+
+pub async fn issue_code(State(edge): State<Arc<Edge>>, headers: http::HeaderMap, Json(request): Json<CodeRequest>) -> Response {
+    let user = request.user.trim();
+    if flashsale::UserId::new(user).is_err() {
+        return oauth_error("invalid_request", "user must be 1 to 128 printable characters");
+    }
+    if request.client_id != DEV_CLIENT_ID {
+        return oauth_error("unauthorized_client", "unknown client_id");
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if !is_own_site(&request.redirect_uri, host) {
+        return oauth_error("invalid_request", "redirect_uri must be on this site");
+    }
+    if request.code_challenge_method != "S256" || request.code_challenge.len() < 43 {
+        return oauth_error("invalid_request", "a S256 code_challenge is required");
+    }
+    let code = format!("{:032x}", rand::random::<u128>());
+    let mut codes = edge.codes.lock().unwrap();
+    codes.retain(|_, grant| grant.expires > Instant::now());
+    codes.insert(
+        code.clone(),
+        Grant {
+            user: user.to_string(),
+            redirect_uri: request.redirect_uri,
+            code_challenge: request.code_challenge,
+            expires: Instant::now() + CODE_TTL,
+        },
+    );
+    Json(serde_json::json!({ "code": code })).into_response()
 }
 
 #[derive(Deserialize)]
 pub struct TokenRequest {
-    user: String,
+    grant_type: String,
+    client_id: String,
+    code: String,
+    redirect_uri: String,
+    code_verifier: String,
 }
 
-pub async fn dev_token(State(edge): State<Arc<Edge>>, Json(request): Json<TokenRequest>) -> Response {
-    let user = request.user.trim();
-    if flashsale::UserId::new(user).is_err() {
-        return (StatusCode::BAD_REQUEST, "user must be 1 to 128 printable characters").into_response();
+pub async fn token(State(edge): State<Arc<Edge>>, Form(request): Form<TokenRequest>) -> Response {
+    if request.grant_type != "authorization_code" {
+        return oauth_error("unsupported_grant_type", "only authorization_code");
     }
-    let token = crate::auth::token(&edge.jwt_secret, user, false, 24 * 3600);
-    Json(serde_json::json!({ "token": token })).into_response()
+    // A code is good for one try, right or wrong.
+    let grant = edge.codes.lock().unwrap().remove(&request.code);
+    let Some(grant) = grant.filter(|g| g.expires > Instant::now()) else {
+        return oauth_error("invalid_grant", "unknown or expired code");
+    };
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(request.code_verifier.as_bytes()));
+    if request.client_id != DEV_CLIENT_ID || request.redirect_uri != grant.redirect_uri || challenge != grant.code_challenge {
+        return oauth_error("invalid_grant", "the code was issued for another client, redirect_uri or verifier");
+    }
+    let ttl = 3600;
+    let token = crate::auth::token(&edge.jwt_secret, &grant.user, false, ttl);
+    Json(serde_json::json!({ "id_token": token, "access_token": token, "token_type": "Bearer", "expires_in": ttl })).into_response()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::PAGE_HEADERS;
+    use super::{is_own_site, PAGE_HEADERS};
+
+    #[test]
+    fn the_dev_sign_in_sends_shoppers_back_only_to_the_site_that_asked() {
+        let host = Some("127.0.0.1:3000");
+        assert!(is_own_site("http://127.0.0.1:3000/", host));
+        assert!(is_own_site("http://127.0.0.1:3000/sales/1", host));
+        for crafted in ["http://evil.example/", "http://127.0.0.1:3000.evil.example/", "http://127.0.0.1:3000", "/\\evil.example", "//evil.example/", "javascript:alert(1)//127.0.0.1:3000/"] {
+            assert!(!is_own_site(crafted, host), "{crafted}");
+        }
+        assert!(!is_own_site("http://127.0.0.1:3000/", None));
+    }
 
     /// The value of the first `key: value` line of `block` with a value.
     fn value<'a>(block: &'a str, key: &str) -> &'a str {
@@ -96,6 +192,12 @@ mod tests {
             .unwrap_or_else(|| panic!("{key} in PageHeadersPolicy"))
     }
 
+    /// The policy line of the `!Sub` that builds the Content-Security-Policy.
+    fn csp(block: &str) -> String {
+        let line = block.lines().map(str::trim).find(|l| l.starts_with("- \"default-src")).expect("the CSP in PageHeadersPolicy");
+        line.trim_start_matches("- ").trim_matches('"').to_string()
+    }
+
     #[test]
     fn the_edge_sends_the_headers_of_the_templates_response_headers_policy() {
         let template = include_str!("../../template.yaml");
@@ -104,7 +206,8 @@ mod tests {
         let block = &block[..block.find("\n\n").unwrap_or(block.len())];
         assert_eq!(value(block, "IncludeSubdomains"), "true");
         let expected = [
-            ("content-security-policy", value(block, "ContentSecurityPolicy").to_string()),
+            // The local token endpoint is on the site itself: no origin to add.
+            ("content-security-policy", csp(block).replace(" ${AuthOrigin}", "")),
             ("x-content-type-options", "nosniff".to_string()),
             ("x-frame-options", value(block, "FrameOption").to_string()),
             ("referrer-policy", value(block, "ReferrerPolicy").to_string()),

@@ -194,6 +194,7 @@ pub async fn start(options: Options) -> Result<Stack> {
     let edge = Arc::new(edge::Edge {
         bucket: flashsale::bucket::Bucket::new(flashsale::bucket::client(&sdk), config.bucket.clone()),
         jwt_secret: options.jwt_secret.clone(),
+        codes: Default::default(),
     });
     let app = axum::Router::new()
         .route("/api", axum::routing::any(gateway::api))
@@ -201,8 +202,9 @@ pub async fn start(options: Options) -> Result<Stack> {
         .with_state(gateway)
         .merge(
             axum::Router::new()
-                .route("/dev/sign-in", axum::routing::get(edge::sign_in_page))
-                .route("/dev/token", axum::routing::post(edge::dev_token))
+                .route("/dev/oauth2/authorize", axum::routing::get(edge::authorize_page))
+                .route("/dev/oauth2/code", axum::routing::post(edge::issue_code))
+                .route("/dev/oauth2/token", axum::routing::post(edge::token))
                 .fallback(edge::static_file)
                 .with_state(edge),
         );

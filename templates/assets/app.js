@@ -1,7 +1,7 @@
 // The shopper's side of a sale page. The HTML is static and cached at the edge, so
 // everything live (stock left, the clock, the shopper's order) comes from the API here.
 'use strict';
-(() => {
+(async () => {
   const $ = (id) => document.getElementById(id);
   // A return path only if it stays on this site. Browsers read `/\host` and `//host`
   // as another host, so the path is resolved as the browser would and its origin
@@ -50,28 +50,72 @@
       return null;
     }
   };
-  // Cognito's implicit grant lands on the callback page (the index) with the token and
-  // the `state` we sent: the page to go back to. Keep the token and go there.
-  const landed = new URLSearchParams(location.hash.slice(1));
-  const handedOver = landed.get('id_token') || landed.get('access_token');
-  const back = landed.get('state') || '';
-  if (handedOver) {
-    try { localStorage.setItem('flashsale.token', handedOver); } catch { /* memory only */ }
-    const target = sameSitePath(back);
-    if (target && target !== location.pathname) {
-      location.replace(target);
-      return;
+  // Sign-in is the authorization code flow with PKCE, against Cognito's hosted UI on
+  // AWS and the local stack's dev sign-in alike. The page that starts it keeps a
+  // one-time `state` nonce, the PKCE verifier and its own path in sessionStorage; the
+  // callback (the index) takes a code only with that nonce, and a token only from the
+  // token endpoint. A link carrying someone else's token or code signs no one in.
+  const TOKEN_KEY = 'flashsale.token';
+  const SIGN_IN_KEY = 'flashsale.sign-in';
+  const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
+    .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  const nonce = () => b64url(crypto.getRandomValues(new Uint8Array(32)));
+  const callbackUrl = () => `${location.origin}/`;
+
+  async function startSignIn(authorizeUrl) {
+    const verifier = nonce();
+    const state = nonce();
+    const challenge = b64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
+    sessionStorage.setItem(SIGN_IN_KEY, JSON.stringify({ state, verifier, back: location.pathname, authorize: authorizeUrl }));
+    const url = new URL(authorizeUrl, location.origin);
+    const params = {
+      response_type: 'code', redirect_uri: callbackUrl(), scope: 'openid', state,
+      code_challenge: challenge, code_challenge_method: 'S256',
+    };
+    for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+    location.assign(url.toString());
+  }
+
+  // On the callback, `?code=…&state=…` from the sign-in: where to go on to once signed
+  // in, or null. Anything in the fragment is dropped unread.
+  async function finishSignIn() {
+    const query = new URLSearchParams(location.search);
+    if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+    if (!query.has('code') && !query.has('state')) return null;
+    history.replaceState(null, '', location.pathname);
+    let started = null;
+    try { started = JSON.parse(sessionStorage.getItem(SIGN_IN_KEY)); } catch { /* none */ }
+    sessionStorage.removeItem(SIGN_IN_KEY);
+    if (!started || !query.get('code') || query.get('state') !== started.state) return null;
+    const authorize = new URL(started.authorize, location.origin);
+    const tokenUrl = new URL(authorize.pathname.replace(/authorize$/, 'token'), authorize.origin);
+    const form = new URLSearchParams({
+      grant_type: 'authorization_code', client_id: authorize.searchParams.get('client_id') || '',
+      code: query.get('code'), redirect_uri: callbackUrl(), code_verifier: started.verifier,
+    });
+    try {
+      const res = await fetch(tokenUrl, { method: 'POST', body: form, signal: AbortSignal.timeout(10000) });
+      const tokens = res.ok ? await res.json() : null;
+      if (!tokens || !tokens.id_token) return null;
+      try { localStorage.setItem(TOKEN_KEY, tokens.id_token); } catch { /* memory only */ }
+      return sameSitePath(started.back);
+    } catch {
+      return null;
     }
+  }
+
+  const back = await finishSignIn();
+  if (back && back !== location.pathname) {
+    location.replace(back);
+    return;
   }
   const root = $('sale');
   if (!root) {
-    if (handedOver) history.replaceState(null, '', location.pathname + location.search);
     if ($('index')) watchIndex($('index'));
     return;
   }
   const saleId = root.dataset.saleId;
   const api = root.dataset.api || '/api';
-  const TOKEN_KEY = 'flashsale.token';
   const ORDER_KEY = `flashsale.order.${saleId}`;
   const STATE_TEXT = { upcoming: 'Not open yet', open: 'On sale now', sold_out: 'Sold out', ended: 'This sale has ended' };
   const STATUS_TEXT = {
@@ -93,16 +137,7 @@
   const pad = (n) => String(n).padStart(2, '0');
   const problem = (body) => String(body && body.type || '').split('/').pop();
 
-  // The dev sign-in and Cognito's implicit grant both hand the token over in the hash;
-  // drop it from the address bar at once so it is not bookmarked or shared.
   let token = store.get(TOKEN_KEY);
-  const hash = new URLSearchParams(location.hash.slice(1));
-  const handed = hash.get('id_token') || hash.get('access_token');
-  if (handed) {
-    token = handed;
-    store.set(TOKEN_KEY, token);
-    history.replaceState(null, '', location.pathname + location.search);
-  }
   // Knowing the expiry up front beats a 401 in the very second the sale opens.
   const tokenExpiry = (t) => {
     try {
@@ -112,9 +147,10 @@
   };
   let expiry = token ? tokenExpiry(token) : 0;
   const signIn = root.dataset.signInUrl || '/sign-in';
-  // `return` for the dev sign-in, `state` for Cognito (which hands it back untouched).
-  const here = encodeURIComponent(location.pathname);
-  $('signin').href = `${signIn}${signIn.includes('?') ? '&' : '?'}return=${here}&state=${here}`;
+  $('signin').addEventListener('click', (event) => {
+    event.preventDefault();
+    startSignIn(signIn);
+  });
 
   // Server clock = performance.now() + offset: monotonic, so a device clock that is
   // wrong or jumps cannot open the sale early or late. Until the first answer, trust the device.

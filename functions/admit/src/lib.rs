@@ -266,6 +266,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn orders_admitted_together_go_out_together_ten_to_a_call() {
+        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+        queue.slow(Duration::from_millis(20));
+        let admit = admit(&queue, &fallback);
+        let orders: Vec<OrderMessage> =
+            (0..25).map(|i| OrderMessage { order_id: OrderId(100 + i), ..order() }).collect();
+        let answers = futures::future::join_all(orders.iter().map(|o| admit.admitted(o, None))).await;
+        assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|r| r.status() == StatusCode::ACCEPTED)));
+        let mut batches = queue.batches();
+        batches.sort();
+        assert_eq!(batches, [5, 10, 10], "three calls, not 25");
+        let mut sent = queue.orders();
+        sent.sort_by_key(|o| o.order_id);
+        assert_eq!(sent, orders);
+    }
+
+    #[tokio::test]
     async fn with_sqs_and_the_fallback_both_failing_no_202_is_given() {
         let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
         queue.fail(true);

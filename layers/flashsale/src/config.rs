@@ -123,7 +123,7 @@ impl Config {
             overdue_close_after: Duration::from_secs(number("FLASHSALE_OVERDUE_CLOSE_SECS", 120)?),
             cloudfront_distribution_id: Some(var("FLASHSALE_CLOUDFRONT_DISTRIBUTION_ID", "")).filter(|v| !v.is_empty()),
             api_base: var("FLASHSALE_API_BASE", "/api"),
-            sign_in_url: var("FLASHSALE_SIGN_IN_URL", "/dev/sign-in"),
+            sign_in_url: var("FLASHSALE_SIGN_IN_URL", "/dev/oauth2/authorize?client_id=flashsale-local"),
         })
     }
 }

@@ -29,6 +29,8 @@ pub struct RecordingQueue {
     /// How long each order send takes.
     slowness: Arc<Mutex<Duration>>,
     orders: Arc<Mutex<Vec<OrderMessage>>>,
+    /// The size of each `send_orders` call.
+    batches: Arc<Mutex<Vec<usize>>>,
     closes: Arc<Mutex<Vec<(TimeoutMessage, u32)>>>,
 }
 
@@ -45,6 +47,11 @@ impl RecordingQueue {
 
     pub fn orders(&self) -> Vec<OrderMessage> {
         self.orders.lock().unwrap().clone()
+    }
+
+    /// How many orders each batched send carried, in the order they were sent.
+    pub fn batches(&self) -> Vec<usize> {
+        self.batches.lock().unwrap().clone()
     }
 
     /// The close checks scheduled, each with the delay SQS would hold it for.
@@ -67,6 +74,15 @@ impl Outbound for RecordingQueue {
         Box::pin(async move {
             tokio::time::sleep(slowness).await;
             self.sent(&self.orders, msg.clone())
+        })
+    }
+
+    fn send_orders<'a>(&'a self, msgs: &'a [OrderMessage]) -> BoxFuture<'a, Vec<Result<()>>> {
+        let slowness = *self.slowness.lock().unwrap();
+        Box::pin(async move {
+            tokio::time::sleep(slowness).await;
+            self.batches.lock().unwrap().push(msgs.len());
+            msgs.iter().map(|m| self.sent(&self.orders, m.clone())).collect()
         })
     }
 

@@ -18,7 +18,7 @@ async fn a_shopper_waits_buys_and_pays_and_a_second_sees_sold_out() {
     let stack = stack_with(|o| o.config.bucket = format!("pages-{:08x}", rand::random::<u32>())).await;
     let api = Api::new(&stack);
     // Opens a little after the browser has loaded the page, so it sees the countdown.
-    let sale = api.sale(sale_spec(5, 1, 120, 12, 3600)).await;
+    let sale = api.sale(sale_spec(5, 1, 120, 15, 3600)).await;
     let sold = api.sale(sale_spec(1, 1, 120, -1, 3600)).await;
     let screenshots = repo.join("target/browser-screenshots");
     let status = tokio::process::Command::new("node")
@@ -28,8 +28,8 @@ async fn a_shopper_waits_buys_and_pays_and_a_second_sees_sold_out() {
         .env("BASE_URL", stack.url(""))
         .env("SALE_ID", sale.to_string())
         .env("SOLD_SALE_ID", sold.to_string())
-        .env("TOKEN_A", api.token("browser-a"))
-        .env("TOKEN_B", api.token("browser-b"))
+        // A valid token of another shopper, for a crafted sign-in link.
+        .env("FOREIGN_TOKEN", api.token("someone-else"))
         .env("SCREENSHOT_DIR", &screenshots)
         .status()
         .await

@@ -158,7 +158,7 @@ async fn publishing_a_sale_puts_its_page_behind_the_local_edge() {
     assert_eq!(polled.status(), 200);
     assert_eq!(polled.headers()["cache-control"], "public, max-age=1", "the edge absorbs polling");
     assert_eq!(http.get(stack.url("/no/such/page")).send().await.unwrap().status(), 404);
-    let sign_in = http.get(stack.url("/dev/sign-in")).send().await.unwrap().text().await.unwrap();
+    let sign_in = http.get(stack.url("/dev/oauth2/authorize")).send().await.unwrap().text().await.unwrap();
     assert!(sign_in.contains("Local development only"));
 }
 
