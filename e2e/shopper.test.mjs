@@ -198,6 +198,27 @@ test('shopper A takes the last unit; shopper B on a phone sees it sold out', asy
   checkNoProblems();
 });
 
+test('"My orders" lists the shopper\'s own orders, and only those', async () => {
+  contextA ??= (await newShopper('A', DESKTOP)).context;
+  const page = watch(await contextA.newPage(), 'A on My orders');
+  await page.goto(`${BASE_URL}/orders`);
+  await expectSoon(page, '#orders li.order', 'A\'s orders are listed');
+  const listed = await page.locator('#orders li.order').evaluateAll((items) => items.map((i) => [i.dataset.orderId, i.dataset.status]));
+  const statuses = listed.map(([, status]) => status).sort();
+  assert.deepEqual(statuses, ['PAID', 'UNPAID'], `A paid one order and holds the last unit of the other sale: ${JSON.stringify(listed)}`);
+  await shot(page, '06-my-orders.png');
+  // B, signed in on the phone, has none (B's purchase found the sale sold out).
+  const { context, page: pageB } = await newShopper('B on My orders', PHONE);
+  await pageB.goto(`${BASE_URL}/orders`);
+  await expectSoon(pageB, '#signin', 'B is asked to sign in first', { state: 'visible' });
+  await signIn(pageB, 'browser-b');
+  await expectSoon(pageB, '#message:has-text("No orders yet.")', 'B has no orders');
+  assert.equal(await pageB.locator('#orders li').count(), 0);
+  await context.close();
+  await page.close();
+  checkNoProblems();
+});
+
 test('a crafted token, code or return address signs no one in and does not leave the site', async () => {
   const { context, page } = await newShopper('crafted', DESKTOP);
   const tokenCalls = [];

@@ -71,7 +71,7 @@ pub async fn static_file(State(edge): State<Arc<Edge>>, request: Request) -> Res
 
 /// The development sign-in, an authorization server with the shape of Cognito's hosted
 /// UI for the authorization code flow with PKCE: `authorize` shows a form where any
-/// name signs in, `code` issues a one-time code for it, `token` trades the code and its
+/// name signs in (as shop staff when ticked), `code` issues a one-time code for it, `token` trades the code and its
 /// verifier for tokens. Never on AWS.
 pub async fn authorize_page() -> Html<&'static str> {
     Html(include_str!("sign_in.html"))
@@ -85,6 +85,7 @@ const CODE_TTL: Duration = Duration::from_secs(300);
 /// An issued code, until it is traded or expires.
 pub struct Grant {
     user: String,
+    admin: bool,
     redirect_uri: String,
     code_challenge: String,
     expires: Instant,
@@ -93,6 +94,9 @@ pub struct Grant {
 #[derive(Deserialize)]
 pub struct CodeRequest {
     user: String,
+    /// A token of the admin group (shop staff).
+    #[serde(default)]
+    admin: bool,
     client_id: String,
     redirect_uri: String,
     code_challenge: String,
@@ -132,6 +136,7 @@ pub async fn issue_code(State(edge): State<Arc<Edge>>, headers: http::HeaderMap,
         code.clone(),
         Grant {
             user: user.to_string(),
+            admin: request.admin,
             redirect_uri: request.redirect_uri,
             code_challenge: request.code_challenge,
             expires: Instant::now() + CODE_TTL,
@@ -163,7 +168,7 @@ pub async fn token(State(edge): State<Arc<Edge>>, Form(request): Form<TokenReque
         return oauth_error("invalid_grant", "the code was issued for another client, redirect_uri or verifier");
     }
     let ttl = 3600;
-    let token = crate::auth::token(&edge.jwt_secret, &grant.user, false, ttl);
+    let token = crate::auth::token(&edge.jwt_secret, &grant.user, grant.admin, ttl);
     Json(serde_json::json!({ "id_token": token, "access_token": token, "token_type": "Bearer", "expires_in": ttl })).into_response()
 }
 

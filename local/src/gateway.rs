@@ -38,6 +38,7 @@ pub struct Route {
 pub const ROUTES: &[Route] = &[
     Route { method: Some(Method::POST), pattern: "/api/sales/{id}/purchase", target: Target::Admit, authorized: true },
     Route { method: Some(Method::GET), pattern: "/api/sales/{id}", target: Target::Shop, authorized: false },
+    Route { method: Some(Method::GET), pattern: "/api/orders", target: Target::Shop, authorized: true },
     Route { method: Some(Method::GET), pattern: "/api/orders/{id}", target: Target::Shop, authorized: true },
     Route { method: Some(Method::POST), pattern: "/api/orders/{id}/pay", target: Target::Shop, authorized: true },
     Route { method: None, pattern: "/api/admin/{proxy+}", target: Target::Admin, authorized: true },

@@ -109,6 +109,247 @@
     location.replace(back);
     return;
   }
+  const STATUS_TEXT = {
+    PENDING: 'Confirming…', UNPAID: 'Reserved — waiting for payment', PAID: 'Paid',
+    CLOSED: 'Expired', REJECTED: 'Not confirmed',
+  };
+  const storedToken = () => { try { return localStorage.getItem(TOKEN_KEY); } catch { return null; } };
+  const dropToken = () => { try { localStorage.removeItem(TOKEN_KEY); } catch { /* none kept */ } };
+  const dollars = (cents) => `$${(cents / 100).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+  const element = (tag, text, props = {}) => Object.assign(document.createElement(tag), { textContent: text ?? '' }, props);
+
+  // The API with the stored token: `{ status, body }`, status 0 when it did not answer.
+  async function apiCall(api, method, path, body) {
+    const headers = { Accept: 'application/json' };
+    const token = storedToken();
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    try {
+      const res = await fetch(api + path, {
+        method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+        cache: 'no-store', signal: AbortSignal.timeout(10000),
+      });
+      return { status: res.status, body: await res.json().catch(() => null) };
+    } catch {
+      return { status: 0, body: null };
+    }
+  }
+
+  function offerSignIn(root, why) {
+    $('message').textContent = why;
+    const link = $('signin');
+    link.hidden = false;
+    link.addEventListener('click', (event) => {
+      event.preventDefault();
+      startSignIn(root.dataset.signInUrl || '/sign-in');
+    });
+  }
+
+  // "My orders": the signed-in shopper's orders, newest first, a page at a time.
+  async function myOrders(root) {
+    const api = root.dataset.api || '/api';
+    if (!storedToken()) return offerSignIn(root, 'Sign in to see your orders');
+    let before = null;
+    async function more() {
+      const r = await apiCall(api, 'GET', `/orders${before ? `?before=${before}` : ''}`);
+      if (r.status === 401) {
+        dropToken();
+        return offerSignIn(root, 'Your sign-in has expired: sign in again to see your orders');
+      }
+      if (r.status !== 200) {
+        $('message').textContent = 'Your orders could not be loaded: try again in a moment';
+        return;
+      }
+      for (const order of r.body.orders) {
+        const item = element('li', '', { className: 'order' });
+        item.dataset.orderId = order.order_id;
+        item.dataset.status = order.status;
+        item.append(
+          element('a', `Sale ${order.sale_id}`, { href: `/sales/${order.sale_id}` }),
+          ` · order ${order.order_id} · ${order.quantity} × · ${dollars(order.amount_cents)} · `,
+          element('strong', STATUS_TEXT[order.status] || order.status),
+          ` · ${new Date(order.created_at).toLocaleString()}`,
+        );
+        $('orders').append(item);
+      }
+      if (!before && !r.body.orders.length) $('message').textContent = 'No orders yet.';
+      before = r.body.next;
+      $('more').hidden = !before;
+    }
+    $('more').addEventListener('click', more);
+    await more();
+  }
+
+  // The staff console: the sales, a live funnel and chart of the one watched, a form
+  // to create a sale, publishing, and finding an order by id or by shopper.
+  async function runConsole(root) {
+    const api = root.dataset.api || '/api';
+    const say = (text) => { $('message').textContent = text; };
+    if (!storedToken()) return offerSignIn(root, 'Shop staff sign in with an account of the admin group.');
+    const FIELDS = ['name', 'description', 'price_cents', 'stock', 'per_user_limit', 'starts_at', 'ends_at', 'payment_window_secs'];
+    const BUCKET_MS = 10_000, BUCKETS = 30;
+    let watched = null;
+    const samples = []; // cumulative admissions and payments of the watched sale, as polled
+
+    async function loadSales() {
+      if (!storedToken()) return;
+      const r = await apiCall(api, 'GET', '/admin/sales?limit=100');
+      if (r.status === 401 || r.status === 403) {
+        dropToken();
+        $('staff').hidden = true;
+        return offerSignIn(root, r.status === 403
+          ? 'This account is not in the admin group: sign in as shop staff.'
+          : 'Your sign-in has expired: sign in again.');
+      }
+      if (r.status !== 200) return say('The API did not answer; retrying…');
+      $('staff').hidden = false;
+      $('sales').tBodies[0].replaceChildren(...r.body.sales.map(saleRow));
+    }
+
+    function saleRow(sale) {
+      const row = element('tr');
+      row.dataset.saleId = sale.id;
+      row.dataset.state = sale.state;
+      const count = (status) => String((sale.orders[status] || {}).orders || 0);
+      for (const text of [sale.name, sale.state.replace('_', ' '), `${sale.sold} of ${sale.stock} sold`,
+        count('UNPAID'), count('PAID'), count('CLOSED'), count('REJECTED')]) row.append(element('td', text));
+      const watch = element('button', 'Watch', { className: 'watch' });
+      watch.addEventListener('click', () => select(sale));
+      const cell = element('td');
+      cell.append(watch);
+      row.append(cell);
+      return row;
+    }
+
+    function select(sale) {
+      watched = sale;
+      samples.length = 0;
+      $('live').hidden = false;
+      $('live').dataset.saleId = sale.id;
+      $('live-title').textContent = `${sale.name} (sale ${sale.id})`;
+      $('publish').hidden = sale.state !== 'draft';
+      refreshLive();
+    }
+
+    async function refreshLive() {
+      if (!watched || !storedToken()) return;
+      const r = await apiCall(api, 'GET', `/admin/sales/${watched.id}/report`);
+      if (r.status !== 200) return;
+      const report = r.body;
+      const orders = (status) => (report.orders[status] || {}).orders || 0;
+      const show = (id, value) => { const el = $(id); const text = String(value ?? '–'); if (el.textContent !== text) el.textContent = text; };
+      show('f-remaining', report.redis_remaining);
+      show('f-pending', report.pending_orders);
+      show('f-unpaid', orders('UNPAID'));
+      show('f-paid', orders('PAID'));
+      show('f-closed', orders('CLOSED'));
+      show('f-rejected', orders('REJECTED'));
+      show('f-drift', report.drift);
+      const admitted = ['PENDING', 'UNPAID', 'PAID', 'CLOSED', 'REJECTED'].reduce((sum, s) => sum + orders(s), 0);
+      const now = Date.now();
+      samples.push({ t: now, admitted, paid: orders('PAID') });
+      while (samples.length && samples[0].t < now - (BUCKETS + 1) * BUCKET_MS) samples.shift();
+      drawChart(now);
+    }
+
+    // Per 10 s bucket: how much each count grew, from the polled samples.
+    function drawChart(now) {
+      const at = (t, key) => {
+        let value = null;
+        for (const sample of samples) if (sample.t <= t) value = sample[key];
+        return value;
+      };
+      const series = (key) => Array.from({ length: BUCKETS }, (_, i) => {
+        const end = now - (BUCKETS - 1 - i) * BUCKET_MS;
+        const [a, b] = [at(end - BUCKET_MS, key) ?? samples[0][key], at(end, key)];
+        return b === null ? 0 : b - a;
+      });
+      const admitted = series('admitted'), paid = series('paid');
+      const top = Math.max(1, ...admitted, ...paid);
+      const points = (values) => values.map((v, i) => `${(i * 300 / (BUCKETS - 1)).toFixed(1)},${(78 - v * 74 / top).toFixed(1)}`).join(' ');
+      $('chart-admitted').setAttribute('points', points(admitted));
+      $('chart-paid').setAttribute('points', points(paid));
+      $('chart').dataset.admitted = String(admitted.reduce((sum, v) => sum + v, 0));
+    }
+
+    $('publish').addEventListener('click', async () => {
+      const r = await apiCall(api, 'POST', `/admin/sales/${watched.id}/publish`);
+      if (r.status !== 200) return say((r.body && r.body.detail) || 'Publishing failed: try again');
+      say(`Sale ${watched.id} is published`);
+      $('publish').hidden = true;
+      await loadSales();
+      refreshLive();
+    });
+
+    const form = $('new-sale');
+    const errorAt = (field, text) => { form.querySelector(`.field-error[data-for="${field}"]`).textContent = text; };
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      form.querySelectorAll('.field-error').forEach((el) => { el.textContent = ''; });
+      const value = (name) => form.elements[name].value.trim();
+      const number = (name) => (value(name) === '' ? 0 : Number(value(name)));
+      // The inputs hold UTC wall-clock times.
+      const when = (name) => (value(name) ? new Date(`${value(name)}Z`).toISOString() : null);
+      const missing = ['starts_at', 'ends_at'].filter((name) => !value(name));
+      if (missing.length) return missing.forEach((name) => errorAt(name, `${name} is required`));
+      const draft = {
+        name: value('name'), description: value('description'), price_cents: number('price_cents'),
+        stock: number('stock'), per_user_limit: number('per_user_limit'), starts_at: when('starts_at'),
+        ends_at: when('ends_at'), payment_window_secs: number('payment_window_secs'),
+      };
+      const r = await apiCall(api, 'POST', '/admin/sales', draft);
+      if (r.status === 201) {
+        form.reset();
+        say(`Sale ${r.body.id} created: publish it to put it on sale`);
+        await loadSales();
+        return select({ ...r.body, state: 'draft' });
+      }
+      const detail = (r.body && r.body.detail) || 'The sale could not be created';
+      // The API names the field its message is about first.
+      const field = (detail.match(new RegExp(`\\b(${FIELDS.join('|')})\\b`)) || [])[1];
+      if (field) errorAt(field, detail.replace(/^invalid request: /, '')); else say(detail);
+    });
+
+    function orderCard(order, history) {
+      const card = element('div', '', { className: 'order-card' });
+      card.dataset.orderId = order.order_id;
+      card.dataset.status = order.status;
+      card.append(element('p', `Order ${order.order_id} · shopper ${order.user_id} · sale ${order.sale_id} · `
+        + `${order.quantity} × · ${dollars(order.amount_cents)} · ${STATUS_TEXT[order.status] || order.status}`));
+      if (history) {
+        const events = element('ol', '', { className: 'history' });
+        for (const event of history) events.append(element('li', `${new Date(event.at).toISOString()} — ${event.what}`));
+        card.append(events);
+      }
+      return card;
+    }
+
+    $('find').addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const id = event.target.elements.order.value.trim();
+      const user = event.target.elements.user.value.trim();
+      const found = $('found');
+      found.replaceChildren();
+      if (id) {
+        const r = await apiCall(api, 'GET', `/admin/orders/${encodeURIComponent(id)}`);
+        if (r.status === 200) found.append(orderCard(r.body.order, r.body.history));
+        else found.textContent = r.status === 404 ? `No order ${id}` : ((r.body && r.body.detail) || 'The lookup failed');
+      } else if (user && watched) {
+        const r = await apiCall(api, 'GET', `/admin/sales/${watched.id}/orders?user=${encodeURIComponent(user)}`);
+        if (r.status !== 200) return void (found.textContent = (r.body && r.body.detail) || 'The lookup failed');
+        if (!r.body.orders.length) found.textContent = `No orders of ${user} in sale ${watched.id}`;
+        for (const order of r.body.orders) found.append(orderCard(order));
+      } else {
+        found.textContent = 'Give an order id, or watch a sale and give a shopper';
+      }
+    });
+
+    await loadSales();
+    setInterval(() => { loadSales(); refreshLive(); }, 2000);
+  }
+
+  if ($('my-orders')) return myOrders($('my-orders'));
+  if ($('console')) return runConsole($('console'));
   const root = $('sale');
   if (!root) {
     if ($('index')) watchIndex($('index'));
@@ -118,10 +359,6 @@
   const api = root.dataset.api || '/api';
   const ORDER_KEY = `flashsale.order.${saleId}`;
   const STATE_TEXT = { upcoming: 'Not open yet', open: 'On sale now', sold_out: 'Sold out', ended: 'This sale has ended' };
-  const STATUS_TEXT = {
-    PENDING: 'Confirming…', UNPAID: 'Reserved — waiting for payment', PAID: 'Paid',
-    CLOSED: 'Expired', REJECTED: 'Not confirmed',
-  };
   const SALE_POLL_MS = 2000, ORDER_POLL_MS = 500, TICK_MS = 200;
 
   // localStorage can throw (private modes, disabled storage); the page must still work.

@@ -5,8 +5,14 @@
 //!   its page and the index to the bucket; idempotent.
 //! - `POST /api/admin/sales/{id}/resync`: set the sale's Redis state (stock, buyers,
 //!   their orders) from MySQL, the truth, keeping the orders still in the outbox.
+//! - `GET /api/admin/sales`: every sale, newest first, with its state and its orders
+//!   per status; paged (`?limit=`, `?before=` the previous page's `next`).
 //! - `GET /api/admin/sales/{id}`: the sale as MySQL has it.
 //! - `GET /api/admin/sales/{id}/report`: orders per status and the Redis/MySQL drift.
+//! - `GET /api/admin/sales/{id}/orders`: its orders, newest first, with their shoppers;
+//!   `?status=`, `?user=`, paged as above.
+//! - `GET /api/admin/orders/{id}`: one order, its shopper and its history (admitted,
+//!   persisted, paid or closed); `PENDING` while only the outbox has it.
 
 use flashsale::cache::Cache;
 use flashsale::db::Db;
@@ -16,7 +22,16 @@ use flashsale::http::{self, json, problem};
 use flashsale::publish::Publisher;
 use flashsale::recovery;
 use flashsale::report::sale_report;
-use flashsale::{Config, Error, Result, Sale, SaleId};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use flashsale::db::OrderFilter;
+use flashsale::domain::SaleState;
+use flashsale::report::StatusCount;
+use flashsale::snowflake::minted_at_ms;
+use flashsale::{Config, Error, Order, OrderId, OrderStatus, Result, Sale, SaleId, UserId};
+use serde::Serialize;
+use serde_json::json as j;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use tracing::Instrument;
@@ -86,11 +101,73 @@ impl AdminApi {
                 let sale = self.db.sale(http::path_id(id)?).await?.ok_or(Error::NotFound("sale"))?;
                 Ok(json(StatusCode::OK, &sale))
             }
-            (["admin", "sales"] | ["admin", "sales", _] | ["admin", "sales", _, "publish" | "resync" | "report"], _) => {
-                Err(Error::MethodNotAllowed)
-            }
+            (["admin", "sales"], Method::GET) => self.sales(&req).await,
+            (["admin", "sales", id, "orders"], Method::GET) => self.orders(&req, http::path_id(id)?).await,
+            (["admin", "orders", id], Method::GET) => self.order(http::path_id(id)?).await,
+            (
+                ["admin", "sales"]
+                | ["admin", "sales", _]
+                | ["admin", "sales", _, "publish" | "resync" | "report" | "orders"]
+                | ["admin", "orders", _],
+                _,
+            ) => Err(Error::MethodNotAllowed),
             _ => Err(Error::NotFound("route")),
         }
+    }
+
+    async fn sales(&self, req: &Request) -> Result<Response<Body>> {
+        let limit = http::page_limit(req, 50, 100)?;
+        let page = self.db.sales_page(http::cursor(req)?, limit).await?;
+        let now = Utc::now();
+        let next = (page.len() == limit as usize).then(|| page.last().map(|(sale, _)| sale.id.to_string())).flatten();
+        let sales: Vec<SaleSummary> = page
+            .into_iter()
+            .map(|(sale, counts)| SaleSummary {
+                state: sale_state(&sale, now),
+                orders: counts.into_iter().map(|(status, (orders, units))| (status, StatusCount { orders, units })).collect(),
+                sale,
+            })
+            .collect();
+        Ok(json(StatusCode::OK, &j!({ "sales": sales, "next": next })))
+    }
+
+    async fn orders(&self, req: &Request, sale: SaleId) -> Result<Response<Body>> {
+        self.db.sale(sale).await?.ok_or(Error::NotFound("sale"))?;
+        let status = http::query(req, "status")
+            .map(|s| s.parse::<OrderStatus>().map_err(|_| Error::Invalid("status must be UNPAID, PAID, CLOSED or REJECTED".into())))
+            .transpose()?;
+        let user = http::query(req, "user")
+            .map(|u| UserId::new(u).map_err(|_| Error::Invalid("user must be 1 to 128 printable characters".into())))
+            .transpose()?;
+        let limit = http::page_limit(req, 50, 100)?;
+        let filter = OrderFilter { sale: Some(sale), user: user.as_ref(), status };
+        let page = self.db.orders_page(filter, http::cursor(req)?, limit).await?;
+        let next = (page.len() == limit as usize).then(|| page.last().map(|o| o.order_id.to_string())).flatten();
+        let orders: Vec<OrderView> = page.iter().map(|order| OrderView { order, user_id: &order.user_id }).collect();
+        Ok(json(StatusCode::OK, &j!({ "orders": orders, "next": next })))
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Response<Body>> {
+        let order = match self.db.order(id).await? {
+            Some(order) => order,
+            None => {
+                let (pending, admitted_at) = self.cache.pending_order(id).await?.ok_or(Error::NotFound("order"))?;
+                let price = self.db.sale(pending.sale_id).await?.map_or(0, |sale| sale.price_cents);
+                Order {
+                    amount_cents: price * u64::from(pending.quantity),
+                    order_id: pending.order_id,
+                    sale_id: pending.sale_id,
+                    user_id: pending.user_id,
+                    status: OrderStatus::Pending,
+                    quantity: pending.quantity,
+                    created_at: admitted_at,
+                    expires_at: None,
+                    paid_at: None,
+                    closed_at: None,
+                }
+            }
+        };
+        Ok(json(StatusCode::OK, &j!({ "order": OrderView { order: &order, user_id: &order.user_id }, "history": history(&order) })))
     }
 
     pub async fn create_sale(&self, new: &NewSale) -> Result<Sale> {
@@ -114,5 +191,101 @@ impl AdminApi {
         let pages = self.pages.refresh(&self.db, &self.cache, Some(id)).await?;
         tracing::info!(sale_id = %id, pages_changed = pages.changed.len(), "sale published");
         self.db.sale(id).await?.ok_or(Error::NotFound("sale"))
+    }
+}
+
+/// A sale in the staff's list: its state now and its orders per status.
+#[derive(Serialize)]
+struct SaleSummary {
+    #[serde(flatten)]
+    sale: Sale,
+    state: &'static str,
+    orders: BTreeMap<OrderStatus, StatusCount>,
+}
+
+/// `draft` until published; then what a shopper would see now, by MySQL's count of
+/// what is left (Redis may know of admissions still on their way).
+fn sale_state(sale: &Sale, now: DateTime<Utc>) -> &'static str {
+    if !sale.published {
+        return "draft";
+    }
+    match SaleState::at(now, sale.starts_at, sale.ends_at, u64::from(sale.stock.saturating_sub(sale.sold))) {
+        SaleState::Upcoming => "upcoming",
+        SaleState::Open => "open",
+        SaleState::SoldOut => "sold_out",
+        SaleState::Ended => "ended",
+    }
+}
+
+/// An order as the staff see it: with its shopper.
+#[derive(Serialize)]
+struct OrderView<'a> {
+    #[serde(flatten)]
+    order: &'a Order,
+    user_id: &'a UserId,
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+struct Event {
+    at: DateTime<Utc>,
+    what: &'static str,
+}
+
+/// What happened to an order, oldest first: admitted (when its id was minted), then
+/// persisted or refused, then paid or closed.
+fn history(order: &Order) -> Vec<Event> {
+    let admitted = DateTime::from_timestamp_millis(minted_at_ms(order.order_id) as i64).unwrap_or(order.created_at);
+    let mut events = vec![Event { at: admitted, what: "admitted" }];
+    match order.status {
+        OrderStatus::Pending => return events,
+        OrderStatus::Rejected => events.push(Event { at: order.created_at, what: "refused by the database guard" }),
+        _ => events.push(Event { at: order.created_at, what: "persisted, awaiting payment" }),
+    }
+    if let Some(at) = order.paid_at {
+        events.push(Event { at, what: "paid" });
+    }
+    if let Some(at) = order.closed_at {
+        events.push(Event { at, what: "closed unpaid, units back on sale" });
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use flashsale::snowflake::compose;
+
+    use super::*;
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(ms).unwrap()
+    }
+
+    fn order(status: OrderStatus) -> Order {
+        let minted = 1_795_000_000_000;
+        Order {
+            order_id: OrderId(compose(minted, 3, 0)),
+            sale_id: SaleId(1),
+            user_id: UserId::new("alice").unwrap(),
+            status,
+            quantity: 1,
+            amount_cents: 100,
+            created_at: at(minted as i64 + 40),
+            expires_at: Some(at(minted as i64 + 60_040)),
+            paid_at: None,
+            closed_at: None,
+        }
+    }
+
+    #[test]
+    fn an_orders_history_runs_from_its_admission_to_its_end() {
+        let minted = at(1_795_000_000_000);
+        let pending = order(OrderStatus::Pending);
+        assert_eq!(history(&pending), [Event { at: minted, what: "admitted" }]);
+        let paid = Order { paid_at: Some(at(1_795_000_030_000)), ..order(OrderStatus::Paid) };
+        let whats: Vec<_> = history(&paid).iter().map(|e| e.what).collect();
+        assert_eq!(whats, ["admitted", "persisted, awaiting payment", "paid"]);
+        let closed = Order { closed_at: Some(at(1_795_000_061_000)), ..order(OrderStatus::Closed) };
+        assert_eq!(history(&closed).last().unwrap().what, "closed unpaid, units back on sale");
+        assert_eq!(history(&order(OrderStatus::Rejected))[1].what, "refused by the database guard");
     }
 }

@@ -2,11 +2,14 @@
 //!
 //! - `GET /api/sales/{id}`: stock left, state and the server's clock, from Redis alone
 //!   (a running sale Redis lost is rebuilt from MySQL, see [`flashsale::recovery`]).
+//! - `GET /api/orders`: the caller's orders in MySQL, newest first; paged (`?limit=`,
+//!   `?before=` the previous page's `next`). One admitted a moment ago may still be on
+//!   its way there (`GET /api/orders/{id}` finds it).
 //! - `GET /api/orders/{id}`: the caller's order; `PENDING` while only the outbox knows it.
 //! - `POST /api/orders/{id}/pay`: one conditional update; exactly one of pay and close wins.
 
 use flashsale::cache::Cache;
-use flashsale::db::Db;
+use flashsale::db::{Db, OrderFilter};
 use flashsale::http::{self, json, problem, Caller};
 use flashsale::fallback::PendingOrders;
 use flashsale::queue::Outbound;
@@ -52,9 +55,10 @@ impl ShopApi {
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         match (segments.as_slice(), method) {
             (["sales", id], Method::GET) => self.sale(http::path_id(id)?).await,
+            (["orders"], Method::GET) => self.my_orders(&req).await,
             (["orders", id], Method::GET) => self.order(&http::caller(&req)?, http::path_id(id)?).await,
             (["orders", id, "pay"], Method::POST) => self.pay(&http::caller(&req)?, http::path_id(id)?).await,
-            (["sales", _] | ["orders", _] | ["orders", _, "pay"], _) => Err(Error::MethodNotAllowed),
+            (["sales", _] | ["orders"] | ["orders", _] | ["orders", _, "pay"], _) => Err(Error::MethodNotAllowed),
             _ => Err(Error::NotFound("route")),
         }
     }
@@ -115,7 +119,17 @@ impl ShopApi {
             created_at: admitted_at,
             expires_at: None,
             paid_at: None,
+            closed_at: None,
         })
+    }
+
+    async fn my_orders(&self, req: &Request) -> Result<Response<Body>> {
+        let caller = http::caller(req)?;
+        let limit = http::page_limit(req, 20, 100)?;
+        let filter = OrderFilter { user: Some(&caller.user), ..Default::default() };
+        let orders = self.db.orders_page(filter, http::cursor(req)?, limit).await?;
+        let next = (orders.len() == limit as usize).then(|| orders.last().map(|o| o.order_id.to_string())).flatten();
+        Ok(json(StatusCode::OK, &j!({ "orders": orders, "next": next })))
     }
 
     async fn order(&self, caller: &Caller, id: OrderId) -> Result<Response<Body>> {

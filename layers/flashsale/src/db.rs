@@ -39,6 +39,17 @@ struct IamSignIn {
     renewing: tokio::sync::Mutex<()>,
 }
 
+/// Which orders a page of orders holds: every condition given must hold.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OrderFilter<'a> {
+    pub sale: Option<SaleId>,
+    pub user: Option<&'a UserId>,
+    pub status: Option<OrderStatus>,
+}
+
+/// Orders and units per status.
+pub type StatusCounts = HashMap<OrderStatus, (u64, u64)>;
+
 /// What persisting an order message did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Persisted {
@@ -65,7 +76,7 @@ pub enum Closing {
     Missing,
 }
 
-const ORDER_COLUMNS: &str = "id, sale_id, user_id, status, quantity, amount_cents, created_at, expires_at, paid_at, \
+const ORDER_COLUMNS: &str = "id, sale_id, user_id, status, quantity, amount_cents, created_at, expires_at, paid_at, closed_at, \
      CAST(TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(3), expires_at) DIV 1000 AS SIGNED) AS remaining_ms";
 
 const SALE_COLUMNS: &str = "id, name, description, price_cents, stock, sold, per_user_limit, starts_at, ends_at, \
@@ -92,6 +103,7 @@ fn order_from(row: &MySqlRow) -> Result<Order> {
         created_at: row.try_get("created_at")?,
         expires_at: Some(row.try_get("expires_at")?),
         paid_at: row.try_get("paid_at")?,
+        closed_at: row.try_get("closed_at")?,
     })
 }
 
@@ -252,6 +264,77 @@ impl Db {
             .fetch_all(&self.pool)
             .await?;
             rows.iter().map(sale_from).collect()
+        })
+        .await
+    }
+
+    /// Up to `limit` sales, newest first, older than `before` when given, each with its
+    /// orders and units per status.
+    pub async fn sales_page(&self, before: Option<SaleId>, limit: u32) -> Result<Vec<(Sale, StatusCounts)>> {
+        self.call(async {
+            let rows = sqlx::query(&format!("SELECT {SALE_COLUMNS} FROM sales WHERE id < ? ORDER BY id DESC LIMIT ?"))
+                .bind(before.map_or(u64::MAX, |id| id.0))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+            let sales: Vec<Sale> = rows.iter().map(sale_from).collect::<Result<_>>()?;
+            if sales.is_empty() {
+                return Ok(Vec::new());
+            }
+            let sql = format!(
+                "SELECT sale_id, status, CAST(COUNT(*) AS SIGNED) AS orders, CAST(SUM(quantity) AS SIGNED) AS units \
+                 FROM orders WHERE sale_id IN ({}) GROUP BY sale_id, status",
+                placeholders(sales.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for sale in &sales {
+                query = query.bind(sale.id.0);
+            }
+            let mut counts: HashMap<SaleId, StatusCounts> = HashMap::new();
+            for row in query.fetch_all(&self.pool).await? {
+                let (orders, units): (i64, i64) = (row.try_get("orders")?, row.try_get("units")?);
+                counts
+                    .entry(SaleId(row.try_get("sale_id")?))
+                    .or_default()
+                    .insert(row.try_get::<String, _>("status")?.parse()?, (orders as u64, units as u64));
+            }
+            Ok(sales
+                .into_iter()
+                .map(|sale| {
+                    let sale_counts = counts.remove(&sale.id).unwrap_or_default();
+                    (sale, sale_counts)
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Up to `limit` orders matching `filter`, newest first (ids grow with time), older
+    /// than `before` when given.
+    pub async fn orders_page(&self, filter: OrderFilter<'_>, before: Option<OrderId>, limit: u32) -> Result<Vec<Order>> {
+        self.call(async {
+            let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id < ?");
+            for (condition, given) in [
+                (" AND sale_id = ?", filter.sale.is_some()),
+                (" AND user_id = ?", filter.user.is_some()),
+                (" AND status = ?", filter.status.is_some()),
+            ] {
+                if given {
+                    sql.push_str(condition);
+                }
+            }
+            sql.push_str(" ORDER BY id DESC LIMIT ?");
+            let mut query = sqlx::query(&sql).bind(before.map_or(u64::MAX, |id| id.0));
+            if let Some(sale) = filter.sale {
+                query = query.bind(sale.0);
+            }
+            if let Some(user) = filter.user {
+                query = query.bind(user.as_str());
+            }
+            if let Some(status) = filter.status {
+                query = query.bind(status.to_string());
+            }
+            query.bind(limit).fetch_all(&self.pool).await?.iter().map(order_from).collect()
         })
         .await
     }

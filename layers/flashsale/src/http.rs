@@ -155,6 +155,29 @@ pub fn body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<Option<T
         .map_err(|e| Error::Invalid(format!("body: {e}")))
 }
 
+/// A query string parameter, if given and not empty.
+pub fn query(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref().and_then(|q| q.first(name)).filter(|v| !v.is_empty()).map(String::from)
+}
+
+/// How many items a page holds: `?limit=` within 1..=`max`, `default` when not given.
+pub fn page_limit(req: &Request, default: u32, max: u32) -> Result<u32, Error> {
+    match query(req, "limit") {
+        None => Ok(default),
+        Some(text) => match text.parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(Error::Invalid(format!("limit must be a whole number from 1 to {max}"))),
+        },
+    }
+}
+
+/// A page cursor: `?before=` an id, as the previous page's `next` gave it.
+pub fn cursor<T: std::str::FromStr<Err = BadId>>(req: &Request) -> Result<Option<T>, Error> {
+    query(req, "before")
+        .map(|text| text.parse().map_err(|BadId(kind)| Error::Invalid(format!("before must be a {kind} id"))))
+        .transpose()
+}
+
 /// An id from the request path. Text that is no id names nothing there is: 404.
 pub fn path_id<T: std::str::FromStr<Err = BadId>>(segment: &str) -> Result<T, Error> {
     segment.parse().map_err(|BadId(kind)| Error::NotFound(kind))

@@ -126,6 +126,28 @@ struct IndexPage<'a> {
     sales: Vec<IndexEntry>,
 }
 
+/// A page without sale data: the shopper's orders, the staff console. Their script
+/// fills them from the API once the visitor has signed in.
+#[derive(Template)]
+#[template(path = "orders.html")]
+struct OrdersPage<'a> {
+    assets: &'a Assets,
+    api: &'a str,
+    sign_in_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct ConsolePage<'a> {
+    assets: &'a Assets,
+    api: &'a str,
+    sign_in_url: &'a str,
+}
+
+/// The keys of the shopper's "My orders" page and of the staff console.
+pub const ORDERS_KEY: &str = "orders";
+pub const CONSOLE_KEY: &str = "admin/";
+
 /// Where the pages point: the API prefix and the sign-in page.
 #[derive(Clone, Debug)]
 pub struct Site {
@@ -190,15 +212,23 @@ pub struct Page {
     pub cache_control: &'static str,
 }
 
-/// The assets, the index over `all` sales, and the pages of `sales`.
+/// The assets, the index over `all` sales, "My orders", the staff console, and the
+/// pages of `sales`.
 pub fn render_site(site: &Site, sales: &[(Sale, PageState)], all: &[(Sale, PageState)]) -> Result<Vec<Page>> {
     const HTML: &str = "text/html; charset=utf-8";
     let assets = Assets::current();
+    let (api, sign_in_url) = (site.api.as_str(), site.sign_in_url.as_str());
+    let orders = OrdersPage { assets: &assets, api, sign_in_url }.render();
+    let console = ConsolePage { assets: &assets, api, sign_in_url }.render();
     let mut pages = vec![
         Page { key: assets.js, body: APP_JS.into(), content_type: "text/javascript; charset=utf-8", cache_control: ASSET_CACHE },
         Page { key: assets.css, body: APP_CSS.into(), content_type: "text/css; charset=utf-8", cache_control: ASSET_CACHE },
         Page { key: "index.html".into(), body: render_index(site, all)?.into_bytes(), content_type: HTML, cache_control: HTML_CACHE },
     ];
+    for (key, body) in [(ORDERS_KEY, orders), (CONSOLE_KEY, console)] {
+        let body = body.map_err(|e| Error::Internal(format!("rendering {key}: {e}")))?.into_bytes();
+        pages.push(Page { key: key.into(), body, content_type: HTML, cache_control: HTML_CACHE });
+    }
     for (sale, state) in sales {
         let body = render_sale(site, sale, *state)?.into_bytes();
         pages.push(Page { key: sale_key(sale.id), body, content_type: HTML, cache_control: HTML_CACHE });

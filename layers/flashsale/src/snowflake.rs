@@ -54,6 +54,11 @@ pub fn compose(ms: u64, worker: u16, sequence: u64) -> u64 {
         | (sequence & MAX_SEQUENCE)
 }
 
+/// When an id was minted (ms since the Unix epoch): the admission's time.
+pub fn minted_at_ms(id: OrderId) -> u64 {
+    (id.0 >> (WORKER_BITS + SEQUENCE_BITS)) + EPOCH_MS
+}
+
 /// The worker id an id carries.
 pub fn worker_of(id: OrderId) -> u16 {
     ((id.0 >> SEQUENCE_BITS) & u64::from(MAX_WORKER)) as u16

@@ -1,5 +1,5 @@
-//! The shopper page in a real browser: headless Chromium (Debian's) driven by
-//! playwright-core from `e2e/`, against the local stack. `scripts/browser.sh` (run by
+//! The shopper pages and the staff console in a real browser: headless Chromium
+//! (Debian's) driven by playwright-core from `e2e/`, against the local stack. `scripts/browser.sh` (run by
 //! `make test`) installs both. Screenshots of each state land in
 //! `target/browser-screenshots/`.
 
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shopper_waits_buys_and_pays_and_a_second_sees_sold_out() {
+async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let e2e = repo.join("e2e");
     assert!(
@@ -22,8 +22,7 @@ async fn a_shopper_waits_buys_and_pays_and_a_second_sees_sold_out() {
     let sold = api.sale(sale_spec(1, 1, 120, -1, 3600)).await;
     let screenshots = repo.join("target/browser-screenshots");
     let status = tokio::process::Command::new("node")
-        .arg("--test")
-        .arg("shopper.test.mjs")
+        .args(["--test", "--test-concurrency=1", "shopper.test.mjs", "staff.test.mjs"])
         .current_dir(&e2e)
         .env("BASE_URL", stack.url(""))
         .env("SALE_ID", sale.to_string())
@@ -35,7 +34,17 @@ async fn a_shopper_waits_buys_and_pays_and_a_second_sees_sold_out() {
         .await
         .expect("node runs");
     assert!(status.success(), "the browser test failed (screenshots in {})", screenshots.display());
-    for shot in ["01-countdown.png", "02-open.png", "03-payable.png", "04-paid.png", "05-sold-out-phone.png"] {
+    for shot in [
+        "01-countdown.png",
+        "02-open.png",
+        "03-payable.png",
+        "04-paid.png",
+        "05-sold-out-phone.png",
+        "06-my-orders.png",
+        "10-console-invalid-field.png",
+        "11-console-funnel.png",
+        "12-console-found.png",
+    ] {
         assert!(screenshots.join(shot).exists(), "missing screenshot {shot}");
     }
 }
