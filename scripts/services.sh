@@ -129,9 +129,10 @@ moto_start() {
     "$VENV/bin/pip" install -q 'moto[server]' >&2
   fi
   # The inner bash records its own pid before exec, so the pid file names the
-  # server itself whether or not setsid had to fork.
+  # server itself whether or not setsid had to fork. moto runs with its SQS message
+  # counts remembered for a moment (see scripts/moto_server.py).
   setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$MOTO_PID" \
-    "$VENV/bin/moto_server" -H 127.0.0.1 -p 5000 >"$LOCAL/moto.log" 2>&1 </dev/null &
+    "$VENV/bin/python" "$REPO/scripts/moto_server.py" -H 127.0.0.1 -p 5000 >"$LOCAL/moto.log" 2>&1 </dev/null &
   wait_until 60 moto moto_up
   log "moto: started 127.0.0.1:5000 (pid $(cat "$MOTO_PID"), log $LOCAL/moto.log)"
 }
