@@ -143,9 +143,8 @@ ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
   echo "| raw \`EVALSHA admit.lua\` with redis-benchmark (baseline) | ${REDIS%.*} | $(ratio "$REDIS" "$NGINX") | 1.00 |"
   echo "| the local stack: gateway, JWT, admit handler, Redis script | ${STACK_RPS%.*} | $(ratio "$STACK_RPS" "$NGINX") | $(ratio "$STACK_RPS" "$REDIS") |"
   echo
-  echo "Stampede latency: p50 ${P50} ms, p99 ${P99} ms. ${PERSISTED} (median; through SQS on moto, which"
-  echo "is the slow part locally: under the stampede its sends time out, the SQS breaker opens, and those"
-  echo "orders reach MySQL through the outbox and reconcile)."
+  echo "Stampede latency: p50 ${P50} ms, p99 ${P99} ms. ${PERSISTED} (median; through SQS on moto and"
+  echo "\`persist-orders\`)."
   echo "The audit of the last run:"
   echo
   echo '```'
