@@ -55,6 +55,12 @@
   // one-time `state` nonce, the PKCE verifier and its own path in sessionStorage; the
   // callback (the index) takes a code only with that nonce, and a token only from the
   // token endpoint. A link carrying someone else's token or code signs no one in.
+  // localStorage can throw (private modes, disabled storage); the page must still work.
+  const store = {
+    get: (k) => { try { return localStorage.getItem(k); } catch { return null; } },
+    set: (k, v) => { try { localStorage.setItem(k, v); } catch { /* memory only */ } },
+    del: (k) => { try { localStorage.removeItem(k); } catch { /* nothing to drop */ } },
+  };
   const TOKEN_KEY = 'flashsale.token';
   const SIGN_IN_KEY = 'flashsale.sign-in';
   const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
@@ -97,7 +103,7 @@
       const res = await fetch(tokenUrl, { method: 'POST', body: form, signal: AbortSignal.timeout(10000) });
       const tokens = res.ok ? await res.json() : null;
       if (!tokens || !tokens.id_token) return null;
-      try { localStorage.setItem(TOKEN_KEY, tokens.id_token); } catch { /* memory only */ }
+      store.set(TOKEN_KEY, tokens.id_token);
       return sameSitePath(started.back);
     } catch {
       return null;
@@ -113,8 +119,8 @@
     PENDING: 'Confirming…', UNPAID: 'Reserved — waiting for payment', PAID: 'Paid',
     CLOSED: 'Expired', REJECTED: 'Not confirmed',
   };
-  const storedToken = () => { try { return localStorage.getItem(TOKEN_KEY); } catch { return null; } };
-  const dropToken = () => { try { localStorage.removeItem(TOKEN_KEY); } catch { /* none kept */ } };
+  const storedToken = () => store.get(TOKEN_KEY);
+  const dropToken = () => store.del(TOKEN_KEY);
   const dollars = (cents) => `$${(cents / 100).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
   const element = (tag, text, props = {}) => Object.assign(document.createElement(tag), { textContent: text ?? '' }, props);
 
@@ -361,12 +367,6 @@
   const STATE_TEXT = { upcoming: 'Not open yet', open: 'On sale now', sold_out: 'Sold out', ended: 'This sale has ended' };
   const SALE_POLL_MS = 2000, ORDER_POLL_MS = 500, TICK_MS = 200;
 
-  // localStorage can throw (private modes, disabled storage); the page must still work.
-  const store = {
-    get: (k) => { try { return localStorage.getItem(k); } catch { return null; } },
-    set: (k, v) => { try { localStorage.setItem(k, v); } catch { /* memory only */ } },
-    del: (k) => { try { localStorage.removeItem(k); } catch { /* nothing to drop */ } },
-  };
   // Assign only on change: the ticker runs 5×/s and #message is a live region.
   const put = (el, text) => { if (el.textContent !== text) el.textContent = text; };
   const say = (text) => put($('message'), text);

@@ -153,18 +153,7 @@ impl AdminApi {
             None => {
                 let (pending, admitted_at) = self.cache.pending_order(id).await?.ok_or(Error::NotFound("order"))?;
                 let price = self.db.sale(pending.sale_id).await?.map_or(0, |sale| sale.price_cents);
-                Order {
-                    amount_cents: price * u64::from(pending.quantity),
-                    order_id: pending.order_id,
-                    sale_id: pending.sale_id,
-                    user_id: pending.user_id,
-                    status: OrderStatus::Pending,
-                    quantity: pending.quantity,
-                    created_at: admitted_at,
-                    expires_at: None,
-                    paid_at: None,
-                    closed_at: None,
-                }
+                pending.pending_order(admitted_at, price)
             }
         };
         Ok(json(StatusCode::OK, &j!({ "order": OrderView { order: &order, user_id: &order.user_id }, "history": history(&order) })))

@@ -15,7 +15,7 @@ use flashsale::fallback::PendingOrders;
 use flashsale::queue::Outbound;
 use flashsale::recovery::MissingSales;
 use flashsale::stores::Stores;
-use flashsale::{Config, Error, Order, OrderId, OrderStatus, Result, SaleId};
+use flashsale::{Config, Error, Order, OrderId, Result, SaleId};
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use tracing::Instrument;
@@ -109,18 +109,7 @@ impl ShopApi {
             return Err(Error::NotFound("order"));
         }
         let price = self.cache.live_sale(pending.sale_id).await?.map_or(0, |s| s.price_cents);
-        Ok(Order {
-            order_id: pending.order_id,
-            sale_id: pending.sale_id,
-            user_id: pending.user_id,
-            status: OrderStatus::Pending,
-            quantity: pending.quantity,
-            amount_cents: price * u64::from(pending.quantity),
-            created_at: admitted_at,
-            expires_at: None,
-            paid_at: None,
-            closed_at: None,
-        })
+        Ok(pending.pending_order(admitted_at, price))
     }
 
     async fn my_orders(&self, req: &Request) -> Result<Response<Body>> {

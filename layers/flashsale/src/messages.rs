@@ -24,6 +24,25 @@ pub struct TimeoutMessage {
     pub deadline_ms: i64,
 }
 
+impl OrderMessage {
+    /// The order as a shopper or staff see it while only the outbox has it (`PENDING`),
+    /// admitted at `admitted_at` at `price_cents` a unit.
+    pub fn pending_order(self, admitted_at: chrono::DateTime<chrono::Utc>, price_cents: u64) -> crate::domain::Order {
+        crate::domain::Order {
+            amount_cents: price_cents * u64::from(self.quantity),
+            order_id: self.order_id,
+            sale_id: self.sale_id,
+            user_id: self.user_id,
+            status: crate::domain::OrderStatus::Pending,
+            quantity: self.quantity,
+            created_at: admitted_at,
+            expires_at: None,
+            paid_at: None,
+            closed_at: None,
+        }
+    }
+}
+
 impl crate::domain::Order {
     /// The admission this order came from.
     pub fn message(&self) -> OrderMessage {
