@@ -3,6 +3,7 @@
 //! same claims either way.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,44 @@ pub fn verify(secret: &str, token: &str) -> Option<HashMap<String, String>> {
     Some(data.claims.iter().map(|(k, v)| (k.clone(), flat(v))).collect())
 }
 
+/// What a JWT authorizer hands the function: the token's claims, flattened.
+pub type FlatClaims = Arc<HashMap<String, String>>;
+
+/// Tokens verified before, kept until they expire: the gateway checks a shopper's token
+/// once, not on every click. The cost it saves is the local gateway's own, the part
+/// API Gateway plays on AWS.
+pub struct Verifier {
+    secret: String,
+    verified: Mutex<HashMap<Box<str>, (u64, FlatClaims)>>,
+}
+
+/// More distinct live tokens than this and the verifier starts over.
+const MAX_VERIFIED: usize = 200_000;
+
+impl Verifier {
+    pub fn new(secret: String) -> Self {
+        Verifier { secret, verified: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn verify(&self, token: &str) -> Option<FlatClaims> {
+        let now = now_secs();
+        if let Some((exp, claims)) = self.verified.lock().unwrap().get(token) {
+            if now < *exp {
+                return Some(claims.clone());
+            }
+        }
+        let claims = verify(&self.secret, token)?;
+        let exp: u64 = claims.get("exp")?.parse().ok()?;
+        let claims = Arc::new(claims);
+        let mut verified = self.verified.lock().unwrap();
+        if verified.len() >= MAX_VERIFIED {
+            verified.clear();
+        }
+        verified.insert(token.into(), (exp, claims.clone()));
+        Some(claims)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +111,26 @@ mod tests {
         assert_eq!(claims["cognito:groups"], "[admin]");
         assert!(verify("other", &t).is_none());
         assert!(verify("s3cret", "not.a.token").is_none());
+    }
+
+    #[test]
+    fn the_verifier_keeps_tokens_only_while_they_live() {
+        let verifier = Verifier::new("s3cret".into());
+        let live = token("s3cret", "alice", false, 60);
+        assert_eq!(verifier.verify(&live).unwrap()["sub"], "alice");
+        assert_eq!(verifier.verify(&live).unwrap()["sub"], "alice", "from what it kept");
+        assert!(verifier.verify(&token("other", "mallory", false, 60)).is_none());
+        let mut tampered = live.clone();
+        tampered.pop();
+        assert!(verifier.verify(&tampered).is_none());
+        // Expired past the leeway: never kept, never accepted.
+        let expired = encode(
+            &Header::new(Algorithm::HS256),
+            &Claims { sub: "bob".into(), iat: 0, exp: now_secs() - 120, groups: Vec::new() },
+            &EncodingKey::from_secret(b"s3cret"),
+        )
+        .unwrap();
+        assert!(verifier.verify(&expired).is_none());
+        assert!(verifier.verify(&expired).is_none());
     }
 }

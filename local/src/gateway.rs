@@ -2,6 +2,7 @@
 //! authorizer. Each request is turned into the payload-v2 event API Gateway would send
 //! and parsed by `lambda_http` exactly as on Lambda, so the handlers see the same thing.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use base64::Engine;
 use flashsale::http::PROBLEM_BASE;
 use http::{header, HeaderMap, Method, StatusCode};
 use lambda_http::Body;
+use serde::{Serialize, Serializer};
 use serde_json::json;
 
 use crate::throttle::TokenBucket;
@@ -28,51 +30,68 @@ pub enum Target {
 }
 
 pub struct Route {
-    pub method: Option<Method>,
-    pub pattern: &'static str,
+    /// `METHOD /pattern`, `ANY` for every method: template.yaml's `RouteKey`, and the
+    /// event's `routeKey`.
+    pub key: &'static str,
     pub target: Target,
     pub authorized: bool,
 }
 
+impl Route {
+    fn pattern(&self) -> &'static str {
+        self.key.split_once(' ').map_or(self.key, |(_, pattern)| pattern)
+    }
+
+    fn serves(&self, method: &str) -> bool {
+        let route_method = self.key.split_once(' ').map_or("ANY", |(method, _)| method);
+        route_method == "ANY" || route_method == method
+    }
+}
+
 /// The routes of the HTTP API, as in template.yaml.
 pub const ROUTES: &[Route] = &[
-    Route { method: Some(Method::POST), pattern: "/api/sales/{id}/purchase", target: Target::Admit, authorized: true },
-    Route { method: Some(Method::GET), pattern: "/api/sales/{id}", target: Target::Shop, authorized: false },
-    Route { method: Some(Method::GET), pattern: "/api/orders", target: Target::Shop, authorized: true },
-    Route { method: Some(Method::GET), pattern: "/api/orders/{id}", target: Target::Shop, authorized: true },
-    Route { method: Some(Method::POST), pattern: "/api/orders/{id}/pay", target: Target::Shop, authorized: true },
-    Route { method: None, pattern: "/api/admin/{proxy+}", target: Target::Admin, authorized: true },
+    Route { key: "POST /api/sales/{id}/purchase", target: Target::Admit, authorized: true },
+    Route { key: "GET /api/sales/{id}", target: Target::Shop, authorized: false },
+    Route { key: "GET /api/orders", target: Target::Shop, authorized: true },
+    Route { key: "GET /api/orders/{id}", target: Target::Shop, authorized: true },
+    Route { key: "POST /api/orders/{id}/pay", target: Target::Shop, authorized: true },
+    Route { key: "ANY /api/admin/{proxy+}", target: Target::Admin, authorized: true },
 ];
 
+/// A route's path parameters, as named in its pattern, borrowed from the request path.
+pub type PathParams<'p> = Vec<(&'static str, &'p str)>;
+
 /// Matches a path against a route pattern, returning its path parameters.
-fn matches(pattern: &str, path: &str) -> Option<HashMap<String, String>> {
-    let mut params = HashMap::new();
-    let mut segments = path.trim_end_matches('/').split('/');
+fn matches<'p>(pattern: &'static str, path: &'p str) -> Option<PathParams<'p>> {
+    let mut params = Vec::new();
+    let mut rest = Some(path.trim_end_matches('/'));
     for part in pattern.split('/') {
+        let remaining = rest?;
         if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix("+}")) {
-            let rest: Vec<&str> = segments.by_ref().collect();
-            if rest.is_empty() || rest.iter().all(|s| s.is_empty()) {
+            if remaining.split('/').all(str::is_empty) {
                 return None;
             }
-            params.insert(name.to_string(), rest.join("/"));
+            params.push((name, remaining));
             return Some(params);
         }
-        let segment = segments.next()?;
+        let (segment, after) = match remaining.split_once('/') {
+            Some((segment, after)) => (segment, Some(after)),
+            None => (remaining, None),
+        };
+        rest = after;
         match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-            Some(name) if !segment.is_empty() => {
-                params.insert(name.to_string(), segment.to_string());
-            }
+            Some(name) if !segment.is_empty() => params.push((name, segment)),
             Some(_) => return None,
             None if part == segment => {}
             None => return None,
         }
     }
-    segments.next().is_none().then_some(params)
+    rest.is_none().then_some(params)
 }
 
 pub struct Gateway {
     pub functions: Arc<Functions>,
-    pub jwt_secret: String,
+    pub tokens: crate::auth::Verifier,
     pub stage_bucket: TokenBucket,
     pub purchase_bucket: TokenBucket,
 }
@@ -91,8 +110,7 @@ fn gateway_problem(status: StatusCode, kind: &str, detail: &str) -> Response {
 
 pub async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let path = parts.uri.path().to_string();
-    let Some((route, params)) = find_route(&parts.method, &path) else {
+    let Some((route, params)) = find_route(&parts.method, parts.uri.path()) else {
         return gateway_problem(StatusCode::NOT_FOUND, "not-found", "no such route");
     };
     if !gateway.stage_bucket.try_take()
@@ -100,7 +118,7 @@ pub async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
     {
         return gateway_problem(StatusCode::TOO_MANY_REQUESTS, "throttled", "too many requests, retry shortly");
     }
-    let claims = match bearer(&parts.headers).and_then(|t| crate::auth::verify(&gateway.jwt_secret, t)) {
+    let claims = match bearer(&parts.headers).and_then(|t| gateway.tokens.verify(t)) {
         Some(claims) => Some(claims),
         None if route.authorized => {
             return gateway_problem(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required")
@@ -110,8 +128,8 @@ pub async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
     let Ok(body) = to_bytes(body, MAX_BODY).await else {
         return gateway_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "request body too large");
     };
-    let event = event(&parts, route, &params, claims, &body);
-    let request = match lambda_http::request::from_str(&event.to_string()) {
+    let event = event(&parts, route, &params, claims.as_deref(), &body);
+    let request = match lambda_http::request::from_str(&event) {
         Ok(r) => r,
         Err(e) => return gateway_problem(StatusCode::BAD_REQUEST, "invalid-request", &format!("bad request: {e}")),
     };
@@ -130,11 +148,8 @@ pub async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
     Response::from_parts(parts, AxumBody::from(bytes))
 }
 
-fn find_route(method: &Method, path: &str) -> Option<(&'static Route, HashMap<String, String>)> {
-    ROUTES.iter().find_map(|r| {
-        let method_ok = r.method.as_ref().is_none_or(|m| m == method);
-        matches(r.pattern, path).filter(|_| method_ok).map(|p| (r, p))
-    })
+fn find_route<'p>(method: &Method, path: &'p str) -> Option<(&'static Route, PathParams<'p>)> {
+    ROUTES.iter().find_map(|r| matches(r.pattern(), path).filter(|_| r.serves(method.as_str())).map(|p| (r, p)))
 }
 
 /// The request a function receives for `method path` from a caller with these claims,
@@ -147,8 +162,8 @@ pub fn lambda_request(method: &str, path: &str, claims: Option<HashMap<String, S
         .body(())
         .expect("valid request parts");
     let (parts, ()) = request.into_parts();
-    let (route, params) = find_route(&parts.method, path).expect("a known route");
-    lambda_http::request::from_str(&event(&parts, route, &params, claims, body).to_string()).expect("a valid event")
+    let (route, params) = find_route(&parts.method, parts.uri.path()).expect("a known route");
+    lambda_http::request::from_str(&event(&parts, route, &params, claims.as_ref(), body)).expect("a valid event")
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -160,74 +175,152 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The API Gateway HTTP API payload (version 2.0) for one request.
+/// The API Gateway HTTP API payload (version 2.0) for one request, written straight from
+/// the request's parts: this runs for every request the local stack serves.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Event<'a> {
+    version: &'static str,
+    route_key: &'a str,
+    raw_path: &'a str,
+    raw_query_string: &'a str,
+    headers: Headers<'a>,
+    query_string_parameters: Pairs<'a, Cow<'a, str>>,
+    path_parameters: Pairs<'a, &'a str>,
+    request_context: Context<'a>,
+    body: Cow<'a, str>,
+    is_base64_encoded: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Context<'a> {
+    account_id: &'static str,
+    api_id: &'static str,
+    domain_name: &'static str,
+    domain_prefix: &'static str,
+    request_id: String,
+    route_key: &'a str,
+    stage: &'static str,
+    time: String,
+    time_epoch: i64,
+    http: HttpContext<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorizer: Option<Authorizer<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HttpContext<'a> {
+    method: &'a str,
+    path: &'a str,
+    protocol: &'static str,
+    source_ip: &'static str,
+    user_agent: &'a str,
+}
+
+#[derive(Serialize)]
+struct Authorizer<'a> {
+    jwt: Jwt<'a>,
+}
+
+#[derive(Serialize)]
+struct Jwt<'a> {
+    claims: &'a HashMap<String, String>,
+    scopes: Option<()>,
+}
+
+/// Headers as payload 2.0 has them: one string per name, repeated values joined by commas.
+struct Headers<'a>(&'a HeaderMap);
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.keys().map(|name| {
+            let mut values = self.0.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()));
+            let first = values.next().unwrap_or_default();
+            let joined = values.fold(first, |mut all, value| {
+                let all_text = all.to_mut();
+                all_text.push(',');
+                all_text.push_str(&value);
+                all
+            });
+            (name.as_str(), joined)
+        }))
+    }
+}
+
+struct Pairs<'a, V>(&'a [(&'a str, V)]);
+
+impl<V: Serialize> Serialize for Pairs<'_, V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// Query string parameters as API Gateway passes them: repeated names joined by commas.
+fn query_params(query: &str) -> Vec<(&str, Cow<'_, str>)> {
+    let mut params: Vec<(&str, Cow<str>)> = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match params.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, values)) => {
+                let values = values.to_mut();
+                values.push(',');
+                values.push_str(value);
+            }
+            None => params.push((name, Cow::Borrowed(value))),
+        }
+    }
+    params
+}
+
+/// The event as JSON, as the Lambda service hands it to the function.
 fn event(
     parts: &http::request::Parts,
     route: &Route,
-    params: &HashMap<String, String>,
-    claims: Option<HashMap<String, String>>,
+    params: &PathParams,
+    claims: Option<&HashMap<String, String>>,
     body: &[u8],
-) -> serde_json::Value {
-    let mut headers: HashMap<String, String> = HashMap::new();
-    for (name, value) in &parts.headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        headers
-            .entry(name.as_str().to_string())
-            .and_modify(|v| {
-                v.push(',');
-                v.push_str(&value);
-            })
-            .or_insert(value);
-    }
-    let (body, is_base64) = match std::str::from_utf8(body) {
-        Ok(text) => (text.to_string(), false),
-        Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
+) -> String {
+    let (body, is_base64_encoded) = match std::str::from_utf8(body) {
+        Ok(text) => (Cow::Borrowed(text), false),
+        Err(_) => (Cow::Owned(base64::engine::general_purpose::STANDARD.encode(body)), true),
     };
-    let now = chrono::Utc::now();
-    let method = parts.method.as_str();
-    let route_key = match &route.method {
-        Some(m) => format!("{m} {}", route.pattern),
-        None => format!("ANY {}", route.pattern),
-    };
-    let mut context = json!({
-        "accountId": "000000000000",
-        "apiId": "local",
-        "domainName": "localhost",
-        "domainPrefix": "localhost",
-        "requestId": format!("{:032x}", rand::random::<u128>()),
-        "routeKey": route_key,
-        "stage": "$default",
-        "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
-        "timeEpoch": now.timestamp_millis(),
-        "http": {
-            "method": method,
-            "path": parts.uri.path(),
-            "protocol": "HTTP/1.1",
-            "sourceIp": "127.0.0.1",
-            "userAgent": headers.get("user-agent").cloned().unwrap_or_default(),
-        },
-    });
-    if let Some(claims) = claims {
-        context["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
-    }
     let query = parts.uri.query().unwrap_or("");
-    let mut query_params: HashMap<String, String> = HashMap::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        query_params.insert(k.to_string(), v.to_string());
-    }
-    json!({
-        "version": "2.0",
-        "routeKey": route_key,
-        "rawPath": parts.uri.path(),
-        "rawQueryString": query,
-        "headers": headers,
-        "queryStringParameters": query_params,
-        "pathParameters": params,
-        "requestContext": context,
-        "body": body,
-        "isBase64Encoded": is_base64,
-    })
+    let query_params = query_params(query);
+    let now = chrono::Utc::now();
+    let route_key = route.key;
+    let event = Event {
+        version: "2.0",
+        route_key,
+        raw_path: parts.uri.path(),
+        raw_query_string: query,
+        headers: Headers(&parts.headers),
+        query_string_parameters: Pairs(&query_params),
+        path_parameters: Pairs(params),
+        request_context: Context {
+            account_id: "000000000000",
+            api_id: "local",
+            domain_name: "localhost",
+            domain_prefix: "localhost",
+            request_id: format!("{:032x}", rand::random::<u128>()),
+            route_key,
+            stage: "$default",
+            time: now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+            time_epoch: now.timestamp_millis(),
+            http: HttpContext {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                protocol: "HTTP/1.1",
+                source_ip: "127.0.0.1",
+                user_agent: parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""),
+            },
+            authorizer: claims.map(|claims| Authorizer { jwt: Jwt { claims, scopes: None } }),
+        },
+        body,
+        is_base64_encoded,
+    };
+    serde_json::to_string(&event).expect("an event of strings serializes")
 }
 
 #[cfg(test)]
@@ -237,10 +330,7 @@ mod tests {
     /// `METHOD /path` of every route: the gateway's, template.yaml's (RouteKey), and the
     /// operations of docs/openapi.yaml.
     fn gateway_routes() -> Vec<String> {
-        let mut routes: Vec<String> = ROUTES
-            .iter()
-            .map(|r| format!("{} {}", r.method.as_ref().map_or("ANY", |m| m.as_str()), r.pattern))
-            .collect();
+        let mut routes: Vec<String> = ROUTES.iter().map(|r| r.key.to_string()).collect();
         routes.sort();
         routes
     }
@@ -281,25 +371,28 @@ mod tests {
         for (method, path) in &operations {
             let serving: Vec<_> = ROUTES
                 .iter()
-                .filter(|r| r.method.as_ref().is_none_or(|m| m.as_str() == method) && matches(r.pattern, path).is_some())
+                .filter(|r| r.serves(method) && matches(r.pattern(), path).is_some())
                 .collect();
             assert_eq!(serving.len(), 1, "{method} {path} is served by {} routes", serving.len());
         }
         // ...and each route serves at least one described operation.
         for route in ROUTES {
             let described = operations.iter().any(|(method, path)| {
-                route.method.as_ref().is_none_or(|m| m.as_str() == method) && matches(route.pattern, path).is_some()
+                route.serves(method) && matches(route.pattern(), path).is_some()
             });
-            assert!(described, "{} is not in docs/openapi.yaml", route.pattern);
+            assert!(described, "{} is not in docs/openapi.yaml", route.key);
         }
     }
 
     #[test]
     fn route_patterns() {
-        assert_eq!(matches("/api/sales/{id}", "/api/sales/7").unwrap()["id"], "7");
+        assert_eq!(matches("/api/sales/{id}", "/api/sales/7"), Some(vec![("id", "7")]));
+        assert_eq!(matches("/api/sales/{id}/purchase", "/api/sales/7/purchase/"), Some(vec![("id", "7")]));
+        assert_eq!(matches("/api/orders", "/api/orders"), Some(vec![]));
         assert!(matches("/api/sales/{id}", "/api/sales/7/purchase").is_none());
         assert!(matches("/api/sales/{id}", "/api/sales/").is_none());
-        assert_eq!(matches("/api/admin/{proxy+}", "/api/admin/sales/3/publish").unwrap()["proxy"], "sales/3/publish");
+        assert_eq!(matches("/api/admin/{proxy+}", "/api/admin/sales/3/publish"), Some(vec![("proxy", "sales/3/publish")]));
+        assert!(matches("/api/orders/{id}", "/api/orders//").is_none());
         assert!(matches("/api/admin/{proxy+}", "/api/admin").is_none());
     }
 }

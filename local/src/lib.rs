@@ -187,7 +187,7 @@ pub async fn start(options: Options) -> Result<Stack> {
 
     let gateway = Arc::new(Gateway {
         functions: functions.clone(),
-        jwt_secret: options.jwt_secret.clone(),
+        tokens: auth::Verifier::new(options.jwt_secret.clone()),
         stage_bucket: TokenBucket::new(options.stage_rate.0, options.stage_rate.1),
         purchase_bucket: TokenBucket::new(options.purchase_rate.0, options.purchase_rate.1),
     });

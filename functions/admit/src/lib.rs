@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flashsale::cache::{Admission, Cache};
+use flashsale::cache::{Admission, Cache, Holders};
 use flashsale::config::Need;
 use flashsale::db::Db;
 use flashsale::fallback::PendingOrders;
@@ -40,6 +40,12 @@ use tracing::Instrument;
 /// A purchase body is a few bytes; anything much larger is not a purchase.
 const MAX_BODY: usize = 1024;
 
+/// Up to this many holders, a container copies who holds a sold-out sale's units once per
+/// memo period and answers repeat clicks from the copy. Copying costs Redis about what a
+/// few hundred per-click lookups do; a container's flood after a sell-out is larger than
+/// that, a copy of a huge sale's holders every memo period is not.
+const MAX_HOLDERS_COPIED: usize = 10_000;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Purchase {
@@ -61,10 +67,10 @@ pub struct Admit {
     /// How long a shopper waits for the order message to be somewhere durable.
     send_bound: Duration,
     ids: Arc<IdGenerator>,
-    /// Sales Redis said were sold out a moment ago: the flood after the last unit stops
-    /// here. Set only when Redis itself reported zero left, so released stock reopens
-    /// the sale within the TTL.
-    sold_out: SaleMemo<()>,
+    /// Sales Redis said were sold out a moment ago, with who held their units then (when
+    /// few enough to copy): the flood after the last unit stops here. Set only when Redis
+    /// itself reported zero left, so released stock reopens the sale within the TTL.
+    sold_out: SaleMemo<Option<Arc<Holders>>>,
     missing: MissingSales,
 }
 
@@ -116,9 +122,13 @@ impl Admit {
         if quantity == 0 || quantity > flashsale::domain::NewSale::MAX_PER_USER {
             return Err(Error::Invalid("quantity must be a positive number within the per-user limit".into()));
         }
-        if self.sold_out.get(sale_id).is_some() {
+        if let Some(holders) = self.sold_out.get(sale_id) {
             // A repeat click of a shopper who holds orders still gets them back.
-            if let Some((limit, order_ids)) = self.cache.held_at_limit(sale_id, &caller.user, quantity).await? {
+            let held = match holders {
+                Some(holders) => holders.at_limit(&caller.user, quantity),
+                None => self.cache.held_at_limit(sale_id, &caller.user, quantity).await?,
+            };
+            if let Some((limit, order_ids)) = held {
                 return Err(Error::LimitReached { limit, order_ids });
             }
             return Err(Error::SoldOut { remaining: 0 });
@@ -146,15 +156,17 @@ impl Admit {
         };
         match admission {
             Admission::Admitted { remaining, .. } => {
-                if remaining == 0 {
-                    self.sold_out.mark(sale_id, ());
+                let response = self.admitted(&order, Some(remaining)).await;
+                // An admission taken back (nowhere durable to keep it) put its units back.
+                if remaining == 0 && response.is_ok() {
+                    self.mark_sold_out(sale_id).await;
                 }
-                self.admitted(&order, Some(remaining)).await
+                response
             }
             Admission::LimitReached { limit, order_ids } => Err(Error::LimitReached { limit, order_ids }),
             Admission::SoldOut { remaining } => {
                 if remaining == 0 {
-                    self.sold_out.mark(sale_id, ());
+                    self.mark_sold_out(sale_id).await;
                 }
                 Err(Error::SoldOut { remaining })
             }
@@ -162,6 +174,21 @@ impl Admit {
             Admission::Ended => Err(Error::NotOpen("the sale has ended")),
             Admission::UnknownSale => Err(recovery::recovering()),
             Admission::BadQuantity { limit } => Err(Error::Invalid(format!("quantity must be between 1 and {limit}"))),
+        }
+    }
+
+    /// Remembers that Redis had no units left, and who held them, unless another request
+    /// of this container already did.
+    async fn mark_sold_out(&self, sale: SaleId) {
+        if self.sold_out.get(sale).is_some() {
+            return;
+        }
+        // Repeat clicks ask Redis until the copy is here, or when it cannot be had.
+        self.sold_out.mark(sale, None);
+        match self.cache.holders(sale, MAX_HOLDERS_COPIED).await {
+            Ok(Some(holders)) => self.sold_out.mark(sale, Some(Arc::new(holders))),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not copy who holds the sold-out sale's units"),
         }
     }
 

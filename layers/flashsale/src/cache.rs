@@ -57,6 +57,22 @@ impl SaleKeys {
     }
 }
 
+/// Who held a sale's units at one moment, with its per-user limit.
+#[derive(Debug)]
+pub struct Holders {
+    limit: u32,
+    by_user: HashMap<String, (u32, Vec<OrderId>)>,
+}
+
+impl Holders {
+    /// The limit and the shopper's orders when `quantity` more units would pass the
+    /// limit, as `held_at_limit` tells it.
+    pub fn at_limit(&self, user: &UserId, quantity: u32) -> Option<(u32, Vec<OrderId>)> {
+        let (held, ids) = self.by_user.get(user.as_str())?;
+        (held + quantity > self.limit).then(|| (self.limit, ids.clone()))
+    }
+}
+
 /// What the admission script decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Admission {
@@ -127,6 +143,7 @@ pub struct Cache {
     release: Script,
     warm: Script,
     rebuild: Script,
+    holders: Script,
     breaker: Breaker,
 }
 
@@ -183,6 +200,7 @@ impl Cache {
             release: Script::new(include_str!("../../../lua/release.lua")),
             warm: Script::new(include_str!("../../../lua/warm.lua")),
             rebuild: Script::new(include_str!("../../../lua/rebuild.lua")),
+            holders: Script::new(include_str!("../../../lua/holders.lua")),
             breaker: Breaker::new("redis", config.breaker_failures, config.breaker_cooldown, config.redis_timeout * 2),
         })
     }
@@ -368,6 +386,35 @@ impl Cache {
             }
             _ => Ok(None),
         }
+    }
+
+    /// Who holds the sale's units and its per-user limit, when at most `max` shoppers do
+    /// (see `lua/holders.lua`).
+    pub async fn holders(&self, sale: SaleId, max: usize) -> Result<Option<Holders>> {
+        let keys = SaleKeys::new(sale);
+        let mut conn = self.conn.clone();
+        let reply: Option<(u32, HashMap<String, u32>, HashMap<String, String>)> = self
+            .breaker
+            .call(async {
+                self.holders
+                    .key(&keys.meta)
+                    .key(&keys.bought)
+                    .key(&keys.orders)
+                    .arg(max)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(Error::from)
+            })
+            .await?;
+        let Some((limit, bought, orders)) = reply else { return Ok(None) };
+        let by_user = bought
+            .into_iter()
+            .map(|(user, units)| {
+                let ids = order_ids(orders.get(&user).map_or("", String::as_str))?;
+                Ok((user, (units, ids)))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Some(Holders { limit, by_user }))
     }
 
     /// Whether an admitted order waits in the outbox: after a Redis call that timed out,

@@ -13,7 +13,7 @@ pub struct SaleMemo<V> {
     until: Mutex<HashMap<SaleId, (Instant, V)>>,
 }
 
-impl<V: Copy> SaleMemo<V> {
+impl<V: Clone> SaleMemo<V> {
     /// A zero `ttl` remembers nothing.
     pub fn new(ttl: Duration) -> Self {
         SaleMemo { ttl, until: Mutex::new(HashMap::new()) }
@@ -22,7 +22,7 @@ impl<V: Copy> SaleMemo<V> {
     pub fn get(&self, sale: SaleId) -> Option<V> {
         let mut until = self.until.lock().unwrap();
         match until.get(&sale) {
-            Some((t, v)) if *t > Instant::now() => Some(*v),
+            Some((t, v)) if *t > Instant::now() => Some(v.clone()),
             Some(_) => {
                 until.remove(&sale);
                 None

@@ -206,3 +206,31 @@ async fn sold_out_is_answered_from_memory_for_a_short_ttl() {
     // the queue), not gone.
     assert_eq!((status, body["type"].as_str()), (503, Some("/problems/unavailable")), "after the TTL the request reaches Redis again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_sell_out_holders_get_their_orders_back_from_the_containers_copy() {
+    let stack = stack_with(|o| {
+        o.consumers = 0;
+        o.config.sold_out_ttl = Duration::from_millis(800);
+    })
+    .await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(2, 2, 60, -1, 3600)).await;
+    let (status, first) = api.buy(sale, "holder", Some(2)).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, body) = api.buy(sale, "partial", Some(1)).await;
+    assert_eq!((status, body["type"].as_str()), (409, Some("/problems/sold-out")), "{body}");
+
+    // Empty the shoppers' holdings in Redis: from now on only the copy the container
+    // took when Redis said "none left" knows who holds what.
+    let mut redis = redis(&stack).await;
+    let _: () = redis.del(&[keys(sale).bought, keys(sale).orders]).await.unwrap();
+    let (status, body) = api.buy(sale, "holder", None).await;
+    assert_eq!((status, body["type"].as_str()), (409, Some("/problems/limit-reached")), "{body}");
+    assert_eq!(body["order_ids"], json!([first["order_id"]]));
+    assert_eq!(body["limit"], 2);
+    for shopper in ["partial", "newcomer"] {
+        let (status, body) = api.buy(sale, shopper, None).await;
+        assert_eq!((status, body["type"].as_str()), (409, Some("/problems/sold-out")), "{shopper}: {body}");
+    }
+}
