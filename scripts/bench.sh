@@ -88,6 +88,7 @@ median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 json() { python3 -c "import json,sys; d=json.load(open('$1')); print(eval(sys.argv[1]))" "$2"; }
 
 : > "$WORK/audit-failures.txt"; : > "$WORK/redis.txt"; : > "$WORK/nginx.txt"; : > "$WORK/stack.txt"; : > "$WORK/p50.txt"; : > "$WORK/p99.txt"; : > "$WORK/persist.txt"
+: > "$WORK/p99-sold-out.txt"; : > "$WORK/p50-admitted.txt"; : > "$WORK/p99-admitted.txt"
 for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2
   redis-cli DEL "$K:meta" "$K:stock" "$K:bought" "$K:orders" "$K:outbox" "$K:outbox_at" >/dev/null
@@ -107,12 +108,17 @@ for round in $(seq "$ROUNDS"); do
   json "$WORK/stack.json" "d['load']['requests_per_sec']" >> "$WORK/stack.txt"
   json "$WORK/stack.json" "d['load']['latency']['p50_ms']" >> "$WORK/p50.txt"
   json "$WORK/stack.json" "d['load']['latency']['p99_ms']" >> "$WORK/p99.txt"
+  json "$WORK/stack.json" "d['load']['latency_by_outcome']['sold_out']['p99_ms']" >> "$WORK/p99-sold-out.txt"
+  json "$WORK/stack.json" "d['load']['latency_by_outcome']['admitted']['p50_ms']" >> "$WORK/p50-admitted.txt"
+  json "$WORK/stack.json" "d['load']['latency_by_outcome']['admitted']['p99_ms']" >> "$WORK/p99-admitted.txt"
   # "unsettled": not every admitted order reached MySQL within the load's settle time.
   json "$WORK/stack.json" "d['load']['persisted_after_secs'] or 'unsettled'" >> "$WORK/persist.txt"
 done
 
 REDIS=$(median < "$WORK/redis.txt"); NGINX=$(median < "$WORK/nginx.txt"); STACK_RPS=$(median < "$WORK/stack.txt")
 P50=$(median < "$WORK/p50.txt"); P99=$(median < "$WORK/p99.txt")
+P99_SOLD_OUT=$(median < "$WORK/p99-sold-out.txt")
+P50_ADMITTED=$(median < "$WORK/p50-admitted.txt"); P99_ADMITTED=$(median < "$WORK/p99-admitted.txt")
 PERSIST=$(grep -v unsettled "$WORK/persist.txt" | median || true)
 UNSETTLED=$(grep -c unsettled "$WORK/persist.txt" || true)
 if [ -z "$PERSIST" ]; then
@@ -143,8 +149,9 @@ ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
   echo "| raw \`EVALSHA admit.lua\` with redis-benchmark (baseline) | ${REDIS%.*} | $(ratio "$REDIS" "$NGINX") | 1.00 |"
   echo "| the local stack: gateway, JWT, admit handler, Redis script | ${STACK_RPS%.*} | $(ratio "$STACK_RPS" "$NGINX") | $(ratio "$STACK_RPS" "$REDIS") |"
   echo
-  echo "Stampede latency: p50 ${P50} ms, p99 ${P99} ms. ${PERSISTED} (median; through SQS on moto and"
-  echo "\`persist-orders\`)."
+  echo "Stampede latency: p50 ${P50} ms, p99 ${P99} ms; the requests answered sold out, p99 ${P99_SOLD_OUT} ms;"
+  echo "the admitted, p50 ${P50_ADMITTED} ms and p99 ${P99_ADMITTED} ms (they wait for the order message, up to"
+  echo "\`FLASHSALE_ADMIT_SEND_BOUND_MS\`). ${PERSISTED} (median; through SQS on moto and \`persist-orders\`)."
   echo "The audit of the last run:"
   echo
   echo '```'

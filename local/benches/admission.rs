@@ -5,17 +5,16 @@
 //! (`scripts/services.sh up`). `BENCH_REQUESTS` (default 20000) per phase and round,
 //! `BENCH_CONCURRENCY` (default 64), `BENCH_ROUNDS` (default 3); medians are printed.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flashsale::domain::{NewSale, SaleDraft};
 use flashsale_local::gateway::lambda_request;
 use futures::stream::{self, StreamExt};
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+use common::{env, median, open_sale};
 
 /// Runs `requests` calls of `call(i)` with `concurrency` in flight; returns calls/s.
 async fn rate<F, Fut>(requests: usize, concurrency: usize, call: F) -> f64
@@ -28,24 +27,8 @@ where
     requests as f64 / started.elapsed().as_secs_f64()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 async fn sale(stack: &flashsale_local::Stack, stock: u32) -> u64 {
-    let now = chrono::Utc::now();
-    let new = NewSale::try_from(SaleDraft {
-        name: "bench".into(),
-        description: String::new(),
-        price_cents: 100,
-        stock,
-        per_user_limit: 1,
-        starts_at: now - chrono::Duration::seconds(1),
-        ends_at: now + chrono::Duration::hours(1),
-        payment_window_secs: 600,
-    })
-    .unwrap();
+    let new = open_sale("bench", stock);
     let sale = stack.functions.admin.create_sale(&new).await.unwrap();
     stack.functions.admin.publish(sale.id).await.unwrap();
     sale.id.0

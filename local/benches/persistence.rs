@@ -8,11 +8,12 @@
 //! (default 3); medians are printed. Every order is for one sale, so each batch
 //! contends for the same `sales` row, as in a flash sale.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use flashsale::cache::Cache;
 use flashsale::db::Db;
-use flashsale::domain::{NewSale, SaleDraft};
 use flashsale::messages::OrderMessage;
 use flashsale::stores::Stores;
 use flashsale::{Config, OrderId, SaleId, UserId};
@@ -20,28 +21,10 @@ use flashsale_testing::{RecordingFallback, RecordingQueue};
 use futures::stream::{self, StreamExt};
 use persist_orders::PersistOrders;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
+use common::{env, median, open_sale};
 
 async fn sale(db: &Db, stock: u32) -> SaleId {
-    let now = chrono::Utc::now();
-    let new = NewSale::try_from(SaleDraft {
-        name: "persistence bench".into(),
-        description: String::new(),
-        price_cents: 100,
-        stock,
-        per_user_limit: 1,
-        starts_at: now - chrono::Duration::seconds(1),
-        ends_at: now + chrono::Duration::hours(1),
-        payment_window_secs: 600,
-    })
-    .unwrap();
+    let new = open_sale("persistence bench", stock);
     db.create_sale(&new).await.unwrap().id
 }
 

@@ -59,7 +59,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// A route's path parameters, as named in its pattern, borrowed from the request path.
-pub type PathParams<'p> = Vec<(&'static str, &'p str)>;
+type PathParams<'p> = Vec<(&'static str, &'p str)>;
 
 /// Matches a path against a route pattern, returning its path parameters.
 fn matches<'p>(pattern: &'static str, path: &'p str) -> Option<PathParams<'p>> {

@@ -60,6 +60,8 @@ pub struct LoadReport {
     pub seconds: f64,
     pub requests_per_sec: f64,
     pub latency: Latency,
+    /// The same, per outcome: a shopper admitted waits on more than one turned away.
+    pub latency_by_outcome: BTreeMap<&'static str, Latency>,
     pub outcomes: BTreeMap<&'static str, u64>,
     pub admitted: usize,
     /// From the first request until every admitted order was in MySQL.
@@ -110,7 +112,9 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {per_sec} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let histogram = Mutex::new(Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid bounds"));
+    let new_histogram = || Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid bounds");
+    let histogram = Mutex::new(new_histogram());
+    let by_outcome: Mutex<BTreeMap<&'static str, Histogram<u64>>> = Mutex::new(BTreeMap::new());
     let outcomes: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
     let admitted_ids: Mutex<Vec<OrderId>> = Mutex::new(Vec::new());
     let url = format!("{base}/api/sales/{sale}/purchase");
@@ -119,7 +123,9 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
     stream::iter(0..options.requests)
         .map(|i| {
             let (http, url, token) = (&http, &url, &tokens[i % options.shoppers.min(tokens.len()).max(1)]);
-            let (histogram, outcomes, admitted_ids, progress) = (&histogram, &outcomes, &admitted_ids, &progress);
+            let (histogram, by_outcome, outcomes, admitted_ids, progress) =
+                (&histogram, &by_outcome, &outcomes, &admitted_ids, &progress);
+            let new_histogram = &new_histogram;
             async move {
                 let start_at = options.ramp.mul_f64(i as f64 / options.requests as f64);
                 if let Some(wait) = start_at.checked_sub(started.elapsed()) {
@@ -127,8 +133,10 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
                 }
                 let sent = Instant::now();
                 let (status, body) = purchase(http, url, token, options.retry_429).await;
-                histogram.lock().unwrap().saturating_record(sent.elapsed().as_micros() as u64);
+                let took = sent.elapsed().as_micros() as u64;
                 let kind = outcome(status, &body);
+                histogram.lock().unwrap().saturating_record(took);
+                by_outcome.lock().unwrap().entry(kind).or_insert_with(new_histogram).saturating_record(took);
                 if kind == "admitted" {
                     if let Some(id) = body["order_id"].as_str().and_then(|s| s.parse().ok()) {
                         admitted_ids.lock().unwrap().push(OrderId(id));
@@ -156,8 +164,10 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
             .then(|| started.elapsed().as_secs_f64()),
         None => None,
     };
-    let histogram = histogram.into_inner().unwrap();
-    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    let latency = |histogram: &Histogram<u64>| {
+        let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+        Latency { p50_ms: ms(0.5), p90_ms: ms(0.9), p99_ms: ms(0.99), max_ms: histogram.max() as f64 / 1000.0 }
+    };
     Ok(LoadReport {
         sale_id: sale,
         requests: options.requests,
@@ -165,7 +175,8 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
         concurrency: options.concurrency,
         seconds,
         requests_per_sec: options.requests as f64 / seconds,
-        latency: Latency { p50_ms: ms(0.5), p90_ms: ms(0.9), p99_ms: ms(0.99), max_ms: histogram.max() as f64 / 1000.0 },
+        latency: latency(&histogram.into_inner().unwrap()),
+        latency_by_outcome: by_outcome.into_inner().unwrap().iter().map(|(kind, h)| (*kind, latency(h))).collect(),
         outcomes: outcomes.into_inner().unwrap(),
         admitted: admitted_ids.len(),
         persisted_after_secs,
@@ -255,8 +266,11 @@ pub fn print(report: &LoadReport) {
         "sale {}: {} requests from {} shoppers at concurrency {} in {:.2}s = {:.0} req/s",
         report.sale_id, report.requests, report.shoppers, report.concurrency, report.seconds, report.requests_per_sec
     );
-    let l = &report.latency;
-    println!("latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}", l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms);
+    let line = |l: &Latency| format!("p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}", l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms);
+    println!("latency ms: {}", line(&report.latency));
+    for (kind, l) in &report.latency_by_outcome {
+        println!("  {kind}: {}", line(l));
+    }
     let outcomes: Vec<String> = report.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!("outcomes: {}", outcomes.join(", "));
     match report.persisted_after_secs {

@@ -107,15 +107,12 @@ impl Reconcile {
         };
         let kept = self.send_kept(sale).await?;
         let stale = self.stores.cache.outbox_before(sale.id, Utc::now() - self.resend_after, RESEND_BATCH).await?;
-        let mut sent = Vec::with_capacity(stale.len());
-        for message in &stale {
-            if let Err(e) = self.stores.queue.send_order(message).await {
-                self.stores.cache.touch_outbox(sale.id, &sent).await?;
-                return Err(e);
-            }
-            sent.push(message.order_id);
-        }
+        let outcomes = self.stores.queue.send_orders(&stale).await;
+        let sent: Vec<_> = stale.iter().zip(&outcomes).filter(|(_, sent)| sent.is_ok()).map(|(m, _)| m.order_id).collect();
         self.stores.cache.touch_outbox(sale.id, &sent).await?;
+        if let Some(Err(e)) = outcomes.into_iter().find(Result::is_err) {
+            return Err(e);
+        }
         if !stale.is_empty() {
             tracing::warn!(sale_id = %sale.id, resent = stale.len(), "stale outbox entries sent again");
         }
@@ -136,9 +133,17 @@ impl Reconcile {
     /// forgets each once SQS has it. Persisting one twice is a no-op.
     async fn send_kept(&self, sale: &Sale) -> Result<usize> {
         let kept = self.stores.fallback.of_sale(sale.id).await?;
-        for order in &kept {
-            self.stores.queue.send_order(order).await?;
-            self.stores.fallback.forget(order).await?;
+        let mut failed = None;
+        for (order, sent) in kept.iter().zip(self.stores.queue.send_orders(&kept).await) {
+            match sent {
+                Ok(()) => self.stores.fallback.forget(order).await?,
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         if !kept.is_empty() {
             tracing::warn!(sale_id = %sale.id, sent = kept.len(), "orders kept in the fallback sent on");

@@ -4,6 +4,7 @@
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
 use futures::future::BoxFuture;
+use futures::StreamExt;
 
 use crate::breaker::Breaker;
 use crate::config::Config;
@@ -119,7 +120,7 @@ impl Queue {
         }
     }
 
-    /// [`Queue::send_batch`] ten at a time, the calls side by side.
+    /// [`Queue::send_batch`] ten at a time, at most four calls side by side.
     async fn send_all(&self, url: &str, messages: Vec<(serde_json::Result<String>, u32)>) -> Vec<Result<()>> {
         let mut messages = messages.into_iter();
         let mut chunks = Vec::new();
@@ -130,7 +131,8 @@ impl Queue {
             }
             chunks.push(self.send_batch(url, chunk));
         }
-        futures::future::join_all(chunks).await.into_iter().flatten().collect()
+        // A backlog re-sent at once must not become a hundred calls at once.
+        futures::stream::iter(chunks).buffered(4).collect::<Vec<_>>().await.into_iter().flatten().collect()
     }
 }
 

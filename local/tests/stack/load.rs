@@ -39,6 +39,10 @@ async fn a_stampede_of_20000_requests_sells_exactly_500_and_passes_the_audit() {
     flashsale_local::load::print(&report);
     assert_eq!(report.admitted, 500, "{:?}", report.outcomes);
     assert_eq!(report.outcomes.values().sum::<u64>(), 20_000);
+    let outcomes: Vec<_> = report.outcomes.keys().collect();
+    assert_eq!(report.latency_by_outcome.keys().collect::<Vec<_>>(), outcomes, "a latency for each outcome");
+    let (admitted, overall) = (&report.latency_by_outcome["admitted"], &report.latency);
+    assert!(admitted.max_ms <= overall.max_ms && admitted.p50_ms > 0.0, "{admitted:?} within {overall:?}");
     assert!(report.persisted_after_secs.is_some(), "every admitted order reached MySQL");
 
     let db = Db::connect(&stack.config).unwrap();

@@ -1,0 +1,29 @@
+//! What the benchmarks share: their settings from the environment, medians, and the
+//! sale they run on.
+
+use flashsale::domain::{NewSale, SaleDraft};
+
+pub fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// A sale of `stock` units, one per shopper, open from a second ago for an hour.
+pub fn open_sale(name: &str, stock: u32) -> NewSale {
+    let now = chrono::Utc::now();
+    NewSale::try_from(SaleDraft {
+        name: name.into(),
+        description: String::new(),
+        price_cents: 100,
+        stock,
+        per_user_limit: 1,
+        starts_at: now - chrono::Duration::seconds(1),
+        ends_at: now + chrono::Duration::hours(1),
+        payment_window_secs: 600,
+    })
+    .unwrap()
+}
