@@ -29,12 +29,21 @@ from moto.core.utils import unix_time, unix_time_millis
 from moto.sqs import models
 
 
-def counts(queue):
-    """(waiting, in flight, delayed), as SQS's Approximate* attributes count them."""
+def per_moment(queue, slot, build):
+    """build(clock), kept in `slot` for the reads of the same millisecond and queue length."""
     clock = unix_time_millis()
     key = (clock, len(queue._messages))
-    taken = queue.__dict__.get("_counts")
+    taken = queue.__dict__.get(slot)
     if taken is None or taken[0] != key:
+        taken = (key, build(clock))
+        queue.__dict__[slot] = taken
+    return taken[1]
+
+
+def counts(queue):
+    """(waiting, in flight, delayed), as SQS's Approximate* attributes count them."""
+
+    def count(clock):
         waiting = in_flight = delayed = 0
         for message in queue._messages:
             visible = clock > message.visible_at
@@ -42,9 +51,9 @@ def counts(queue):
             waiting += visible and not is_delayed
             in_flight += not visible
             delayed += is_delayed
-        taken = (key, (waiting, in_flight, delayed))
-        queue.__dict__["_counts"] = taken
-    return taken[1]
+        return waiting, in_flight, delayed
+
+    return per_moment(queue, "_counts", count)
 
 
 def receivable(queue):
@@ -65,12 +74,7 @@ set_queue_attributes = models.Queue._set_attributes
 
 def attributes(queue):
     """The queue's attributes, built once per millisecond and queue length (a copy)."""
-    key = (unix_time_millis(), len(queue._messages))
-    taken = queue.__dict__.get("_attributes")
-    if taken is None or taken[0] != key:
-        taken = (key, queue_attributes(queue))
-        queue.__dict__["_attributes"] = taken
-    return dict(taken[1])
+    return dict(per_moment(queue, "_attributes", lambda clock: queue_attributes(queue)))
 
 
 def set_attributes(queue, *args, **kwargs):

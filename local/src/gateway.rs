@@ -38,12 +38,17 @@ pub struct Route {
 }
 
 impl Route {
+    /// The method (`ANY` for every one) and the path pattern.
+    fn parts(&self) -> (&'static str, &'static str) {
+        self.key.split_once(' ').expect("a route key is `METHOD /pattern`")
+    }
+
     fn pattern(&self) -> &'static str {
-        self.key.split_once(' ').map_or(self.key, |(_, pattern)| pattern)
+        self.parts().1
     }
 
     fn serves(&self, method: &str) -> bool {
-        let route_method = self.key.split_once(' ').map_or("ANY", |(method, _)| method);
+        let (route_method, _) = self.parts();
         route_method == "ANY" || route_method == method
     }
 }

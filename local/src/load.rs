@@ -113,7 +113,6 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let new_histogram = || Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid bounds");
-    let histogram = Mutex::new(new_histogram());
     let by_outcome: Mutex<BTreeMap<&'static str, Histogram<u64>>> = Mutex::new(BTreeMap::new());
     let outcomes: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
     let admitted_ids: Mutex<Vec<OrderId>> = Mutex::new(Vec::new());
@@ -123,8 +122,7 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
     stream::iter(0..options.requests)
         .map(|i| {
             let (http, url, token) = (&http, &url, &tokens[i % options.shoppers.min(tokens.len()).max(1)]);
-            let (histogram, by_outcome, outcomes, admitted_ids, progress) =
-                (&histogram, &by_outcome, &outcomes, &admitted_ids, &progress);
+            let (by_outcome, outcomes, admitted_ids, progress) = (&by_outcome, &outcomes, &admitted_ids, &progress);
             let new_histogram = &new_histogram;
             async move {
                 let start_at = options.ramp.mul_f64(i as f64 / options.requests as f64);
@@ -135,7 +133,6 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
                 let (status, body) = purchase(http, url, token, options.retry_429).await;
                 let took = sent.elapsed().as_micros() as u64;
                 let kind = outcome(status, &body);
-                histogram.lock().unwrap().saturating_record(took);
                 by_outcome.lock().unwrap().entry(kind).or_insert_with(new_histogram).saturating_record(took);
                 if kind == "admitted" {
                     if let Some(id) = body["order_id"].as_str().and_then(|s| s.parse().ok()) {
@@ -164,6 +161,12 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
             .then(|| started.elapsed().as_secs_f64()),
         None => None,
     };
+    // Every request's latency is in exactly one outcome's histogram.
+    let by_outcome = by_outcome.into_inner().unwrap();
+    let mut all = new_histogram();
+    for histogram in by_outcome.values() {
+        all.add(histogram).expect("histograms of the same bounds");
+    }
     let latency = |histogram: &Histogram<u64>| {
         let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
         Latency { p50_ms: ms(0.5), p90_ms: ms(0.9), p99_ms: ms(0.99), max_ms: histogram.max() as f64 / 1000.0 }
@@ -175,8 +178,8 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
         concurrency: options.concurrency,
         seconds,
         requests_per_sec: options.requests as f64 / seconds,
-        latency: latency(&histogram.into_inner().unwrap()),
-        latency_by_outcome: by_outcome.into_inner().unwrap().iter().map(|(kind, h)| (*kind, latency(h))).collect(),
+        latency: latency(&all),
+        latency_by_outcome: by_outcome.iter().map(|(kind, h)| (*kind, latency(h))).collect(),
         outcomes: outcomes.into_inner().unwrap(),
         admitted: admitted_ids.len(),
         persisted_after_secs,
