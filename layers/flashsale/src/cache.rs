@@ -69,8 +69,14 @@ impl Holders {
     /// limit, as `held_at_limit` tells it.
     pub fn at_limit(&self, user: &UserId, quantity: u32) -> Option<(u32, Vec<OrderId>)> {
         let (held, ids) = self.by_user.get(user.as_str())?;
-        (held + quantity > self.limit).then(|| (self.limit, ids.clone()))
+        past_limit(*held, quantity, self.limit).then(|| (self.limit, ids.clone()))
     }
+}
+
+/// Whether `quantity` more units would take a shopper holding `held` past `limit`, as
+/// `lua/admit.lua` decides it.
+fn past_limit(held: u32, quantity: u32, limit: u32) -> bool {
+    held + quantity > limit
 }
 
 /// What the admission script decided.
@@ -380,7 +386,7 @@ impl Cache {
             })
             .await?;
         match (limit, held) {
-            (Some(limit), Some(held)) if held + quantity > limit => {
+            (Some(limit), Some(held)) if past_limit(held, quantity, limit) => {
                 let ids = order_ids(&ids.unwrap_or_default())?;
                 Ok(Some((limit, ids)))
             }

@@ -112,7 +112,7 @@ impl Config {
             bucket: var("FLASHSALE_BUCKET", "flashsale-pages"),
             redis_timeout: Duration::from_millis(number("FLASHSALE_REDIS_TIMEOUT_MS", 250)?),
             sqs_timeout: Duration::from_millis(number("FLASHSALE_SQS_TIMEOUT_MS", 2000)?),
-            admit_send_bound: Duration::from_millis(number("FLASHSALE_ADMIT_SEND_BOUND_MS", 100)?),
+            admit_send_bound: Duration::from_millis(number("FLASHSALE_ADMIT_SEND_BOUND_MS", 10)?),
             db_timeout: Duration::from_millis(number("FLASHSALE_DB_TIMEOUT_MS", 3000)?),
             breaker_failures: number("FLASHSALE_BREAKER_FAILURES", 5)?,
             breaker_cooldown: Duration::from_millis(number("FLASHSALE_BREAKER_COOLDOWN_MS", 2000)?),
