@@ -12,6 +12,7 @@ pub mod edge;
 pub mod event_source;
 pub mod gateway;
 pub mod init_time;
+pub mod runtime_api;
 pub mod load;
 pub mod provision;
 pub mod redrive;

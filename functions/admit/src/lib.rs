@@ -8,11 +8,15 @@
 //! [`HandOff`], which batches orders admitted together. An admitted shopper never
 //! waits long on a slow queue: past `FLASHSALE_ADMIT_SEND_BOUND_MS` the shopper hears
 //! `202` while the order, safe in the outbox, goes on to SQS (or the fallback) in the
-//! background; should that fail too, reconcile re-sends it from the outbox.
+//! background; should that fail too, reconcile re-sends it from the outbox. On Lambda
+//! the [`settle`] extension keeps the container from freezing until that background
+//! send has ended.
 //! Requests turned away do no queue, DynamoDB or MySQL work, with one exception: a
 //! sale Redis does not know is looked up in MySQL (at most once per memo period per
 //! container), and if Redis lost a running sale, it is rebuilt (see
 //! [`flashsale::recovery`]) while shoppers get 503 "recovering", never 404.
+
+pub mod settle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,6 +104,12 @@ impl Admit {
         let (sdk, config) = &flashsale::aws::load(config).await?;
         let ids = IdGenerator::leased(WorkerLeases::from_config(sdk, config), Arc::new(SystemClock)).await;
         Ok(Admit::new(Stores::new(sdk, config)?, ids, config))
+    }
+
+    /// Resolves once every order admitted so far has been through the hand-off: in SQS
+    /// or the fallback table, or, when neither took it, left to the outbox.
+    pub async fn settled(&self) {
+        self.hand_off.settled().await;
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -212,8 +222,8 @@ impl Admit {
                 tracing::warn!("the order reached MySQL meanwhile; it stands");
             }
             Ok(Err(_)) => return Err(Error::Internal("the hand-off task stopped".into())),
-            // On Lambda the hand-off goes on while the container serves its next
-            // requests; one frozen before it ends leaves the order to the outbox.
+            // The hand-off goes on; on Lambda the `settle` extension keeps the container
+            // from freezing before it ends.
             Err(_) => tracing::warn!("order message still on its way; the outbox holds it meanwhile"),
         }
         Ok(accepted(order, remaining))

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::error::Result;
 use crate::fallback::PendingOrders;
@@ -25,14 +25,17 @@ type Pending = (OrderMessage, oneshot::Sender<Result<()>>);
 
 pub struct HandOff {
     waiting: mpsc::Sender<Pending>,
+    /// Orders submitted and not yet handed off (sent, kept, or given up on).
+    unsettled: watch::Sender<usize>,
 }
 
 impl HandOff {
     /// Starts the hand-off task on the current runtime; it ends when this is dropped.
     pub fn start(queue: Arc<dyn Outbound>, fallback: Arc<dyn PendingOrders>) -> Self {
         let (waiting, orders) = mpsc::channel(WAITING);
-        tokio::spawn(run(orders, queue, fallback));
-        HandOff { waiting }
+        let unsettled = watch::Sender::new(0);
+        tokio::spawn(run(orders, queue, fallback, unsettled.clone()));
+        HandOff { waiting, unsettled }
     }
 
     /// Queues `order` for the hand-off. The answer says where it ended: `Ok` once SQS or
@@ -40,11 +43,28 @@ impl HandOff {
     /// too many orders wait already.
     pub fn submit(&self, order: OrderMessage) -> Option<oneshot::Receiver<Result<()>>> {
         let (done, answer) = oneshot::channel();
-        self.waiting.try_send((order, done)).ok().map(|()| answer)
+        self.unsettled.send_modify(|n| *n += 1);
+        if self.waiting.try_send((order, done)).is_err() {
+            self.unsettled.send_modify(|n| *n -= 1);
+            return None;
+        }
+        Some(answer)
+    }
+
+    /// Resolves once every order submitted so far has been handed off: before it, a
+    /// container frozen by Lambda would hold some order only in the outbox.
+    pub async fn settled(&self) {
+        // The sender lives in `self`, so the wait cannot fail.
+        let _ = self.unsettled.subscribe().wait_for(|n| *n == 0).await;
     }
 }
 
-async fn run(mut orders: mpsc::Receiver<Pending>, queue: Arc<dyn Outbound>, fallback: Arc<dyn PendingOrders>) {
+async fn run(
+    mut orders: mpsc::Receiver<Pending>,
+    queue: Arc<dyn Outbound>,
+    fallback: Arc<dyn PendingOrders>,
+    unsettled: watch::Sender<usize>,
+) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
         // Waiting for a slot first lets the orders that arrive meanwhile join the batch.
@@ -53,9 +73,11 @@ async fn run(mut orders: mpsc::Receiver<Pending>, queue: Arc<dyn Outbound>, fall
         if orders.recv_many(&mut batch, BATCH).await == 0 {
             return;
         }
-        let (queue, fallback) = (queue.clone(), fallback.clone());
+        let (queue, fallback, unsettled) = (queue.clone(), fallback.clone(), unsettled.clone());
         tokio::spawn(async move {
+            let orders = batch.len();
             hand_off(&*queue, &*fallback, batch).await;
+            unsettled.send_modify(|n| *n -= orders);
             drop(slot);
         });
     }

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::helpers::*;
-use serde_json::Value;
+use flashsale::fallback::PendingOrders;
+use flashsale_local::runtime_api::RuntimeApi;
+use serde_json::{json, Value};
 
 /// How a bootstrap is started: natively from the debug build, or an arm64 release
 /// build under qemu-user.
@@ -174,6 +176,66 @@ async fn every_arm64_release_bootstrap_answers_its_sample_event_under_qemu() {
         return;
     }
     every_bootstrap_answers(Build::Arm64).await;
+}
+
+/// Lambda freezes a container once its runtime has asked for the next event after
+/// answering and every extension has asked for its next event too. `admit` answers 202
+/// before a slow hand-off ends, so its extension must hold the freeze until the order is
+/// somewhere durable. Here AWS answers 300 ms late and SQS refuses the order (its queue
+/// is gone), while the shopper is answered at once (send bound 0): the order reaches the
+/// fallback table only after two slow round trips, long after the answer. The process is
+/// stopped at the moment Lambda would freeze it, and the order must be in the fallback
+/// table by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admit_is_frozen_only_once_its_admitted_order_is_durable() {
+    // A fallback table of its own: reconcile, run by other tests, sends kept orders on.
+    let stack = stack_with(|o| {
+        o.consumers = 0;
+        o.config.pending_table = format!("pending-{:08x}", rand::random::<u32>());
+    })
+    .await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(10, 1, 60, -1, 3600)).await;
+    let moto = std::env::var("AWS_ENDPOINT_URL").expect("moto's address in AWS_ENDPOINT_URL");
+    let moto: std::net::SocketAddr = moto.trim_start_matches("http://").parse().unwrap();
+    let slow_aws = LaggingProxy::start(moto, Duration::from_millis(300)).await;
+    let runtime = RuntimeApi::start().await.unwrap();
+    let mut vars = env_vars("AdmitFunction", &stack);
+    vars.insert("AWS_ENDPOINT_URL".into(), format!("http://{}", slow_aws.addr));
+    vars.insert("FLASHSALE_ORDERS_QUEUE_URL".into(), format!("{}-gone", stack.config.orders_queue_url));
+    vars.insert("FLASHSALE_ADMIT_SEND_BOUND_MS".into(), "0".into());
+    let admit = Build::Native
+        .command("admit")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .envs(vars)
+        .envs(RuntimeApi::variables(runtime.addr, "admit"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    runtime.ready(Duration::from_secs(30)).await.expect("admit ready");
+    assert_eq!(runtime.extensions().len(), 1, "admit registers its extension during init");
+    slow_aws.lag_next_answers(u64::MAX);
+
+    let answer = runtime.invoke(sample("admit", sale), Duration::from_secs(5)).await.unwrap();
+    let pid = admit.id().unwrap().to_string();
+    std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["statusCode"], 202, "the shopper was admitted: {answer}");
+    let order: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    let sdk = flashsale::aws::sdk_config(&stack.config).await;
+    let kept = flashsale::fallback::Fallback::new(&sdk, &stack.config)
+        .of_sale(flashsale::SaleId(sale))
+        .await
+        .unwrap();
+    std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    assert!(
+        kept.iter().any(|o| json!(o.order_id) == order["order_id"]),
+        "the frozen container's order is in the fallback table: {kept:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

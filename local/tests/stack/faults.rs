@@ -652,48 +652,6 @@ async fn an_order_that_can_be_kept_nowhere_is_undone_and_answered_503() {
     assert_eq!(status, 202, "{body}");
 }
 
-/// A TCP proxy in front of Redis that can hold back the next answer for a while: the
-/// call that sent the request times out although Redis has done the work.
-struct LaggingProxy {
-    addr: SocketAddr,
-    lag_next_answer: Arc<AtomicBool>,
-}
-
-impl LaggingProxy {
-    async fn start(upstream: SocketAddr, lag: Duration) -> Self {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let lag_next_answer = Arc::new(AtomicBool::new(false));
-        let armed = lag_next_answer.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = listener.accept().await else { return };
-                let Ok(server) = TcpStream::connect(upstream).await else { return };
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut server_read, mut server_write) = server.into_split();
-                tokio::spawn(async move { tokio::io::copy(&mut client_read, &mut server_write).await });
-                let armed = armed.clone();
-                tokio::spawn(async move {
-                    let mut buffer = vec![0u8; 64 * 1024];
-                    while let Ok(n) = server_read.read(&mut buffer).await {
-                        if n == 0 {
-                            break;
-                        }
-                        if armed.swap(false, Ordering::SeqCst) {
-                            tokio::time::sleep(lag).await;
-                        }
-                        if client_write.write_all(&buffer[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        LaggingProxy { addr, lag_next_answer }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admission_whose_answer_timed_out_after_the_script_ran_is_a_202() {
     let own = OwnRedis::start().await;
@@ -716,7 +674,7 @@ async fn an_admission_whose_answer_timed_out_after_the_script_ran_is_a_202() {
     // The script is loaded once, without lag.
     assert_eq!(admit.handle(purchase_request(sale, "warm-up")).await.status(), 202);
 
-    proxy.lag_next_answer.store(true, Ordering::SeqCst);
+    proxy.lag_next_answers(1);
     let response = admit.handle(purchase_request(sale, "patient")).await;
     let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
     assert_eq!(response.status(), 202, "the script ran, so the shopper was admitted: {body}");

@@ -304,3 +304,54 @@ impl OwnRedis {
 pub async fn free_port() -> u16 {
     tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port()
 }
+
+/// A TCP proxy the test owns in front of a server, which can hold back the server's next
+/// answers for `lag` each: a call that times out although the server did the work, or a
+/// dependency slow for a while.
+pub struct LaggingProxy {
+    pub addr: std::net::SocketAddr,
+    /// Answers still to hold back.
+    to_lag: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LaggingProxy {
+    pub async fn start(upstream: std::net::SocketAddr, lag: Duration) -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let to_lag = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = to_lag.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { return };
+                let Ok(server) = TcpStream::connect(upstream).await else { return };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                tokio::spawn(async move { tokio::io::copy(&mut client_read, &mut server_write).await });
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n) = server_read.read(&mut buffer).await {
+                        if n == 0 {
+                            break;
+                        }
+                        if counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                            tokio::time::sleep(lag).await;
+                        }
+                        if client_write.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        LaggingProxy { addr, to_lag }
+    }
+
+    /// Holds back the next `answers` answers (`u64::MAX`: from now on).
+    pub fn lag_next_answers(&self, answers: u64) {
+        self.to_lag.store(answers, std::sync::atomic::Ordering::SeqCst);
+    }
+}

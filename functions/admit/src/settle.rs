@@ -1,0 +1,82 @@
+//! An internal Lambda extension that keeps the container thawed after each answer until
+//! the orders it admitted have been handed off.
+//!
+//! Lambda freezes a container once its runtime has posted the answer and every extension
+//! has asked for its next event. `admit` answers 202 without waiting out a slow send (the
+//! order is safe in the outbox), so without the extension a container left idle after
+//! the stampede would hold its last orders in the outbox until reconcile re-sends them,
+//! tens of seconds later. The shopper's answer does not wait for this: the time is spent
+//! after it, before the container takes its next request.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lambda_extension::{Extension, LambdaEvent, NextEvent};
+use lambda_http::{Body, Request, RequestExt, Response};
+use tokio::sync::watch;
+
+use crate::Admit;
+
+/// What is left of an invocation's time when the extension stops waiting: the rest of
+/// the hand-off then goes on in the next invocation, or the outbox keeps the order.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
+
+/// `admit` with the extension that settles its hand-off after each answer.
+pub struct Settling {
+    admit: Arc<Admit>,
+    /// The request id of the invocation last answered.
+    answered: watch::Sender<String>,
+}
+
+impl Settling {
+    /// Registers the extension; this must happen during init, before the runtime asks
+    /// for its first event. Returns the handler and the extension's run loop, which runs
+    /// beside the runtime's.
+    pub async fn register(
+        admit: Arc<Admit>,
+    ) -> Result<(Arc<Self>, impl Future<Output = Result<(), lambda_extension::Error>>), lambda_extension::Error> {
+        let settling = Arc::new(Settling { admit, answered: watch::Sender::new(String::new()) });
+        let events = settling.clone();
+        let registered = Extension::new()
+            .with_extension_name("admit-hand-off")
+            .with_events(&["INVOKE"])
+            .with_events_processor(lambda_extension::service_fn(move |event: LambdaEvent| {
+                let settling = events.clone();
+                async move {
+                    if let NextEvent::Invoke(invoke) = event.next {
+                        settling.settle(&invoke.request_id, invoke.deadline_ms).await;
+                    }
+                    Ok::<(), lambda_extension::Error>(())
+                }
+            }))
+            .register()
+            .await?;
+        Ok((settling, registered.run()))
+    }
+
+    /// Answers the invocation's request and tells the extension it has been answered.
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let request_id = req.lambda_context_ref().map(|context| context.request_id.clone());
+        let response = self.admit.handle(req).await;
+        if let Some(request_id) = request_id {
+            self.answered.send_replace(request_id);
+        }
+        response
+    }
+
+    /// Waits until invocation `request_id` has been answered and every order handed to
+    /// the hand-off so far is sent or kept, or until just before the invocation's deadline.
+    async fn settle(&self, request_id: &str, deadline_ms: u64) {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(DEADLINE_MARGIN);
+        let settled = async {
+            // The INVOKE event can arrive before the handler has even seen the request.
+            let _ = self.answered.subscribe().wait_for(|answered| answered == request_id).await;
+            self.admit.settled().await;
+        };
+        if tokio::time::timeout(left, settled).await.is_err() {
+            tracing::warn!(request_id, "hand-off not settled before the deadline; the outbox holds what is left");
+        }
+    }
+}
