@@ -4,9 +4,9 @@
 # badly between machines; ratios travel better):
 #   - the raw Redis rate of the same admission script (redis-benchmark, EVALSHA);
 #   - a static response from nginx through the same load generator.
-# The stampede runs twice per round: through the project's own load generator (which
-# audits the outcome afterwards) and through wrk (C, far lighter, so more of the two
-# cores go to the server under test), each next to nginx under the same generator.
+# The stampede runs twice per round, each audited afterwards: through the project's own
+# load generator and through wrk (C, far lighter, so more of the two cores go to the
+# server under test), each next to nginx under the same generator.
 # Plus each function's local init time and binary size. Medians of ROUNDS runs.
 # docs/performance.md (how the profile was taken, what it showed) is appended as is.
 #
@@ -88,18 +88,8 @@ done
 echo "persistence benchmark" >&2
 BENCH_ROUNDS="$ROUNDS" cargo bench --workspace --bench persistence 2>/dev/null > "$WORK/persistence.txt"
 
-# wrk's shoppers: one dev token each (HS256, as `flashsale-local token` signs them),
-# a random one per request.
-python3 - "$WORK/tokens.txt" "$SHOPPERS" <<'PY'
-import base64, hashlib, hmac, json, os, sys, time
-part = lambda d: base64.urlsafe_b64encode(json.dumps(d, separators=(",", ":")).encode()).rstrip(b"=")
-secret, now = os.environ["FLASHSALE_DEV_JWT_SECRET"].encode(), int(time.time())
-with open(sys.argv[1], "w") as out:
-    for i in range(int(sys.argv[2])):
-        signed = part({"typ": "JWT", "alg": "HS256"}) + b"." + part({"sub": f"wrk-{i}", "exp": now + 7200, "iat": now})
-        sig = base64.urlsafe_b64encode(hmac.new(secret, signed, hashlib.sha256).digest()).rstrip(b"=")
-        out.write((signed + b"." + sig).decode() + "\n")
-PY
+# wrk's shoppers: one dev token each, a random one per request.
+"$BIN/flashsale-local" token --user wrk --count "$SHOPPERS" --ttl-secs 7200 > "$WORK/tokens.txt"
 cat > "$WORK/buy.lua" <<LUA
 local tokens = {}
 for line in io.lines("$WORK/tokens.txt") do tokens[#tokens + 1] = line end
@@ -164,6 +154,8 @@ for round in $(seq "$ROUNDS"); do
   wrk -t2 -c"$CONNECTIONS" -d"${WRK_SECS}s" --latency -s "$WORK/buy.lua" \
     "http://127.0.0.1:3100/api/sales/$WRK_SALE/purchase" > "$WORK/wrk-stack-round.txt"
   wrk_figures "$WORK/wrk-stack-round.txt" >> "$WORK/wrk-stack.txt"
+  "$BIN/flashsale-local" audit --sale "$WRK_SALE" > "$WORK/wrk-audit-round.txt" \
+    || { echo "round $round (wrk): the audit failed"; cat "$WORK/wrk-audit-round.txt"; } | tee -a "$WORK/audit-failures.txt"
 done
 
 REDIS=$(median < "$WORK/redis.txt"); NGINX=$(median < "$WORK/nginx.txt"); STACK_RPS=$(median < "$WORK/stack.txt")

@@ -4,6 +4,7 @@
 //! command and flag. Exit codes: 0 done, 1 failed (an error, or an audit that found a
 //! broken invariant), 2 bad usage.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -42,6 +43,10 @@ enum Command {
         /// Lifetime in seconds
         #[arg(long, default_value_t = 24 * 3600)]
         ttl_secs: u64,
+        /// Print this many tokens instead, one per line, for shoppers `<user>-0`,
+        /// `<user>-1`, … (a crowd for a load tool such as wrk)
+        #[arg(long)]
+        count: Option<u32>,
     },
     /// Apply migrations/ to FLASHSALE_DATABASE_URL
     Migrate,
@@ -110,8 +115,17 @@ type Outcome = Result<(), Box<dyn std::error::Error>>;
 async fn main() -> Outcome {
     match Cli::parse().command.unwrap_or(Command::Serve { demo: false }) {
         Command::Serve { demo } => serve(demo).await,
-        Command::Token { user, admin, ttl_secs } => {
+        Command::Token { user, admin, ttl_secs, count: None } => {
             println!("{}", auth::token(&dev_secret(), &user, admin, ttl_secs));
+            Ok(())
+        }
+        Command::Token { user, admin, ttl_secs, count: Some(count) } => {
+            let secret = dev_secret();
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for i in 0..count {
+                writeln!(out, "{}", auth::token(&secret, &format!("{user}-{i}"), admin, ttl_secs))?;
+            }
+            out.flush()?;
             Ok(())
         }
         Command::Migrate => {

@@ -130,3 +130,21 @@ async fn the_command_line_helps_everywhere_and_refuses_what_it_does_not_know() {
         assert!(!output.stderr.is_empty(), "{wrong:?} says why");
     }
 }
+
+#[tokio::test]
+async fn token_count_signs_a_crowd_of_distinct_shoppers_for_a_load_tool() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_flashsale-local"))
+        .args(["token", "--user", "crowd", "--count", "50"])
+        .env("FLASHSALE_DEV_JWT_SECRET", "crowd-secret")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    let subjects: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|token| flashsale_local::auth::verify("crowd-secret", token).expect("a valid token")["sub"].clone())
+        .collect();
+    let expected: Vec<String> = (0..50).map(|i| format!("crowd-{i}")).collect();
+    assert_eq!(subjects, expected);
+}
