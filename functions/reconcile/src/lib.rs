@@ -24,7 +24,8 @@ use flashsale::publish::Publisher;
 use flashsale::recovery::{self, Recovery};
 use flashsale::stores::Stores;
 use flashsale::report::{sale_report, SaleReport};
-use flashsale::{Config, Result, Sale};
+use flashsale::messages::OrderMessage;
+use flashsale::{Config, Error, Result, Sale};
 use serde::Serialize;
 
 /// Outbox entries re-sent per sale and run; the next run takes the rest.
@@ -107,10 +108,10 @@ impl Reconcile {
         };
         let kept = self.send_kept(sale).await?;
         let stale = self.stores.cache.outbox_before(sale.id, Utc::now() - self.resend_after, RESEND_BATCH).await?;
-        let outcomes = self.stores.queue.send_orders(&stale).await;
-        let sent: Vec<_> = stale.iter().zip(&outcomes).filter(|(_, sent)| sent.is_ok()).map(|(m, _)| m.order_id).collect();
+        let (sent, failed) = delivered(&stale, self.stores.queue.send_orders(&stale).await);
+        let sent: Vec<_> = sent.iter().map(|m| m.order_id).collect();
         self.stores.cache.touch_outbox(sale.id, &sent).await?;
-        if let Some(Err(e)) = outcomes.into_iter().find(Result::is_err) {
+        if let Some(e) = failed {
             return Err(e);
         }
         if !stale.is_empty() {
@@ -133,14 +134,9 @@ impl Reconcile {
     /// forgets each once SQS has it. Persisting one twice is a no-op.
     async fn send_kept(&self, sale: &Sale) -> Result<usize> {
         let kept = self.stores.fallback.of_sale(sale.id).await?;
-        let mut failed = None;
-        for (order, sent) in kept.iter().zip(self.stores.queue.send_orders(&kept).await) {
-            match sent {
-                Ok(()) => self.stores.fallback.forget(order).await?,
-                Err(e) => {
-                    failed.get_or_insert(e);
-                }
-            }
+        let (sent, failed) = delivered(&kept, self.stores.queue.send_orders(&kept).await);
+        for order in sent {
+            self.stores.fallback.forget(order).await?;
         }
         if let Some(e) = failed {
             return Err(e);
@@ -166,6 +162,23 @@ impl Reconcile {
         }
         Ok(closed)
     }
+}
+
+/// The messages a batch send delivered, and the first error of those it did not.
+fn delivered(messages: &[OrderMessage], outcomes: Vec<Result<()>>) -> (Vec<&OrderMessage>, Option<Error>) {
+    let mut first_error = None;
+    let sent = messages
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(message, outcome)| match outcome {
+            Ok(()) => Some(message),
+            Err(e) => {
+                first_error.get_or_insert(e);
+                None
+            }
+        })
+        .collect();
+    (sent, first_error)
 }
 
 /// One line in CloudWatch's embedded metric format: the log line is the metric.
