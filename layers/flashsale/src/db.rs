@@ -395,7 +395,7 @@ impl Db {
         let room = row.try_get::<u32, _>("stock")?.saturating_sub(row.try_get("sold")?);
 
         let ids: Vec<OrderId> = batch.iter().map(|m| m.order_id).collect();
-        let stored: HashSet<OrderId> = existing_ids(&mut *tx, &ids).await?.into_iter().collect();
+        let stored: HashSet<OrderId> = existing_ids(&mut tx, &ids).await?.into_iter().collect();
         // A message twice in one batch is its own redelivery.
         let mut seen = HashSet::new();
         let is_new: Vec<bool> = batch.iter().map(|m| !stored.contains(&m.order_id) && seen.insert(m.order_id)).collect();
@@ -668,7 +668,7 @@ impl LockedSale {
 
     /// Which of `ids` MySQL has.
     pub async fn existing(&mut self, ids: &[OrderId]) -> Result<Vec<OrderId>> {
-        existing_ids(&mut *self.tx, ids).await
+        existing_ids(&mut self.tx, ids).await
     }
 
     pub async fn release(self) -> Result<()> {

@@ -260,7 +260,7 @@ impl SaleDraft {
             Some("name must be 1 to 200 characters")
         } else if self.description.chars().count() > 10_000 {
             Some("description must be at most 10000 characters")
-        } else if self.price_cents > 100_000_000_00 {
+        } else if self.price_cents > 10_000_000_000 {
             Some("price_cents is out of range")
         } else if self.stock == 0 || self.stock > N::MAX_STOCK {
             Some("stock must be between 1 and 10000000")

@@ -56,12 +56,11 @@ async fn fifty_shoppers_five_units_pay_close_and_buy_again() {
 
     // The four others time out and are closed; their stock comes back in both stores.
     for (user, order) in &admitted[1..] {
-        let status = eventually("order closed", Duration::from_secs(20), || async {
+        eventually("order closed", Duration::from_secs(20), || async {
             let (_, body) = api.order(user, order).await;
             (body["status"] == "CLOSED").then_some(())
         })
         .await;
-        let _ = status;
         let (status, body) = api.call("POST", &format!("/api/orders/{order}/pay"), Some(&api.token(user)), None).await;
         assert_eq!(status, 409, "a closed order cannot be paid: {body}");
     }
