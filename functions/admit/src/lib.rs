@@ -303,6 +303,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn settled_waits_for_every_send_still_on_its_way_after_the_answers() {
+        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+        let admit = admit(&queue, &fallback);
+        admit.settled().await; // nothing handed off yet
+        queue.slow(Duration::from_millis(300));
+        let orders: Vec<OrderMessage> = (0..12).map(|i| OrderMessage { order_id: OrderId(200 + i), ..order() }).collect();
+        for answer in futures::future::join_all(orders.iter().map(|o| admit.admitted(o, None))).await {
+            assert_eq!(answer.unwrap().status(), StatusCode::ACCEPTED);
+        }
+        assert!(queue.orders().len() < orders.len(), "answered before every send ended");
+        admit.settled().await;
+        assert_eq!(queue.orders().len(), orders.len(), "settled once every order is in the queue");
+    }
+
+    #[tokio::test]
     async fn orders_admitted_together_go_out_together_ten_to_a_call() {
         let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
         queue.slow(Duration::from_millis(20));
