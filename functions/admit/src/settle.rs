@@ -18,6 +18,15 @@ use tokio::sync::watch;
 
 use crate::Admit;
 
+/// Marks its invocation answered when dropped.
+struct Answered<'a>(&'a watch::Sender<String>, String);
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        self.0.send_replace(std::mem::take(&mut self.1));
+    }
+}
+
 /// What is left of an invocation's time when the extension stops waiting: the rest of
 /// the hand-off then goes on in the next invocation, or the outbox keeps the order.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
@@ -55,14 +64,11 @@ impl Settling {
         Ok((settling, registered.run()))
     }
 
-    /// Answers the invocation's request and tells the extension it has been answered.
+    /// Answers the invocation's request and tells the extension it has been answered
+    /// (a panic in the handler included: the runtime answers with an error then).
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        let request_id = req.lambda_context_ref().map(|context| context.request_id.clone());
-        let response = self.admit.handle(req).await;
-        if let Some(request_id) = request_id {
-            self.answered.send_replace(request_id);
-        }
-        response
+        let _answered = req.lambda_context_ref().map(|context| Answered(&self.answered, context.request_id.clone()));
+        self.admit.handle(req).await
     }
 
     /// Waits until invocation `request_id` has been answered and every order handed to
