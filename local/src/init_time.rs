@@ -12,7 +12,7 @@ use crate::runtime_api::RuntimeApi;
 pub async fn measure(binary: &Path) -> Result<f64> {
     let api = RuntimeApi::start().await?;
     let mut child = tokio::process::Command::new(binary)
-        .envs(RuntimeApi::variables(api.addr, "init-time"))
+        .envs(api.variables("init-time"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)

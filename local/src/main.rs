@@ -115,15 +115,15 @@ type Outcome = Result<(), Box<dyn std::error::Error>>;
 async fn main() -> Outcome {
     match Cli::parse().command.unwrap_or(Command::Serve { demo: false }) {
         Command::Serve { demo } => serve(demo).await,
-        Command::Token { user, admin, ttl_secs, count: None } => {
-            println!("{}", auth::token(&dev_secret(), &user, admin, ttl_secs));
-            Ok(())
-        }
-        Command::Token { user, admin, ttl_secs, count: Some(count) } => {
+        Command::Token { user, admin, ttl_secs, count } => {
+            let users: Vec<String> = match count {
+                None => vec![user],
+                Some(count) => (0..count).map(|i| format!("{user}-{i}")).collect(),
+            };
             let secret = dev_secret();
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            for i in 0..count {
-                writeln!(out, "{}", auth::token(&secret, &format!("{user}-{i}"), admin, ttl_secs))?;
+            for user in &users {
+                writeln!(out, "{}", auth::token(&secret, user, admin, ttl_secs))?;
             }
             out.flush()?;
             Ok(())

@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,13 +32,14 @@ struct Progress {
     invocation: Option<(String, u64)>,
     /// The answer the runtime posted.
     answer: Option<String>,
-    /// Who has been handed the invocation (the runtime, extensions), and who has asked
-    /// for their next event after it.
-    runtime_given: bool,
-    extensions_given: Vec<String>,
-    runtime_done: bool,
-    extensions_done: Vec<String>,
+    /// Who has been handed the invocation ([`RUNTIME`] or an extension id), and who has
+    /// asked for their next event after it.
+    given: Vec<String>,
+    done: Vec<String>,
 }
+
+/// The runtime, among those the invocation is handed to.
+const RUNTIME: &str = "runtime";
 
 struct Shared {
     started: Instant,
@@ -48,7 +49,7 @@ struct Shared {
 }
 
 pub struct RuntimeApi {
-    pub addr: std::net::SocketAddr,
+    addr: std::net::SocketAddr,
     shared: Arc<Shared>,
 }
 
@@ -75,9 +76,9 @@ impl RuntimeApi {
     }
 
     /// The variables Lambda sets for a bootstrap, pointed at this API.
-    pub fn variables(addr: std::net::SocketAddr, function: &str) -> [(&'static str, String); 6] {
+    pub fn variables(&self, function: &str) -> [(&'static str, String); 6] {
         [
-            ("AWS_LAMBDA_RUNTIME_API", addr.to_string()),
+            ("AWS_LAMBDA_RUNTIME_API", self.addr.to_string()),
             ("AWS_LAMBDA_FUNCTION_NAME", function.to_string()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".to_string()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_string()),
@@ -109,7 +110,7 @@ impl RuntimeApi {
         self.shared.progress.send_modify(|p| p.invocation = Some((format!("{:032x}", rand::random::<u128>()), deadline_ms)));
         let frozen = self
             .until(timeout + Duration::from_secs(5), |p| {
-                p.runtime_done && p.extensions.iter().all(|id| p.extensions_done.contains(id))
+                p.done.iter().any(|id| id == RUNTIME) && p.extensions.iter().all(|id| p.done.contains(id))
             })
             .await?;
         frozen.answer.ok_or_else(|| Error::Internal("the runtime asked for more work without answering".into()))
@@ -131,20 +132,10 @@ fn io(e: std::io::Error) -> Error {
 
 async fn runtime_next(State(shared): State<Arc<Shared>>) -> Response {
     let elapsed = shared.started.elapsed();
-    let mut handed_out = false;
     shared.progress.send_modify(|p| {
         p.ready_after.get_or_insert(elapsed);
-        handed_out = p.runtime_given;
-        if handed_out {
-            p.runtime_done = true;
-        } else {
-            p.runtime_given = true;
-        }
     });
-    if handed_out {
-        return std::future::pending().await;
-    }
-    let (request_id, deadline_ms) = invocation(&shared).await;
+    let (request_id, deadline_ms) = invocation(&shared, RUNTIME).await;
     let event = shared.event.lock().unwrap().take().unwrap_or_default();
     (
         [
@@ -158,14 +149,27 @@ async fn runtime_next(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-/// Waits for the invocation to be handed out.
-async fn invocation(shared: &Shared) -> (String, u64) {
+/// The invocation for `party`'s first ask, once there is one; its next ask says it is
+/// done with the invocation, and waits for good (the container is frozen).
+async fn invocation(shared: &Shared, party: &str) -> (String, u64) {
+    let mut handed_out = false;
+    shared.progress.send_modify(|p| {
+        handed_out = p.given.iter().any(|id| id == party);
+        if handed_out {
+            p.done.push(party.to_string());
+        } else {
+            p.given.push(party.to_string());
+        }
+    });
+    if handed_out {
+        return std::future::pending().await;
+    }
     let mut progress = shared.progress.subscribe();
     let progress = progress.wait_for(|p| p.invocation.is_some()).await.expect("the sender lives in `shared`");
     progress.invocation.clone().expect("handed out")
 }
 
-async fn answer(State(shared): State<Arc<Shared>>, Path(_id): Path<String>, body: String) -> StatusCode {
+async fn answer(State(shared): State<Arc<Shared>>, body: String) -> StatusCode {
     shared.progress.send_modify(|p| p.answer = Some(body));
     StatusCode::ACCEPTED
 }
@@ -183,20 +187,8 @@ async fn register(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn extension_next(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let id = headers.get("lambda-extension-identifier").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let mut handed_out = false;
-    shared.progress.send_modify(|p| {
-        handed_out = p.extensions_given.contains(&id);
-        if handed_out {
-            p.extensions_done.push(id.clone());
-        } else {
-            p.extensions_given.push(id.clone());
-        }
-    });
-    if handed_out {
-        return std::future::pending().await;
-    }
-    let (request_id, deadline_ms) = invocation(&shared).await;
+    let id = headers.get("lambda-extension-identifier").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let (request_id, deadline_ms) = invocation(&shared, id).await;
     let event = json!({
         "eventType": "INVOKE",
         "deadlineMs": deadline_ms,

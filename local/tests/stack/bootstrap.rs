@@ -209,7 +209,7 @@ async fn admit_is_frozen_only_once_its_admitted_order_is_durable() {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap())
         .envs(vars)
-        .envs(RuntimeApi::variables(runtime.addr, "admit"))
+        .envs(runtime.variables("admit"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
