@@ -5,26 +5,36 @@ WITH_ENV := eval "$$(scripts/services.sh env)" &&
 # Tests run on a database, Redis database, bucket and lease table of their own.
 WITH_TEST_ENV := eval "$$(scripts/services.sh test-env)" &&
 
-.PHONY: run test services services-down browser api-tools build arm64 sam-build sam-api sam-invoke
+# One build for both commands: `make run` after `make test` (or the other way round)
+# reuses it, where `cargo run -p` would resolve other features and rebuild for minutes.
+BUILD := cargo build --workspace --bins --tests
+
+.PHONY: run test lint services services-down browser api-tools build arm64 sam-build sam-api sam-invoke
 
 ## Start the services, build, migrate, create and publish a demo sale, serve on 127.0.0.1:3000.
 run: services
-	$(WITH_ENV) cargo run -p flashsale-local -- serve --demo
+	$(BUILD)
+	$(WITH_ENV) target/debug/flashsale-local serve --demo
 
 ## Start the services and run every test against them, from an empty test database
 ## (as on a fresh machine); end with one summary line.
 ## The arm64 release bootstraps (what a deploy ships) are built first and answer their
 ## sample events under qemu in the bootstrap test.
-test: services browser api-tools
+test: services browser api-tools lint
 	scripts/lint-template.sh
 	scripts/checkov.sh
 	mkdir -p .local
 	scripts/arm64.sh build
-	cargo build --workspace --bins --tests
+	$(BUILD)
 	scripts/services.sh reset-test
 	$(WITH_TEST_ENV) export FLASHSALE_ARM64_DIR="$$(scripts/arm64.sh dir)" && set -o pipefail && \
 	  cargo test --workspace --no-fail-fast 2>&1 | tee .local/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' .local/test-output.log
+
+## Formatting and Clippy's findings, as errors.
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
 
 services:
 	scripts/services.sh up

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flashsale_local::gateway::lambda_request;
+use flashsale_local::aws::gateway::lambda_request;
 use futures::stream::{self, StreamExt};
 
 use common::{env, median, open_sale};
@@ -47,13 +47,13 @@ async fn main() {
     options.config.sold_out_ttl = Duration::ZERO;
     let stack = flashsale_local::start(options).await.expect("local services up?");
 
-    let redis = redis::Client::open(stack.config.redis_url.as_str()).unwrap();
+    let redis = redis::Client::open(stack.config.redis_url.expose()).unwrap();
     let conn = redis.get_multiplexed_async_connection().await.unwrap();
     let script = redis::Script::new(include_str!("../../lua/admit.lua"));
     let next_id = Arc::new(AtomicU64::new(1));
     let functions = stack.functions.clone();
     let http = reqwest::Client::new();
-    let sqs = aws_sdk_sqs::Client::new(&flashsale::aws::sdk_config(&stack.config).await);
+    let sqs = aws_sdk_sqs::Client::new(&flashsale::stores::aws::sdk_config(&stack.config).await);
     let queued = || async {
         let attrs = sqs
             .get_queue_attributes()
@@ -79,12 +79,23 @@ async fn main() {
             rate(requests, concurrency, |i| {
                 let (mut conn, script, id) = (conn.clone(), &script, next_id.fetch_add(1, Ordering::Relaxed));
                 async move {
-                    let keys = flashsale::cache::SaleKeys::new(flashsale::SaleId(raw_sale));
-                    let payload = format!("{{\"order_id\":\"{id}\",\"sale_id\":{raw_sale},\"user_id\":\"u{i}\",\"quantity\":1}}");
+                    let keys = flashsale::stores::redis::SaleKeys::new(flashsale::SaleId(raw_sale));
+                    let payload =
+                        format!("{{\"order_id\":\"{id}\",\"sale_id\":{raw_sale},\"user_id\":\"u{i}\",\"quantity\":1}}");
                     let _: Vec<String> = script
-                        .key(&keys.meta).key(&keys.stock).key(&keys.bought).key(&keys.orders).key(&keys.outbox).key(&keys.outbox_at)
-                        .arg(format!("u{i}")).arg(1).arg(id.to_string()).arg(payload)
-                        .invoke_async(&mut conn).await.unwrap();
+                        .key(&keys.meta)
+                        .key(&keys.stock)
+                        .key(&keys.bought)
+                        .key(&keys.orders)
+                        .key(&keys.outbox)
+                        .key(&keys.outbox_at)
+                        .arg(format!("u{i}"))
+                        .arg(1)
+                        .arg(id.to_string())
+                        .arg(payload)
+                        .invoke_async(&mut conn)
+                        .await
+                        .unwrap();
                 }
             })
             .await,
@@ -96,7 +107,10 @@ async fn main() {
                 let functions = functions.clone();
                 async move {
                     let claims = Some([("sub".to_string(), format!("u{i}"))].into());
-                    let r = functions.admit.handle(lambda_request("POST", &format!("/api/sales/{handler_sale}/purchase"), claims, b"")).await;
+                    let r = functions
+                        .admit
+                        .handle(lambda_request("POST", &format!("/api/sales/{handler_sale}/purchase"), claims, b""))
+                        .await;
                     assert_eq!(r.status(), 202);
                 }
             })
@@ -108,11 +122,21 @@ async fn main() {
             rate(requests, concurrency, |i| {
                 let (mut conn, script) = (conn.clone(), &script);
                 async move {
-                    let keys = flashsale::cache::SaleKeys::new(flashsale::SaleId(raw_sale));
+                    let keys = flashsale::stores::redis::SaleKeys::new(flashsale::SaleId(raw_sale));
                     let _: Vec<String> = script
-                        .key(&keys.meta).key(&keys.stock).key(&keys.bought).key(&keys.orders).key(&keys.outbox).key(&keys.outbox_at)
-                        .arg(format!("late{i}")).arg(1).arg("0").arg("{}")
-                        .invoke_async(&mut conn).await.unwrap();
+                        .key(&keys.meta)
+                        .key(&keys.stock)
+                        .key(&keys.bought)
+                        .key(&keys.orders)
+                        .key(&keys.outbox)
+                        .key(&keys.outbox_at)
+                        .arg(format!("late{i}"))
+                        .arg(1)
+                        .arg("0")
+                        .arg("{}")
+                        .invoke_async(&mut conn)
+                        .await
+                        .unwrap();
                 }
             })
             .await,
@@ -122,7 +146,10 @@ async fn main() {
                 let functions = functions.clone();
                 async move {
                     let claims = Some([("sub".to_string(), format!("late{i}"))].into());
-                    let r = functions.admit.handle(lambda_request("POST", &format!("/api/sales/{handler_sale}/purchase"), claims, b"")).await;
+                    let r = functions
+                        .admit
+                        .handle(lambda_request("POST", &format!("/api/sales/{handler_sale}/purchase"), claims, b""))
+                        .await;
                     assert_eq!(r.status(), 409);
                 }
             })
@@ -131,7 +158,8 @@ async fn main() {
         let tokens: Vec<String> = (0..concurrency).map(|i| stack.token(&format!("h{i}"), false)).collect();
         http_reject.push(
             rate(requests, concurrency, |i| {
-                let (http, url, token) = (&http, stack.url(&format!("/api/sales/{handler_sale}/purchase")), &tokens[i % concurrency]);
+                let (http, url, token) =
+                    (&http, stack.url(&format!("/api/sales/{handler_sale}/purchase")), &tokens[i % concurrency]);
                 async move {
                     let r = http.post(url).bearer_auth(token).send().await.unwrap();
                     assert!(r.status() == 409 || r.status() == 429);

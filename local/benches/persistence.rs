@@ -12,9 +12,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use flashsale::cache::Cache;
-use flashsale::db::Db;
-use flashsale::messages::OrderMessage;
+use flashsale::domain::OrderMessage;
+use flashsale::stores::mysql::Mysql;
+use flashsale::stores::redis::Redis;
 use flashsale::stores::Stores;
 use flashsale::{Config, OrderId, SaleId, UserId};
 use flashsale_testing::{RecordingFallback, RecordingQueue};
@@ -23,7 +23,7 @@ use persist_orders::PersistOrders;
 
 use common::{env, median, open_sale};
 
-async fn sale(db: &Db, stock: u32) -> SaleId {
+async fn sale(db: &Mysql, stock: u32) -> SaleId {
     let new = open_sale("persistence bench", stock);
     db.create_sale(&new).await.unwrap().id
 }
@@ -35,7 +35,13 @@ fn first_id() -> u64 {
 
 /// Orders/s of `persist` fed `orders` orders of one fresh sale in batches of `batch`,
 /// `concurrency` batches in flight.
-async fn handler_rate(db: &Db, persist: &PersistOrders, orders: usize, batch: usize, concurrency: usize) -> (f64, SaleId) {
+async fn handler_rate(
+    db: &Mysql,
+    persist: &PersistOrders,
+    orders: usize,
+    batch: usize,
+    concurrency: usize,
+) -> (f64, SaleId) {
     let sale = sale(db, orders as u32).await;
     let base = first_id();
     let messages: Vec<OrderMessage> = (0..orders)
@@ -69,19 +75,19 @@ async fn main() {
     let mut config = Config::from_env().unwrap();
     config.db_max_connections = config.db_max_connections.max(concurrency as u32);
     config.db_timeout = Duration::from_secs(30);
-    let db = Db::connect(&config).unwrap();
+    let db = Mysql::connect(&config).unwrap();
     db.migrate().await.expect("MariaDB up? (scripts/services.sh up)");
     let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
     let stores = Stores {
-        db: Db::connect(&config).unwrap(),
-        cache: Cache::connect(&config).unwrap(),
+        mysql: Mysql::connect(&config).unwrap(),
+        redis: Redis::connect(&config).unwrap(),
         queue: Box::new(queue.clone()),
         fallback: Box::new(fallback),
     };
     let persist = PersistOrders::new(stores, config.max_delay_secs);
     let raw = sqlx::mysql::MySqlPoolOptions::new()
         .max_connections(concurrency as u32)
-        .connect(&config.database_url)
+        .connect(config.database_url.expose())
         .await
         .unwrap();
 
@@ -126,9 +132,21 @@ async fn main() {
     }
 
     let (insert, single, batch) = (median(inserts), median(singles), median(batches));
-    println!("persistence throughput, medians of {rounds} rounds of {orders} orders of one sale, {concurrency} in flight");
+    println!(
+        "persistence throughput, medians of {rounds} rounds of {orders} orders of one sale, {concurrency} in flight"
+    );
     println!("{:<64} {:>10} {:>8}", "", "orders/s", "ratio");
     println!("{:<64} {:>10.0} {:>8}", "raw single-row INSERT, autocommit (baseline)", insert, "1.00");
-    println!("{:<64} {:>10.0} {:>8.2}", "persist-orders, batches of 1 (a transaction per order)", single, single / insert);
-    println!("{:<64} {:>10.0} {:>8.2}", "persist-orders, batches of 10 (a transaction per batch)", batch, batch / insert);
+    println!(
+        "{:<64} {:>10.0} {:>8.2}",
+        "persist-orders, batches of 1 (a transaction per order)",
+        single,
+        single / insert
+    );
+    println!(
+        "{:<64} {:>10.0} {:>8.2}",
+        "persist-orders, batches of 10 (a transaction per batch)",
+        batch,
+        batch / insert
+    );
 }

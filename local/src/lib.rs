@@ -1,34 +1,28 @@
 //! `flashsale-local`: the Docker-free stand-in for the AWS pieces around the functions.
 //!
-//! One process that plays API Gateway ([`gateway`]: routes, throttling, the JWT
-//! authorizer), the SQS event source mappings ([`event_source`]), CloudFront
-//! ([`edge`]: pages from the bucket) and the EventBridge schedule, and provisions the
-//! queues, the lease table and the bucket on the local stand-ins. The function code it
+//! One process that plays API Gateway ([`aws::gateway`]: routes, throttling, the JWT
+//! authorizer), the SQS event source mappings ([`aws::event_source`]), CloudFront
+//! ([`aws::edge`]: pages from the bucket) and the EventBridge schedule, and provisions
+//! the queues, the lease table and the bucket on the local stand-ins. [`sign_in`] is the
+//! development identity provider; [`ops`] what an operator runs against a sale. The function code it
 //! runs is the same code each Lambda bootstrap runs.
 
-pub mod audit;
-pub mod auth;
-pub mod edge;
-pub mod event_source;
-pub mod gateway;
-pub mod init_time;
-pub mod runtime_api;
-pub mod load;
-pub mod provision;
-pub mod redrive;
-pub mod throttle;
+pub mod aws;
+pub mod ops;
+pub mod sign_in;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use flashsale::db::Db;
-use crate::provision::{provision, Names, Resources};
+use crate::aws::provision::{provision, Names, Resources};
+use flashsale::stores::mysql::Mysql;
 use flashsale::{Config, Result};
 use tokio::task::JoinHandle;
 
-use crate::event_source::Mapping;
-use crate::gateway::Gateway;
-use crate::throttle::TokenBucket;
+use crate::aws::event_source::{self, Mapping};
+use crate::aws::gateway::Gateway;
+use crate::aws::throttle::TokenBucket;
+use crate::aws::{edge, gateway};
 
 pub struct Functions {
     pub admit: admit::Admit,
@@ -65,26 +59,33 @@ pub struct Options {
     pub migrate: bool,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+/// `name` parsed, `default` when unset or empty; a value that does not parse is refused
+/// rather than silently replaced by the default.
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => {
+            v.parse().map_err(|_| flashsale::Error::Config(format!("{name}={v:?} is not a valid value")))
+        }
+        _ => Ok(default),
+    }
 }
 
 impl Options {
     pub fn from_env() -> Result<Self> {
         Ok(Options {
-            addr: env_or("FLASHSALE_LOCAL_ADDR", SocketAddr::from(([127, 0, 0, 1], 3000))),
+            addr: env_or("FLASHSALE_LOCAL_ADDR", SocketAddr::from(([127, 0, 0, 1], 3000)))?,
             config: Config::from_env()?,
-            queue_prefix: env_or("FLASHSALE_LOCAL_QUEUE_PREFIX", "flashsale-".to_string()),
-            jwt_secret: env_or("FLASHSALE_DEV_JWT_SECRET", auth::DEFAULT_DEV_SECRET.to_string()),
-            stage_rate: (env_or("FLASHSALE_LOCAL_RATE", 10_000.0), env_or("FLASHSALE_LOCAL_BURST", 5_000)),
+            queue_prefix: env_or("FLASHSALE_LOCAL_QUEUE_PREFIX", "flashsale-".to_string())?,
+            jwt_secret: env_or("FLASHSALE_DEV_JWT_SECRET", sign_in::DEFAULT_DEV_SECRET.to_string())?,
+            stage_rate: (env_or("FLASHSALE_LOCAL_RATE", 10_000.0)?, env_or("FLASHSALE_LOCAL_BURST", 5_000)?),
             purchase_rate: (
-                env_or("FLASHSALE_LOCAL_PURCHASE_RATE", 5_000.0),
-                env_or("FLASHSALE_LOCAL_PURCHASE_BURST", 2_000),
+                env_or("FLASHSALE_LOCAL_PURCHASE_RATE", 5_000.0)?,
+                env_or("FLASHSALE_LOCAL_PURCHASE_BURST", 2_000)?,
             ),
-            visibility_timeout_secs: env_or("FLASHSALE_LOCAL_VISIBILITY_SECS", 5),
-            max_receives: env_or("FLASHSALE_LOCAL_MAX_RECEIVES", 5),
-            consumers: env_or("FLASHSALE_LOCAL_CONSUMERS", 2),
-            reconcile_every_secs: env_or("FLASHSALE_LOCAL_RECONCILE_SECS", 30),
+            visibility_timeout_secs: env_or("FLASHSALE_LOCAL_VISIBILITY_SECS", 5)?,
+            max_receives: env_or("FLASHSALE_LOCAL_MAX_RECEIVES", 5)?,
+            consumers: env_or("FLASHSALE_LOCAL_CONSUMERS", 2)?,
+            reconcile_every_secs: env_or("FLASHSALE_LOCAL_RECONCILE_SECS", 30)?,
             migrate: true,
         })
     }
@@ -115,7 +116,7 @@ impl Stack {
     }
 
     pub fn token(&self, user: &str, admin: bool) -> String {
-        auth::token(&self.jwt_secret, user, admin, 24 * 3600)
+        sign_in::token(&self.jwt_secret, user, admin, 24 * 3600)
     }
 }
 
@@ -123,11 +124,11 @@ impl Stack {
 /// starts serving.
 pub async fn start(options: Options) -> Result<Stack> {
     let mut config = options.config.clone();
-    let sdk = flashsale::aws::sdk_config(&config).await;
+    let sdk = flashsale::stores::aws::sdk_config(&config).await;
     let names = Names {
         prefix: options.queue_prefix.clone(),
         lease_table: config.lease_table.clone(),
-        pending_table: config.pending_table.clone(),
+        fallback_table: config.fallback_table.clone(),
         bucket: config.bucket.clone(),
         max_receives: options.max_receives,
         visibility_timeout_secs: options.visibility_timeout_secs,
@@ -136,7 +137,7 @@ pub async fn start(options: Options) -> Result<Stack> {
     config.orders_queue_url = resources.orders_queue_url.clone();
     config.timeouts_queue_url = resources.timeouts_queue_url.clone();
     if options.migrate {
-        Db::connect(&config)?.migrate().await?;
+        Mysql::connect(&config)?.migrate().await?;
     }
 
     let functions = Arc::new(Functions {
@@ -188,12 +189,12 @@ pub async fn start(options: Options) -> Result<Stack> {
 
     let gateway = Arc::new(Gateway {
         functions: functions.clone(),
-        tokens: auth::Verifier::new(options.jwt_secret.clone()),
+        tokens: sign_in::Verifier::new(options.jwt_secret.clone()),
         stage_bucket: TokenBucket::new(options.stage_rate.0, options.stage_rate.1),
         purchase_bucket: TokenBucket::new(options.purchase_rate.0, options.purchase_rate.1),
     });
     let edge = Arc::new(edge::Edge {
-        bucket: flashsale::bucket::Bucket::new(flashsale::bucket::client(&sdk), config.bucket.clone()),
+        bucket: flashsale::stores::s3::Bucket::new(flashsale::stores::s3::client(&sdk), config.bucket.clone()),
         jwt_secret: options.jwt_secret.clone(),
         codes: Default::default(),
     });

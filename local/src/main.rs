@@ -9,8 +9,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use flashsale::domain::{NewSale, SaleDraft};
-use flashsale_local::load::{LoadOptions, Tokens};
-use flashsale_local::{audit, auth, Options};
+use flashsale_local::ops::audit;
+use flashsale_local::ops::load::{LoadOptions, Tokens};
+use flashsale_local::{sign_in, Options};
 
 // The local stack hosts every function in one process, serving a crowd on many
 // connections at once: under the stampede glibc's malloc took over a quarter of its CPU.
@@ -18,7 +19,11 @@ use flashsale_local::{audit, auth, Options};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "flashsale-local", version, about = "The flash-sale system on this machine: the local stack, dev tokens, load and audit")]
+#[command(
+    name = "flashsale-local",
+    version,
+    about = "The flash-sale system on this machine: the local stack, dev tokens, load and audit"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -123,21 +128,21 @@ async fn main() -> Outcome {
             let secret = dev_secret();
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             for user in &users {
-                writeln!(out, "{}", auth::token(&secret, user, admin, ttl_secs))?;
+                writeln!(out, "{}", sign_in::token(&secret, user, admin, ttl_secs))?;
             }
             out.flush()?;
             Ok(())
         }
         Command::Migrate => {
             let config = flashsale::Config::from_env()?;
-            flashsale::db::Db::connect(&config)?.migrate().await?;
+            flashsale::stores::mysql::Mysql::connect(&config)?.migrate().await?;
             println!("migrations applied");
             Ok(())
         }
         Command::Redrive { dlq_url, queue_url } => {
             let config = flashsale::Config::from_env()?;
-            let sqs = aws_sdk_sqs::Client::new(&flashsale::aws::sdk_config(&config).await);
-            let moved = flashsale_local::redrive::redrive(&sqs, &dlq_url, &queue_url).await?;
+            let sqs = aws_sdk_sqs::Client::new(&flashsale::stores::aws::sdk_config(&config).await);
+            let moved = flashsale_local::ops::redrive::redrive(&sqs, &dlq_url, &queue_url).await?;
             println!("moved {moved} message(s) back to {queue_url}");
             Ok(())
         }
@@ -149,7 +154,7 @@ async fn main() -> Outcome {
         }
         Command::InitTime { bootstraps } => {
             for binary in &bootstraps {
-                let ms = flashsale_local::init_time::measure(binary).await?;
+                let ms = flashsale_local::ops::init_time::measure(binary).await?;
                 println!("{}\t{ms:.1} ms", binary.display());
             }
             Ok(())
@@ -158,12 +163,16 @@ async fn main() -> Outcome {
 }
 
 fn dev_secret() -> String {
-    std::env::var("FLASHSALE_DEV_JWT_SECRET").unwrap_or_else(|_| auth::DEFAULT_DEV_SECRET.into())
+    std::env::var("FLASHSALE_DEV_JWT_SECRET").unwrap_or_else(|_| sign_in::DEFAULT_DEV_SECRET.into())
 }
 
-async fn audit_sale(sale: u64, admitted: Option<&[flashsale::OrderId]>) -> Result<Vec<audit::Check>, Box<dyn std::error::Error>> {
+async fn audit_sale(
+    sale: u64,
+    admitted: Option<&[flashsale::OrderId]>,
+) -> Result<Vec<audit::Check>, Box<dyn std::error::Error>> {
     let config = flashsale::Config::from_env()?;
-    let (db, cache) = (flashsale::db::Db::connect(&config)?, flashsale::cache::Cache::connect(&config)?);
+    let (db, cache) =
+        (flashsale::stores::mysql::Mysql::connect(&config)?, flashsale::stores::redis::Redis::connect(&config)?);
     let checks = audit::audit(&db, &cache, flashsale::SaleId(sale), admitted).await?;
     audit::print(&checks);
     Ok(checks)
@@ -183,9 +192,10 @@ async fn load(args: LoadArgs) -> Outcome {
         ),
         None => Tokens::Signed { secret: secret.clone() },
     };
-    let admin_token = args.admin_token.clone().or_else(|| {
-        matches!(tokens, Tokens::Signed { .. }).then(|| auth::token(&secret, "load-admin", true, 3600))
-    });
+    let admin_token = args
+        .admin_token
+        .clone()
+        .or_else(|| matches!(tokens, Tokens::Signed { .. }).then(|| sign_in::token(&secret, "load-admin", true, 3600)));
     let options = LoadOptions {
         base_url: args.base_url,
         sale: args.sale,
@@ -201,9 +211,10 @@ async fn load(args: LoadArgs) -> Outcome {
         progress: true,
         settle_timeout: std::time::Duration::from_secs(args.settle_secs),
     };
-    let report = flashsale_local::load::run(&options).await?;
-    flashsale_local::load::print(&report);
-    let checks = if args.no_audit { Vec::new() } else { audit_sale(report.sale_id, Some(&report.admitted_ids)).await? };
+    let report = flashsale_local::ops::load::run(&options).await?;
+    flashsale_local::ops::load::print(&report);
+    let checks =
+        if args.no_audit { Vec::new() } else { audit_sale(report.sale_id, Some(&report.admitted_ids)).await? };
     if let Some(file) = args.json {
         std::fs::write(file, serde_json::to_vec_pretty(&serde_json::json!({"load": report, "audit": checks}))?)?;
     }
@@ -212,7 +223,7 @@ async fn load(args: LoadArgs) -> Outcome {
 }
 
 async fn serve(demo: bool) -> Result<(), Box<dyn std::error::Error>> {
-    flashsale::telemetry::init();
+    flashsale::lambda::telemetry::init();
     let stack = flashsale_local::start(Options::from_env()?).await?;
     println!("flashsale local stack on {}", stack.url(""));
     if demo {

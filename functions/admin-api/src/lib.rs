@@ -14,49 +14,47 @@
 //! - `GET /api/admin/orders/{id}`: one order, its shopper and its history (admitted,
 //!   persisted, paid or closed); `PENDING` while only the outbox has it.
 
-use flashsale::cache::Cache;
-use flashsale::db::Db;
-use flashsale::domain::{NewSale, SaleDraft};
-use flashsale::fallback::{Fallback, PendingOrders};
-use flashsale::http::{self, json, problem};
-use flashsale::publish::Publisher;
-use flashsale::recovery;
-use flashsale::report::sale_report;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use flashsale::db::OrderFilter;
-use flashsale::domain::SaleState;
-use flashsale::report::StatusCount;
-use flashsale::snowflake::minted_at_ms;
+use flashsale::domain::{NewSale, SaleDraft, SaleState};
+use flashsale::ids::snowflake::minted_at_ms;
+use flashsale::lambda::http::{self, json, problem};
+use flashsale::orders::{find_order, OrderFilter};
+use flashsale::outbox::{FallbackTable, KeptOrders};
+use flashsale::pages::Publisher;
+use flashsale::recovery;
+use flashsale::recovery::drift::{sale_report, StatusCount};
+use flashsale::stores::mysql::Mysql;
+use flashsale::stores::redis::Redis;
 use flashsale::{Config, Error, Order, OrderId, OrderStatus, Result, Sale, SaleId, UserId};
-use serde::Serialize;
-use serde_json::json as j;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use serde_json::json as j;
 use tracing::Instrument;
 
 const MAX_BODY: usize = 64 * 1024;
 
 pub struct AdminApi {
-    db: Db,
-    cache: Cache,
+    mysql: Mysql,
+    redis: Redis,
     /// Admitted orders kept outside Redis, counted when a sale's state is rebuilt.
-    fallback: Fallback,
+    fallback: FallbackTable,
     pages: Publisher,
 }
 
 impl AdminApi {
-    pub fn new(db: Db, cache: Cache, fallback: Fallback, pages: Publisher) -> Self {
-        AdminApi { db, cache, fallback, pages }
+    pub fn new(mysql: Mysql, redis: Redis, fallback: FallbackTable, pages: Publisher) -> Self {
+        AdminApi { mysql, redis, fallback, pages }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
-        let (sdk, config) = &flashsale::aws::load(config).await?;
+        let (sdk, config) = &flashsale::stores::aws::load(config).await?;
         Ok(AdminApi::new(
-            Db::from_config(config, sdk)?,
-            Cache::connect(config)?,
-            Fallback::new(sdk, config),
+            Mysql::from_config(config, sdk)?,
+            Redis::connect(config)?,
+            FallbackTable::new(sdk, config),
             Publisher::from_config(sdk, config),
         ))
     }
@@ -64,7 +62,7 @@ impl AdminApi {
     /// Sets the sale's Redis state from MySQL: with `force` always, else only if missing.
     async fn rebuild(&self, id: SaleId, force: bool) -> Result<Option<i64>> {
         let kept = self.fallback.of_sale(id).await?;
-        recovery::rebuild(&self.db, &self.cache, id, &kept, force).await
+        recovery::rebuild(&self.mysql, &self.redis, id, &kept, force).await
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -78,27 +76,30 @@ impl AdminApi {
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         match (segments.as_slice(), method) {
             (["admin", "sales"], Method::POST) => {
-                let draft: SaleDraft = http::body(&req, MAX_BODY)?.ok_or(Error::Invalid("a sale is required".into()))?;
+                let draft: SaleDraft =
+                    http::body(&req, MAX_BODY)?.ok_or(Error::Invalid("a sale is required".into()))?;
                 Ok(json(StatusCode::CREATED, &self.create_sale(&NewSale::try_from(draft)?).await?))
             }
-            (["admin", "sales", id, "publish"], Method::POST) => Ok(json(StatusCode::OK, &self.publish(http::path_id(id)?).await?)),
+            (["admin", "sales", id, "publish"], Method::POST) => {
+                Ok(json(StatusCode::OK, &self.publish(http::path_id(id)?).await?))
+            }
             (["admin", "sales", id, "resync"], Method::POST) => {
                 let id: SaleId = http::path_id(id)?;
-                let sale = self.db.sale(id).await?.ok_or(Error::NotFound("sale"))?;
+                let sale = self.mysql.sale(id).await?.ok_or(Error::NotFound("sale"))?;
                 if !sale.published {
                     return Err(Error::NotOpen("the sale is not published"));
                 }
                 let remaining = self.rebuild(id, true).await?;
                 tracing::warn!(sale_id = %id, ?remaining, "sale re-synced from MySQL by an admin");
-                let sale = self.db.sale(id).await?.ok_or(Error::NotFound("sale"))?;
-                Ok(json(StatusCode::OK, &sale_report(&self.db, &self.cache, &sale).await?))
+                let sale = self.mysql.sale(id).await?.ok_or(Error::NotFound("sale"))?;
+                Ok(json(StatusCode::OK, &sale_report(&self.mysql, &self.redis, &sale).await?))
             }
             (["admin", "sales", id, "report"], Method::GET) => {
-                let sale = self.db.sale(http::path_id(id)?).await?.ok_or(Error::NotFound("sale"))?;
-                Ok(json(StatusCode::OK, &sale_report(&self.db, &self.cache, &sale).await?))
+                let sale = self.mysql.sale(http::path_id(id)?).await?.ok_or(Error::NotFound("sale"))?;
+                Ok(json(StatusCode::OK, &sale_report(&self.mysql, &self.redis, &sale).await?))
             }
             (["admin", "sales", id], Method::GET) => {
-                let sale = self.db.sale(http::path_id(id)?).await?.ok_or(Error::NotFound("sale"))?;
+                let sale = self.mysql.sale(http::path_id(id)?).await?.ok_or(Error::NotFound("sale"))?;
                 Ok(json(StatusCode::OK, &sale))
             }
             (["admin", "sales"], Method::GET) => self.sales(&req).await,
@@ -117,14 +118,17 @@ impl AdminApi {
 
     async fn sales(&self, req: &Request) -> Result<Response<Body>> {
         let limit = http::page_limit(req, 50, 100)?;
-        let page = self.db.sales_page(http::cursor(req)?, limit).await?;
+        let page = self.mysql.sales_page(http::cursor(req)?, limit).await?;
         let now = Utc::now();
         let next = (page.len() == limit as usize).then(|| page.last().map(|(sale, _)| sale.id.to_string())).flatten();
         let sales: Vec<SaleSummary> = page
             .into_iter()
             .map(|(sale, counts)| SaleSummary {
                 state: sale_state(&sale, now),
-                orders: counts.into_iter().map(|(status, (orders, units))| (status, StatusCount { orders, units })).collect(),
+                orders: counts
+                    .into_iter()
+                    .map(|(status, (orders, units))| (status, StatusCount { orders, units }))
+                    .collect(),
                 sale,
             })
             .collect();
@@ -132,35 +136,34 @@ impl AdminApi {
     }
 
     async fn orders(&self, req: &Request, sale: SaleId) -> Result<Response<Body>> {
-        self.db.sale(sale).await?.ok_or(Error::NotFound("sale"))?;
+        self.mysql.sale(sale).await?.ok_or(Error::NotFound("sale"))?;
         let status = http::query(req, "status")
-            .map(|s| s.parse::<OrderStatus>().map_err(|_| Error::Invalid("status must be UNPAID, PAID, CLOSED or REJECTED".into())))
+            .map(|s| {
+                s.parse::<OrderStatus>()
+                    .map_err(|_| Error::Invalid("status must be UNPAID, PAID, CLOSED or REJECTED".into()))
+            })
             .transpose()?;
         let user = http::query(req, "user")
             .map(|u| UserId::new(u).map_err(|_| Error::Invalid("user must be 1 to 128 printable characters".into())))
             .transpose()?;
         let limit = http::page_limit(req, 50, 100)?;
         let filter = OrderFilter { sale: Some(sale), user: user.as_ref(), status };
-        let page = self.db.orders_page(filter, http::cursor(req)?, limit).await?;
+        let page = self.mysql.orders_page(filter, http::cursor(req)?, limit).await?;
         let next = (page.len() == limit as usize).then(|| page.last().map(|o| o.order_id.to_string())).flatten();
         let orders: Vec<OrderView> = page.iter().map(|order| OrderView { order, user_id: &order.user_id }).collect();
         Ok(json(StatusCode::OK, &j!({ "orders": orders, "next": next })))
     }
 
     async fn order(&self, id: OrderId) -> Result<Response<Body>> {
-        let order = match self.db.order(id).await? {
-            Some(order) => order,
-            None => {
-                let (pending, admitted_at) = self.cache.pending_order(id).await?.ok_or(Error::NotFound("order"))?;
-                let price = self.db.sale(pending.sale_id).await?.map_or(0, |sale| sale.price_cents);
-                pending.pending_order(admitted_at, price)
-            }
-        };
-        Ok(json(StatusCode::OK, &j!({ "order": OrderView { order: &order, user_id: &order.user_id }, "history": history(&order) })))
+        let order = find_order(&self.mysql, &self.redis, id).await?.ok_or(Error::NotFound("order"))?;
+        Ok(json(
+            StatusCode::OK,
+            &j!({ "order": OrderView { order: &order, user_id: &order.user_id }, "history": history(&order) }),
+        ))
     }
 
     pub async fn create_sale(&self, new: &NewSale) -> Result<Sale> {
-        let sale = self.db.create_sale(new).await?;
+        let sale = self.mysql.create_sale(new).await?;
         tracing::info!(sale_id = %sale.id, "sale created");
         Ok(sale)
     }
@@ -170,16 +173,16 @@ impl AdminApi {
     /// is idempotent. Publishing a published sale again never resets its stock: a
     /// state Redis lost is rebuilt from MySQL's orders instead.
     pub async fn publish(&self, id: SaleId) -> Result<Sale> {
-        let sale = self.db.sale(id).await?.ok_or(Error::NotFound("sale"))?;
+        let sale = self.mysql.sale(id).await?.ok_or(Error::NotFound("sale"))?;
         if sale.published {
             self.rebuild(id, false).await?;
         } else {
-            self.cache.warm(&sale).await?;
+            self.redis.warm(&sale).await?;
         }
-        self.db.mark_published(id).await?;
-        let pages = self.pages.refresh(&self.db, &self.cache, Some(id)).await?;
+        self.mysql.mark_published(id).await?;
+        let pages = self.pages.refresh(&self.mysql, &self.redis, Some(id)).await?;
         tracing::info!(sale_id = %id, pages_changed = pages.changed.len(), "sale published");
-        self.db.sale(id).await?.ok_or(Error::NotFound("sale"))
+        self.mysql.sale(id).await?.ok_or(Error::NotFound("sale"))
     }
 }
 
@@ -241,7 +244,7 @@ fn history(order: &Order) -> Vec<Event> {
 
 #[cfg(test)]
 mod tests {
-    use flashsale::snowflake::compose;
+    use flashsale::ids::snowflake::compose;
 
     use super::*;
 

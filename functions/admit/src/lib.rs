@@ -21,18 +21,18 @@ pub mod settle;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flashsale::cache::{Admission, Cache, Holders};
+use flashsale::admission::{Admission, Holders};
+use flashsale::clock::SystemClock;
 use flashsale::config::Need;
-use flashsale::db::Db;
-use flashsale::fallback::PendingOrders;
-use flashsale::handoff::HandOff;
-use flashsale::http::{self, json, problem};
-use flashsale::leases::WorkerLeases;
+use flashsale::domain::OrderMessage;
+use flashsale::ids::{IdGenerator, WorkerLeases};
+use flashsale::lambda::http::{self, json, problem};
 use flashsale::memo::SaleMemo;
-use flashsale::messages::OrderMessage;
-use flashsale::queue::Outbound;
+use flashsale::outbox::{HandOff, KeptOrders};
 use flashsale::recovery::{self, MissingSales};
-use flashsale::snowflake::{IdGenerator, SystemClock};
+use flashsale::stores::mysql::Mysql;
+use flashsale::stores::redis::Redis;
+use flashsale::stores::sqs::Outbound;
 use flashsale::stores::Stores;
 use flashsale::{Config, Error, OrderStatus, Result, SaleId};
 use lambda_http::http::{Method, StatusCode};
@@ -63,10 +63,10 @@ fn may_have_run(e: &Error) -> bool {
 }
 
 pub struct Admit {
-    db: Db,
-    cache: Cache,
+    mysql: Mysql,
+    redis: Redis,
     queue: Arc<dyn Outbound>,
-    fallback: Arc<dyn PendingOrders>,
+    fallback: Arc<dyn KeptOrders>,
     hand_off: HandOff,
     /// How long a shopper waits for the order message to be somewhere durable.
     send_bound: Duration,
@@ -81,11 +81,11 @@ pub struct Admit {
 impl Admit {
     /// With the sold-out memo, recovery and send timings of `config`.
     pub fn new(stores: Stores, ids: Arc<IdGenerator>, config: &Config) -> Self {
-        let Stores { db, cache, queue, fallback } = stores;
-        let (queue, fallback): (Arc<dyn Outbound>, Arc<dyn PendingOrders>) = (queue.into(), fallback.into());
+        let Stores { mysql, redis, queue, fallback } = stores;
+        let (queue, fallback): (Arc<dyn Outbound>, Arc<dyn KeptOrders>) = (queue.into(), fallback.into());
         Admit {
-            db,
-            cache,
+            mysql,
+            redis,
             hand_off: HandOff::start(queue.clone(), fallback.clone()),
             queue,
             fallback,
@@ -101,7 +101,7 @@ impl Admit {
     /// generator with its worker-id lease.
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[Need::OrdersQueue])?;
-        let (sdk, config) = &flashsale::aws::load(config).await?;
+        let (sdk, config) = &flashsale::stores::aws::load(config).await?;
         let ids = IdGenerator::leased(WorkerLeases::from_config(sdk, config), Arc::new(SystemClock)).await;
         Ok(Admit::new(Stores::new(sdk, config)?, ids, config))
     }
@@ -136,7 +136,7 @@ impl Admit {
             // A repeat click of a shopper who holds orders still gets them back.
             let held = match holders {
                 Some(holders) => holders.at_limit(&caller.user, quantity),
-                None => self.cache.held_at_limit(sale_id, &caller.user, quantity).await?,
+                None => self.redis.held_at_limit(sale_id, &caller.user, quantity).await?,
             };
             if let Some((limit, order_ids)) = held {
                 return Err(Error::LimitReached { limit, order_ids });
@@ -147,15 +147,15 @@ impl Admit {
             return Err(answer);
         }
         let order = OrderMessage { order_id: self.ids.next_id().await?, sale_id, user_id: caller.user, quantity };
-        let admission = match self.cache.admit(&order).await {
+        let admission = match self.redis.admit(&order).await {
             Ok(Admission::UnknownSale) => {
                 // A lost sale rebuilt by this call: this request goes on.
-                self.missing.recover(&self.db, &self.cache, &*self.queue, &*self.fallback, sale_id).await?;
-                self.cache.admit(&order).await?
+                self.missing.recover(&self.mysql, &self.redis, &*self.queue, &*self.fallback, sale_id).await?;
+                self.redis.admit(&order).await?
             }
             Ok(admission) => admission,
             // The script may have run before the call failed: its outbox entry says.
-            Err(e) if may_have_run(&e) => match self.cache.in_outbox(sale_id, order.order_id).await {
+            Err(e) if may_have_run(&e) => match self.redis.in_outbox(sale_id, order.order_id).await {
                 Ok(true) => {
                     tracing::warn!(error = %e, "admission call failed after the script ran; the order stands");
                     return self.admitted(&order, None).await;
@@ -195,7 +195,7 @@ impl Admit {
         }
         // Repeat clicks ask Redis until the copy is here, or when it cannot be had.
         self.sold_out.mark(sale, None);
-        match self.cache.holders(sale, MAX_HOLDERS_COPIED).await {
+        match self.redis.holders(sale, MAX_HOLDERS_COPIED).await {
             Ok(Some(holders)) => self.sold_out.mark(sale, Some(Arc::new(holders))),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "could not copy who holds the sold-out sale's units"),
@@ -216,7 +216,7 @@ impl Admit {
             Ok(Ok(Err(kept))) => {
                 // Nowhere durable: take the admission back rather than answer with a
                 // 202 that Redis alone remembers.
-                if self.cache.undo_admission(order).await? {
+                if self.redis.undo_admission(order).await? {
                     return Err(kept);
                 }
                 tracing::warn!("the order reached MySQL meanwhile; it stands");
@@ -233,8 +233,7 @@ impl Admit {
 /// The 202 of an admitted order, with the units left right after it when known.
 fn accepted(order: &OrderMessage, remaining: Option<u64>) -> Response<Body> {
     tracing::info!(quantity = order.quantity, "admitted");
-    let mut body =
-        j!({"order_id": order.order_id, "sale_id": order.sale_id, "status": OrderStatus::Pending, "quantity": order.quantity});
+    let mut body = j!({"order_id": order.order_id, "sale_id": order.sale_id, "status": OrderStatus::Pending, "quantity": order.quantity});
     if let Some(remaining) = remaining {
         body["remaining"] = j!(remaining);
     }
@@ -308,7 +307,8 @@ mod tests {
         let admit = admit(&queue, &fallback);
         admit.settled().await; // nothing handed off yet
         queue.slow(Duration::from_millis(300));
-        let orders: Vec<OrderMessage> = (0..12).map(|i| OrderMessage { order_id: OrderId(200 + i), ..order() }).collect();
+        let orders: Vec<OrderMessage> =
+            (0..12).map(|i| OrderMessage { order_id: OrderId(200 + i), ..order() }).collect();
         for answer in futures::future::join_all(orders.iter().map(|o| admit.admitted(o, None))).await {
             assert_eq!(answer.unwrap().status(), StatusCode::ACCEPTED);
         }

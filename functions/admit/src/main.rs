@@ -7,7 +7,7 @@ use lambda_http::{service_fn, Error, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    flashsale::telemetry::init();
+    flashsale::lambda::telemetry::init();
     let config = flashsale::Config::from_env()?;
     let admit = Arc::new(admit::Admit::from_config(&config).await?);
     let (admit, extension) = admit::settle::Settling::register(admit).await?;

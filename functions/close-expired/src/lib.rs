@@ -7,9 +7,9 @@
 //! a crash between the two steps completes the release without doubling it.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use flashsale::consumer::each_record;
-use flashsale::db::Closing;
-use flashsale::messages::TimeoutMessage;
+use flashsale::domain::TimeoutMessage;
+use flashsale::lambda::sqs::each_record;
+use flashsale::orders::Closing;
 use flashsale::stores::Stores;
 use flashsale::{Config, Result};
 use tracing::Instrument;
@@ -43,7 +43,7 @@ impl CloseExpired {
             tracing::debug!(remaining_ms = msg.deadline_ms - now_ms, "early; next hop");
             return self.stores.queue.schedule_close(&msg, now_ms, self.max_delay_secs).await;
         }
-        match self.stores.close_if_due(msg.order_id).await? {
+        match self.stores.close_order(msg.order_id).await? {
             Closing::Closed(_) | Closing::AlreadyClosed(_) => {}
             Closing::NotDue { remaining_ms, .. } => {
                 // This container's clock ran ahead of the database's: ask again later.
@@ -79,7 +79,11 @@ mod tests {
     }
 
     fn due_in(ms: i64) -> TimeoutMessage {
-        TimeoutMessage { order_id: OrderId(7), sale_id: SaleId(3), deadline_ms: chrono::Utc::now().timestamp_millis() + ms }
+        TimeoutMessage {
+            order_id: OrderId(7),
+            sale_id: SaleId(3),
+            deadline_ms: chrono::Utc::now().timestamp_millis() + ms,
+        }
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use aws_lambda_events::event::cloudformation::{
     CloudFormationCustomResourceResponseStatus as Status,
 };
 use flashsale::config::Secret;
-use flashsale::db::Db;
+use flashsale::stores::mysql::Mysql;
 use flashsale::{Config, Error, Result};
 use serde::Deserialize;
 use sqlx::mysql::MySqlConnectOptions;
@@ -54,25 +54,21 @@ fn required(name: &str) -> Result<String> {
 
 impl Migrate {
     pub fn new(config: &Config, sdk: &aws_config::SdkConfig, admin_secret: String, app_secret: String) -> Self {
-        flashsale::aws::install_crypto_provider();
-        Migrate {
-            config: config.clone(),
-            sdk: sdk.clone(),
-            admin_secret,
-            app_secret,
-            http: reqwest::Client::new(),
-        }
+        flashsale::stores::aws::install_crypto_provider();
+        Migrate { config: config.clone(), sdk: sdk.clone(), admin_secret, app_secret, http: reqwest::Client::new() }
     }
 
     pub async fn from_env(config: &Config) -> Result<Self> {
         let (admin, app) = (required("FLASHSALE_DB_ADMIN_SECRET")?, required("FLASHSALE_DB_APP_SECRET")?);
-        Ok(Migrate::new(config, &flashsale::aws::sdk_config(config).await, admin, app))
+        Ok(Migrate::new(config, &flashsale::stores::aws::sdk_config(config).await, admin, app))
     }
 
     /// Does the work the request asks for and reports to CloudFormation.
     pub async fn handle(&self, request: Request) -> Result<()> {
         let (outcome, response_url, stack_id, request_id, logical_id, physical_id) = match &request {
-            Request::Create(r) => (self.apply().await, &r.response_url, &r.stack_id, &r.request_id, &r.logical_resource_id, None),
+            Request::Create(r) => {
+                (self.apply().await, &r.response_url, &r.stack_id, &r.request_id, &r.logical_resource_id, None)
+            }
             Request::Update(r) => (
                 self.apply().await,
                 &r.response_url,
@@ -82,8 +78,22 @@ impl Migrate {
                 Some(&r.physical_resource_id),
             ),
             // The schema and its data outlive the resource: nothing to undo.
-            Request::Delete(r) => (Ok(()), &r.response_url, &r.stack_id, &r.request_id, &r.logical_resource_id, Some(&r.physical_resource_id)),
-            _ => (Err(Error::Internal("unknown request type".into())), &String::new(), &String::new(), &String::new(), &String::new(), None),
+            Request::Delete(r) => (
+                Ok(()),
+                &r.response_url,
+                &r.stack_id,
+                &r.request_id,
+                &r.logical_resource_id,
+                Some(&r.physical_resource_id),
+            ),
+            _ => (
+                Err(Error::Internal("unknown request type".into())),
+                &String::new(),
+                &String::new(),
+                &String::new(),
+                &String::new(),
+                None,
+            ),
         };
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "migration failed");
@@ -110,14 +120,14 @@ impl Migrate {
     pub async fn apply(&self) -> Result<()> {
         let admin = self.user_secret(&self.admin_secret).await?;
         let app = self.user_secret(&self.app_secret).await?;
-        let target = MySqlConnectOptions::from_str(&self.config.database_url)?
+        let target = MySqlConnectOptions::from_str(self.config.database_url.expose())?
             .username(&admin.username)
             .password(admin.password.expose());
         let database = identifier(target.get_database().unwrap_or("flashsale"))?.to_string();
         let mut server = target.clone().database("information_schema").connect().await?;
         sqlx::raw_sql(&format!("CREATE DATABASE IF NOT EXISTS `{database}`")).execute(&mut server).await?;
 
-        Db::connect_with(&self.config, target.database(&database)).migrate().await?;
+        Mysql::connect_with(&self.config, target.database(&database)).migrate().await?;
         tracing::info!(database, "migrations applied");
 
         let user = identifier(&app.username)?;
@@ -135,7 +145,7 @@ impl Migrate {
     }
 
     async fn user_secret(&self, id: &str) -> Result<UserSecret> {
-        let text = flashsale::aws::secret_string(&self.sdk, id).await?;
+        let text = flashsale::stores::aws::secret_string(&self.sdk, id).await?;
         serde_json::from_str(text.expose())
             .map_err(|_| Error::Config(format!("secret {id} is not {{\"username\", \"password\"}} JSON")))
     }

@@ -8,7 +8,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    flashsale::telemetry::init();
+    flashsale::lambda::telemetry::init();
     let config = flashsale::Config::from_env()?;
     let migrate = Arc::new(migrate::Migrate::from_env(&config).await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<CloudFormationCustomResourceRequest>| {

@@ -1,20 +1,20 @@
 //! `persist-orders`: the consumer of the `orders` queue. A batch (up to 10 messages)
-//! is written with one transaction per sale (see [`Db::persist_orders`]): each admitted
+//! is written with one transaction per sale (see [`flashsale::stores::mysql::Mysql::persist_orders`]): each admitted
 //! order becomes exactly one row in MySQL, and the sale's hot `sales` row is updated
 //! once per batch rather than once per order. Then the first close checks of the batch
 //! go out in one `SendMessageBatch` and the outbox entries are cleared. A refused order
 //! (`REJECTED`) puts no unit back on sale: MySQL had none for it, so Redis is corrected
-//! to what MySQL and the outbox account for (see [`recovery::settle_rejected`]). A
+//! to what MySQL and the outbox account for (see [`correct_after_refusal`]). A
 //! failure fails only the messages it touched (a sale's transaction: that sale's
 //! messages), which SQS redelivers.
 
 use std::collections::BTreeMap;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use flashsale::consumer::whole_batch;
-use flashsale::db::Persisted;
-use flashsale::messages::{OrderMessage, TimeoutMessage};
-use flashsale::recovery;
+use flashsale::domain::{OrderMessage, TimeoutMessage};
+use flashsale::lambda::sqs::whole_batch;
+use flashsale::orders::Persisted;
+use flashsale::recovery::refused::correct_after_refusal;
 use flashsale::stores::Stores;
 use flashsale::{Config, Error, Order, OrderStatus, Result, SaleId};
 use tracing::Instrument;
@@ -61,7 +61,7 @@ impl PersistOrders {
     }
 
     async fn persist_sale(&self, sale: SaleId, batch: &[OrderMessage]) -> Vec<Result<()>> {
-        let persisted = match self.stores.db.persist_orders(sale, batch).await {
+        let persisted = match self.stores.mysql.persist_orders(sale, batch).await {
             Ok(persisted) => persisted,
             Err(e) => {
                 tracing::warn!(error = %e, "the sale's batch was not written; all of it is redelivered");
@@ -72,13 +72,18 @@ impl PersistOrders {
             batch.iter().zip(persisted).map(|(msg, persisted)| self.checked(msg, persisted)).collect();
         // Both follow-up steps are idempotent, so a redelivery after a crash just
         // completes them.
-        let unpaid: Vec<usize> =
-            (0..batch.len()).filter(|&i| matches!(&outcomes[i], Ok(Some(o)) if o.status == OrderStatus::Unpaid)).collect();
+        let unpaid: Vec<usize> = (0..batch.len())
+            .filter(|&i| matches!(&outcomes[i], Ok(Some(o)) if o.status == OrderStatus::Unpaid))
+            .collect();
         let closes: Vec<TimeoutMessage> = unpaid
             .iter()
             .filter_map(|&i| outcomes[i].as_ref().ok().and_then(Option::as_ref).map(close_check))
             .collect();
-        let scheduled = self.stores.queue.schedule_closes(&closes, chrono::Utc::now().timestamp_millis(), self.max_delay_secs).await;
+        let scheduled = self
+            .stores
+            .queue
+            .schedule_closes(&closes, chrono::Utc::now().timestamp_millis(), self.max_delay_secs)
+            .await;
         for (i, sent) in unpaid.into_iter().zip(scheduled) {
             if let Err(e) = sent {
                 outcomes[i] = Err(e);
@@ -87,14 +92,14 @@ impl PersistOrders {
         for outcome in &mut outcomes {
             if let Ok(Some(order)) = outcome {
                 if order.status == OrderStatus::Rejected {
-                    if let Err(e) = recovery::settle_rejected(&self.stores.db, &self.stores.cache, order).await {
+                    if let Err(e) = correct_after_refusal(&self.stores.mysql, &self.stores.redis, order).await {
                         *outcome = Err(e);
                     }
                 }
             }
         }
         let done: Vec<_> = batch.iter().zip(&outcomes).filter(|(_, o)| o.is_ok()).map(|(m, _)| m.order_id).collect();
-        if let Err(e) = self.stores.cache.clear_outbox(sale, &done).await {
+        if let Err(e) = self.stores.redis.clear_outbox(sale, &done).await {
             return failed_alike(batch.len(), &e);
         }
         outcomes.into_iter().map(|o| o.map(drop)).collect()

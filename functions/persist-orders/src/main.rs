@@ -7,7 +7,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    flashsale::telemetry::init();
+    flashsale::lambda::telemetry::init();
     let config = flashsale::Config::from_env()?;
     let consumer = Arc::new(persist_orders::PersistOrders::from_config(&config).await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {

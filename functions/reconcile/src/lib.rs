@@ -19,12 +19,12 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use flashsale::db::Closing;
-use flashsale::publish::Publisher;
+use flashsale::domain::OrderMessage;
+use flashsale::orders::Closing;
+use flashsale::pages::Publisher;
+use flashsale::recovery::drift::{sale_report, SaleReport};
 use flashsale::recovery::{self, Recovery};
 use flashsale::stores::Stores;
-use flashsale::report::{sale_report, SaleReport};
-use flashsale::messages::OrderMessage;
 use flashsale::{Config, Error, Result, Sale};
 use serde::Serialize;
 
@@ -68,17 +68,19 @@ impl Reconcile {
 
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[flashsale::config::Need::OrdersQueue])?;
-        let (sdk, config) = &flashsale::aws::load(config).await?;
+        let (sdk, config) = &flashsale::stores::aws::load(config).await?;
         Ok(Reconcile::new(Stores::new(sdk, config)?, Publisher::from_config(sdk, config), config))
     }
 
     pub async fn run(&self) -> Result<Vec<SaleCheck>> {
         let mut checks = Vec::new();
         // One sale's trouble (SQS refusing its re-sends, say) must not stop the others.
-        for sale in self.stores.db.open_sales().await? {
+        for sale in self.stores.mysql.open_sales().await? {
             match self.check(&sale).await {
                 Ok(check) => checks.push(check),
-                Err(e) => tracing::warn!(sale_id = %sale.id, error = %e, "reconcile of this sale failed; next run retries"),
+                Err(e) => {
+                    tracing::warn!(sale_id = %sale.id, error = %e, "reconcile of this sale failed; next run retries")
+                }
             }
         }
         let worst = checks.iter().filter_map(|c| c.report.drift).map(i64::abs).max().unwrap_or(0);
@@ -88,7 +90,7 @@ impl Reconcile {
         emit_metric(&[], "SalesMissingInRedis", missing as i64);
         // Pages of sales that sold out or ended since the last run now say so; the
         // others are unchanged and cost one HEAD each.
-        let pages = self.pages.refresh(&self.stores.db, &self.stores.cache, None).await?;
+        let pages = self.pages.refresh(&self.stores.mysql, &self.stores.redis, None).await?;
         if !pages.changed.is_empty() {
             tracing::info!(changed = ?pages.changed, "pages re-rendered");
         }
@@ -97,8 +99,15 @@ impl Reconcile {
 
     pub async fn check(&self, sale: &Sale) -> Result<SaleCheck> {
         let stores = &self.stores;
-        let recovery = match recovery::recover(&stores.db, &stores.cache, &*stores.queue, &*stores.fallback, sale, self.drain_bound)
-            .await?
+        let recovery = match recovery::recover(
+            &stores.mysql,
+            &stores.redis,
+            &*stores.queue,
+            &*stores.fallback,
+            sale,
+            self.drain_bound,
+        )
+        .await?
         {
             Recovery::Present | Recovery::NotLive => None,
             other => {
@@ -107,10 +116,10 @@ impl Reconcile {
             }
         };
         let kept = self.send_kept(sale).await?;
-        let stale = self.stores.cache.outbox_before(sale.id, Utc::now() - self.resend_after, RESEND_BATCH).await?;
+        let stale = self.stores.redis.outbox_before(sale.id, Utc::now() - self.resend_after, RESEND_BATCH).await?;
         let (sent, failed) = delivered(&stale, self.stores.queue.send_orders(&stale).await);
         let sent: Vec<_> = sent.iter().map(|m| m.order_id).collect();
-        self.stores.cache.touch_outbox(sale.id, &sent).await?;
+        self.stores.redis.touch_outbox(sale.id, &sent).await?;
         if let Some(e) = failed {
             return Err(e);
         }
@@ -118,10 +127,10 @@ impl Reconcile {
             tracing::warn!(sale_id = %sale.id, resent = stale.len(), "stale outbox entries sent again");
         }
         let closed = self.close_overdue(sale).await?;
-        if sale.ends_at <= Utc::now() && self.stores.cache.expire_ended(sale).await? {
+        if sale.ends_at <= Utc::now() && self.stores.redis.expire_ended(sale).await? {
             tracing::debug!(sale_id = %sale.id, "ended sale's keys expire after the grace period");
         }
-        let report = sale_report(&self.stores.db, &self.stores.cache, sale).await?;
+        let report = sale_report(&self.stores.mysql, &self.stores.redis, sale).await?;
         let sale_dimension = [("SaleId", sale.id.to_string())];
         if let Some(drift) = report.drift {
             emit_metric(&sale_dimension, "Drift", drift);
@@ -150,10 +159,10 @@ impl Reconcile {
     /// Closes unpaid orders well past their deadline: their close message was lost (to
     /// the DLQ, say) or is stuck, and their units must not stay held.
     async fn close_overdue(&self, sale: &Sale) -> Result<usize> {
-        let overdue = self.stores.db.overdue_unpaid(sale.id, self.overdue_after, CLOSE_BATCH).await?;
+        let overdue = self.stores.mysql.overdue_unpaid(sale.id, self.overdue_after, CLOSE_BATCH).await?;
         let mut closed = 0;
         for order in overdue {
-            if let Closing::Closed(_) = self.stores.close_if_due(order).await? {
+            if let Closing::Closed(_) = self.stores.close_order(order).await? {
                 closed += 1;
             }
         }

@@ -9,7 +9,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    flashsale::telemetry::init();
+    flashsale::lambda::telemetry::init();
     let config = flashsale::Config::from_env()?;
     let reconcile = Arc::new(reconcile::Reconcile::from_config(&config).await?);
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {

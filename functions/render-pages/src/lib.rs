@@ -3,9 +3,9 @@
 //! same way; this function re-renders everything on demand, for example after a
 //! template change is deployed.
 
-use flashsale::cache::Cache;
-use flashsale::db::Db;
-use flashsale::publish::{Published, Publisher};
+use flashsale::pages::{Published, Publisher};
+use flashsale::stores::mysql::Mysql;
+use flashsale::stores::redis::Redis;
 use flashsale::{Config, Result, SaleId};
 use serde::Deserialize;
 
@@ -17,19 +17,23 @@ pub struct RenderRequest {
 }
 
 pub struct RenderPages {
-    db: Db,
-    cache: Cache,
+    mysql: Mysql,
+    redis: Redis,
     pages: Publisher,
 }
 
 impl RenderPages {
     pub async fn from_config(config: &Config) -> Result<Self> {
-        let (sdk, config) = &flashsale::aws::load(config).await?;
-        Ok(RenderPages { db: Db::from_config(config, sdk)?, cache: Cache::connect(config)?, pages: Publisher::from_config(sdk, config) })
+        let (sdk, config) = &flashsale::stores::aws::load(config).await?;
+        Ok(RenderPages {
+            mysql: Mysql::from_config(config, sdk)?,
+            redis: Redis::connect(config)?,
+            pages: Publisher::from_config(sdk, config),
+        })
     }
 
     pub async fn handle(&self, request: RenderRequest) -> Result<Published> {
-        let published = self.pages.refresh(&self.db, &self.cache, request.sale_id).await?;
+        let published = self.pages.refresh(&self.mysql, &self.redis, request.sale_id).await?;
         tracing::info!(changed = ?published.changed, unchanged = published.unchanged, "pages rendered");
         Ok(published)
     }

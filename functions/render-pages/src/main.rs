@@ -7,7 +7,7 @@ use render_pages::{RenderPages, RenderRequest};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    flashsale::telemetry::init();
+    flashsale::lambda::telemetry::init();
     let config = flashsale::Config::from_env()?;
     let render = Arc::new(RenderPages::from_config(&config).await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Option<RenderRequest>>| {

@@ -8,33 +8,34 @@
 //! - `GET /api/orders/{id}`: the caller's order; `PENDING` while only the outbox knows it.
 //! - `POST /api/orders/{id}/pay`: one conditional update; exactly one of pay and close wins.
 
-use flashsale::cache::Cache;
-use flashsale::db::{Db, OrderFilter};
-use flashsale::http::{self, json, problem, Caller};
-use flashsale::fallback::PendingOrders;
-use flashsale::queue::Outbound;
+use flashsale::lambda::http::{self, json, problem, Caller};
+use flashsale::orders::{find_order, OrderFilter};
+use flashsale::outbox::KeptOrders;
 use flashsale::recovery::MissingSales;
+use flashsale::stores::mysql::Mysql;
+use flashsale::stores::redis::Redis;
+use flashsale::stores::sqs::Outbound;
 use flashsale::stores::Stores;
 use flashsale::{Config, Error, Order, OrderId, Result, SaleId};
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use tracing::Instrument;
 use serde_json::json as j;
+use tracing::Instrument;
 
 pub struct ShopApi {
-    db: Db,
-    cache: Cache,
+    mysql: Mysql,
+    redis: Redis,
     /// Only to rebuild a sale Redis lost: whether orders are in flight, and the orders
     /// kept in the fallback.
     queue: Box<dyn Outbound>,
-    fallback: Box<dyn PendingOrders>,
+    fallback: Box<dyn KeptOrders>,
     missing: MissingSales,
 }
 
 impl ShopApi {
     pub fn new(stores: Stores, missing: MissingSales) -> Self {
-        let Stores { db, cache, queue, fallback } = stores;
-        ShopApi { db, cache, queue, fallback, missing }
+        let Stores { mysql, redis, queue, fallback } = stores;
+        ShopApi { mysql, redis, queue, fallback, missing }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
@@ -64,12 +65,12 @@ impl ShopApi {
     }
 
     async fn sale(&self, id: SaleId) -> Result<Response<Body>> {
-        let sale = match self.cache.live_sale(id).await? {
+        let sale = match self.redis.live_sale(id).await? {
             Some(sale) => sale,
             None => {
                 // Redis lost a running sale: it is rebuilt (503 meanwhile), not gone.
-                self.missing.recover(&self.db, &self.cache, &*self.queue, &*self.fallback, id).await?;
-                self.cache.live_sale(id).await?.ok_or_else(flashsale::recovery::recovering)?
+                self.missing.recover(&self.mysql, &self.redis, &*self.queue, &*self.fallback, id).await?;
+                self.redis.live_sale(id).await?.ok_or_else(flashsale::recovery::recovering)?
             }
         };
         let mut response = json(
@@ -88,35 +89,24 @@ impl ShopApi {
             }),
         );
         // A second at the edge absorbs the polling crowd; stock is a hint, admission decides.
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=1"));
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=1"));
         Ok(response)
     }
 
     /// The caller's order: MySQL's word once it has it, the outbox's (`PENDING`) before.
     /// Other people's orders do not exist as far as the caller can tell.
     async fn find_order(&self, caller: &Caller, id: OrderId) -> Result<Order> {
-        let mine = |order: Order| if order.user_id == caller.user { Ok(order) } else { Err(Error::NotFound("order")) };
-        if let Some(order) = self.db.order(id).await? {
-            return mine(order);
-        }
-        let Some((pending, admitted_at)) = self.cache.pending_order(id).await? else {
-            // It may have moved from the outbox to MySQL between the two reads.
-            return self.db.order(id).await?.map_or(Err(Error::NotFound("order")), mine);
-        };
-        if pending.user_id != caller.user {
-            return Err(Error::NotFound("order"));
-        }
-        let price = self.cache.live_sale(pending.sale_id).await?.map_or(0, |s| s.price_cents);
-        Ok(pending.pending_order(admitted_at, price))
+        find_order(&self.mysql, &self.redis, id)
+            .await?
+            .filter(|order| order.user_id == caller.user)
+            .ok_or(Error::NotFound("order"))
     }
 
     async fn my_orders(&self, req: &Request) -> Result<Response<Body>> {
         let caller = http::caller(req)?;
         let limit = http::page_limit(req, 20, 100)?;
         let filter = OrderFilter { user: Some(&caller.user), ..Default::default() };
-        let orders = self.db.orders_page(filter, http::cursor(req)?, limit).await?;
+        let orders = self.mysql.orders_page(filter, http::cursor(req)?, limit).await?;
         let next = (orders.len() == limit as usize).then(|| orders.last().map(|o| o.order_id.to_string())).flatten();
         Ok(json(StatusCode::OK, &j!({ "orders": orders, "next": next })))
     }
@@ -126,14 +116,17 @@ impl ShopApi {
     }
 
     async fn pay(&self, caller: &Caller, id: OrderId) -> Result<Response<Body>> {
-        match self.db.pay(id, &caller.user).await {
+        match self.mysql.pay(id, &caller.user).await {
             Ok(order) => {
                 tracing::info!(sale_id = %order.sale_id, order_id = %id, "paid");
                 Ok(json(StatusCode::OK, &order))
             }
             Err(Error::NotFound(_)) => {
                 let order = self.find_order(caller, id).await?;
-                Err(Error::NotPayable { status: order.status, reason: "the order is not confirmed yet, retry in a moment" })
+                Err(Error::NotPayable {
+                    status: order.status,
+                    reason: "the order is not confirmed yet, retry in a moment",
+                })
             }
             Err(e) => Err(e),
         }

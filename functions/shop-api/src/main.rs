@@ -6,7 +6,7 @@ use lambda_http::{service_fn, Error, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    flashsale::telemetry::init();
+    flashsale::lambda::telemetry::init();
     let config = flashsale::Config::from_env()?;
     let api = Arc::new(shop_api::ShopApi::from_config(&config).await?);
     lambda_http::run(service_fn(move |req: Request| {

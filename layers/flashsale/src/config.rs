@@ -7,15 +7,15 @@ use crate::error::{Error, Result};
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `FLASHSALE_REDIS_URL`
-    pub redis_url: String,
+    /// `FLASHSALE_REDIS_URL`: a secret, since a URL may carry a password.
+    pub redis_url: Secret,
     /// `FLASHSALE_REDIS_AUTH_SECRET`: the Secrets Manager secret holding Redis's AUTH
-    /// token, read at init ([`crate::aws::load`]); unset, no AUTH (locally).
+    /// token, read at init ([`crate::stores::aws::load`]); unset, no AUTH (locally).
     pub redis_auth_secret: Option<String>,
     /// The AUTH token itself, once read; never from the environment.
     pub redis_password: Option<Secret>,
     /// `FLASHSALE_DATABASE_URL`: without a password when IAM authentication is on.
-    pub database_url: String,
+    pub database_url: Secret,
     /// `FLASHSALE_DATABASE_IAM_AUTH`: `true` to sign in with IAM tokens (RDS Proxy on
     /// AWS) made from the function's own credentials, instead of a password.
     pub database_iam_auth: bool,
@@ -29,15 +29,17 @@ pub struct Config {
     pub lease_table: String,
     /// `FLASHSALE_LEASE_SECS`: how long a worker-id lease lasts; renewed at a third of it.
     pub lease_duration: Duration,
-    /// `FLASHSALE_PENDING_TABLE`: DynamoDB table where `admit` keeps an admitted order
-    /// whose SQS send failed, before it answers; reconcile sends it on.
-    pub pending_table: String,
+    /// `FLASHSALE_FALLBACK_TABLE` (formerly `FLASHSALE_PENDING_TABLE`, still accepted):
+    /// DynamoDB table where `admit` keeps an admitted order whose SQS send failed, before
+    /// it answers; reconcile sends it on.
+    pub fallback_table: String,
     /// `FLASHSALE_BUCKET`: S3 bucket of the rendered pages.
     pub bucket: String,
     /// `FLASHSALE_REDIS_TIMEOUT_MS`: per Redis call.
     pub redis_timeout: Duration,
-    /// `FLASHSALE_SQS_TIMEOUT_MS`: per SQS call.
-    pub sqs_timeout: Duration,
+    /// `FLASHSALE_AWS_TIMEOUT_MS` (formerly `FLASHSALE_SQS_TIMEOUT_MS`, still accepted):
+    /// per call to an AWS service (SQS, DynamoDB, S3, CloudFront, Secrets Manager).
+    pub aws_timeout: Duration,
     /// `FLASHSALE_ADMIT_SEND_BOUND_MS`: how long `admit` waits for an admitted order to
     /// reach SQS (or the fallback) before it answers 202 anyway, the send going on.
     pub admit_send_bound: Duration,
@@ -95,23 +97,30 @@ impl Config {
 
     pub fn from_env() -> Result<Self> {
         Ok(Config {
-            redis_url: var("FLASHSALE_REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_url: Secret::new(var("FLASHSALE_REDIS_URL", "redis://127.0.0.1:6379")),
             redis_auth_secret: Some(var("FLASHSALE_REDIS_AUTH_SECRET", "")).filter(|v| !v.is_empty()),
             redis_password: None,
-            database_url: var(
+            database_url: Secret::new(var(
                 "FLASHSALE_DATABASE_URL",
                 "mysql://flashsale:flashsale@127.0.0.1:3306/flashsale",
-            ),
+            )),
             database_iam_auth: flag("FLASHSALE_DATABASE_IAM_AUTH")?,
             db_max_connections: number("FLASHSALE_DB_MAX_CONNECTIONS", 10)?,
             orders_queue_url: var("FLASHSALE_ORDERS_QUEUE_URL", ""),
             timeouts_queue_url: var("FLASHSALE_TIMEOUTS_QUEUE_URL", ""),
             lease_table: var("FLASHSALE_LEASE_TABLE", "flashsale-id-leases"),
             lease_duration: Duration::from_secs(number("FLASHSALE_LEASE_SECS", 60)?),
-            pending_table: var("FLASHSALE_PENDING_TABLE", "flashsale-pending-orders"),
+            fallback_table: var_or_alias(
+                "FLASHSALE_FALLBACK_TABLE",
+                "FLASHSALE_PENDING_TABLE",
+                "flashsale-pending-orders",
+            ),
             bucket: var("FLASHSALE_BUCKET", "flashsale-pages"),
             redis_timeout: Duration::from_millis(number("FLASHSALE_REDIS_TIMEOUT_MS", 250)?),
-            sqs_timeout: Duration::from_millis(number("FLASHSALE_SQS_TIMEOUT_MS", 2000)?),
+            aws_timeout: Duration::from_millis(match var("FLASHSALE_AWS_TIMEOUT_MS", "").is_empty() {
+                true => number("FLASHSALE_SQS_TIMEOUT_MS", 2000)?,
+                false => number("FLASHSALE_AWS_TIMEOUT_MS", 2000)?,
+            }),
             admit_send_bound: Duration::from_millis(number("FLASHSALE_ADMIT_SEND_BOUND_MS", 10)?),
             db_timeout: Duration::from_millis(number("FLASHSALE_DB_TIMEOUT_MS", 3000)?),
             breaker_failures: number("FLASHSALE_BREAKER_FAILURES", 5)?,
@@ -143,6 +152,18 @@ impl Secret {
     }
 }
 
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_string())
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(***)")
@@ -150,10 +171,17 @@ impl std::fmt::Debug for Secret {
 }
 
 fn var(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_string())
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+}
+
+/// `name`, else the older name it replaced, else `default`.
+fn var_or_alias(name: &str, old_name: &str, default: &str) -> String {
+    let value = var(name, "");
+    if value.is_empty() {
+        var(old_name, default)
+    } else {
+        value
+    }
 }
 
 fn flag(name: &str) -> Result<bool> {
@@ -166,9 +194,7 @@ fn flag(name: &str) -> Result<bool> {
 
 fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
     match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v
-            .parse()
-            .map_err(|_| Error::Config(format!("{name}={v:?} is not a valid number"))),
+        Ok(v) if !v.is_empty() => v.parse().map_err(|_| Error::Config(format!("{name}={v:?} is not a valid number"))),
         _ => Ok(default),
     }
 }

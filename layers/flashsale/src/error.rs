@@ -1,7 +1,7 @@
-//! The one error type of the shared layer. [`crate::http::problem`] maps it to an HTTP
-//! status and an RFC 9457 problem body in one place.
+//! The one error type of the shared layer. [`crate::lambda::http::problem`] maps it to
+//! an HTTP status and an RFC 9457 problem body in one place.
 
-use crate::domain::{OrderId, OrderStatus};
+use crate::domain::{InvalidSale, OrderId, OrderStatus, UnknownStatus};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -32,10 +32,15 @@ pub enum Error {
     /// A circuit breaker turned the call away: the dependency was not even asked.
     #[error("{service} unavailable (circuit open), retry in {retry_after_secs}s")]
     CircuitOpen { service: &'static str, retry_after_secs: u64 },
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    /// `operation` names what the store was asked to do ("persist orders"); empty until
+    /// the store's handle names it.
+    #[error("redis ({operation}): {source}")]
+    Redis { operation: &'static str, source: redis::RedisError },
+    #[error("database ({operation}): {source}")]
+    Db { operation: &'static str, source: sqlx::Error },
+    /// JSON that does not (de)serialise where the code, not the caller, wrote it.
+    #[error("{what}: {source}")]
+    Serde { what: &'static str, source: serde_json::Error },
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// `message` spells out the whole chain of causes, which the SDK's `Display`
@@ -53,7 +58,45 @@ pub enum Error {
     Internal(String),
 }
 
+impl From<redis::RedisError> for Error {
+    fn from(source: redis::RedisError) -> Self {
+        Error::Redis { operation: "", source }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(source: sqlx::Error) -> Self {
+        Error::Db { operation: "", source }
+    }
+}
+
+impl From<InvalidSale> for Error {
+    fn from(e: InvalidSale) -> Self {
+        Error::Invalid(e.0.to_string())
+    }
+}
+
+/// A status MySQL holds that the code does not know is a fault of ours.
+impl From<UnknownStatus> for Error {
+    fn from(e: UnknownStatus) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
 impl Error {
+    pub fn serde(what: &'static str, source: serde_json::Error) -> Self {
+        Error::Serde { what, source }
+    }
+
+    /// Names the store operation a store error came from, unless it is named already.
+    pub fn during(self, operation: &'static str) -> Self {
+        match self {
+            Error::Redis { operation: "", source } => Error::Redis { operation, source },
+            Error::Db { operation: "", source } => Error::Db { operation, source },
+            other => other,
+        }
+    }
+
     /// Wraps any AWS SDK error.
     pub fn aws(service: &'static str, err: impl std::error::Error + Send + Sync + 'static) -> Self {
         let mut message = err.to_string();
@@ -70,7 +113,11 @@ impl Error {
     pub fn is_dependency_failure(&self) -> bool {
         matches!(
             self,
-            Error::Unavailable { .. } | Error::CircuitOpen { .. } | Error::Redis(_) | Error::Db(_) | Error::Aws { .. }
+            Error::Unavailable { .. }
+                | Error::CircuitOpen { .. }
+                | Error::Redis { .. }
+                | Error::Db { .. }
+                | Error::Aws { .. }
         )
     }
 }

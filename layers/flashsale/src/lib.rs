@@ -1,41 +1,39 @@
-//! Shared code of the flash-sale functions. The name mirrors a Lambda layer:
-//! every function's bootstrap links this crate.
+//! Shared code of the flash-sale functions. The name mirrors a Lambda layer: every
+//! function's bootstrap links this crate. It is organised by capability: one module per
+//! promise the system keeps, each holding the operations that keep it, on the handles
+//! of [`stores`].
 //!
-//! - [`domain`]: ids, sales, orders and the order state machine (no I/O).
-//! - [`snowflake`]: order ids, minted under a DynamoDB worker-id lease.
-//! - [`config`]: configuration from the environment; [`aws`]: the SDK's configuration
-//!   and the secrets read at init; [`rds_auth`]: IAM tokens for the database.
-//! - one adapter per service: [`cache`] (Redis), [`db`] (MySQL), [`queue`] (SQS),
-//!   [`leases`] and [`fallback`] (DynamoDB), [`bucket`] (S3), [`cdn`] (CloudFront).
-//! - [`recovery`]: rebuilding a sale's Redis state from MySQL, settling refused orders.
+//! - [`domain`]: ids, sales, orders and their states, the messages; no I/O.
+//! - [`stores`]: one connection handle per service (MySQL, Redis, SQS, S3, CloudFront),
+//!   the AWS SDK's setup, the circuit breaker, and [`stores::Stores`], the bundle most
+//!   functions build once per container.
+//! - [`catalog`]: sales created, read, listed and published; their live state in Redis.
+//! - [`admission`]: the admission script, its undo, and the per-user limit.
+//! - [`outbox`]: every admitted order is kept somewhere durable until MySQL has it: the
+//!   outbox in Redis, the hand-off to SQS, the fallback table.
+//! - [`orders`]: persistence, payment, the close, and the one read path.
+//! - [`recovery`]: a sale Redis lost, found and rebuilt; a refused order corrected; the
+//!   drift between the stores.
 //! - [`pages`]: the static pages, rendered and published to the bucket.
-//! - [`http`]: identity from the authorizer, JSON bodies, RFC 9457 problems.
+//! - [`ids`]: Snowflake order ids, minted under DynamoDB worker-id leases.
+//! - [`lambda`]: HTTP plumbing and problem+json, the SQS consumer shapes, telemetry.
+//! - [`config`]: configuration from the environment; [`error`]: the one error type;
+//!   [`clock`]: the one clock; [`memo`]: per-container memory of a store's answer.
 
-pub mod aws;
-pub mod breaker;
-pub mod bucket;
-pub mod cache;
-pub mod cdn;
+pub mod admission;
+pub mod catalog;
+pub mod clock;
 pub mod config;
-pub mod consumer;
-pub mod db;
 pub mod domain;
 pub mod error;
-pub mod fallback;
-pub mod handoff;
-pub mod http;
-pub mod leases;
+pub mod ids;
+pub mod lambda;
 pub mod memo;
-pub mod messages;
+pub mod orders;
+pub mod outbox;
 pub mod pages;
-pub mod publish;
-pub mod queue;
-pub mod rds_auth;
 pub mod recovery;
-pub mod report;
-pub mod snowflake;
 pub mod stores;
-pub mod telemetry;
 
 pub use config::Config;
 pub use domain::{Order, OrderId, OrderStatus, Sale, SaleId, SaleState, UserId};

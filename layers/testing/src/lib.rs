@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use flashsale::cache::Cache;
 use flashsale::config::Config;
-use flashsale::db::Db;
-use flashsale::domain::SaleId;
+use flashsale::domain::{OrderMessage, SaleId, TimeoutMessage};
 use flashsale::error::{Error, Result};
-use flashsale::fallback::PendingOrders;
-use flashsale::messages::{OrderMessage, TimeoutMessage};
-use flashsale::queue::{delay_secs, Outbound};
+use flashsale::outbox::KeptOrders;
+use flashsale::stores::mysql::Mysql;
+use flashsale::stores::redis::Redis;
+use flashsale::stores::sqs::{delay_secs, Outbound};
 use flashsale::stores::Stores;
 
 fn unavailable(service: &'static str) -> Error {
@@ -86,8 +85,12 @@ impl Outbound for RecordingQueue {
         })
     }
 
-    fn schedule_close<'a>(&'a self, msg: &'a TimeoutMessage, now_ms: i64, max_delay_secs: u32)
-        -> BoxFuture<'a, Result<()>> {
+    fn schedule_close<'a>(
+        &'a self,
+        msg: &'a TimeoutMessage,
+        now_ms: i64,
+        max_delay_secs: u32,
+    ) -> BoxFuture<'a, Result<()>> {
         let delay = delay_secs(msg.deadline_ms, now_ms, max_delay_secs);
         Box::pin(async move { self.sent(&self.closes, (msg.clone(), delay)) })
     }
@@ -121,7 +124,7 @@ impl RecordingFallback {
     }
 }
 
-impl PendingOrders for RecordingFallback {
+impl KeptOrders for RecordingFallback {
     fn keep<'a>(&'a self, order: &'a OrderMessage) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             self.usable()?;
@@ -160,8 +163,8 @@ pub fn stores(queue: &RecordingQueue, fallback: &RecordingFallback) -> Stores {
     config.redis_timeout = Duration::from_millis(100);
     config.db_timeout = Duration::from_millis(100);
     Stores {
-        db: Db::connect(&config).expect("a lazy pool"),
-        cache: Cache::connect(&config).expect("a lazy connection"),
+        mysql: Mysql::connect(&config).expect("a lazy pool"),
+        redis: Redis::connect(&config).expect("a lazy connection"),
         queue: Box::new(queue.clone()),
         fallback: Box::new(fallback.clone()),
     }

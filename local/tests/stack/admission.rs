@@ -10,7 +10,13 @@ use redis::AsyncCommands;
 use serde_json::{json, Value};
 
 /// Sends `attempts` purchases from `shoppers` distinct users, 64 in flight.
-async fn stampede(api: &Api, sale: u64, attempts: usize, shoppers: usize, quantity: impl Fn(usize) -> Option<u32>) -> Vec<(String, Option<u32>, u16, Value)> {
+async fn stampede(
+    api: &Api,
+    sale: u64,
+    attempts: usize,
+    shoppers: usize,
+    quantity: impl Fn(usize) -> Option<u32>,
+) -> Vec<(String, Option<u32>, u16, Value)> {
     stream::iter(0..attempts)
         .map(|i| {
             let user = format!("s{}-{}", sale, i % shoppers);
@@ -44,11 +50,8 @@ async fn a_thousand_attempts_sell_exactly_the_stock_once_per_shopper() {
     let sale = api.sale(sale_spec(100, 1, 60, -1, 3600)).await;
 
     let results = stampede(&api, sale, 1000, 300, |_| None).await;
-    let admitted: Vec<(&String, &str)> = results
-        .iter()
-        .filter(|r| r.2 == 202)
-        .map(|(u, _, _, b)| (u, b["order_id"].as_str().unwrap()))
-        .collect();
+    let admitted: Vec<(&String, &str)> =
+        results.iter().filter(|r| r.2 == 202).map(|(u, _, _, b)| (u, b["order_id"].as_str().unwrap())).collect();
     assert_eq!(admitted.len(), 100);
     assert_eq!(admitted.iter().map(|(u, _)| u).collect::<HashSet<_>>().len(), 100, "100 distinct buyers");
     assert_eq!(admitted.iter().map(|(_, o)| o).collect::<HashSet<_>>().len(), 100, "no duplicate order ids");
@@ -204,7 +207,11 @@ async fn sold_out_is_answered_from_memory_for_a_short_ttl() {
     let (status, body) = api.buy(sale, "third", None).await;
     // Redis no longer knows this running sale: it is recovering (its order is still in
     // the queue), not gone.
-    assert_eq!((status, body["type"].as_str()), (503, Some("/problems/unavailable")), "after the TTL the request reaches Redis again");
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (503, Some("/problems/unavailable")),
+        "after the TTL the request reaches Redis again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

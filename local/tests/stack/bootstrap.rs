@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::helpers::*;
-use flashsale::fallback::PendingOrders;
-use flashsale_local::runtime_api::RuntimeApi;
+use flashsale::outbox::KeptOrders;
+use flashsale_local::aws::runtime_api::RuntimeApi;
 use serde_json::{json, Value};
 
 /// How a bootstrap is started: natively from the debug build, or an arm64 release
@@ -28,7 +28,8 @@ impl Build {
     fn command(self, binary: &str) -> tokio::process::Command {
         let path = match self {
             Build::Native => {
-                let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo().join("target"));
+                let target =
+                    std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo().join("target"));
                 target.join("debug").join(binary)
             }
             Build::Arm64 => PathBuf::from(std::env::var("FLASHSALE_ARM64_DIR").unwrap()).join(binary),
@@ -59,7 +60,9 @@ fn emulator() -> PathBuf {
         let rie = python.path().join("site-packages/samcli/local/rapid/aws-lambda-rie-x86_64");
         rie.exists().then_some(rie)
     });
-    found.unwrap_or_else(|| panic!("no aws-lambda-rie under {} (make test installs it: scripts/lint-template.sh)", lib.display()))
+    found.unwrap_or_else(|| {
+        panic!("no aws-lambda-rie under {} (make test installs it: scripts/lint-template.sh)", lib.display())
+    })
 }
 
 /// The function's variables as `sam local invoke --env-vars env.json` sets them, with
@@ -70,20 +73,21 @@ fn env_vars(logical_id: &str, stack: &flashsale_local::Stack) -> HashMap<String,
     let declared = file[logical_id].as_object().unwrap_or_else(|| panic!("env.json has no {logical_id}"));
     let c = &stack.config;
     let ours = HashMap::from([
-        ("FLASHSALE_REDIS_URL", c.redis_url.clone()),
-        ("FLASHSALE_DATABASE_URL", c.database_url.clone()),
+        ("FLASHSALE_REDIS_URL", c.redis_url.expose().to_string()),
+        ("FLASHSALE_DATABASE_URL", c.database_url.expose().to_string()),
         ("FLASHSALE_ORDERS_QUEUE_URL", c.orders_queue_url.clone()),
         ("FLASHSALE_TIMEOUTS_QUEUE_URL", c.timeouts_queue_url.clone()),
         ("FLASHSALE_LEASE_TABLE", c.lease_table.clone()),
-        ("FLASHSALE_PENDING_TABLE", c.pending_table.clone()),
+        ("FLASHSALE_FALLBACK_TABLE", c.fallback_table.clone()),
         ("FLASHSALE_BUCKET", c.bucket.clone()),
     ]);
     let mut vars: HashMap<String, String> = declared
         .iter()
         .map(|(name, value)| {
-            let value = ours.get(name.as_str()).cloned().unwrap_or_else(|| {
-                value.as_str().unwrap().replace("host.docker.internal", "127.0.0.1")
-            });
+            let value = ours
+                .get(name.as_str())
+                .cloned()
+                .unwrap_or_else(|| value.as_str().unwrap().replace("host.docker.internal", "127.0.0.1"));
             (name.clone(), value)
         })
         .collect();
@@ -146,7 +150,9 @@ async fn every_bootstrap_answers(build: Build) {
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(10, 1, 60, -1, 3600)).await;
 
-    for (name, logical_id) in [("admit", "AdmitFunction"), ("shop-api", "ShopApiFunction"), ("admin-api", "AdminApiFunction")] {
+    for (name, logical_id) in
+        [("admit", "AdmitFunction"), ("shop-api", "ShopApiFunction"), ("admin-api", "AdminApiFunction")]
+    {
         let response = invoke(build, name, logical_id, sample(name, sale), &stack).await;
         let status = response["statusCode"].as_u64().unwrap_or(0);
         assert!((200..500).contains(&status), "{name} answered {response}");
@@ -191,7 +197,7 @@ async fn admit_is_frozen_only_once_its_admitted_order_is_durable() {
     // A fallback table of its own: reconcile, run by other tests, sends kept orders on.
     let stack = stack_with(|o| {
         o.consumers = 0;
-        o.config.pending_table = format!("pending-{:08x}", rand::random::<u32>());
+        o.config.fallback_table = format!("pending-{:08x}", rand::random::<u32>());
     })
     .await;
     let api = Api::new(&stack);
@@ -226,11 +232,9 @@ async fn admit_is_frozen_only_once_its_admitted_order_is_durable() {
     let answer: Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(answer["statusCode"], 202, "the shopper was admitted: {answer}");
     let order: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
-    let sdk = flashsale::aws::sdk_config(&stack.config).await;
-    let kept = flashsale::fallback::Fallback::new(&sdk, &stack.config)
-        .of_sale(flashsale::SaleId(sale))
-        .await
-        .unwrap();
+    let sdk = flashsale::stores::aws::sdk_config(&stack.config).await;
+    let kept =
+        flashsale::outbox::FallbackTable::new(&sdk, &stack.config).of_sale(flashsale::SaleId(sale)).await.unwrap();
     std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
     assert!(
         kept.iter().any(|o| json!(o.order_id) == order["order_id"]),

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::helpers::*;
-use flashsale::db::Db;
-use flashsale::rds_auth::RdsAuth;
-use flashsale::snowflake::Clock;
+use flashsale::clock::Clock;
+use flashsale::stores::mysql::iam::RdsAuth;
+use flashsale::stores::mysql::Mysql;
 use flashsale::{Config, SaleId};
 use serde_json::{json, Value};
 use sqlx::mysql::MySqlConnectOptions;
@@ -76,13 +76,13 @@ async fn plain_secret(sdk: &aws_config::SdkConfig, value: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() {
     let mut config = Config::from_env().unwrap();
-    let server = MySqlConnectOptions::from_str(&config.database_url).unwrap();
+    let server = MySqlConnectOptions::from_str(config.database_url.expose()).unwrap();
     let address = format!("{}:{}", server.get_host(), server.get_port());
     let tag = format!("{:08x}", rand::random::<u32>());
     let database = format!("flashsale_deploy_{tag}");
     // As on AWS, the URL names only the server and the database; users come from secrets.
-    config.database_url = format!("mysql://{address}/{database}");
-    let sdk = flashsale::aws::sdk_config(&config).await;
+    config.database_url = (format!("mysql://{address}/{database}")).into();
+    let sdk = flashsale::stores::aws::sdk_config(&config).await;
     let admin = secret(&sdk, "flashsale_admin", "flashsale_admin").await;
     let (app_user, app_password) = (format!("app_{tag}"), format!("Pw{tag}{:08x}", rand::random::<u32>()));
     let app = secret(&sdk, &app_user, &app_password).await;
@@ -108,8 +108,8 @@ async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() 
     let redis_secret = plain_secret(&sdk, &redis_token).await;
     let stack = stack_with(|o| {
         o.migrate = false;
-        o.config.database_url = app_url.clone();
-        o.config.redis_url = own_redis.url();
+        o.config.database_url = (app_url.clone()).into();
+        o.config.redis_url = (own_redis.url()).into();
         o.config.redis_auth_secret = Some(redis_secret.clone());
     })
     .await;
@@ -146,7 +146,9 @@ async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() 
     })
     .await;
     // Only the rights the functions use.
-    for ddl in ["DROP TABLE orders", "CREATE TABLE x (id INT)", "DELETE FROM orders", "ALTER TABLE sales ADD COLUMN x INT"] {
+    for ddl in
+        ["DROP TABLE orders", "CREATE TABLE x (id INT)", "DELETE FROM orders", "ALTER TABLE sales ADD COLUMN x INT"]
+    {
         assert!(sqlx::query(ddl).execute(&db).await.is_err(), "the application user may not: {ddl}");
     }
 
@@ -183,9 +185,9 @@ impl Clock for ManualClock {
 async fn iam_sign_in_signs_a_new_token_for_connections_opened_after_ten_minutes() {
     let mut config = Config::from_env().unwrap();
     config.db_max_connections = 1;
-    Db::connect(&config).unwrap().migrate().await.unwrap();
-    let sdk = flashsale::aws::sdk_config(&config).await;
-    let server = MySqlConnectOptions::from_str(&config.database_url).unwrap();
+    Mysql::connect(&config).unwrap().migrate().await.unwrap();
+    let sdk = flashsale::stores::aws::sdk_config(&config).await;
+    let server = MySqlConnectOptions::from_str(config.database_url.expose()).unwrap();
     let admin = server.clone().username("flashsale_admin").password("flashsale_admin");
     let root = sqlx::MySqlPool::connect_with(admin).await.unwrap();
     let user = format!("iam_{:08x}", rand::random::<u32>());
@@ -221,7 +223,7 @@ async fn iam_sign_in_signs_a_new_token_for_connections_opened_after_ten_minutes(
     let advance = |minutes: u64| clock.0.fetch_add(minutes * 60_000, Ordering::SeqCst);
 
     accept_current_token().await;
-    let db = Db::connect_with_iam(&config, server.clone().username(&user).password(""), signer());
+    let db = Mysql::connect_with_iam(&config, server.clone().username(&user).password(""), signer());
     db.sale(SaleId(1)).await.expect("signed in with the first token");
     // Five minutes on, a new connection still presents the first token, which is valid.
     advance(5);

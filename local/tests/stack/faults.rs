@@ -125,7 +125,8 @@ async fn settled_and_sound(stack: &flashsale_local::Stack, sale: u64, told: &[(S
     .await;
     let (stock, sold) = mysql_sale(&db, sale).await;
     let orders = mysql_orders(&db, sale).await;
-    let limit: u32 = sqlx::query_scalar("SELECT per_user_limit FROM sales WHERE id = ?").bind(sale).fetch_one(&db).await.unwrap();
+    let limit: u32 =
+        sqlx::query_scalar("SELECT per_user_limit FROM sales WHERE id = ?").bind(sale).fetch_one(&db).await.unwrap();
     let quantities: HashMap<u64, u32> = sqlx::query_as("SELECT id, quantity FROM orders WHERE sale_id = ?")
         .bind(sale)
         .fetch_all(&db)
@@ -165,7 +166,7 @@ async fn redis_restarted_empty_mid_sale_recovers_and_sells_out_exactly() {
         faulty_stack_options(o);
         o.consumers = 0;
         o.queue_prefix = prefix.clone();
-        o.config.redis_url = own.url();
+        o.config.redis_url = (own.url()).into();
         o.config.recovery_drain_bound = Duration::from_secs(120);
     })
     .await;
@@ -187,7 +188,7 @@ async fn redis_restarted_empty_mid_sale_recovers_and_sells_out_exactly() {
     let consumers = stack_with(|o| {
         faulty_stack_options(o);
         o.queue_prefix = prefix.clone();
-        o.config.redis_url = own.url();
+        o.config.redis_url = (own.url()).into();
     })
     .await;
     let db = mysql(&stack).await;
@@ -204,10 +205,10 @@ async fn redis_restarted_empty_mid_sale_recovers_and_sells_out_exactly() {
     assert_eq!(live["remaining"], 10, "rebuilt from MySQL: 30 - 20 held {live}");
     // admit goes on only once the queue has drained too (the consumers delete a batch's
     // messages after its follow-ups), and remembers "recovering" for the memo's moment.
-    let sdk = flashsale::aws::sdk_config(&stack.config).await;
-    let queue = flashsale::queue::Queue::new(&sdk, &stack.config);
+    let sdk = flashsale::stores::aws::sdk_config(&stack.config).await;
+    let queue = flashsale::stores::sqs::Queue::new(&sdk, &stack.config);
     eventually("the orders queue drained", Duration::from_secs(30), || async {
-        (flashsale::queue::Outbound::orders_in_flight(&queue).await.ok() == Some(0)).then_some(())
+        (flashsale::stores::sqs::Outbound::orders_in_flight(&queue).await.ok() == Some(0)).then_some(())
     })
     .await;
     tokio::time::sleep(stack.config.sold_out_ttl * 2).await;
@@ -257,8 +258,12 @@ async fn a_refused_order_puts_no_phantom_unit_on_sale() {
         mysql_orders(&db, sale).await.into_iter().filter(|(_, _, s)| s == "UNPAID").collect();
     let stores = Stores::from_config(&stack.config).await.unwrap();
     for (id, _, _) in &unpaid[1..3] {
-        sqlx::query("UPDATE orders SET expires_at = UTC_TIMESTAMP(3) WHERE id = ?").bind(id).execute(&db).await.unwrap();
-        stores.close_if_due(OrderId(*id)).await.unwrap();
+        sqlx::query("UPDATE orders SET expires_at = UTC_TIMESTAMP(3) WHERE id = ?")
+            .bind(id)
+            .execute(&db)
+            .await
+            .unwrap();
+        stores.close_order(OrderId(*id)).await.unwrap();
     }
     assert_eq!(redis_stock(&mut redis, sale).await, 2);
     // Redis forgot what one holder bought: it admits them two more, above the limit of
@@ -327,7 +332,8 @@ async fn mysql_cut_during_persistence_then_back_loses_and_doubles_nothing() {
     let stack = stack_with(|o| {
         faulty_stack_options(o);
         o.max_receives = 2;
-        o.config.database_url = o.config.database_url.replace("127.0.0.1:3306", &proxy.addr.to_string());
+        o.config.database_url =
+            o.config.database_url.expose().replace("127.0.0.1:3306", &proxy.addr.to_string()).into();
         o.config.db_timeout = Duration::from_millis(500);
     })
     .await;
@@ -340,12 +346,13 @@ async fn mysql_cut_during_persistence_then_back_loses_and_doubles_nothing() {
     assert_eq!(outcomes.told.len(), 12, "admission needs no MySQL");
     // Reading an order needs MySQL: 503 with Retry-After, not 500.
     let (user, id) = &outcomes.told[0];
-    let response = api.http.get(format!("{}/api/orders/{id}", api.base)).bearer_auth(api.token(user)).send().await.unwrap();
+    let response =
+        api.http.get(format!("{}/api/orders/{id}", api.base)).bearer_auth(api.token(user)).send().await.unwrap();
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
 
     // Every message is retried until its receive limit, then parked in the DLQ.
-    let sqs = aws_sdk_sqs::Client::new(&flashsale::aws::sdk_config(&stack.config).await);
+    let sqs = aws_sdk_sqs::Client::new(&flashsale::stores::aws::sdk_config(&stack.config).await);
     let dlq = stack.resources.orders_dlq_url.clone();
     eventually("all 12 order messages in the DLQ", Duration::from_secs(60), || {
         let (sqs, dlq) = (sqs.clone(), dlq.clone());
@@ -354,7 +361,7 @@ async fn mysql_cut_during_persistence_then_back_loses_and_doubles_nothing() {
     .await;
 
     proxy.restore();
-    let moved = flashsale_local::redrive::redrive(&sqs, &dlq, &stack.resources.orders_queue_url).await.unwrap();
+    let moved = flashsale_local::ops::redrive::redrive(&sqs, &dlq, &stack.resources.orders_queue_url).await.unwrap();
     assert_eq!(moved, 12);
     settled_and_sound(&stack, sale, &outcomes.told).await;
 }
@@ -368,18 +375,16 @@ async fn a_consumer_dying_between_its_steps_and_triple_delivery_change_nothing()
     let mut config = stack.config.clone();
     config.breaker_failures = 1000;
     let dead_sqs = unreachable_aws().await;
-    let dying = persist_orders::PersistOrders::new(
-        Stores::new(&dead_sqs, &config).unwrap(),
-        config.max_delay_secs,
-    );
+    let dying = persist_orders::PersistOrders::new(Stores::new(&dead_sqs, &config).unwrap(), config.max_delay_secs);
     let response = dying.handle(sqs_event(&messages)).await;
     assert_eq!(response.batch_item_failures.len(), 4, "every message fails and will be redelivered");
     let db = mysql(&stack).await;
     assert_eq!(mysql_sale(&db, sale).await, (10, 4));
 
     // SQS delivers every message three times more, at once.
-    let sdk = flashsale::aws::sdk_config(&stack.config).await;
-    let healthy = persist_orders::PersistOrders::new(Stores::from_config(&stack.config).await.unwrap(), config.max_delay_secs);
+    let sdk = flashsale::stores::aws::sdk_config(&stack.config).await;
+    let healthy =
+        persist_orders::PersistOrders::new(Stores::from_config(&stack.config).await.unwrap(), config.max_delay_secs);
     let tripled: Vec<String> = messages.iter().flat_map(|m| [m.clone(), m.clone(), m.clone()]).collect();
     let response = healthy.handle(sqs_event(&tripled)).await;
     assert!(response.batch_item_failures.is_empty());
@@ -401,7 +406,8 @@ async fn a_consumer_dying_between_its_steps_and_triple_delivery_change_nothing()
         closes.extend(received.messages().iter().filter_map(|m| m.body().map(String::from)));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let close = close_expired::CloseExpired::new(Stores::from_config(&stack.config).await.unwrap(), config.max_delay_secs);
+    let close =
+        close_expired::CloseExpired::new(Stores::from_config(&stack.config).await.unwrap(), config.max_delay_secs);
     let tripled: Vec<String> = closes.iter().flat_map(|m| [m.clone(), m.clone(), m.clone()]).collect();
     let response = close.handle(sqs_event(&tripled)).await;
     assert!(response.batch_item_failures.is_empty());
@@ -420,7 +426,8 @@ async fn close_messages_lost_to_the_dlq_are_closed_by_reconcile() {
     let mut config = stack.config.clone();
     config.timeouts_queue_url = stack.resources.timeouts_dlq_url.clone();
     config.overdue_close_after = Duration::ZERO;
-    let persist = persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.max_delay_secs);
+    let persist =
+        persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.max_delay_secs);
     assert!(persist.handle(sqs_event(&messages)).await.batch_item_failures.is_empty());
     let db = mysql(&stack).await;
     assert_eq!(mysql_sale(&db, sale).await, (5, 5));
@@ -455,10 +462,10 @@ fn an_admit_container_idle_past_its_lease_admits_its_next_request() {
     config.lease_duration = Duration::from_secs(2);
 
     let (admit, ids) = container.block_on(async {
-        let sdk = flashsale::aws::sdk_config(&config).await;
-        let ids = flashsale::snowflake::IdGenerator::leased(
-            flashsale::leases::WorkerLeases::from_config(&sdk, &config),
-            Arc::new(flashsale::snowflake::SystemClock),
+        let sdk = flashsale::stores::aws::sdk_config(&config).await;
+        let ids = flashsale::ids::IdGenerator::leased(
+            flashsale::ids::leases::WorkerLeases::from_config(&sdk, &config),
+            Arc::new(flashsale::clock::SystemClock),
         )
         .await;
         let no_memo = flashsale::Config { sold_out_ttl: Duration::ZERO, ..config.clone() };
@@ -471,7 +478,7 @@ fn an_admit_container_idle_past_its_lease_admits_its_next_request() {
     // Frozen through the countdown, past the lease; another container takes the worker id.
     std::thread::sleep(Duration::from_secs(3));
     outside.block_on(async {
-        let sdk = flashsale::aws::sdk_config(&config).await;
+        let sdk = flashsale::stores::aws::sdk_config(&config).await;
         let expires = chrono::Utc::now().timestamp_millis() + 60_000;
         aws_sdk_dynamodb::Client::new(&sdk)
             .put_item()
@@ -489,7 +496,7 @@ fn an_admit_container_idle_past_its_lease_admits_its_next_request() {
     assert_eq!(response.status(), 202, "{:?}", response.body());
     let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
     let order: OrderId = body["order_id"].as_str().unwrap().parse().unwrap();
-    assert_ne!(flashsale::snowflake::worker_of(order), worker, "never the worker id another container holds");
+    assert_ne!(flashsale::ids::snowflake::worker_of(order), worker, "never the worker id another container holds");
     drop(admit);
     container.shutdown_background();
     drop(stack);
@@ -578,7 +585,7 @@ async fn a_holder_clicking_again_after_sell_out_gets_their_order_back() {
 /// An `admit` of its own whose SQS is unreachable, and whose DynamoDB (the fallback)
 /// is reachable or not.
 async fn admit_without_sqs(config: &flashsale::Config, fallback_up: bool) -> admit::Admit {
-    let (live, dead) = (flashsale::aws::sdk_config(config).await, unreachable_aws().await);
+    let (live, dead) = (flashsale::stores::aws::sdk_config(config).await, unreachable_aws().await);
     admit_with(config, &dead, if fallback_up { &live } else { &dead }).await
 }
 
@@ -587,7 +594,7 @@ async fn sqs_down_then_redis_flushed_loses_no_order_that_got_a_202() {
     let own = OwnRedis::start().await;
     let stack = stack_with(|o| {
         faulty_stack_options(o);
-        o.config.redis_url = own.url();
+        o.config.redis_url = (own.url()).into();
     })
     .await;
     let api = Api::new(&stack);
@@ -655,10 +662,11 @@ async fn an_order_that_can_be_kept_nowhere_is_undone_and_answered_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admission_whose_answer_timed_out_after_the_script_ran_is_a_202() {
     let own = OwnRedis::start().await;
-    let proxy = LaggingProxy::start(format!("127.0.0.1:{}", own.port).parse().unwrap(), Duration::from_millis(450)).await;
+    let proxy =
+        LaggingProxy::start(format!("127.0.0.1:{}", own.port).parse().unwrap(), Duration::from_millis(450)).await;
     let stack = stack_with(|o| {
         o.consumers = 0;
-        o.config.redis_url = own.url();
+        o.config.redis_url = (own.url()).into();
     })
     .await;
     let api = Api::new(&stack);
@@ -666,10 +674,10 @@ async fn an_admission_whose_answer_timed_out_after_the_script_ran_is_a_202() {
 
     // admit's own Redis goes through the proxy, with a 300 ms budget per call.
     let mut config = stack.config.clone();
-    config.redis_url = format!("redis://{}", proxy.addr);
+    config.redis_url = (format!("redis://{}", proxy.addr)).into();
     config.redis_timeout = Duration::from_millis(300);
     config.breaker_failures = 1000;
-    let sdk = flashsale::aws::sdk_config(&config).await;
+    let sdk = flashsale::stores::aws::sdk_config(&config).await;
     let admit = admit_with(&config, &sdk, &sdk).await;
     // The script is loaded once, without lag.
     assert_eq!(admit.handle(purchase_request(sale, "warm-up")).await.status(), 202);
@@ -680,8 +688,11 @@ async fn an_admission_whose_answer_timed_out_after_the_script_ran_is_a_202() {
     assert_eq!(response.status(), 202, "the script ran, so the shopper was admitted: {body}");
     let mut redis = redis(&stack).await;
     let outbox = outbox(&mut redis, sale).await;
-    let theirs: Vec<Value> =
-        outbox.iter().map(|m| serde_json::from_str::<Value>(m).unwrap()).filter(|m| m["user_id"] == "patient").collect();
+    let theirs: Vec<Value> = outbox
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(m).unwrap())
+        .filter(|m| m["user_id"] == "patient")
+        .collect();
     assert_eq!(theirs.len(), 1, "one admission, not two");
     assert_eq!(theirs[0]["order_id"], body["order_id"], "the id the shopper holds is the one admitted");
     assert_eq!(redis_stock(&mut redis, sale).await, 8);

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 pub async fn stack_with(customize: impl FnOnce(&mut Options)) -> Stack {
     if std::env::var("RUST_LOG").is_ok() {
-        flashsale::telemetry::init();
+        flashsale::lambda::telemetry::init();
     }
     let mut options = Options::from_env().expect("options from the environment");
     options.addr = "127.0.0.1:0".parse().unwrap();
@@ -17,14 +17,12 @@ pub async fn stack_with(customize: impl FnOnce(&mut Options)) -> Stack {
     // Reconcile runs only where a test calls it: it looks at every open sale.
     options.reconcile_every_secs = 0;
     customize(&mut options);
-    flashsale_local::start(options)
-        .await
-        .expect("the local stack starts (are the services up? scripts/services.sh up)")
+    flashsale_local::start(options).await.expect("the local stack starts (are the services up? scripts/services.sh up)")
 }
 
 /// The Redis keys of a sale, as the functions name them.
-pub fn keys(sale: u64) -> flashsale::cache::SaleKeys {
-    flashsale::cache::SaleKeys::new(flashsale::SaleId(sale))
+pub fn keys(sale: u64) -> flashsale::stores::redis::SaleKeys {
+    flashsale::stores::redis::SaleKeys::new(flashsale::SaleId(sale))
 }
 
 pub async fn stack() -> Stack {
@@ -55,7 +53,7 @@ pub struct Api {
 
 impl Api {
     pub fn new(stack: &Stack) -> Self {
-        flashsale::aws::install_crypto_provider();
+        flashsale::stores::aws::install_crypto_provider();
         Api {
             http: reqwest::Client::builder().pool_max_idle_per_host(200).build().unwrap(),
             base: stack.url(""),
@@ -65,13 +63,11 @@ impl Api {
     }
 
     pub fn token(&self, user: &str) -> String {
-        flashsale_local::auth::token(&self.secret, user, false, 3600)
+        flashsale_local::sign_in::token(&self.secret, user, false, 3600)
     }
 
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        let mut request = self.http.request(method.parse().unwrap(), format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -89,7 +85,8 @@ impl Api {
         let (status, sale) = self.call("POST", "/api/admin/sales", Some(&self.admin), Some(spec)).await;
         assert_eq!(status, 201, "{sale}");
         let id = sale["id"].as_u64().unwrap();
-        let (status, body) = self.call("POST", &format!("/api/admin/sales/{id}/publish"), Some(&self.admin), None).await;
+        let (status, body) =
+            self.call("POST", &format!("/api/admin/sales/{id}/publish"), Some(&self.admin), None).await;
         assert_eq!(status, 200, "{body}");
         id
     }
@@ -121,24 +118,16 @@ where
 }
 
 pub async fn redis(stack: &Stack) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(stack.config.redis_url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
+    redis::Client::open(stack.config.redis_url.expose()).unwrap().get_multiplexed_async_connection().await.unwrap()
 }
 
 pub async fn mysql(stack: &Stack) -> sqlx::MySqlPool {
-    sqlx::MySqlPool::connect(&stack.config.database_url).await.unwrap()
+    sqlx::MySqlPool::connect(stack.config.database_url.expose()).await.unwrap()
 }
 
 /// `(stock, sold)` of a sale in MySQL.
 pub async fn mysql_sale(db: &sqlx::MySqlPool, sale: u64) -> (u32, u32) {
-    sqlx::query_as("SELECT stock, sold FROM sales WHERE id = ?")
-        .bind(sale)
-        .fetch_one(db)
-        .await
-        .unwrap()
+    sqlx::query_as("SELECT stock, sold FROM sales WHERE id = ?").bind(sale).fetch_one(db).await.unwrap()
 }
 
 pub async fn redis_stock(conn: &mut redis::aio::MultiplexedConnection, sale: u64) -> i64 {
@@ -182,21 +171,23 @@ pub async fn mysql_orders(db: &sqlx::MySqlPool, sale: u64) -> Vec<(u64, String, 
 
 /// AWS clients pointed at a port where nothing listens: SQS (or any service) down.
 pub async fn unreachable_aws() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url("http://127.0.0.1:9")
-        .load()
-        .await
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url("http://127.0.0.1:9").load().await
 }
 
 /// A sale as MySQL has it, for calling reconcile on it.
 pub async fn sale_row(stack: &Stack, sale: u64) -> flashsale::Sale {
-    flashsale::db::Db::connect(&stack.config).unwrap().sale(flashsale::SaleId(sale)).await.unwrap().unwrap()
+    flashsale::stores::mysql::Mysql::connect(&stack.config)
+        .unwrap()
+        .sale(flashsale::SaleId(sale))
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 /// The Lambda request API Gateway makes of `user` pressing "Buy" in `sale`.
 pub fn purchase_request(sale: u64, user: &str) -> lambda_http::Request {
     let claims = Some([("sub".to_string(), user.to_string())].into());
-    flashsale_local::gateway::lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b"")
+    flashsale_local::aws::gateway::lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b"")
 }
 
 /// An `admit` of the test's own, whose SQS is reached through `sqs` and whose DynamoDB
@@ -209,15 +200,16 @@ pub async fn admit_with(
     sqs: &aws_config::SdkConfig,
     fallback: &aws_config::SdkConfig,
 ) -> admit::Admit {
-    let live = flashsale::aws::sdk_config(config).await;
-    let ids = flashsale::snowflake::IdGenerator::leased(
-        flashsale::leases::WorkerLeases::from_config(&live, config),
-        std::sync::Arc::new(flashsale::snowflake::SystemClock),
+    let live = flashsale::stores::aws::sdk_config(config).await;
+    let ids = flashsale::ids::IdGenerator::leased(
+        flashsale::ids::leases::WorkerLeases::from_config(&live, config),
+        std::sync::Arc::new(flashsale::clock::SystemClock),
     )
     .await;
     assert!(ids.worker().is_some(), "a worker id leased");
     let stores = flashsale::stores::Stores::new(fallback, config).unwrap();
-    let stores = flashsale::stores::Stores { queue: Box::new(flashsale::queue::Queue::new(sqs, config)), ..stores };
+    let stores =
+        flashsale::stores::Stores { queue: Box::new(flashsale::stores::sqs::Queue::new(sqs, config)), ..stores };
     admit::Admit::new(stores, ids, &flashsale::Config { sold_out_ttl: Duration::ZERO, ..config.clone() })
 }
 
@@ -262,8 +254,18 @@ impl OwnRedis {
             Some(dir) => {
                 let file = |name: &str| dir.join(name).display().to_string();
                 let mut args = vec!["--port".to_string(), "0".to_string(), "--tls-port".to_string(), port.to_string()];
-                args.extend(["--tls-cert-file".to_string(), file("cert.pem"), "--tls-key-file".to_string(), file("key.pem")]);
-                args.extend(["--tls-ca-cert-file".to_string(), file("cert.pem"), "--tls-auth-clients".to_string(), "no".to_string()]);
+                args.extend([
+                    "--tls-cert-file".to_string(),
+                    file("cert.pem"),
+                    "--tls-key-file".to_string(),
+                    file("key.pem"),
+                ]);
+                args.extend([
+                    "--tls-ca-cert-file".to_string(),
+                    file("cert.pem"),
+                    "--tls-auth-clients".to_string(),
+                    "no".to_string(),
+                ]);
                 args
             }
         };

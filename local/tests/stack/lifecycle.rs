@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::helpers::*;
-use flashsale::messages::{OrderMessage, TimeoutMessage};
+use flashsale::domain::{OrderMessage, TimeoutMessage};
 use flashsale::stores::Stores;
 use flashsale::OrderId;
 use futures::stream::{self, StreamExt};
@@ -38,7 +38,7 @@ async fn redelivered_and_failed_messages_persist_exactly_once() {
 
     let mut config = stack.config.clone();
     config.db_timeout = Duration::from_millis(400);
-    let sdk = flashsale::aws::sdk_config(&config).await;
+    let sdk = flashsale::stores::aws::sdk_config(&config).await;
     let stores = Stores::new(&sdk, &config).unwrap();
     let persist = PersistOrders::new(stores, config.max_delay_secs);
 
@@ -103,7 +103,7 @@ fn bodies(messages: &[OrderMessage]) -> Vec<String> {
 /// every one of `expected`: a receive whose answer moto was too slow to give in time
 /// hides its messages for a moment, so this reads until they come back.
 async fn close_checks(stack: &flashsale_local::Stack, expected: &HashSet<u64>) -> HashSet<u64> {
-    let sqs = aws_sdk_sqs::Client::new(&flashsale::aws::sdk_config(&stack.config).await);
+    let sqs = aws_sdk_sqs::Client::new(&flashsale::stores::aws::sdk_config(&stack.config).await);
     let seen = std::sync::Mutex::new(HashSet::new());
     eventually("every close check", Duration::from_secs(30), || async {
         let received = sqs
@@ -235,13 +235,12 @@ async fn pay_and_close_at_the_same_instant_have_exactly_one_winner() {
         (rows.len() == 200).then_some(())
     })
     .await;
-    let deadlines: Vec<(u64, i64)> = sqlx::query_as(
-        "SELECT id, CAST(UNIX_TIMESTAMP(expires_at) * 1000 AS SIGNED) FROM orders WHERE sale_id = ?",
-    )
-    .bind(sale)
-    .fetch_all(&db)
-    .await
-    .unwrap();
+    let deadlines: Vec<(u64, i64)> =
+        sqlx::query_as("SELECT id, CAST(UNIX_TIMESTAMP(expires_at) * 1000 AS SIGNED) FROM orders WHERE sale_id = ?")
+            .bind(sale)
+            .fetch_all(&db)
+            .await
+            .unwrap();
     let deadline_of: std::collections::HashMap<u64, i64> = deadlines.into_iter().collect();
 
     // At each order's deadline (give or take a few ms), pay and close at once.
@@ -257,7 +256,8 @@ async fn pay_and_close_at_the_same_instant_have_exactly_one_winner() {
             if wait > 0 {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
-            let close = TimeoutMessage { order_id: OrderId(id), sale_id: flashsale::SaleId(sale), deadline_ms: deadline };
+            let close =
+                TimeoutMessage { order_id: OrderId(id), sale_id: flashsale::SaleId(sale), deadline_ms: deadline };
             let close_event = sqs_event(&[serde_json::to_string(&close).unwrap()]);
             let (path, token) = (format!("/api/orders/{order}/pay"), api.token(user));
             let pay = api.call("POST", &path, Some(&token), None);
@@ -284,8 +284,7 @@ async fn pay_and_close_at_the_same_instant_have_exactly_one_winner() {
             other => panic!("order {order}: pay answered {} but the order is {}", other.0, other.1),
         }
     }
-    let closed: HashSet<String> =
-        status_of.iter().filter(|(_, s)| *s == "CLOSED").map(|(id, _)| id.clone()).collect();
+    let closed: HashSet<String> = status_of.iter().filter(|(_, s)| *s == "CLOSED").map(|(id, _)| id.clone()).collect();
     assert_eq!(paid + closed.len(), 200);
 
     // Stock came back exactly once per closed order, in both stores.
@@ -327,7 +326,11 @@ async fn a_long_window_is_closed_by_a_chain_of_delayed_messages() {
     assert_eq!(mysql_sale(&db, sale).await, (3, 0));
 
     // The hop itself: a message for a deadline 20 minutes out is sent on, not acted on.
-    let hop = TimeoutMessage { order_id: OrderId(1), sale_id: flashsale::SaleId(sale), deadline_ms: chrono::Utc::now().timestamp_millis() + 20 * 60_000 };
+    let hop = TimeoutMessage {
+        order_id: OrderId(1),
+        sale_id: flashsale::SaleId(sale),
+        deadline_ms: chrono::Utc::now().timestamp_millis() + 20 * 60_000,
+    };
     let response = stack.functions.close.handle(sqs_event(&[serde_json::to_string(&hop).unwrap()])).await;
     assert!(response.batch_item_failures.is_empty());
 }
@@ -339,7 +342,7 @@ async fn poison_messages_end_in_the_dlq_and_can_be_moved_back() {
         o.visibility_timeout_secs = 1;
     })
     .await;
-    let sqs = aws_sdk_sqs::Client::new(&flashsale::aws::sdk_config(&stack.config).await);
+    let sqs = aws_sdk_sqs::Client::new(&flashsale::stores::aws::sdk_config(&stack.config).await);
     sqs.send_message()
         .queue_url(&stack.resources.orders_queue_url)
         .message_body("this is not an order")
@@ -363,7 +366,7 @@ async fn poison_messages_end_in_the_dlq_and_can_be_moved_back() {
         (n == 1).then_some(())
     })
     .await;
-    let moved = flashsale_local::redrive::redrive(&sqs, dlq, &stack.resources.orders_queue_url).await.unwrap();
+    let moved = flashsale_local::ops::redrive::redrive(&sqs, dlq, &stack.resources.orders_queue_url).await.unwrap();
     assert_eq!(moved, 1);
 }
 
@@ -376,7 +379,7 @@ async fn reconcile_resends_orders_whose_message_never_left_and_drift_settles_to_
     let dead_sqs = unreachable_aws().await;
     let mut config = stack.config.clone();
     config.breaker_failures = 1000;
-    let live = flashsale::aws::sdk_config(&config).await;
+    let live = flashsale::stores::aws::sdk_config(&config).await;
     let stranded = admit_with(&config, &dead_sqs, &live).await;
     for i in 0..8 {
         let r = stranded.handle(purchase_request(sale, &format!("stranded-{i}"))).await;

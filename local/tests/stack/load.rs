@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use crate::helpers::*;
-use flashsale::cache::Cache;
-use flashsale::db::Db;
+use flashsale::stores::mysql::Mysql;
+use flashsale::stores::redis::Redis;
 use flashsale::SaleId;
-use flashsale_local::audit::audit;
-use flashsale_local::load::{run, LoadOptions, Tokens};
+use flashsale_local::ops::audit::audit;
+use flashsale_local::ops::load::{run, LoadOptions, Tokens};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stampede_of_20000_requests_sells_exactly_500_and_passes_the_audit() {
@@ -16,7 +16,7 @@ async fn a_stampede_of_20000_requests_sells_exactly_500_and_passes_the_audit() {
     // breakers and the admissions are undone (503), which is not what this test is about.
     let stack = stack_with(|o| {
         o.consumers = 3;
-        o.config.sqs_timeout = Duration::from_secs(15);
+        o.config.aws_timeout = Duration::from_secs(15);
     })
     .await;
     let options = LoadOptions {
@@ -36,7 +36,7 @@ async fn a_stampede_of_20000_requests_sells_exactly_500_and_passes_the_audit() {
         settle_timeout: Duration::from_secs(180),
     };
     let report = run(&options).await.unwrap();
-    flashsale_local::load::print(&report);
+    flashsale_local::ops::load::print(&report);
     assert_eq!(report.admitted, 500, "{:?}", report.outcomes);
     assert_eq!(report.outcomes.values().sum::<u64>(), 20_000);
     let outcomes: Vec<_> = report.outcomes.keys().collect();
@@ -45,10 +45,10 @@ async fn a_stampede_of_20000_requests_sells_exactly_500_and_passes_the_audit() {
     assert!(admitted.max_ms <= overall.max_ms && admitted.p50_ms > 0.0, "{admitted:?} within {overall:?}");
     assert!(report.persisted_after_secs.is_some(), "every admitted order reached MySQL");
 
-    let db = Db::connect(&stack.config).unwrap();
-    let cache = Cache::connect(&stack.config).unwrap();
+    let db = Mysql::connect(&stack.config).unwrap();
+    let cache = Redis::connect(&stack.config).unwrap();
     let checks = audit(&db, &cache, SaleId(report.sale_id), Some(&report.admitted_ids)).await.unwrap();
-    flashsale_local::audit::print(&checks);
+    flashsale_local::ops::audit::print(&checks);
     assert!(checks.iter().all(|c| c.passed), "{checks:?}");
 }
 
@@ -71,8 +71,8 @@ async fn the_audit_fails_on_a_planted_oversell() {
         settled.then_some(())
     })
     .await;
-    let db = Db::connect(&stack.config).unwrap();
-    let cache = Cache::connect(&stack.config).unwrap();
+    let db = Mysql::connect(&stack.config).unwrap();
+    let cache = Redis::connect(&stack.config).unwrap();
     assert!(audit(&db, &cache, SaleId(sale), Some(&admitted)).await.unwrap().iter().all(|c| c.passed));
 
     // By hand, behind every guard: a third unit sold to a shopper who already has one.
@@ -86,7 +86,7 @@ async fn the_audit_fails_on_a_planted_oversell() {
     .await
     .unwrap();
     let checks = audit(&db, &cache, SaleId(sale), None).await.unwrap();
-    flashsale_local::audit::print(&checks);
+    flashsale_local::ops::audit::print(&checks);
     let failed: Vec<&str> = checks.iter().filter(|c| !c.passed).map(|c| c.name).collect();
     assert_eq!(failed, ["live orders within stock", "no shopper above the limit", "MySQL sold equals live orders"]);
     let detail = &checks[0].detail;
@@ -99,8 +99,8 @@ async fn the_audit_fails_on_a_planted_oversell() {
     // The command line says the same and exits non-zero.
     let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_flashsale-local"))
         .args(["audit", "--sale", &sale.to_string()])
-        .env("FLASHSALE_DATABASE_URL", &stack.config.database_url)
-        .env("FLASHSALE_REDIS_URL", &stack.config.redis_url)
+        .env("FLASHSALE_DATABASE_URL", stack.config.database_url.expose())
+        .env("FLASHSALE_REDIS_URL", stack.config.redis_url.expose())
         .status()
         .await
         .unwrap();
@@ -111,7 +111,9 @@ async fn the_audit_fails_on_a_planted_oversell() {
 async fn the_command_line_helps_everywhere_and_refuses_what_it_does_not_know() {
     let run = |args: &[&str]| {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        async move { tokio::process::Command::new(env!("CARGO_BIN_EXE_flashsale-local")).args(&args).output().await.unwrap() }
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_flashsale-local")).args(&args).output().await.unwrap()
+        }
     };
     let commands = ["serve", "token", "migrate", "redrive", "load", "audit", "init-time"];
     let help = run(&["--help"]).await;
@@ -143,7 +145,7 @@ async fn token_count_signs_a_crowd_of_distinct_shoppers_for_a_load_tool() {
     let subjects: Vec<String> = String::from_utf8(output.stdout)
         .unwrap()
         .lines()
-        .map(|token| flashsale_local::auth::verify("crowd-secret", token).expect("a valid token")["sub"].clone())
+        .map(|token| flashsale_local::sign_in::verify("crowd-secret", token).expect("a valid token")["sub"].clone())
         .collect();
     let expected: Vec<String> = (0..50).map(|i| format!("crowd-{i}")).collect();
     assert_eq!(subjects, expected);

@@ -1,15 +1,15 @@
 //! The static pages on S3 (moto) with CloudFront invalidations (moto), and the local
 //! CloudFront stand-in serving them.
 
+use crate::helpers::*;
 use aws_sdk_cloudfront::types::{
     DefaultCacheBehavior, DistributionConfig, Origin, Origins, S3OriginConfig, ViewerProtocolPolicy,
 };
 use chrono::{Duration, Utc};
-use crate::helpers::*;
-use flashsale::bucket::Bucket;
-use flashsale::cdn::CloudFront;
-use flashsale::pages::{PageState, Site, ASSET_CACHE, HTML_CACHE};
-use flashsale::publish::{Published, Publisher};
+use flashsale::pages::render::{PageState, Site, ASSET_CACHE, HTML_CACHE};
+use flashsale::pages::{Published, Publisher};
+use flashsale::stores::cloudfront::CloudFront;
+use flashsale::stores::s3::Bucket;
 use flashsale::{Sale, SaleId};
 
 async fn distribution(sdk: &aws_config::SdkConfig) -> (aws_sdk_cloudfront::Client, String) {
@@ -45,7 +45,8 @@ async fn invalidations(client: &aws_sdk_cloudfront::Client, id: &str) -> Vec<Vec
     let mut all = Vec::new();
     for summary in list.invalidation_list().map(|l| l.items()).unwrap_or_default() {
         let got = client.get_invalidation().distribution_id(id).id(summary.id()).send().await.unwrap();
-        let mut paths: Vec<String> = got.invalidation().unwrap().invalidation_batch().unwrap().paths().unwrap().items().to_vec();
+        let mut paths: Vec<String> =
+            got.invalidation().unwrap().invalidation_batch().unwrap().paths().unwrap().items().to_vec();
         paths.sort();
         all.push(paths);
     }
@@ -79,12 +80,12 @@ async fn pages_are_written_once_and_only_changes_are_invalidated() {
         o.config.bucket = bucket_name.clone();
     })
     .await;
-    let sdk = flashsale::aws::sdk_config(&stack.config).await;
+    let sdk = flashsale::stores::aws::sdk_config(&stack.config).await;
     let (cloudfront, distribution_id) = distribution(&sdk).await;
-    let s3 = flashsale::bucket::client(&sdk);
+    let s3 = flashsale::stores::s3::client(&sdk);
     let publisher = Publisher::new(
         Bucket::new(s3.clone(), bucket_name.clone()),
-        Some(Box::new(CloudFront::new(&sdk, distribution_id.clone()))),
+        Some(CloudFront::new(&sdk, distribution_id.clone())),
         Site { api: "/api".into(), sign_in_url: "/dev/sign-in".into() },
     );
     let (a, b) = (sale(900_001, "Alpha"), sale(900_002, "Beta"));
@@ -115,12 +116,14 @@ async fn pages_are_written_once_and_only_changes_are_invalidated() {
     let changed = vec![(a.clone(), PageState::Scheduled), (b.clone(), PageState::SoldOut)];
     let third = publisher.publish(&changed, &changed).await.unwrap();
     assert_eq!(third.changed, vec!["index.html".to_string(), "sales/900002".into()]);
-    assert!(invalidations(&cloudfront, &distribution_id).await.contains(&vec!["/".to_string(), "/sales/900002".into()]));
+    assert!(invalidations(&cloudfront, &distribution_id)
+        .await
+        .contains(&vec!["/".to_string(), "/sales/900002".into()]));
 }
 
 /// The headers of the distribution's response headers policy, as the local edge sends them.
 fn assert_security_headers(response: &reqwest::Response) {
-    for (name, value) in flashsale_local::edge::PAGE_HEADERS {
+    for (name, value) in flashsale_local::aws::edge::PAGE_HEADERS {
         assert_eq!(response.headers()[name], value, "{name} on {}", response.url());
     }
 }
@@ -179,10 +182,10 @@ async fn a_sale_that_sells_out_gets_its_page_rerendered_to_say_so() {
 
     assert_eq!(api.buy(sale, "the-one", None).await.0, 202);
     // What reconcile runs every minute (and render-pages on demand).
-    let sdk = flashsale::aws::sdk_config(&stack.config).await;
+    let sdk = flashsale::stores::aws::sdk_config(&stack.config).await;
     let publisher = Publisher::from_config(&sdk, &stack.config);
-    let db = flashsale::db::Db::connect(&stack.config).unwrap();
-    let cache = flashsale::cache::Cache::connect(&stack.config).unwrap();
+    let db = flashsale::stores::mysql::Mysql::connect(&stack.config).unwrap();
+    let cache = flashsale::stores::redis::Redis::connect(&stack.config).unwrap();
     let published = publisher.refresh(&db, &cache, Some(SaleId(sale))).await.unwrap();
     assert!(published.changed.contains(&format!("sales/{sale}")), "{published:?}");
     let html = page().await;

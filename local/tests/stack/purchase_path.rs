@@ -45,9 +45,8 @@ async fn fifty_shoppers_five_units_pay_close_and_buy_again() {
 
     // One pays inside the window.
     let (payer, paid_order) = &admitted[0];
-    let (status, body) = api
-        .call("POST", &format!("/api/orders/{paid_order}/pay"), Some(&api.token(payer)), None)
-        .await;
+    let (status, body) =
+        api.call("POST", &format!("/api/orders/{paid_order}/pay"), Some(&api.token(payer)), None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "PAID");
     // Nobody else can see or pay it.

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::helpers::*;
-use flashsale::leases::WorkerLeases;
-use flashsale::snowflake::{IdGenerator, SystemClock};
+use flashsale::clock::SystemClock;
+use flashsale::ids::leases::WorkerLeases;
+use flashsale::ids::IdGenerator;
 use flashsale::Config;
 use redis::AsyncCommands;
 use tokio::net::{TcpListener, TcpStream};
@@ -22,24 +23,21 @@ async fn sqs_down_still_admits_and_the_outbox_keeps_every_order() {
     let sale = api.sale(sale_spec(50, 1, 60, -1, 3600)).await;
     // An SQS endpoint where nothing listens.
     let dead_sqs = unreachable_aws().await;
-    let live = flashsale::aws::sdk_config(&stack.config).await;
+    let live = flashsale::stores::aws::sdk_config(&stack.config).await;
     let admit = admit_with(&stack.config, &dead_sqs, &live).await;
 
     let mut order_ids = HashSet::new();
     for i in 0..20 {
-        let response = admit
-            .handle(purchase_request(sale, &format!("u{i}")))
-            .await;
+        let response = admit.handle(purchase_request(sale, &format!("u{i}"))).await;
         assert_eq!(response.status(), 202);
         let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
         order_ids.insert(body["order_id"].as_str().unwrap().to_string());
     }
     let mut redis = redis(&stack).await;
-    let outbox: std::collections::HashMap<String, String> =
-        redis.hgetall(keys(sale).outbox).await.unwrap();
+    let outbox: std::collections::HashMap<String, String> = redis.hgetall(keys(sale).outbox).await.unwrap();
     assert_eq!(outbox.keys().cloned().collect::<HashSet<_>>(), order_ids, "every admitted order is in the outbox");
     for (id, payload) in outbox {
-        let message: flashsale::messages::OrderMessage = serde_json::from_str(&payload).unwrap();
+        let message: flashsale::domain::OrderMessage = serde_json::from_str(&payload).unwrap();
         assert_eq!(message.order_id.to_string(), id);
     }
     assert_eq!(redis_stock(&mut redis, sale).await, 30);
@@ -101,23 +99,21 @@ async fn redis_down_fails_fast_with_503_then_recovers() {
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(100, 1, 60, -1, 3600)).await;
 
-    let address = stack.config.redis_url.trim_start_matches("redis://");
+    let address = stack.config.redis_url.expose().trim_start_matches("redis://");
     let (upstream, database) = address.split_once('/').unwrap_or((address, ""));
     let proxy = Proxy::start(upstream).await;
     let mut config = stack.config.clone();
-    config.redis_url = format!("redis://{}/{database}", proxy.addr);
+    config.redis_url = (format!("redis://{}/{database}", proxy.addr)).into();
     config.redis_timeout = Duration::from_millis(200);
     config.breaker_failures = 3;
     config.breaker_cooldown = Duration::from_secs(1);
-    let sdk = flashsale::aws::sdk_config(&config).await;
+    let sdk = flashsale::stores::aws::sdk_config(&config).await;
     let admit = admit_with(&config, &sdk, &sdk).await;
     let buy = |user: String| {
         let admit = &admit;
         async move {
             let started = Instant::now();
-            let r = admit
-                .handle(purchase_request(sale, &user))
-                .await;
+            let r = admit.handle(purchase_request(sale, &user)).await;
             (r.status().as_u16(), r.headers().get("retry-after").is_some(), started.elapsed())
         }
     };
@@ -146,13 +142,13 @@ async fn racing_containers_never_share_a_worker_id() {
     let stack = stack_with(|o| o.consumers = 0).await;
     let mut config = stack.config.clone();
     config.lease_table = format!("leases-{:08x}", rand::random::<u32>());
-    let sdk = flashsale::aws::sdk_config(&config).await;
-    flashsale_local::provision::provision(
+    let sdk = flashsale::stores::aws::sdk_config(&config).await;
+    flashsale_local::aws::provision::provision(
         &sdk,
-        &flashsale_local::provision::Names {
+        &flashsale_local::aws::provision::Names {
             prefix: format!("lease-test-{:08x}-", rand::random::<u32>()),
             lease_table: config.lease_table.clone(),
-            pending_table: config.pending_table.clone(),
+            fallback_table: config.fallback_table.clone(),
             bucket: config.bucket.clone(),
             max_receives: 5,
             visibility_timeout_secs: 1,
@@ -199,25 +195,23 @@ async fn racing_containers_never_share_a_worker_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stacks_starting_together_on_an_empty_database_all_migrate_it() {
     let mut config = Config::from_env().unwrap();
-    let base = config.database_url.rsplit_once('/').unwrap().0.to_string();
+    let base = config.database_url.expose().rsplit_once('/').unwrap().0.to_string();
     let name = format!("flashsale_migrate_{:08x}", rand::random::<u32>());
     let admin = sqlx::MySqlPool::connect(&base).await.unwrap();
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
-    config.database_url = format!("{base}/{name}");
+    config.database_url = (format!("{base}/{name}")).into();
 
     let starts: Vec<_> = (0..6)
         .map(|_| {
             let config = config.clone();
-            tokio::spawn(async move { flashsale::db::Db::connect(&config)?.migrate().await })
+            tokio::spawn(async move { flashsale::stores::mysql::Mysql::connect(&config)?.migrate().await })
         })
         .collect();
     let results: Vec<_> = futures::future::join_all(starts).await.into_iter().map(|r| r.unwrap()).collect();
 
-    let db = sqlx::MySqlPool::connect(&config.database_url).await.unwrap();
-    let applied: Vec<(i64, bool)> = sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
-        .fetch_all(&db)
-        .await
-        .unwrap();
+    let db = sqlx::MySqlPool::connect(config.database_url.expose()).await.unwrap();
+    let applied: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version").fetch_all(&db).await.unwrap();
     let tables: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name IN ('sales', 'orders')",
     )

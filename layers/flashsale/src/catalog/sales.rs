@@ -1,0 +1,116 @@
+//! Sales as the shop defines them, in MySQL: create, read, list, publish.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use crate::domain::{NewSale, OrderStatus, Sale, SaleId};
+use crate::error::{Error, Result};
+use crate::stores::mysql::{placeholders, sale_from, Mysql, SALE_COLUMNS};
+
+/// Orders and units per status.
+pub type StatusCounts = HashMap<OrderStatus, (u64, u64)>;
+
+impl Mysql {
+    pub async fn create_sale(&self, new: &NewSale) -> Result<Sale> {
+        let id = self
+            .call("create sale", async {
+                let done = sqlx::query(
+                    "INSERT INTO sales (name, description, price_cents, stock, per_user_limit, starts_at, ends_at, \
+                     payment_window_secs, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
+                )
+                .bind(&new.name)
+                .bind(&new.description)
+                .bind(new.price_cents)
+                .bind(new.stock)
+                .bind(new.per_user_limit)
+                // As DATETIME: sqlx sends a DateTime<Utc> as a TIMESTAMP, which MariaDB
+                // turns into NULL past 2038-01-19, and the sale would not be stored.
+                .bind(new.starts_at.naive_utc())
+                .bind(new.ends_at.naive_utc())
+                .bind(new.payment_window_secs)
+                .execute(&self.pool)
+                .await?;
+                Ok(SaleId(done.last_insert_id()))
+            })
+            .await?;
+        self.sale(id).await?.ok_or(Error::Internal("sale vanished after insert".into()))
+    }
+
+    pub async fn sale(&self, id: SaleId) -> Result<Option<Sale>> {
+        self.call("sale", async {
+            let row = sqlx::query(&format!("SELECT {SALE_COLUMNS} FROM sales WHERE id = ?"))
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(sale_from).transpose()
+        })
+        .await
+    }
+
+    /// Sales whose window has not ended, for reconcile and the pages.
+    pub async fn open_sales(&self) -> Result<Vec<Sale>> {
+        self.call("open sales", async {
+            let rows = sqlx::query(&format!(
+                "SELECT {SALE_COLUMNS} FROM sales WHERE published_at IS NOT NULL \
+                 AND ends_at > UTC_TIMESTAMP(3) - INTERVAL 1 DAY ORDER BY id"
+            ))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(sale_from).collect()
+        })
+        .await
+    }
+
+    /// Up to `limit` sales, newest first, older than `before` when given, each with its
+    /// orders and units per status.
+    pub async fn sales_page(&self, before: Option<SaleId>, limit: u32) -> Result<Vec<(Sale, StatusCounts)>> {
+        self.call("sales page", async {
+            let rows = sqlx::query(&format!("SELECT {SALE_COLUMNS} FROM sales WHERE id < ? ORDER BY id DESC LIMIT ?"))
+                .bind(before.map_or(u64::MAX, |id| id.0))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+            let sales: Vec<Sale> = rows.iter().map(sale_from).collect::<Result<_>>()?;
+            if sales.is_empty() {
+                return Ok(Vec::new());
+            }
+            let sql = format!(
+                "SELECT sale_id, status, CAST(COUNT(*) AS SIGNED) AS orders, CAST(SUM(quantity) AS SIGNED) AS units \
+                 FROM orders WHERE sale_id IN ({}) GROUP BY sale_id, status",
+                placeholders(sales.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for sale in &sales {
+                query = query.bind(sale.id.0);
+            }
+            let mut counts: HashMap<SaleId, StatusCounts> = HashMap::new();
+            for row in query.fetch_all(&self.pool).await? {
+                let (orders, units): (i64, i64) = (row.try_get("orders")?, row.try_get("units")?);
+                counts
+                    .entry(SaleId(row.try_get("sale_id")?))
+                    .or_default()
+                    .insert(row.try_get::<String, _>("status")?.parse()?, (orders as u64, units as u64));
+            }
+            Ok(sales
+                .into_iter()
+                .map(|sale| {
+                    let sale_counts = counts.remove(&sale.id).unwrap_or_default();
+                    (sale, sale_counts)
+                })
+                .collect())
+        })
+        .await
+    }
+
+    pub async fn mark_published(&self, id: SaleId) -> Result<()> {
+        self.call("mark published", async {
+            sqlx::query("UPDATE sales SET published_at = COALESCE(published_at, UTC_TIMESTAMP(3)) WHERE id = ?")
+                .bind(id.0)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+}

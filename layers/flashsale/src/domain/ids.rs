@@ -1,0 +1,129 @@
+//! Identifiers: sales, orders, shoppers. Text that is no id is a [`BadId`] or a
+//! [`BadUserId`]; what that means to a caller (404, 401, 400) is the caller's to say.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A sale's id: small (a database sequence), so it travels as a JSON number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SaleId(pub u64);
+
+impl fmt::Display for SaleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Text that is not an id of the kind it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid {0} id")]
+pub struct BadId(pub &'static str);
+
+impl FromStr for SaleId {
+    type Err = BadId;
+    fn from_str(s: &str) -> std::result::Result<Self, BadId> {
+        s.parse().map(SaleId).map_err(|_| BadId("sale"))
+    }
+}
+
+/// An order's id: a Snowflake id, 63 bits. JavaScript rounds numbers above 2^53,
+/// so it always travels as a decimal string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrderId(pub u64);
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for OrderId {
+    type Err = BadId;
+    fn from_str(s: &str) -> std::result::Result<Self, BadId> {
+        s.parse().map(OrderId).map_err(|_| BadId("order"))
+    }
+}
+
+impl Serialize for OrderId {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map(OrderId).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A shopper, as named by the `sub` claim of the caller's token.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserId(String);
+
+/// Text that is not a user id: empty, longer than [`UserId::MAX_LEN`], or with a
+/// control character.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid user id")]
+pub struct BadUserId;
+
+impl UserId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn new(id: impl Into<String>) -> Result<Self, BadUserId> {
+        let id = id.into();
+        if id.is_empty() || id.len() > Self::MAX_LEN || id.chars().any(char::is_control) {
+            return Err(BadUserId);
+        }
+        Ok(UserId(id))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for UserId {
+    type Error = BadUserId;
+    fn try_from(s: String) -> Result<Self, BadUserId> {
+        UserId::new(s)
+    }
+}
+
+impl From<UserId> for String {
+    fn from(u: UserId) -> String {
+        u.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_ids_travel_as_strings() {
+        let id = OrderId(9_007_199_254_740_993); // 2^53 + 1: a JSON number would round it
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, "\"9007199254740993\"");
+        assert_eq!(serde_json::from_str::<OrderId>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<OrderId>("12").is_err());
+    }
+
+    #[test]
+    fn user_ids_are_bounded() {
+        assert!(UserId::new("alice").is_ok());
+        assert!(UserId::new("").is_err());
+        assert!(UserId::new("a".repeat(129)).is_err());
+        assert!(UserId::new("a\nb").is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! The flash-sale domain: identifiers, sales, orders and their states, and the
+//! messages between the functions. No I/O and no HTTP here; each check answers with a
+//! small error of its own, which the caller turns into what it means there.
+
+mod ids;
+mod messages;
+mod order;
+mod sale;
+
+pub use ids::{BadId, BadUserId, OrderId, SaleId, UserId};
+pub use messages::{OrderMessage, TimeoutMessage};
+pub use order::{Order, OrderStatus, UnknownStatus};
+pub use sale::{InvalidSale, NewSale, Sale, SaleDraft, SaleState};

@@ -1,0 +1,64 @@
+//! Orders counted per status, and the queries the audit of a sale checks its
+//! promises with.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use crate::domain::{OrderId, OrderStatus, SaleId, UserId};
+use crate::error::Result;
+use crate::stores::mysql::{stored_user, Mysql};
+
+impl Mysql {
+    /// Orders and units per status for one sale.
+    pub async fn status_counts(&self, sale: SaleId) -> Result<HashMap<OrderStatus, (u64, u64)>> {
+        self.call("status counts", async {
+            let rows = sqlx::query(
+                "SELECT status, CAST(COUNT(*) AS SIGNED) AS orders, CAST(SUM(quantity) AS SIGNED) AS units \
+                 FROM orders WHERE sale_id = ? GROUP BY status",
+            )
+            .bind(sale.0)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut counts = HashMap::new();
+            for row in rows {
+                let status: OrderStatus = row.try_get::<String, _>("status")?.parse()?;
+                let orders: i64 = row.try_get("orders")?;
+                let units: i64 = row.try_get("units")?;
+                counts.insert(status, (orders as u64, units as u64));
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
+    /// Up to `max` shoppers whose live (UNPAID or PAID) orders of a sale hold more than
+    /// `limit` units, with the units they hold.
+    pub async fn shoppers_above_limit(&self, sale: SaleId, limit: u32, max: u32) -> Result<Vec<(UserId, u64)>> {
+        self.call("shoppers above limit", async {
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT CAST(user_id AS CHAR), CAST(SUM(quantity) AS SIGNED) FROM orders \
+                 WHERE sale_id = ? AND status IN ('UNPAID', 'PAID') GROUP BY user_id HAVING SUM(quantity) > ? LIMIT ?",
+            )
+            .bind(sale.0)
+            .bind(limit)
+            .bind(max)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter().map(|(user, units)| Ok((stored_user(user)?, units as u64))).collect()
+        })
+        .await
+    }
+
+    /// The ids of every order of a sale, whatever its status.
+    pub async fn order_ids(&self, sale: SaleId) -> Result<Vec<OrderId>> {
+        self.call("order ids", async {
+            let ids: Vec<u64> = sqlx::query_scalar("SELECT id FROM orders WHERE sale_id = ?")
+                .bind(sale.0)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(ids.into_iter().map(OrderId).collect())
+        })
+        .await
+    }
+}

@@ -1,0 +1,326 @@
+//! The static pages: an index of open and upcoming sales and one page per sale,
+//! rendered with askama from `templates/`, and the content-hashed assets they link
+//! ([`super::publish`] stores them). Live numbers (stock left, the server's clock, the
+//! order) come from the API in the page's script; the rendered HTML only changes when a
+//! sale's definition does, or when it sells out or ends.
+//!
+//! Rendering is deterministic: the same inputs give the same bytes.
+
+use askama::Template;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{Sale, SaleId};
+use crate::error::{Error, Result};
+
+const APP_JS: &str = include_str!("../../../../templates/assets/app.js");
+const APP_CSS: &str = include_str!("../../../../templates/assets/app.css");
+/// HTML is short-lived at the edge; a change is also invalidated explicitly.
+pub const HTML_CACHE: &str = "public, max-age=5";
+/// Content-hashed assets never change under their key.
+pub const ASSET_CACHE: &str = "public, max-age=31536000, immutable";
+
+/// What a page says about a sale besides its definition. Upcoming and open look the
+/// same when rendered (the script shows which, by the server's clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageState {
+    Scheduled,
+    SoldOut,
+    Ended,
+}
+
+impl PageState {
+    pub fn of(sale: &Sale, remaining: Option<i64>, now: DateTime<Utc>) -> Self {
+        if now >= sale.ends_at {
+            PageState::Ended
+        } else if remaining == Some(0) {
+            PageState::SoldOut
+        } else {
+            PageState::Scheduled
+        }
+    }
+
+    fn attr(self) -> &'static str {
+        match self {
+            PageState::Scheduled => "upcoming",
+            PageState::SoldOut => "sold_out",
+            PageState::Ended => "ended",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            PageState::Scheduled => "Not open yet",
+            PageState::SoldOut => "Sold out",
+            PageState::Ended => "This sale has ended",
+        }
+    }
+}
+
+/// `$1,234.56`
+pub fn format_price(cents: u64) -> String {
+    let dollars = (cents / 100).to_string();
+    let mut grouped = String::new();
+    for (i, digit) in dollars.chars().enumerate() {
+        if i > 0 && (dollars.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    format!("${grouped}.{:02}", cents % 100)
+}
+
+fn format_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M").to_string()
+}
+
+fn hashed_key(name: &str, ext: &str, body: &str) -> String {
+    let digest = Sha256::digest(body.as_bytes());
+    let short: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("assets/{name}.{short}.{ext}")
+}
+
+/// The keys of the content-hashed assets, as the pages link them.
+pub struct Assets {
+    pub js: String,
+    pub css: String,
+}
+
+impl Assets {
+    pub fn current() -> Self {
+        Assets { js: hashed_key("app", "js", APP_JS), css: hashed_key("app", "css", APP_CSS) }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sale.html")]
+struct SalePage<'a> {
+    assets: &'a Assets,
+    api: &'a str,
+    sign_in_url: &'a str,
+    id: SaleId,
+    name: &'a str,
+    description: &'a str,
+    price: String,
+    stock: u32,
+    per_user_limit: u32,
+    starts_at: String,
+    ends_at: String,
+    state: &'static str,
+    state_text: &'static str,
+}
+
+struct IndexEntry {
+    id: SaleId,
+    name: String,
+    price: String,
+    state: &'static str,
+    when: String,
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage<'a> {
+    assets: &'a Assets,
+    api: &'a str,
+    sales: Vec<IndexEntry>,
+}
+
+/// A page without sale data: the shopper's orders, the staff console. Their script
+/// fills them from the API once the visitor has signed in.
+#[derive(Template)]
+#[template(path = "orders.html")]
+struct OrdersPage<'a> {
+    assets: &'a Assets,
+    api: &'a str,
+    sign_in_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct ConsolePage<'a> {
+    assets: &'a Assets,
+    api: &'a str,
+    sign_in_url: &'a str,
+}
+
+/// The keys of the shopper's "My orders" page and of the staff console.
+pub const ORDERS_KEY: &str = "orders";
+pub const CONSOLE_KEY: &str = "admin/";
+
+/// Where the pages point: the API prefix and the sign-in page.
+#[derive(Clone, Debug)]
+pub struct Site {
+    pub api: String,
+    pub sign_in_url: String,
+}
+
+pub fn sale_key(id: SaleId) -> String {
+    format!("sales/{id}")
+}
+
+pub fn render_sale(site: &Site, sale: &Sale, state: PageState) -> Result<String> {
+    let assets = Assets::current();
+    SalePage {
+        assets: &assets,
+        api: &site.api,
+        sign_in_url: &site.sign_in_url,
+        id: sale.id,
+        name: &sale.name,
+        description: &sale.description,
+        price: format_price(sale.price_cents),
+        stock: sale.stock,
+        per_user_limit: sale.per_user_limit,
+        starts_at: format_time(sale.starts_at),
+        ends_at: format_time(sale.ends_at),
+        state: state.attr(),
+        state_text: state.text(),
+    }
+    .render()
+    .map_err(|e| Error::Internal(format!("rendering sale {}: {e}", sale.id)))
+}
+
+/// The index lists sales that have not ended, soonest first. Its script keeps each
+/// sale's state live from the API (opening, selling out), as the HTML is cached.
+pub fn render_index(site: &Site, sales: &[(Sale, PageState)]) -> Result<String> {
+    let assets = Assets::current();
+    let mut listed: Vec<&(Sale, PageState)> = sales.iter().filter(|(_, s)| *s != PageState::Ended).collect();
+    listed.sort_by_key(|(sale, _)| (sale.starts_at, sale.id));
+    let sales = listed
+        .into_iter()
+        .map(|(sale, state)| IndexEntry {
+            id: sale.id,
+            name: sale.name.clone(),
+            price: format_price(sale.price_cents),
+            state: state.attr(),
+            when: match state {
+                PageState::SoldOut => "Sold out".to_string(),
+                _ => format!("from {} UTC", format_time(sale.starts_at)),
+            },
+        })
+        .collect();
+    IndexPage { assets: &assets, api: &site.api, sales }
+        .render()
+        .map_err(|e| Error::Internal(format!("rendering the index: {e}")))
+}
+
+/// One object of the site, as it is stored in the bucket.
+pub struct Page {
+    pub key: String,
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+    pub cache_control: &'static str,
+}
+
+/// The assets, the index over `all` sales, "My orders", the staff console, and the
+/// pages of `sales`.
+pub fn render_site(site: &Site, sales: &[(Sale, PageState)], all: &[(Sale, PageState)]) -> Result<Vec<Page>> {
+    const HTML: &str = "text/html; charset=utf-8";
+    let assets = Assets::current();
+    let (api, sign_in_url) = (site.api.as_str(), site.sign_in_url.as_str());
+    let orders = OrdersPage { assets: &assets, api, sign_in_url }.render();
+    let console = ConsolePage { assets: &assets, api, sign_in_url }.render();
+    let mut pages = vec![
+        Page {
+            key: assets.js,
+            body: APP_JS.into(),
+            content_type: "text/javascript; charset=utf-8",
+            cache_control: ASSET_CACHE,
+        },
+        Page {
+            key: assets.css,
+            body: APP_CSS.into(),
+            content_type: "text/css; charset=utf-8",
+            cache_control: ASSET_CACHE,
+        },
+        Page {
+            key: "index.html".into(),
+            body: render_index(site, all)?.into_bytes(),
+            content_type: HTML,
+            cache_control: HTML_CACHE,
+        },
+    ];
+    for (key, body) in [(ORDERS_KEY, orders), (CONSOLE_KEY, console)] {
+        let body = body.map_err(|e| Error::Internal(format!("rendering {key}: {e}")))?.into_bytes();
+        pages.push(Page { key: key.into(), body, content_type: HTML, cache_control: HTML_CACHE });
+    }
+    for (sale, state) in sales {
+        let body = render_sale(site, sale, *state)?.into_bytes();
+        pages.push(Page { key: sale_key(sale.id), body, content_type: HTML, cache_control: HTML_CACHE });
+    }
+    Ok(pages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn sale() -> Sale {
+        let t = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z").unwrap().with_timezone(&Utc);
+        Sale {
+            id: SaleId(7),
+            name: "Phone <script>alert(1)</script>".into(),
+            description: "Fast & \"new\"".into(),
+            price_cents: 123_456_789,
+            stock: 100,
+            sold: 0,
+            per_user_limit: 2,
+            starts_at: t,
+            ends_at: t + Duration::hours(2),
+            payment_window_secs: 600,
+            published: true,
+            created_at: t,
+        }
+    }
+
+    fn site() -> Site {
+        Site { api: "/api".into(), sign_in_url: "/dev/sign-in".into() }
+    }
+
+    #[test]
+    fn prices_are_grouped_dollars_and_cents() {
+        assert_eq!(format_price(0), "$0.00");
+        assert_eq!(format_price(5), "$0.05");
+        assert_eq!(format_price(19_900), "$199.00");
+        assert_eq!(format_price(123_456_789), "$1,234,567.89");
+    }
+
+    #[test]
+    fn sale_text_is_escaped() {
+        let html = render_sale(&site(), &sale(), PageState::Scheduled).unwrap();
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(
+            html.contains("Phone &#60;script&#62;alert(1)&#60;/script&#62;") || html.contains("Phone &lt;script&gt;")
+        );
+        assert!(html.contains("Fast &#38; &#34;new&#34;") || html.contains("Fast &amp; &quot;new&quot;"));
+        assert!(html.contains("$1,234,567.89"));
+        assert!(html.contains(&format!("/{}", Assets::current().js)));
+    }
+
+    #[test]
+    fn sold_out_and_ended_pages_say_so() {
+        let sold = render_sale(&site(), &sale(), PageState::SoldOut).unwrap();
+        assert!(sold.contains("data-state=\"sold_out\"") && sold.contains("Sold out"));
+        let ended = render_sale(&site(), &sale(), PageState::Ended).unwrap();
+        assert!(ended.contains("data-state=\"ended\"") && ended.contains("This sale has ended"));
+        let s = sale();
+        assert_eq!(PageState::of(&s, Some(0), s.starts_at), PageState::SoldOut);
+        assert_eq!(PageState::of(&s, Some(0), s.ends_at), PageState::Ended);
+        assert_eq!(PageState::of(&s, Some(3), s.starts_at), PageState::Scheduled);
+    }
+
+    #[test]
+    fn rendering_is_deterministic_and_the_index_skips_ended_sales() {
+        let a = render_sale(&site(), &sale(), PageState::Scheduled).unwrap();
+        let b = render_sale(&site(), &sale(), PageState::Scheduled).unwrap();
+        assert_eq!(a, b);
+        let mut other = sale();
+        other.id = SaleId(8);
+        other.name = "Gone".into();
+        let index = render_index(&site(), &[(sale(), PageState::Scheduled), (other, PageState::Ended)]).unwrap();
+        assert!(index.contains("/sales/7"));
+        assert!(index.contains(r#"data-sale-id="7""#), "the script finds the sale to keep live");
+        assert!(!index.contains("/sales/8"));
+    }
+}

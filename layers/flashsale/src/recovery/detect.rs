@@ -1,0 +1,206 @@
+//! Finding a sale Redis lost: a running sale whose state is missing answers
+//! "recovering" (503) while the orders in flight land, then is rebuilt from MySQL
+//! ([`super::rebuild`]). One caller rebuilds; the others wait.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use redis::AsyncCommands;
+
+use super::rebuild::rebuild;
+use crate::domain::{Sale, SaleId};
+use crate::error::{Error, Result};
+use crate::memo::SaleMemo;
+use crate::outbox::fallback::KeptOrders;
+use crate::stores::mysql::Mysql;
+use crate::stores::redis::{Redis, SaleKeys};
+use crate::stores::sqs::Outbound;
+
+/// How long one rebuilder holds the right to rebuild a sale.
+const REBUILD_CLAIM: Duration = Duration::from_secs(10);
+
+/// What a recovery attempt found or did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// The sale's state is in Redis: nothing to do.
+    Present,
+    /// Not published, or ended: nothing to rebuild.
+    NotLive,
+    /// Orders are still in flight (or another caller is rebuilding): ask again shortly.
+    Waiting {
+        in_flight: u64,
+    },
+    Rebuilt {
+        remaining: i64,
+    },
+}
+
+/// The answer a shopper gets while a sale recovers.
+pub fn recovering() -> Error {
+    Error::Unavailable { service: "sale (recovering)", retry_after_secs: 1 }
+}
+
+/// Brings back a published, running sale whose Redis state is missing, once the orders
+/// queue has drained or `drain_bound` has passed since the loss was first seen. Orders
+/// kept in the durable fallback go back into its outbox. Safe to call from many places
+/// at once: one caller rebuilds, the others wait.
+pub async fn recover(
+    mysql: &Mysql,
+    redis: &Redis,
+    queue: &dyn Outbound,
+    fallback: &dyn KeptOrders,
+    sale: &Sale,
+    drain_bound: Duration,
+) -> Result<Recovery> {
+    if !sale.published || sale.ends_at <= Utc::now() {
+        return Ok(Recovery::NotLive);
+    }
+    if redis.has_sale(sale.id).await? {
+        return Ok(Recovery::Present);
+    }
+    let lost_since_ms = redis.mark_lost(sale.id).await?;
+    let waited = Duration::from_millis((Utc::now().timestamp_millis() - lost_since_ms).max(0) as u64);
+    // Orders still in the queue hold units MySQL does not count yet; rebuilt before
+    // they land, the sale would sell them again (MySQL would refuse the excess).
+    let in_flight = match queue.orders_in_flight().await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot see the orders queue; waiting out the bound");
+            u64::MAX
+        }
+    };
+    if in_flight > 0 && waited < drain_bound {
+        return Ok(Recovery::Waiting { in_flight });
+    }
+    if !redis.claim_rebuild(sale.id, REBUILD_CLAIM).await? {
+        return Ok(Recovery::Waiting { in_flight });
+    }
+    if in_flight > 0 {
+        tracing::warn!(sale_id = %sale.id, in_flight, "rebuilding before the orders queue drained: the bound passed");
+    }
+    let pending = fallback.of_sale(sale.id).await?;
+    Ok(match rebuild(mysql, redis, sale.id, &pending, false).await? {
+        Some(remaining) => Recovery::Rebuilt { remaining },
+        None => Recovery::Present,
+    })
+}
+
+/// Why Redis does not know a sale, as MySQL told.
+#[derive(Clone, Copy, Debug)]
+enum Missing {
+    /// No such sale, or not published.
+    Unknown,
+    Ended,
+    /// Published and running: Redis lost it and it is being rebuilt.
+    Recovering,
+}
+
+impl Missing {
+    fn error(self) -> Error {
+        match self {
+            Missing::Unknown => Error::NotFound("sale"),
+            Missing::Ended => Error::NotOpen("the sale has ended"),
+            Missing::Recovering => recovering(),
+        }
+    }
+}
+
+/// What a function does when Redis does not know a sale a shopper asks for: MySQL says
+/// whether it never was (404), has ended (409), or is running and was lost by Redis
+/// (rebuilt once the orders in flight have landed; 503 "recovering" meanwhile). The
+/// verdict is remembered per container for a moment, so a crowd costs MySQL one read.
+pub struct MissingSales {
+    memo: SaleMemo<Missing>,
+    drain_bound: Duration,
+}
+
+impl MissingSales {
+    pub fn new(memo_ttl: Duration, drain_bound: Duration) -> Self {
+        MissingSales { memo: SaleMemo::new(memo_ttl), drain_bound }
+    }
+
+    /// The answer already known for a sale found missing a moment ago.
+    pub fn known(&self, sale: SaleId) -> Option<Error> {
+        self.memo.get(sale).map(Missing::error)
+    }
+
+    /// `Ok` once the sale is in Redis again (rebuilt by this call or another); else the
+    /// error to answer with.
+    pub async fn recover(
+        &self,
+        mysql: &Mysql,
+        redis: &Redis,
+        queue: &dyn Outbound,
+        fallback: &dyn KeptOrders,
+        sale: SaleId,
+    ) -> Result<()> {
+        if let Some(error) = self.known(sale) {
+            return Err(error);
+        }
+        let verdict = match mysql.sale(sale).await? {
+            Some(found) if found.published && found.ends_at > Utc::now() => {
+                match recover(mysql, redis, queue, fallback, &found, self.drain_bound).await? {
+                    Recovery::Rebuilt { .. } | Recovery::Present => return Ok(()),
+                    Recovery::Waiting { in_flight } => {
+                        tracing::warn!(sale_id = %sale, in_flight, "sale missing in Redis; recovering once the orders in flight land");
+                        Missing::Recovering
+                    }
+                    Recovery::NotLive => Missing::Unknown,
+                }
+            }
+            Some(found) if found.published => Missing::Ended,
+            _ => Missing::Unknown,
+        };
+        self.memo.mark(sale, verdict);
+        Err(verdict.error())
+    }
+}
+
+impl Redis {
+    /// Whether the sale's state is in Redis.
+    pub async fn has_sale(&self, sale: SaleId) -> Result<bool> {
+        let keys = SaleKeys::new(sale);
+        let mut conn = self.conn.clone();
+        self.call("has sale", async { conn.exists(&keys.meta).await.map_err(Error::from) }).await
+    }
+
+    /// Records that the sale's state was found missing; returns since when (ms), the
+    /// first finder's time, so every container waits on the same clock.
+    pub async fn mark_lost(&self, sale: SaleId) -> Result<i64> {
+        let keys = SaleKeys::new(sale);
+        let mut conn = self.conn.clone();
+        self.call("mark lost", async {
+            let (since,): (i64,) = redis::pipe()
+                .cmd("SET")
+                .arg(&keys.lost_at)
+                .arg(Utc::now().timestamp_millis())
+                .arg("NX")
+                .arg("EX")
+                .arg(3600)
+                .ignore()
+                .get(&keys.lost_at)
+                .query_async(&mut conn)
+                .await?;
+            Ok(since)
+        })
+        .await
+    }
+
+    /// One rebuilder at a time per sale: `true` when this caller holds the right for `ttl`.
+    pub async fn claim_rebuild(&self, sale: SaleId, ttl: Duration) -> Result<bool> {
+        let keys = SaleKeys::new(sale);
+        let mut conn = self.conn.clone();
+        self.call("claim rebuild", async {
+            let claimed: Option<String> = redis::cmd("SET")
+                .arg(&keys.rebuilding)
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .query_async(&mut conn)
+                .await?;
+            Ok(claimed.is_some())
+        })
+        .await
+    }
+}

@@ -1,0 +1,14 @@
+//! Redis is rebuildable, MySQL is the truth. When a sale's Redis state is gone (a
+//! failover, a restart, a flush), the sale answers "recovering" (503) while the orders
+//! in flight land ([`detect`]), then its state is rebuilt from MySQL ([`rebuild`]). When
+//! MySQL refuses an order, Redis is corrected down to what MySQL and the outbox account
+//! for instead of putting a unit back on sale that never existed ([`refused`]). The
+//! [`drift`] report adds up where every unit is.
+
+pub mod detect;
+pub mod drift;
+pub mod rebuild;
+pub mod refused;
+
+pub use detect::{recover, recovering, MissingSales, Recovery};
+pub use rebuild::rebuild;

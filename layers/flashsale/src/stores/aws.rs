@@ -1,0 +1,52 @@
+//! The AWS SDK's configuration, shared by every client of a container, and the
+//! credentials a function reads at init instead of finding them in its environment.
+
+use aws_config::SdkConfig;
+
+use crate::config::{Config, Secret};
+use crate::error::{Error, Result};
+
+/// Loads the AWS configuration once per container. `AWS_ENDPOINT_URL` (honoured by
+/// the SDK itself) points every client at the local stand-ins.
+pub async fn sdk_config(config: &Config) -> SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(config.aws_timeout)
+        .operation_attempt_timeout(config.aws_timeout)
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+        .load()
+        .await
+}
+
+/// The AWS configuration, and `config` with the credentials it names fetched: the
+/// Redis AUTH token from the secret `FLASHSALE_REDIS_AUTH_SECRET` names. An unreadable
+/// secret stops the function at init, where the reason is plain, not at its first
+/// request.
+pub async fn load(config: &Config) -> Result<(SdkConfig, Config)> {
+    let sdk = sdk_config(config).await;
+    let mut config = config.clone();
+    if let Some(id) = &config.redis_auth_secret {
+        config.redis_password = Some(secret_string(&sdk, id).await?);
+    }
+    Ok((sdk, config))
+}
+
+/// The string a Secrets Manager secret holds.
+pub async fn secret_string(sdk: &SdkConfig, id: &str) -> Result<Secret> {
+    let secret = aws_sdk_secretsmanager::Client::new(sdk)
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| Error::aws("secretsmanager", e))?;
+    secret.secret_string().map(Secret::new).ok_or_else(|| Error::Config(format!("secret {id} holds no string")))
+}
+
+/// Makes aws-lc-rs, the crypto the SDK and sqlx use, the process's TLS provider, which
+/// redis (ElastiCache over TLS) and reqwest take from the process: with no provider
+/// installed, or two compiled in, they refuse to make a TLS connection. Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -1,0 +1,46 @@
+//! One connection handle per service, each with its own circuit breaker, built once
+//! per container: [`mysql::Mysql`], [`redis::Redis`], [`sqs::Queue`] (behind the
+//! [`sqs::Outbound`] seam), [`s3::Bucket`], [`cloudfront::CloudFront`]; the AWS SDK's
+//! setup and the secrets read at init ([`aws`]); the [`breaker`]. The DynamoDB tables
+//! each belong to one capability and live with it: the worker-id leases with
+//! [`crate::ids`], the fallback table with [`crate::outbox`].
+
+pub mod aws;
+pub mod breaker;
+pub mod cloudfront;
+pub mod mysql;
+pub mod redis;
+pub mod s3;
+pub mod sqs;
+
+use self::mysql::Mysql;
+use self::redis::Redis;
+use self::sqs::{Outbound, Queue};
+use crate::config::Config;
+use crate::error::Result;
+use crate::outbox::fallback::{FallbackTable, KeptOrders};
+
+/// The stores the order lifecycle works on.
+pub struct Stores {
+    pub mysql: Mysql,
+    pub redis: Redis,
+    pub queue: Box<dyn Outbound>,
+    pub fallback: Box<dyn KeptOrders>,
+}
+
+impl Stores {
+    pub async fn from_config(config: &Config) -> Result<Self> {
+        let (sdk, config) = aws::load(config).await?;
+        Stores::new(&sdk, &config)
+    }
+
+    /// With AWS clients from `sdk` (tests point it at an unreachable endpoint).
+    pub fn new(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Self> {
+        Ok(Stores {
+            mysql: Mysql::from_config(config, sdk)?,
+            redis: Redis::connect(config)?,
+            queue: Box::new(Queue::new(sdk, config)),
+            fallback: Box::new(FallbackTable::new(sdk, config)),
+        })
+    }
+}

@@ -1,0 +1,163 @@
+//! The Redis handle (ElastiCache): one connection manager per container, the Lua
+//! scripts of `lua/`, a circuit breaker, and the key layout of a sale. The operations
+//! live with the capability they serve (`catalog`, `admission`, `outbox`, `orders`,
+//! `recovery`).
+//!
+//! Redis holds state that must not be dropped (admissions, the outbox), so it is a
+//! store, not a cache. Every key of a sale carries the hash tag `{sale:ID}`, so one
+//! script can touch them all on a cluster.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+
+use crate::config::Config;
+use crate::domain::{OrderId, OrderMessage, SaleId};
+use crate::error::{Error, Result};
+use crate::stores::breaker::Breaker;
+
+/// Published sales by the time (ms) their keys expire, for lookups that start from an
+/// order id alone: they look only at sales whose keys still live.
+pub(crate) const LIVE_SALES_KEY: &str = "flashsale:live_sales";
+
+pub struct SaleKeys {
+    pub meta: String,
+    pub stock: String,
+    pub bought: String,
+    pub orders: String,
+    pub outbox: String,
+    pub outbox_at: String,
+    pub released: String,
+    /// When this sale's state was first found missing (ms), while it is rebuilt.
+    pub lost_at: String,
+    /// A short claim: one rebuilder at a time.
+    pub rebuilding: String,
+}
+
+impl SaleKeys {
+    pub fn new(sale: SaleId) -> Self {
+        let tag = format!("{{sale:{sale}}}");
+        SaleKeys {
+            meta: format!("{tag}:meta"),
+            stock: format!("{tag}:stock"),
+            bought: format!("{tag}:bought"),
+            orders: format!("{tag}:orders"),
+            outbox: format!("{tag}:outbox"),
+            outbox_at: format!("{tag}:outbox_at"),
+            released: format!("{tag}:released"),
+            lost_at: format!("{tag}:lost_at"),
+            rebuilding: format!("{tag}:rebuilding"),
+        }
+    }
+
+    /// The keys a rebuild or an expiry covers (the claim expires on its own).
+    pub fn all(&self) -> [&str; 8] {
+        [
+            &self.meta,
+            &self.stock,
+            &self.bought,
+            &self.orders,
+            &self.outbox,
+            &self.outbox_at,
+            &self.released,
+            &self.lost_at,
+        ]
+    }
+}
+
+pub struct Redis {
+    pub(crate) conn: ConnectionManager,
+    pub(crate) scripts: Scripts,
+    breaker: Breaker,
+}
+
+/// The Lua scripts of `lua/`, loaded once (EVALSHA, falling back to EVAL on a new server).
+pub(crate) struct Scripts {
+    pub(crate) admit: Script,
+    pub(crate) release: Script,
+    pub(crate) warm: Script,
+    pub(crate) rebuild: Script,
+    pub(crate) holders: Script,
+}
+
+/// An order id as Redis keeps it. Anything else there is a fault of ours, not a
+/// request for an order that does not exist.
+pub(crate) fn order_id(text: &str) -> Result<OrderId> {
+    text.parse().map_err(|e| Error::Internal(format!("Redis holds {text:?} as an order id: {e}")))
+}
+
+/// Order ids as Redis keeps them, space-separated.
+pub(crate) fn order_ids(text: &str) -> Result<Vec<OrderId>> {
+    text.split_whitespace().map(order_id).collect()
+}
+
+pub(crate) fn ms_to_time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+impl Redis {
+    /// Connects lazily: a container whose Redis is down still starts, and its
+    /// requests fail fast through the breaker until Redis answers.
+    pub fn connect(config: &Config) -> Result<Self> {
+        crate::stores::aws::install_crypto_provider();
+        let mut info = redis::IntoConnectionInfo::into_connection_info(config.redis_url.expose())?;
+        if let Some(password) = &config.redis_password {
+            let settings = info.redis_settings().clone().set_password(password.expose());
+            info = info.set_redis_settings(settings);
+        }
+        let client = redis::Client::open(info)?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.redis_timeout))
+            .set_response_timeout(Some(config.redis_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        Ok(Redis {
+            conn: client.get_connection_manager_lazy(manager_config)?,
+            scripts: Scripts {
+                admit: Script::new(include_str!("../../../../lua/admit.lua")),
+                release: Script::new(include_str!("../../../../lua/release.lua")),
+                warm: Script::new(include_str!("../../../../lua/warm.lua")),
+                rebuild: Script::new(include_str!("../../../../lua/rebuild.lua")),
+                holders: Script::new(include_str!("../../../../lua/holders.lua")),
+            },
+            breaker: Breaker::new("redis", config.breaker_failures, config.breaker_cooldown, config.redis_timeout * 2),
+        })
+    }
+
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Runs `work` under the breaker; a failure names `operation`.
+    pub(crate) async fn call<T>(&self, operation: &'static str, work: impl Future<Output = Result<T>>) -> Result<T> {
+        self.breaker.call(work).await.map_err(|e| e.during(operation))
+    }
+
+    /// Runs `lua/release.lua` in `mode` for an order; its reply as is.
+    pub(crate) async fn run_release(&self, mode: &str, order: &OrderMessage, extra: &[String]) -> Result<i64> {
+        let keys = SaleKeys::new(order.sale_id);
+        let mut conn = self.conn.clone();
+        self.call("release", async {
+            let mut release = self.scripts.release.prepare_invoke();
+            release
+                .key(&keys.stock)
+                .key(&keys.bought)
+                .key(&keys.orders)
+                .key(&keys.outbox)
+                .key(&keys.outbox_at)
+                .key(&keys.released)
+                .arg(mode)
+                .arg(order.order_id.to_string())
+                .arg(order.user_id.as_str())
+                .arg(order.quantity);
+            for arg in extra {
+                release.arg(arg);
+            }
+            release.invoke_async(&mut conn).await.map_err(Error::from)
+        })
+        .await
+    }
+}

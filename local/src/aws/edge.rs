@@ -1,0 +1,254 @@
+//! CloudFront, played locally: every path outside `/api/*` is served from the pages
+//! bucket with the headers stored on the object and the security headers of the
+//! distribution's response headers policy, and `/` is the index, as the distribution's
+//! default behaviour and root object do. Plus a development sign-in that only the local
+//! stack has.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::{Form, Json};
+use base64::Engine;
+use flashsale::stores::s3::Bucket;
+use http::{header, Method, StatusCode};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// The headers `PageHeadersPolicy` in template.yaml adds to every page and asset.
+pub const PAGE_HEADERS: [(&str, &str); 5] = [
+    (
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+];
+
+pub struct Edge {
+    pub bucket: Bucket,
+    pub jwt_secret: String,
+    /// The dev sign-in's codes not yet traded for tokens.
+    pub codes: Mutex<HashMap<String, Grant>>,
+}
+
+pub async fn static_file(State(edge): State<Arc<Edge>>, request: Request) -> Response {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let path = request.uri().path();
+    let key = match path.trim_start_matches('/') {
+        "" => "index.html",
+        key => key,
+    };
+    let mut response = match edge.bucket.get(key).await {
+        Ok(Some(object)) => {
+            let mut response = (StatusCode::OK, object.body).into_response();
+            let headers = response.headers_mut();
+            for (name, value) in
+                [(header::CONTENT_TYPE, object.content_type), (header::CACHE_CONTROL, object.cache_control)]
+            {
+                if let Some(value) = value.and_then(|v| v.parse().ok()) {
+                    headers.insert(name, value);
+                }
+            }
+            response
+        }
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Html("<!doctype html><title>Not found</title><p>Not found. <a href=\"/\">All sales</a>"),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, key, "bucket read failed");
+            StatusCode::BAD_GATEWAY.into_response()
+        }
+    };
+    for (name, value) in PAGE_HEADERS {
+        response.headers_mut().insert(name, http::HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// The development sign-in, an authorization server with the shape of Cognito's hosted
+/// UI for the authorization code flow with PKCE: `authorize` shows a form where any
+/// name signs in (as shop staff when ticked), `code` issues a one-time code for it, `token` trades the code and its
+/// verifier for tokens. Never on AWS.
+pub async fn authorize_page() -> Html<&'static str> {
+    Html(include_str!("sign_in.html"))
+}
+
+/// The client id of the pages' dev sign-in (`FLASHSALE_SIGN_IN_URL`'s default).
+pub const DEV_CLIENT_ID: &str = "flashsale-local";
+/// How long an issued code may be traded for tokens.
+const CODE_TTL: Duration = Duration::from_secs(300);
+
+/// An issued code, until it is traded or expires.
+pub struct Grant {
+    user: String,
+    admin: bool,
+    redirect_uri: String,
+    code_challenge: String,
+    expires: Instant,
+}
+
+#[derive(Deserialize)]
+pub struct CodeRequest {
+    user: String,
+    /// A token of the admin group (shop staff).
+    #[serde(default)]
+    admin: bool,
+    client_id: String,
+    redirect_uri: String,
+    code_challenge: String,
+    code_challenge_method: String,
+}
+
+fn oauth_error(error: &str, description: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": error, "error_description": description })))
+        .into_response()
+}
+
+/// Whether `uri` is on the site that asks (its own `Host`): the dev sign-in sends
+/// shoppers back only there, as Cognito only to the app client's callback URLs.
+fn is_own_site(uri: &str, host: Option<&str>) -> bool {
+    let rest = uri.strip_prefix("http://").or_else(|| uri.strip_prefix("https://"));
+    matches!((rest.and_then(|r| r.split_once('/')), host), (Some((authority, _)), Some(host)) if authority == host)
+}
+
+pub async fn issue_code(
+    State(edge): State<Arc<Edge>>,
+    headers: http::HeaderMap,
+    Json(request): Json<CodeRequest>,
+) -> Response {
+    let user = request.user.trim();
+    if flashsale::UserId::new(user).is_err() {
+        return oauth_error("invalid_request", "user must be 1 to 128 printable characters");
+    }
+    if request.client_id != DEV_CLIENT_ID {
+        return oauth_error("unauthorized_client", "unknown client_id");
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if !is_own_site(&request.redirect_uri, host) {
+        return oauth_error("invalid_request", "redirect_uri must be on this site");
+    }
+    if request.code_challenge_method != "S256" || request.code_challenge.len() < 43 {
+        return oauth_error("invalid_request", "a S256 code_challenge is required");
+    }
+    let code = format!("{:032x}", rand::random::<u128>());
+    let mut codes = edge.codes.lock().unwrap();
+    codes.retain(|_, grant| grant.expires > Instant::now());
+    codes.insert(
+        code.clone(),
+        Grant {
+            user: user.to_string(),
+            admin: request.admin,
+            redirect_uri: request.redirect_uri,
+            code_challenge: request.code_challenge,
+            expires: Instant::now() + CODE_TTL,
+        },
+    );
+    Json(serde_json::json!({ "code": code })).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct TokenRequest {
+    grant_type: String,
+    client_id: String,
+    code: String,
+    redirect_uri: String,
+    code_verifier: String,
+}
+
+pub async fn token(State(edge): State<Arc<Edge>>, Form(request): Form<TokenRequest>) -> Response {
+    if request.grant_type != "authorization_code" {
+        return oauth_error("unsupported_grant_type", "only authorization_code");
+    }
+    // A code is good for one try, right or wrong.
+    let grant = edge.codes.lock().unwrap().remove(&request.code);
+    let Some(grant) = grant.filter(|g| g.expires > Instant::now()) else {
+        return oauth_error("invalid_grant", "unknown or expired code");
+    };
+    let challenge =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(request.code_verifier.as_bytes()));
+    if request.client_id != DEV_CLIENT_ID
+        || request.redirect_uri != grant.redirect_uri
+        || challenge != grant.code_challenge
+    {
+        return oauth_error("invalid_grant", "the code was issued for another client, redirect_uri or verifier");
+    }
+    let ttl = 3600;
+    let token = crate::sign_in::token(&edge.jwt_secret, &grant.user, grant.admin, ttl);
+    Json(serde_json::json!({ "id_token": token, "access_token": token, "token_type": "Bearer", "expires_in": ttl }))
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_own_site, PAGE_HEADERS};
+
+    #[test]
+    fn the_dev_sign_in_sends_shoppers_back_only_to_the_site_that_asked() {
+        let host = Some("127.0.0.1:3000");
+        assert!(is_own_site("http://127.0.0.1:3000/", host));
+        assert!(is_own_site("http://127.0.0.1:3000/sales/1", host));
+        for crafted in [
+            "http://evil.example/",
+            "http://127.0.0.1:3000.evil.example/",
+            "http://127.0.0.1:3000",
+            "/\\evil.example",
+            "//evil.example/",
+            "javascript:alert(1)//127.0.0.1:3000/",
+        ] {
+            assert!(!is_own_site(crafted, host), "{crafted}");
+        }
+        assert!(!is_own_site("http://127.0.0.1:3000/", None));
+    }
+
+    /// The value of the first `key: value` line of `block` with a value.
+    fn value<'a>(block: &'a str, key: &str) -> &'a str {
+        block
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix(key)?.strip_prefix(':'))
+            .map(|v| v.trim().trim_matches('"'))
+            .find(|v| !v.is_empty())
+            .unwrap_or_else(|| panic!("{key} in PageHeadersPolicy"))
+    }
+
+    /// The policy line of the `!Sub` that builds the Content-Security-Policy.
+    fn csp(block: &str) -> String {
+        let line = block
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("- \"default-src"))
+            .expect("the CSP in PageHeadersPolicy");
+        line.trim_start_matches("- ").trim_matches('"').to_string()
+    }
+
+    #[test]
+    fn the_edge_sends_the_headers_of_the_templates_response_headers_policy() {
+        let template = include_str!("../../../template.yaml");
+        let start = template.find("\n  PageHeadersPolicy:").expect("PageHeadersPolicy in template.yaml");
+        let block = &template[start + 1..];
+        let block = &block[..block.find("\n\n").unwrap_or(block.len())];
+        assert_eq!(value(block, "IncludeSubdomains"), "true");
+        let expected = [
+            // The local token endpoint is on the site itself: no origin to add.
+            ("content-security-policy", csp(block).replace(" ${AuthOrigin}", "")),
+            ("x-content-type-options", "nosniff".to_string()),
+            ("x-frame-options", value(block, "FrameOption").to_string()),
+            ("referrer-policy", value(block, "ReferrerPolicy").to_string()),
+            (
+                "strict-transport-security",
+                format!("max-age={}; includeSubDomains", value(block, "AccessControlMaxAgeSec")),
+            ),
+        ];
+        let local: Vec<(&str, String)> = PAGE_HEADERS.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        assert_eq!(local, expected);
+    }
+}
