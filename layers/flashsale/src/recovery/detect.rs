@@ -188,11 +188,11 @@ impl Redis {
 
     /// One rebuilder at a time per sale: `true` when this caller holds the right for `ttl`.
     pub async fn claim_rebuild(&self, sale: SaleId, ttl: Duration) -> Result<bool> {
-        let keys = SaleKeys::new(sale);
+        let key = format!("{{sale:{sale}}}:rebuilding");
         let mut conn = self.conn.clone();
         self.call("claim rebuild", async {
             let claimed: Option<String> = redis::cmd("SET")
-                .arg(&keys.rebuilding)
+                .arg(&key)
                 .arg(1)
                 .arg("NX")
                 .arg("PX")

@@ -33,8 +33,6 @@ pub struct SaleKeys {
     pub released: String,
     /// When this sale's state was first found missing (ms), while it is rebuilt.
     pub lost_at: String,
-    /// A short claim: one rebuilder at a time.
-    pub rebuilding: String,
 }
 
 impl SaleKeys {
@@ -49,11 +47,9 @@ impl SaleKeys {
             outbox_at: format!("{tag}:outbox_at"),
             released: format!("{tag}:released"),
             lost_at: format!("{tag}:lost_at"),
-            rebuilding: format!("{tag}:rebuilding"),
         }
     }
 
-    /// The keys a rebuild or an expiry covers (the claim expires on its own).
     pub fn all(&self) -> [&str; 8] {
         [
             &self.meta,
