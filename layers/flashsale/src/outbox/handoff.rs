@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
-use super::fallback::KeptOrders;
 use crate::domain::OrderMessage;
 use crate::error::Result;
+use crate::stores::dynamodb::KeptOrders;
 use crate::stores::sqs::Outbound;
 
 /// Orders per `SendMessageBatch` (SQS's maximum).

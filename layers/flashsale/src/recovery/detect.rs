@@ -11,7 +11,7 @@ use super::rebuild::rebuild;
 use crate::domain::{Sale, SaleId};
 use crate::error::{Error, Result};
 use crate::memo::SaleMemo;
-use crate::outbox::fallback::KeptOrders;
+use crate::stores::dynamodb::KeptOrders;
 use crate::stores::mysql::Mysql;
 use crate::stores::redis::{Redis, SaleKeys};
 use crate::stores::sqs::Outbound;

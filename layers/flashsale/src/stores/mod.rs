@@ -1,24 +1,25 @@
 //! One connection handle per service, each with its own circuit breaker, built once
 //! per container: [`mysql::Mysql`], [`redis::Redis`], [`sqs::Queue`] (behind the
-//! [`sqs::Outbound`] seam), [`s3::Bucket`], [`cloudfront::CloudFront`]; the AWS SDK's
-//! setup and the secrets read at init ([`aws`]); the [`breaker`]. The DynamoDB tables
-//! each belong to one capability and live with it: the worker-id leases with
-//! [`crate::ids`], the fallback table with [`crate::outbox`].
+//! [`sqs::Outbound`] seam), the fallback table [`dynamodb::FallbackTable`] (behind the
+//! [`dynamodb::KeptOrders`] seam), [`s3::Bucket`], [`cloudfront::CloudFront`]; the AWS
+//! SDK's setup and the secrets read at init ([`aws`]); the [`breaker`]. The worker-id
+//! lease table is used by the id generator alone and lives with it (`ids::leases`).
 
 pub mod aws;
 pub mod breaker;
 pub mod cloudfront;
+pub mod dynamodb;
 pub mod mysql;
 pub mod redis;
 pub mod s3;
 pub mod sqs;
 
+use self::dynamodb::{FallbackTable, KeptOrders};
 use self::mysql::Mysql;
 use self::redis::Redis;
 use self::sqs::{Outbound, Queue};
 use crate::config::Config;
 use crate::error::Result;
-use crate::outbox::fallback::{FallbackTable, KeptOrders};
 
 /// The stores the order lifecycle works on.
 pub struct Stores {

@@ -1,4 +1,4 @@
-//! The fallback table (DynamoDB): the durable fallback of admitted orders. When `admit` cannot hand
+//! The DynamoDB handle of the fallback table: the durable fallback of admitted orders. When `admit` cannot hand
 //! an order to SQS, the order is written here before the shopper hears `202`, so the
 //! answer never lives only in Redis (which may lose it in a failover). Reconcile sends
 //! what is here on and deletes it; a rebuild of a sale's Redis state counts it.
