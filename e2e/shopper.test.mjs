@@ -2,7 +2,7 @@
 // with PKCE, through the dev sign-in) → countdown → open → buy → pay, a second shopper on
 // a phone seeing a sale that just sold out, and sign-ins that must be refused.
 //
-//   BASE_URL=http://127.0.0.1:3000 SALE_ID=… SOLD_SALE_ID=… FOREIGN_TOKEN=… \
+//   BASE_URL=http://127.0.0.1:3000 PAYMENTS_URL=http://127.0.0.1:8420 SALE_ID=… SOLD_SALE_ID=… FOREIGN_TOKEN=… \
 //   SCREENSHOT_DIR=/tmp/shots npm test
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,10 +11,12 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const env = process.env;
-const required = ['BASE_URL', 'SALE_ID', 'SOLD_SALE_ID', 'FOREIGN_TOKEN', 'SCREENSHOT_DIR'];
+const required = ['BASE_URL', 'PAYMENTS_URL', 'SALE_ID', 'SOLD_SALE_ID', 'FOREIGN_TOKEN', 'SCREENSHOT_DIR'];
 const missing = required.filter((name) => !env[name]);
 if (missing.length) throw new Error(`set ${missing.join(', ')} (see the top of ${import.meta.filename ?? 'this file'})`);
 const BASE_URL = env.BASE_URL.replace(/\/$/, '');
+// The payment provider's script and API: the one other origin a page may reach.
+const PAYMENTS_URL = env.PAYMENTS_URL.replace(/\/$/, '');
 const SHOTS = env.SCREENSHOT_DIR;
 const DESKTOP = { viewport: { width: 1280, height: 800 } };
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
@@ -50,9 +52,18 @@ function watch(page, name) {
     if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`${name}: console error: ${m.text()}`);
   });
   page.on('request', (r) => {
-    if (!r.url().startsWith(`${BASE_URL}/`)) problems.push(`${name}: request left the origin: ${r.url()}`);
+    if (!r.url().startsWith(`${BASE_URL}/`) && !r.url().startsWith(`${PAYMENTS_URL}/`)) {
+      problems.push(`${name}: request left the origin: ${r.url()}`);
+    }
   });
   return page;
+}
+
+// Types a test card into the provider's card fields (localstripe's: plain inputs).
+async function fillCard(page, number) {
+  for (const [field, value] of [['number', number], ['exp_month', '12'], ['exp_year', '34'], ['cvc', '123'], ['postal_code', '10001']]) {
+    await page.locator(`#card input[placeholder="${field}"]`).fill(value);
+  }
 }
 
 async function newShopper(name, options) {
@@ -156,10 +167,19 @@ test('shopper A signs in, waits for the countdown, buys and pays', async () => {
   assert.match(orderId, /^\d+$/, 'an order id is shown');
   await shot(page, '03-payable.png');
 
+  // The card goes into the provider's own fields; a declined card leaves the order payable.
+  await expectSoon(page, '#card input[placeholder="number"]', "the provider's card fields", { state: 'visible' });
+  await fillCard(page, '4000000000000002');
+  await page.locator('#pay').click();
+  await expectSoon(page, '#message:has-text("Payment failed")', 'a declined card is told', { timeout: 15_000 });
+  assert.equal(await page.locator('#order-status').getAttribute('data-status'), 'UNPAID', 'still reserved');
+  await expectSoon(page, '#pay:enabled', 'and payable again', { state: 'visible' });
+  // PAID only once the provider's webhook told the server: the page reads the order.
+  await fillCard(page, '4242424242424242');
   await page.locator('#pay').click();
   await expectSoon(page, '#order-status[data-status="PAID"]', 'the order is paid', { timeout: 15_000 });
   await expectSoon(page, '#message:has-text("Paid — thank you!")', 'a thank-you');
-  assert.equal(await page.locator('#pay').isHidden(), true, 'Pay is gone once paid');
+  assert.equal(await page.locator('#payment').isHidden(), true, 'the payment form is gone once paid');
   assert.equal(await page.locator('#order-id').textContent(), orderId, 'the same order is shown');
   await shot(page, '04-paid.png');
   await page.close();

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Local loopback stand-ins for the AWS pieces: Redis (ElastiCache), MariaDB
-# (RDS) and moto (SQS/DynamoDB/S3). Written for a root shell without systemd.
+# (RDS), moto (SQS/DynamoDB/S3/Secrets Manager), and localstripe for the payment
+# provider (Stripe). Written for a root shell without systemd.
 # Usage: scripts/services.sh up|down|status|env|test-env|reset-test
 #   env        the variables of the developer's stack (`make run`)
 #   test-env   the variables of the tests: a MySQL database, a Redis database, a
@@ -15,6 +16,8 @@ REPO="$(cd "$(dirname "$0")/.." && pwd)"
 LOCAL="$REPO/.local"
 VENV="$REPO/.venv"
 MOTO_PID="$LOCAL/moto.pid"
+PAYMENTS_PID="$LOCAL/payments.pid"
+PAYMENTS_PORT=8420
 export DEBIAN_FRONTEND=noninteractive
 APT_UPDATED=0
 
@@ -112,6 +115,15 @@ SQL
   log "mariadb: database flashsale, user flashsale, and flashsale_admin (the master user's stand-in) ready"
 }
 
+# ---- the Python stand-ins' venv ---------------------------------------------
+venv_ready() {
+  [ -x "$VENV/bin/pip" ] && return
+  have python3 || apt_install python3
+  # Debian splits ensurepip out of python3 into python3-venv.
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+  python3 -m venv "$VENV"
+}
+
 # ---- moto ------------------------------------------------------------------
 moto_up() {
   if have curl; then curl -sf -o /dev/null --max-time 2 http://127.0.0.1:5000/moto-api/
@@ -121,10 +133,7 @@ moto_up() {
 moto_start() {
   if moto_up; then log "moto: reused 127.0.0.1:5000"; return; fi
   if [ ! -x "$VENV/bin/moto_server" ]; then
-    have python3 || apt_install python3
-    # Debian splits ensurepip out of python3 into python3-venv.
-    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
-    [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
+    venv_ready
     log "moto: installing moto[server] into $VENV"
     "$VENV/bin/pip" install -q 'moto[server]' >&2
   fi
@@ -137,10 +146,36 @@ moto_start() {
   log "moto: started 127.0.0.1:5000 (pid $(cat "$MOTO_PID"), log $LOCAL/moto.log)"
 }
 
+# ---- the payment provider --------------------------------------------------
+payments_up() {
+  if have curl; then curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$PAYMENTS_PORT/js.stripe.com/v3/"
+  else port_open 127.0.0.1 "$PAYMENTS_PORT"; fi
+}
+
+payments_start() {
+  if payments_up; then log "payments: reused 127.0.0.1:$PAYMENTS_PORT"; return; fi
+  venv_ready
+  if ! "$VENV/bin/python" -c 'import localstripe' 2>/dev/null; then
+    log "payments: installing localstripe into $VENV"
+    "$VENV/bin/pip" install -q 'localstripe==1.15.10' >&2
+  fi
+  # localstripe with accounts and Stripe.js's card confirmation (scripts/payments_server.py).
+  setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$PAYMENTS_PID" \
+    "$VENV/bin/python" "$REPO/scripts/payments_server.py" --port "$PAYMENTS_PORT" \
+    >"$LOCAL/payments.log" 2>&1 </dev/null &
+  wait_until 60 payments payments_up
+  log "payments: localstripe started 127.0.0.1:$PAYMENTS_PORT (pid $(cat "$PAYMENTS_PID"), log $LOCAL/payments.log)"
+}
+
 # ---- commands --------------------------------------------------------------
-cmd_up() { mkdir -p "$LOCAL"; redis_start; mariadb_start; moto_start; }
+cmd_up() { mkdir -p "$LOCAL"; redis_start; mariadb_start; moto_start; payments_start; }
 
 cmd_down() {
+  if [ -f "$PAYMENTS_PID" ]; then
+    local pid; pid="$(cat "$PAYMENTS_PID")"
+    grep -q payments_server "/proc/$pid/cmdline" 2>/dev/null && kill "$pid" && log "payments: stopped (pid $pid)"
+    rm -f "$PAYMENTS_PID"
+  fi
   if [ -f "$MOTO_PID" ]; then
     local pid i; pid="$(cat "$MOTO_PID")"
     # Guard against a recycled pid belonging to something else.
@@ -171,7 +206,7 @@ cmd_down() {
 # Exit status is non-zero if anything is down, so callers can gate on it.
 cmd_status() {
   local rc=0 name
-  for name in redis:6379 mariadb:3306 moto:5000; do
+  for name in redis:6379 mariadb:3306 moto:5000 payments:$PAYMENTS_PORT; do
     if "${name%%:*}_up"; then log "${name%%:*}: up 127.0.0.1:${name#*:}"
     else log "${name%%:*}: down"; rc=1; fi
   done
@@ -227,6 +262,7 @@ export AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 export AWS_EC2_METADATA_DISABLED=true
+export FLASHSALE_LOCAL_PAYMENTS_URL=http://127.0.0.1:8420
 EOF
 }
 

@@ -3,7 +3,8 @@
 //! One process that plays API Gateway ([`aws::gateway`]: routes, throttling, the JWT
 //! authorizer), the SQS event source mappings ([`aws::event_source`]), CloudFront
 //! ([`aws::edge`]: pages from the bucket) and the EventBridge schedule, and provisions
-//! the queues, the lease table and the bucket on the local stand-ins. [`sign_in`] is the
+//! the queues, the lease table, the bucket and the payment provider's keys on the local
+//! stand-ins, and registers the payment webhook with the local provider. [`sign_in`] is the
 //! development identity provider; [`ops`] what an operator runs against a sale. The function code it
 //! runs is the same code each Lambda bootstrap runs.
 
@@ -31,6 +32,7 @@ pub struct Functions {
     pub persist: persist_orders::PersistOrders,
     pub close: close_expired::CloseExpired,
     pub reconcile: reconcile::Reconcile,
+    pub payments: payment_webhook::PaymentWebhook,
 }
 
 #[derive(Clone, Debug)]
@@ -54,6 +56,13 @@ pub struct Options {
     pub consumers: usize,
     /// `FLASHSALE_LOCAL_RECONCILE_SECS`: the EventBridge schedule of reconcile; 0 never.
     pub reconcile_every_secs: u64,
+    /// `FLASHSALE_LOCAL_PAYMENTS_URL`: the local payment provider (localstripe, started
+    /// by scripts/services.sh). Its API, its Stripe.js and the webhook's registration.
+    pub payments_url: String,
+    /// `FLASHSALE_LOCAL_WEBHOOK_SECRETS`: the webhook's signing secrets, comma separated;
+    /// the provider signs with the first, the others are still accepted (a rotation).
+    /// Unset, one made up at start.
+    pub webhook_secrets: Vec<String>,
     /// Apply `migrations/` on start, as the deploy's `migrate` function does on AWS.
     /// Off for a database user with only the functions' rights.
     pub migrate: bool,
@@ -86,6 +95,12 @@ impl Options {
             max_receives: env_or("FLASHSALE_LOCAL_MAX_RECEIVES", 5)?,
             consumers: env_or("FLASHSALE_LOCAL_CONSUMERS", 2)?,
             reconcile_every_secs: env_or("FLASHSALE_LOCAL_RECONCILE_SECS", 30)?,
+            payments_url: env_or("FLASHSALE_LOCAL_PAYMENTS_URL", "http://127.0.0.1:8420".to_string())?,
+            webhook_secrets: env_or("FLASHSALE_LOCAL_WEBHOOK_SECRETS", String::new())?
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
             migrate: true,
         })
     }
@@ -136,6 +151,7 @@ pub async fn start(options: Options) -> Result<Stack> {
     let resources = provision(&sdk, &names).await?;
     config.orders_queue_url = resources.orders_queue_url.clone();
     config.timeouts_queue_url = resources.timeouts_queue_url.clone();
+    let payments = local_payments(&sdk, &options, &mut config).await?;
     if options.migrate {
         Mysql::connect(&config)?.migrate().await?;
     }
@@ -147,6 +163,7 @@ pub async fn start(options: Options) -> Result<Stack> {
         persist: persist_orders::PersistOrders::from_config(&config).await?,
         close: close_expired::CloseExpired::from_config(&config).await?,
         reconcile: reconcile::Reconcile::from_config(&config).await?,
+        payments: payment_webhook::PaymentWebhook::from_config(&config).await?,
     });
 
     let mut tasks = Vec::new();
@@ -219,6 +236,54 @@ pub async fn start(options: Options) -> Result<Stack> {
             tracing::error!(error = %e, "local gateway stopped");
         }
     }));
+    register_webhook(&options.payments_url, &payments, addr).await?;
     tracing::info!(%addr, "local stack serving");
     Ok(Stack { addr, config, resources, functions, jwt_secret: options.jwt_secret, tasks })
+}
+
+/// The payment provider's keys, as the stack's functions find them: an account of the
+/// local provider of the stack's own (its secret key names it, so stacks side by side
+/// see only their own events), in a Secrets Manager secret the config names. `config`
+/// also holds the keys, for the tests that sign deliveries themselves.
+async fn local_payments(
+    sdk: &aws_config::SdkConfig,
+    options: &Options,
+    config: &mut Config,
+) -> Result<flashsale::config::PaymentKeys> {
+    let mut signing = options.webhook_secrets.clone();
+    if signing.is_empty() {
+        signing.push(format!("whsec_{:032x}", rand::random::<u128>()));
+    }
+    let keys = serde_json::json!({
+        "secret_key": format!("sk_test_{}", options.queue_prefix.trim_end_matches('-')),
+        "webhook_secrets": signing,
+    });
+    let name = format!("{}payments", options.queue_prefix);
+    crate::aws::provision::secret(sdk, &name, &keys.to_string()).await?;
+    config.payments_api_url = options.payments_url.clone();
+    config.payments_js_url = format!("{}/js.stripe.com/v3/", options.payments_url.trim_end_matches('/'));
+    config.payments_publishable_key = "pk_test_flashsale_local".into();
+    config.payments_secret = Some(name);
+    let keys: flashsale::config::PaymentKeys =
+        serde_json::from_value(keys).map_err(|e| flashsale::Error::Internal(e.to_string()))?;
+    config.payment_keys = Some(keys.clone());
+    Ok(keys)
+}
+
+/// Tells the local provider where the account's events go, signed with the first
+/// signing secret, as one registers a webhook endpoint in the provider's dashboard.
+async fn register_webhook(provider: &str, keys: &flashsale::config::PaymentKeys, addr: SocketAddr) -> Result<()> {
+    let account = keys.secret_key.expose();
+    let url = format!("{}/_config/webhooks/{account}", provider.trim_end_matches('/'));
+    let form = [
+        ("url", format!("http://{addr}/api/payments/webhook")),
+        ("secret", keys.webhook_secrets[0].expose().to_string()),
+        ("api_key", account.to_string()),
+    ];
+    let unreachable = |e: String| flashsale::Error::Config(format!("the local payment provider at {provider}: {e}"));
+    let answer = reqwest::Client::new().post(&url).form(&form).send().await.map_err(|e| unreachable(e.to_string()))?;
+    if !answer.status().is_success() {
+        return Err(unreachable(format!("webhook registration answered {}", answer.status())));
+    }
+    Ok(())
 }

@@ -232,6 +232,7 @@ async fn serve(demo: bool) -> Result<(), Box<dyn std::error::Error>> {
             name: "Demo phone".into(),
             description: "A demo flash sale: 100 units, one per shopper.".into(),
             price_cents: 19_900,
+            currency: Default::default(),
             stock: 100,
             per_user_limit: 1,
             starts_at: now,

@@ -117,7 +117,7 @@
   }
   const STATUS_TEXT = {
     PENDING: 'Confirming…', UNPAID: 'Reserved — waiting for payment', PAID: 'Paid',
-    CLOSED: 'Expired', REJECTED: 'Not confirmed',
+    CLOSED: 'Expired', REJECTED: 'Not confirmed', REFUNDED: 'Expired — payment refunded',
   };
   const storedToken = () => store.get(TOKEN_KEY);
   const dropToken = () => store.del(TOKEN_KEY);
@@ -218,7 +218,7 @@
       row.dataset.state = sale.state;
       const count = (status) => String((sale.orders[status] || {}).orders || 0);
       for (const text of [sale.name, sale.state.replace('_', ' '), `${sale.sold} of ${sale.stock} sold`,
-        count('UNPAID'), count('PAID'), count('CLOSED'), count('REJECTED')]) row.append(element('td', text));
+        count('UNPAID'), count('PAID'), count('CLOSED'), count('REJECTED'), count('REFUNDED')]) row.append(element('td', text));
       const watch = element('button', 'Watch', { className: 'watch' });
       watch.addEventListener('click', () => select(sale));
       const cell = element('td');
@@ -250,8 +250,11 @@
       show('f-paid', orders('PAID'));
       show('f-closed', orders('CLOSED'));
       show('f-rejected', orders('REJECTED'));
+      show('f-refunded', orders('REFUNDED'));
       show('f-drift', report.drift);
-      const admitted = ['PENDING', 'UNPAID', 'PAID', 'CLOSED', 'REJECTED'].reduce((sum, s) => sum + orders(s), 0);
+      show('f-captured', dollars(report.money.captured_cents));
+      show('f-refunded-money', dollars(report.money.refunded_cents));
+      const admitted = ['PENDING', 'UNPAID', 'PAID', 'CLOSED', 'REJECTED', 'REFUNDED'].reduce((sum, s) => sum + orders(s), 0);
       const now = Date.now();
       samples.push({ t: now, admitted, paid: orders('PAID') });
       while (samples.length && samples[0].t < now - (BUCKETS + 1) * BUCKET_MS) samples.shift();
@@ -483,8 +486,9 @@
 
     const left = order && order.status === 'UNPAID' && order.expires_at ? Date.parse(order.expires_at) - now : null;
     const payable = left !== null && left > 0;
-    $('pay').hidden = !payable;
-    $('pay').disabled = paying;
+    if (payable) mountCard();
+    $('payment').hidden = !payable;
+    $('pay').disabled = paying || !card;
     if (left === null) put($('order-time-left'), '');
     else if (payable) {
       const s = Math.ceil(left / 1000);
@@ -506,8 +510,10 @@
     if (o.status === 'PAID' && before && before !== 'PAID') say('Paid — thank you!');
     if (o.status === 'CLOSED') say('Your reservation expired and the item went back on sale');
     if (o.status === 'REJECTED') say('Sorry, this order could not be confirmed');
+    if (o.status === 'REFUNDED') say('Your payment came after the reservation expired; it has been refunded');
+    if (o.status !== 'UNPAID') confirming = false;
     // Finished without a sale: nothing to resume after a reload, and the shopper may buy again.
-    if (o.status === 'CLOSED' || o.status === 'REJECTED') store.del(ORDER_KEY);
+    if (['CLOSED', 'REJECTED', 'REFUNDED'].includes(o.status)) store.del(ORDER_KEY);
     render();
   }
 
@@ -525,9 +531,11 @@
     if (r.status === 200 && r.body) {
       showOrder(r.body);
       if (r.body.status === 'PENDING') next = ORDER_POLL_MS;
+      // Paid at the provider: the order says so once its webhook has arrived.
+      else if (r.body.status === 'UNPAID' && confirming) next = ORDER_POLL_MS;
       // Look again when the window ends: the server then closes it (or it got paid elsewhere).
       else if (r.body.status === 'UNPAID') next = Math.max(next, Date.parse(r.body.expires_at) - serverNow());
-      else return; // PAID, CLOSED and REJECTED are final
+      else return; // PAID, CLOSED, REJECTED and REFUNDED are final
     }
     orderTimer = setTimeout(() => watchOrder(id), next);
   }
@@ -577,29 +585,54 @@
     render();
   }
 
-  async function pay() {
-    if (!order) return;
+  // The payment provider's script (Stripe.js) collects the card in its own fields; the
+  // order becomes PAID when the provider tells the server (its webhook), not here.
+  const paymentsKey = $('sale').dataset.paymentsKey;
+  let stripe = null;
+  let card = null;
+  let confirming = false;
+
+  function mountCard() {
+    if (card || !window.Stripe || !paymentsKey) return;
+    stripe = window.Stripe(paymentsKey);
+    card = stripe.elements().create('card');
+    card.mount('#card');
+  }
+
+  async function pay(event) {
+    event.preventDefault();
+    if (!order || !card) return;
     paying = true;
     render();
-    const r = await call('POST', `/orders/${encodeURIComponent(order.order_id)}/pay`);
-    paying = false;
-    if (r.status === 200 && r.body) {
-      showOrder(r.body);
-      say('Paid — thank you!');
+    const id = order.order_id;
+    const r = await call('POST', `/orders/${encodeURIComponent(id)}/payment`);
+    if (r.status === 200 && r.body && r.body.client_secret) {
+      say('Paying…');
+      const result = await stripe.confirmCardPayment(r.body.client_secret, { payment_method: { card } });
+      if (result.error) {
+        say(`Payment failed: ${result.error.message || 'declined'} — you can try another card`);
+      } else {
+        confirming = true;
+        say('Payment received — confirming your order…');
+        follow(id);
+      }
     } else if (r.status === 409 && problem(r.body) === 'not-payable') {
       const status = r.body.order_status;
       say(`This order can't be paid: ${(STATUS_TEXT[status] || status || 'unknown').toLowerCase()}`);
-      watchOrder(order.order_id);
+      watchOrder(id);
     } else if (r.status === 401) {
       signOut();
+    } else if (r.status === 503) {
+      say('Payments are unavailable right now — please try again in a moment');
     } else {
       say('Something went wrong — please try again');
     }
+    paying = false;
     render();
   }
 
   $('buy').addEventListener('click', buy);
-  $('pay').addEventListener('click', pay);
+  $('payment').addEventListener('submit', pay);
   if (!token) signOut();
   const resumed = store.get(ORDER_KEY);
   if (resumed && token) follow(resumed);

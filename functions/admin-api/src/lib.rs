@@ -239,6 +239,9 @@ fn history(order: &Order) -> Vec<Event> {
     if let Some(at) = order.closed_at {
         events.push(Event { at, what: "closed unpaid, units back on sale" });
     }
+    if let Some(refund) = &order.refund {
+        events.push(Event { at: refund.at, what: "payment refunded: it arrived after the order had closed" });
+    }
     events
 }
 
@@ -263,8 +266,10 @@ mod tests {
             amount_cents: 100,
             created_at: at(minted as i64 + 40),
             expires_at: Some(at(minted as i64 + 60_040)),
+            payment_intent: None,
             paid_at: None,
             closed_at: None,
+            refund: None,
         }
     }
 
@@ -278,6 +283,11 @@ mod tests {
         assert_eq!(whats, ["admitted", "persisted, awaiting payment", "paid"]);
         let closed = Order { closed_at: Some(at(1_795_000_061_000)), ..order(OrderStatus::Closed) };
         assert_eq!(history(&closed).last().unwrap().what, "closed unpaid, units back on sale");
+        let refunded = Order {
+            refund: Some(flashsale::domain::Refund { at: at(1_795_000_062_000), reason: "late".into() }),
+            ..closed.clone()
+        };
+        assert_eq!(history(&refunded).last().unwrap().what, "payment refunded: it arrived after the order had closed");
         assert_eq!(history(&order(OrderStatus::Rejected))[1].what, "refused by the database guard");
     }
 }

@@ -1,32 +1,37 @@
 //! `close-expired`: the consumer of the `order-timeouts` delay queue.
 //!
 //! A message that arrives before its deadline (windows longer than one 900 s hop) is
-//! sent on with the remaining delay. A due one closes the order if it is still unpaid
-//! (`UNPAID` → `CLOSED` and `sold -= q` in one transaction), then gives the stock back
-//! in Redis with `lua/release.lua`, which counts once per order, so a redelivery after
-//! a crash between the two steps completes the release without doubling it.
+//! sent on with the remaining delay. A due one closes the order if it is still unpaid:
+//! its payment, if the shopper started one, is cancelled at the provider first (money
+//! that came first wins: the order is paid), then `UNPAID` → `CLOSED` and `sold -= q`
+//! in one transaction, then the stock goes back in Redis with `lua/release.lua`, which
+//! counts once per order, so a redelivery after a crash between the steps completes the
+//! release without doubling it.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use flashsale::domain::TimeoutMessage;
 use flashsale::lambda::sqs::each_record;
 use flashsale::orders::Closing;
+use flashsale::payments::Provider;
 use flashsale::stores::Stores;
 use flashsale::{Config, Result};
 use tracing::Instrument;
 
 pub struct CloseExpired {
     stores: Stores,
+    provider: Provider,
     max_delay_secs: u32,
 }
 
 impl CloseExpired {
-    pub fn new(stores: Stores, max_delay_secs: u32) -> Self {
-        CloseExpired { stores, max_delay_secs }
+    pub fn new(stores: Stores, provider: Provider, max_delay_secs: u32) -> Self {
+        CloseExpired { stores, provider, max_delay_secs }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[flashsale::config::Need::TimeoutsQueue])?;
-        Ok(CloseExpired::new(Stores::from_config(config).await?, config.max_delay_secs))
+        let (sdk, config) = flashsale::stores::aws::load(config).await?;
+        Ok(CloseExpired::new(Stores::new(&sdk, &config)?, Provider::from_config(&config)?, config.max_delay_secs))
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
@@ -43,15 +48,17 @@ impl CloseExpired {
             tracing::debug!(remaining_ms = msg.deadline_ms - now_ms, "early; next hop");
             return self.stores.queue.schedule_close(&msg, now_ms, self.max_delay_secs).await;
         }
-        match self.stores.close_order(msg.order_id).await? {
-            Closing::Closed(_) | Closing::AlreadyClosed(_) => {}
-            Closing::NotDue { remaining_ms, .. } => {
-                // This container's clock ran ahead of the database's: ask again later.
-                let next = TimeoutMessage { deadline_ms: now_ms + remaining_ms, ..msg };
-                self.stores.queue.schedule_close(&next, now_ms, self.max_delay_secs).await?;
-            }
+        let closing = self.stores.close_order(&self.provider, msg.order_id).await?;
+        if let Some(retry_in_ms) = closing.retry_in_ms() {
+            // This container's clock ran ahead of the database's, or the provider is
+            // still working on the payment: ask again later.
+            let next = TimeoutMessage { deadline_ms: now_ms + retry_in_ms, ..msg };
+            return self.stores.queue.schedule_close(&next, now_ms, self.max_delay_secs).await;
+        }
+        match closing {
             Closing::Settled(order) => tracing::debug!(status = %order.status, "nothing to close"),
             Closing::Missing => tracing::warn!("timeout for an order MySQL does not have"),
+            _ => {}
         }
         Ok(())
     }
@@ -61,7 +68,7 @@ impl CloseExpired {
 mod tests {
     use aws_lambda_events::event::sqs::SqsMessage;
     use flashsale::{OrderId, SaleId};
-    use flashsale_testing::{stores, RecordingFallback, RecordingQueue};
+    use flashsale_testing::{stores, unreachable_provider, RecordingFallback, RecordingQueue};
 
     use super::*;
 
@@ -90,13 +97,13 @@ mod tests {
     async fn an_early_message_goes_on_as_the_next_hop_and_touches_no_store() {
         let queue = RecordingQueue::default();
         // MySQL and Redis are a closed port here: reaching for them would fail the record.
-        let close = CloseExpired::new(stores(&queue, &RecordingFallback::default()), 900);
+        let close = CloseExpired::new(stores(&queue, &RecordingFallback::default()), unreachable_provider(), 900);
         let hour_away = due_in(3_600_000);
         assert!(failed(&close.handle(event("m1", &hour_away)).await).is_empty());
         assert_eq!(queue.closes(), [(hour_away, 900)], "one hop of the longest delay, same deadline");
 
         let queue = RecordingQueue::default();
-        let close = CloseExpired::new(stores(&queue, &RecordingFallback::default()), 900);
+        let close = CloseExpired::new(stores(&queue, &RecordingFallback::default()), unreachable_provider(), 900);
         let soon = due_in(42_500);
         assert!(failed(&close.handle(event("m2", &soon)).await).is_empty());
         let (hop, delay) = &queue.closes()[0];
@@ -108,14 +115,14 @@ mod tests {
     async fn a_next_hop_sqs_refuses_is_redelivered() {
         let queue = RecordingQueue::default();
         queue.fail(true);
-        let close = CloseExpired::new(stores(&queue, &RecordingFallback::default()), 900);
+        let close = CloseExpired::new(stores(&queue, &RecordingFallback::default()), unreachable_provider(), 900);
         assert_eq!(failed(&close.handle(event("m1", &due_in(3_600_000))).await), ["m1"]);
     }
 
     #[tokio::test]
     async fn a_due_message_closes_in_mysql_and_is_redelivered_while_mysql_is_away() {
         let queue = RecordingQueue::default();
-        let close = CloseExpired::new(stores(&queue, &RecordingFallback::default()), 900);
+        let close = CloseExpired::new(stores(&queue, &RecordingFallback::default()), unreachable_provider(), 900);
         assert_eq!(failed(&close.handle(event("m1", &due_in(-1_000))).await), ["m1"]);
         assert!(queue.closes().is_empty(), "a due order is never sent round again");
     }

@@ -11,6 +11,10 @@
 //! - Unpaid orders past their deadline by `FLASHSALE_OVERDUE_CLOSE_SECS` are closed
 //!   here, the same idempotent close as `close-expired`'s: a close message lost to the
 //!   DLQ holds no unit for long.
+//! - Unpaid orders whose payment started `FLASHSALE_PAYMENT_CHECK_AFTER_SECS` ago are
+//!   checked with the payment provider: money
+//!   it has that the order does not know of (a webhook dropped or not yet delivered) is
+//!   applied through the webhook's own path, counted in the `PaymentsRepaired` metric.
 //! - Per open sale, the units in Redis, the outbox and MySQL are added up against the
 //!   stock; the drift is logged as a CloudWatch metric (embedded metric format).
 //! - The keys of ended sales get an expiry once their outbox is empty.
@@ -22,6 +26,7 @@ use chrono::Utc;
 use flashsale::domain::OrderMessage;
 use flashsale::orders::Closing;
 use flashsale::pages::Publisher;
+use flashsale::payments::{received, Provider, Received};
 use flashsale::recovery::drift::{sale_report, SaleReport};
 use flashsale::recovery::{self, Recovery};
 use flashsale::stores::Stores;
@@ -32,13 +37,18 @@ use serde::Serialize;
 const RESEND_BATCH: usize = 1000;
 /// Overdue orders closed per sale and run; the next run takes the rest.
 const CLOSE_BATCH: u32 = 500;
+/// Payments checked with the provider per sale and run (one call each, inside the run's
+/// minute); the next run takes the rest.
+const PAYMENT_BATCH: u32 = 100;
 
 pub struct Reconcile {
     stores: Stores,
+    provider: Provider,
     pages: Publisher,
     resend_after: chrono::Duration,
     drain_bound: Duration,
     overdue_after: Duration,
+    payment_check_after: Duration,
 }
 
 #[derive(Debug, Serialize)]
@@ -48,6 +58,9 @@ pub struct SaleCheck {
     pub resent: usize,
     /// Overdue unpaid orders this run closed.
     pub closed: usize,
+    /// Orders whose money the provider had and the order did not know of, now paid or
+    /// refunded.
+    pub payments_repaired: usize,
     /// What the run did about a running sale's missing Redis state.
     #[serde(skip)]
     pub recovery: Option<Recovery>,
@@ -55,21 +68,28 @@ pub struct SaleCheck {
 
 impl Reconcile {
     /// Takes the outbox, recovery and overdue-close timings from `config`.
-    pub fn new(stores: Stores, pages: Publisher, config: &Config) -> Self {
+    pub fn new(stores: Stores, provider: Provider, pages: Publisher, config: &Config) -> Self {
         let resend_after = chrono::Duration::from_std(config.outbox_resend_after).unwrap_or(chrono::Duration::MAX);
         Reconcile {
             stores,
+            provider,
             pages,
             resend_after,
             drain_bound: config.recovery_drain_bound,
             overdue_after: config.overdue_close_after,
+            payment_check_after: config.payment_check_after,
         }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[flashsale::config::Need::OrdersQueue])?;
         let (sdk, config) = &flashsale::stores::aws::load(config).await?;
-        Ok(Reconcile::new(Stores::new(sdk, config)?, Publisher::from_config(sdk, config), config))
+        Ok(Reconcile::new(
+            Stores::new(sdk, config)?,
+            Provider::from_config(config)?,
+            Publisher::from_config(sdk, config),
+            config,
+        ))
     }
 
     pub async fn run(&self) -> Result<Vec<SaleCheck>> {
@@ -88,6 +108,8 @@ impl Reconcile {
         // Redis state missing is not drift 0: a metric of its own, for an alarm.
         let missing = checks.iter().filter(|c| matches!(c.recovery, Some(Recovery::Waiting { .. }))).count();
         emit_metric(&[], "SalesMissingInRedis", missing as i64);
+        let repaired: usize = checks.iter().map(|c| c.payments_repaired).sum();
+        emit_metric(&[], "PaymentsRepaired", repaired as i64);
         // Pages of sales that sold out or ended since the last run now say so; the
         // others are unchanged and cost one HEAD each.
         let pages = self.pages.refresh(&self.stores.mysql, &self.stores.redis, None).await?;
@@ -126,6 +148,7 @@ impl Reconcile {
         if !stale.is_empty() {
             tracing::warn!(sale_id = %sale.id, resent = stale.len(), "stale outbox entries sent again");
         }
+        let payments_repaired = self.check_payments(sale).await?;
         let closed = self.close_overdue(sale).await?;
         if sale.ends_at <= Utc::now() && self.stores.redis.expire_ended(sale).await? {
             tracing::debug!(sale_id = %sale.id, "ended sale's keys expire after the grace period");
@@ -136,7 +159,7 @@ impl Reconcile {
             emit_metric(&sale_dimension, "Drift", drift);
         }
         emit_metric(&sale_dimension, "PendingOrders", report.pending_orders as i64);
-        Ok(SaleCheck { report, resent: stale.len() + kept, closed, recovery })
+        Ok(SaleCheck { report, resent: stale.len() + kept, closed, payments_repaired, recovery })
     }
 
     /// Sends on the orders `admit` kept in the durable fallback when SQS failed it, and
@@ -156,13 +179,29 @@ impl Reconcile {
         Ok(kept.len())
     }
 
+    /// Asks the provider about every unpaid order with a payment started, and applies
+    /// what it says: money a dropped webhook never told of.
+    async fn check_payments(&self, sale: &Sale) -> Result<usize> {
+        let mut repaired = 0;
+        let awaiting = self.stores.mysql.awaiting_payment(sale.id, self.payment_check_after, PAYMENT_BATCH).await?;
+        for (order, intent) in awaiting {
+            let intent = self.provider.intent(&intent).await?;
+            let outcome = received::apply(&self.stores.mysql, &self.provider, &intent).await?;
+            if let Received::Paid(_) | Received::Refunded { .. } = outcome {
+                tracing::warn!(sale_id = %sale.id, order_id = %order, ?outcome, "payment the order did not know of");
+                repaired += 1;
+            }
+        }
+        Ok(repaired)
+    }
+
     /// Closes unpaid orders well past their deadline: their close message was lost (to
     /// the DLQ, say) or is stuck, and their units must not stay held.
     async fn close_overdue(&self, sale: &Sale) -> Result<usize> {
         let overdue = self.stores.mysql.overdue_unpaid(sale.id, self.overdue_after, CLOSE_BATCH).await?;
         let mut closed = 0;
         for order in overdue {
-            if let Closing::Closed(_) = self.stores.close_order(order).await? {
+            if let Closing::Closed(_) = self.stores.close_order(&self.provider, order).await? {
                 closed += 1;
             }
         }

@@ -6,11 +6,14 @@
 //!   `?before=` the previous page's `next`). One admitted a moment ago may still be on
 //!   its way there (`GET /api/orders/{id}` finds it).
 //! - `GET /api/orders/{id}`: the caller's order; `PENDING` while only the outbox knows it.
-//! - `POST /api/orders/{id}/pay`: one conditional update; exactly one of pay and close wins.
+//! - `POST /api/orders/{id}/payment`: the order's payment at the provider (started once,
+//!   the same one when asked again) and the client secret the page pays with. The order
+//!   becomes `PAID` only on the provider's word (`payment-webhook`), never here.
 
 use flashsale::lambda::http::{self, json, problem, Caller};
 use flashsale::orders::{find_order, OrderFilter};
 use flashsale::outbox::KeptOrders;
+use flashsale::payments::{checkout::checkout, Provider};
 use flashsale::recovery::MissingSales;
 use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::Redis;
@@ -30,19 +33,22 @@ pub struct ShopApi {
     queue: Box<dyn Outbound>,
     fallback: Box<dyn KeptOrders>,
     missing: MissingSales,
+    provider: Provider,
 }
 
 impl ShopApi {
-    pub fn new(stores: Stores, missing: MissingSales) -> Self {
+    pub fn new(stores: Stores, missing: MissingSales, provider: Provider) -> Self {
         let Stores { mysql, redis, queue, fallback } = stores;
-        ShopApi { mysql, redis, queue, fallback, missing }
+        ShopApi { mysql, redis, queue, fallback, missing, provider }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[flashsale::config::Need::OrdersQueue])?;
+        let (sdk, config) = flashsale::stores::aws::load(config).await?;
         Ok(ShopApi::new(
-            Stores::from_config(config).await?,
+            Stores::new(&sdk, &config)?,
             MissingSales::new(config.sold_out_ttl, config.recovery_drain_bound),
+            Provider::from_config(&config)?,
         ))
     }
 
@@ -58,8 +64,8 @@ impl ShopApi {
             (["sales", id], Method::GET) => self.sale(http::path_id(id)?).await,
             (["orders"], Method::GET) => self.my_orders(&req).await,
             (["orders", id], Method::GET) => self.order(&http::caller(&req)?, http::path_id(id)?).await,
-            (["orders", id, "pay"], Method::POST) => self.pay(&http::caller(&req)?, http::path_id(id)?).await,
-            (["sales", _] | ["orders"] | ["orders", _] | ["orders", _, "pay"], _) => Err(Error::MethodNotAllowed),
+            (["orders", id, "payment"], Method::POST) => self.payment(&http::caller(&req)?, http::path_id(id)?).await,
+            (["sales", _] | ["orders"] | ["orders", _] | ["orders", _, "payment"], _) => Err(Error::MethodNotAllowed),
             _ => Err(Error::NotFound("route")),
         }
     }
@@ -115,13 +121,15 @@ impl ShopApi {
         Ok(json(StatusCode::OK, &self.find_order(caller, id).await?))
     }
 
-    async fn pay(&self, caller: &Caller, id: OrderId) -> Result<Response<Body>> {
-        match self.mysql.pay(id, &caller.user).await {
-            Ok(order) => {
-                tracing::info!(sale_id = %order.sale_id, order_id = %id, "paid");
-                Ok(json(StatusCode::OK, &order))
+    async fn payment(&self, caller: &Caller, id: OrderId) -> Result<Response<Body>> {
+        match checkout(&self.mysql, &self.provider, &caller.user, id).await {
+            Ok(checkout) => {
+                let mut response = json(StatusCode::OK, &checkout);
+                response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                Ok(response)
             }
             Err(Error::NotFound(_)) => {
+                // Not in MySQL yet: the caller's own order still in the outbox, or none.
                 let order = self.find_order(caller, id).await?;
                 Err(Error::NotPayable {
                     status: order.status,

@@ -62,10 +62,25 @@ pub struct Config {
     /// `FLASHSALE_OVERDUE_CLOSE_SECS`: reconcile closes unpaid orders this long past their
     /// deadline itself (their close message was lost or is stuck).
     pub overdue_close_after: Duration,
+    /// `FLASHSALE_PAYMENT_CHECK_AFTER_SECS`: reconcile asks the provider about an unpaid
+    /// order's payment once it started this long ago (its webhook is late or lost).
+    pub payment_check_after: Duration,
     /// `FLASHSALE_CLOUDFRONT_DISTRIBUTION_ID`: invalidate changed pages there; unset, none.
     pub cloudfront_distribution_id: Option<String>,
     /// `FLASHSALE_API_BASE`: where the pages find the API (same origin through CloudFront).
     pub api_base: String,
+    /// `FLASHSALE_PAYMENTS_API_URL`: the payment provider's API (Stripe's shape).
+    pub payments_api_url: String,
+    /// `FLASHSALE_PAYMENTS_SECRET`: the Secrets Manager secret holding the provider's
+    /// keys as JSON (`{"secret_key": "sk_…", "webhook_secrets": ["whsec_…"]}`, the newest
+    /// signing secret first while one is rotated), read at init; never in the environment.
+    pub payments_secret: Option<String>,
+    /// The keys themselves, once read ([`crate::stores::aws::load`]).
+    pub payment_keys: Option<PaymentKeys>,
+    /// `FLASHSALE_PAYMENTS_PUBLISHABLE_KEY`: the provider's public key the pages pay with.
+    pub payments_publishable_key: String,
+    /// `FLASHSALE_PAYMENTS_JS_URL`: the provider's script the pages load (Stripe.js).
+    pub payments_js_url: String,
     /// `FLASHSALE_SIGN_IN_URL`: where the pages send a shopper to sign in (the identity
     /// provider's hosted UI on AWS; the local stack's dev sign-in locally).
     pub sign_in_url: String,
@@ -130,11 +145,25 @@ impl Config {
             outbox_resend_after: Duration::from_secs(number("FLASHSALE_OUTBOX_RESEND_AFTER_SECS", 30)?),
             recovery_drain_bound: Duration::from_secs(number("FLASHSALE_RECOVERY_DRAIN_SECS", 30)?),
             overdue_close_after: Duration::from_secs(number("FLASHSALE_OVERDUE_CLOSE_SECS", 120)?),
+            payment_check_after: Duration::from_secs(number("FLASHSALE_PAYMENT_CHECK_AFTER_SECS", 30)?),
             cloudfront_distribution_id: Some(var("FLASHSALE_CLOUDFRONT_DISTRIBUTION_ID", "")).filter(|v| !v.is_empty()),
             api_base: var("FLASHSALE_API_BASE", "/api"),
+            payments_api_url: var("FLASHSALE_PAYMENTS_API_URL", "https://api.stripe.com"),
+            payments_secret: Some(var("FLASHSALE_PAYMENTS_SECRET", "")).filter(|v| !v.is_empty()),
+            payment_keys: None,
+            payments_publishable_key: var("FLASHSALE_PAYMENTS_PUBLISHABLE_KEY", ""),
+            payments_js_url: var("FLASHSALE_PAYMENTS_JS_URL", "https://js.stripe.com/v3/"),
             sign_in_url: var("FLASHSALE_SIGN_IN_URL", "/dev/oauth2/authorize?client_id=flashsale-local"),
         })
     }
+}
+
+/// The payment provider's credentials, as its secret holds them.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct PaymentKeys {
+    pub secret_key: Secret,
+    /// Every signing secret a webhook may be signed with (more than one while rotating).
+    pub webhook_secrets: Vec<Secret>,
 }
 
 /// A credential: never printed, not even by `{:?}`.

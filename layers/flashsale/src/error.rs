@@ -52,6 +52,12 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The payment provider failed or refused a call; `status` is its HTTP answer, if any.
+    #[error("payment provider ({operation}): {message}")]
+    Provider { operation: &'static str, status: Option<u16>, message: String },
+    /// A webhook delivery that is not the provider's.
+    #[error("webhook signature: {0}")]
+    BadSignature(#[from] crate::payments::signature::BadSignature),
     #[error("configuration: {0}")]
     Config(String),
     #[error("internal: {0}")]
@@ -99,14 +105,7 @@ impl Error {
 
     /// Wraps any AWS SDK error.
     pub fn aws(service: &'static str, err: impl std::error::Error + Send + Sync + 'static) -> Self {
-        let mut message = err.to_string();
-        let mut source = err.source();
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
-        Error::Aws { service, message, source: Box::new(err) }
+        Error::Aws { service, message: causes(&err), source: Box::new(err) }
     }
 
     /// Failures of a dependency (as opposed to bad input or a rule of the sale).
@@ -118,6 +117,19 @@ impl Error {
                 | Error::Redis { .. }
                 | Error::Db { .. }
                 | Error::Aws { .. }
-        )
+        ) || matches!(self, Error::Provider { status, .. } if status.is_none_or(|s| s >= 500 || s == 429))
     }
+}
+
+/// An error and every cause under it, `: `-separated: the SDK's and reqwest's `Display`
+/// leave the causes out, and they are where the reason is.
+pub(crate) fn causes(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
 }

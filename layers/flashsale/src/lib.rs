@@ -11,7 +11,9 @@
 //! - [`admission`]: the admission script, its undo, and the per-user limit.
 //! - [`outbox`]: every admitted order is kept somewhere durable until MySQL has it: the
 //!   outbox in Redis, the hand-off to SQS, the fallback table.
-//! - [`orders`]: persistence, payment, the close, and the one read path.
+//! - [`orders`]: persistence, the close, and the one read path.
+//! - [`payments`]: the money, through the payment provider: a payment started for an
+//!   order, the provider's word (webhook) applied, the refund of money that came late.
 //! - [`recovery`]: a sale Redis lost, found and rebuilt; a refused order corrected; the
 //!   drift between the stores.
 //! - [`pages`]: the static pages, rendered and published to the bucket.
@@ -32,6 +34,7 @@ pub mod memo;
 pub mod orders;
 pub mod outbox;
 pub mod pages;
+pub mod payments;
 pub mod recovery;
 pub mod stores;
 

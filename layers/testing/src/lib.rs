@@ -169,3 +169,11 @@ pub fn stores(queue: &RecordingQueue, fallback: &RecordingFallback) -> Stores {
         fallback: Box::new(fallback.clone()),
     }
 }
+
+/// A payment provider on a closed port: a handler that reaches for it fails its call.
+pub fn unreachable_provider() -> flashsale::payments::Provider {
+    let mut config = Config::from_env().expect("configuration");
+    config.payments_api_url = "http://127.0.0.1:1".into();
+    config.aws_timeout = Duration::from_millis(100);
+    flashsale::payments::Provider::new(&config, "sk_test_unreachable".into()).expect("a provider client")
+}

@@ -19,6 +19,7 @@ pub fn open_sale(name: &str, stock: u32) -> NewSale {
         name: name.into(),
         description: String::new(),
         price_cents: 100,
+        currency: Default::default(),
         stock,
         per_user_limit: 1,
         starts_at: now - chrono::Duration::seconds(1),

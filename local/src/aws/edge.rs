@@ -17,11 +17,13 @@ use http::{header, Method, StatusCode};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// The headers `PageHeadersPolicy` in template.yaml adds to every page and asset.
+/// The headers `PageHeadersPolicy` in template.yaml adds to every page and asset, with
+/// the local payment provider (scripts/services.sh) for Stripe's origins.
 pub const PAGE_HEADERS: [(&str, &str); 5] = [
     (
         "content-security-policy",
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+        "default-src 'self'; script-src 'self' http://127.0.0.1:8420; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self' http://127.0.0.1:8420; frame-src http://127.0.0.1:8420 https://hooks.stripe.com; \
          frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
     ),
     ("x-content-type-options", "nosniff"),
@@ -239,7 +241,13 @@ mod tests {
         assert_eq!(value(block, "IncludeSubdomains"), "true");
         let expected = [
             // The local token endpoint is on the site itself: no origin to add.
-            ("content-security-policy", csp(block).replace(" ${AuthOrigin}", "")),
+            (
+                "content-security-policy",
+                csp(block)
+                    .replace(" ${AuthOrigin}", "")
+                    .replace("${PaymentsScriptOrigin}", "http://127.0.0.1:8420")
+                    .replace("${PaymentsApiOrigin}", "http://127.0.0.1:8420"),
+            ),
             ("x-content-type-options", "nosniff".to_string()),
             ("x-frame-options", value(block, "FrameOption").to_string()),
             ("referrer-policy", value(block, "ReferrerPolicy").to_string()),

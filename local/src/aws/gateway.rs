@@ -27,6 +27,7 @@ pub enum Target {
     Admit,
     Shop,
     Admin,
+    Payments,
 }
 
 pub struct Route {
@@ -59,7 +60,8 @@ pub const ROUTES: &[Route] = &[
     Route { key: "GET /api/sales/{id}", target: Target::Shop, authorized: false },
     Route { key: "GET /api/orders", target: Target::Shop, authorized: true },
     Route { key: "GET /api/orders/{id}", target: Target::Shop, authorized: true },
-    Route { key: "POST /api/orders/{id}/pay", target: Target::Shop, authorized: true },
+    Route { key: "POST /api/orders/{id}/payment", target: Target::Shop, authorized: true },
+    Route { key: "POST /api/payments/webhook", target: Target::Payments, authorized: false },
     Route { key: "ANY /api/admin/{proxy+}", target: Target::Admin, authorized: true },
 ];
 
@@ -138,6 +140,7 @@ pub async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
     let response = match route.target {
         Target::Admit => gateway.functions.admit.handle(request).await,
         Target::Shop => gateway.functions.shop.handle(request).await,
+        Target::Payments => gateway.functions.payments.handle(request).await,
         Target::Admin => gateway.functions.admin.handle(request).await,
     };
     let (parts, body) = response.into_parts();

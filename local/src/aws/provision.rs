@@ -144,3 +144,22 @@ async fn bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<()> {
         Err(e) => Err(Error::aws("s3", e)),
     }
 }
+
+/// Stores `value` as the secret `name` (created, or its value replaced), as the
+/// template's secrets hold what the functions read at init.
+pub async fn secret(sdk: &aws_config::SdkConfig, name: &str, value: &str) -> Result<()> {
+    let client = aws_sdk_secretsmanager::Client::new(sdk);
+    let created = client.create_secret().name(name).secret_string(value).send().await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_exists_exception()) => client
+            .put_secret_value()
+            .secret_id(name)
+            .secret_string(value)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::aws("secretsmanager", e)),
+        Err(e) => Err(Error::aws("secretsmanager", e)),
+    }
+}

@@ -25,7 +25,10 @@ async fn every_operation_answers_as_described_under_generated_input() {
         .args(["--url", &stack.url("")])
         .args(["--header", &format!("Authorization: Bearer {}", api.admin)])
         .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance"])
-        .args(["--max-examples", "25", "--seed", "20261125", "--workers", "2", "--request-timeout", "10"])
+        // One worker: with two threads, hypothesis's ast.parse of lambdas races on CPython
+        // 3.11's AST recursion counter ("AST constructor recursion depth mismatch") and
+        // schemathesis reports a runtime error for whichever operation it was testing.
+        .args(["--max-examples", "25", "--seed", "20261125", "--workers", "1", "--request-timeout", "10"])
         // Its cache of found crashes lands in the working directory: keep it in target/.
         .current_dir(repo.join("target"))
         .env("SCHEMATHESIS_TELEMETRY", "false")

@@ -25,6 +25,7 @@ async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
         .args(["--test", "--test-concurrency=1", "shopper.test.mjs", "staff.test.mjs"])
         .current_dir(&e2e)
         .env("BASE_URL", stack.url(""))
+        .env("PAYMENTS_URL", &stack.config.payments_api_url)
         .env("SALE_ID", sale.to_string())
         .env("SOLD_SALE_ID", sold.to_string())
         // A valid token of another shopper, for a crafted sign-in link.

@@ -134,8 +134,9 @@ async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() 
     })
     .await;
     let (user, order) = &orders[0];
-    let (status, body) = api.call("POST", &format!("/api/orders/{order}/pay"), Some(&api.token(user)), None).await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("PAID")), "{body}");
+    let (status, body) = api.pay(user, order, CARD_OK).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("succeeded")), "{body}");
+    api.await_status(user, order, "PAID").await;
     let redis = redis::Client::open(own_redis.url().replacen("://", &format!("://:{redis_token}@"), 1))
         .unwrap()
         .get_multiplexed_async_connection()

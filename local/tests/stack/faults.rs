@@ -263,7 +263,7 @@ async fn a_refused_order_puts_no_phantom_unit_on_sale() {
             .execute(&db)
             .await
             .unwrap();
-        stores.close_order(OrderId(*id)).await.unwrap();
+        stores.close_order(&provider(&stack), OrderId(*id)).await.unwrap();
     }
     assert_eq!(redis_stock(&mut redis, sale).await, 2);
     // Redis forgot what one holder bought: it admits them two more, above the limit of
@@ -406,8 +406,11 @@ async fn a_consumer_dying_between_its_steps_and_triple_delivery_change_nothing()
         closes.extend(received.messages().iter().filter_map(|m| m.body().map(String::from)));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let close =
-        close_expired::CloseExpired::new(Stores::from_config(&stack.config).await.unwrap(), config.max_delay_secs);
+    let close = close_expired::CloseExpired::new(
+        Stores::from_config(&stack.config).await.unwrap(),
+        provider(&stack),
+        config.max_delay_secs,
+    );
     let tripled: Vec<String> = closes.iter().flat_map(|m| [m.clone(), m.clone(), m.clone()]).collect();
     let response = close.handle(sqs_event(&tripled)).await;
     assert!(response.batch_item_failures.is_empty());
@@ -517,7 +520,7 @@ async fn intruders_read_and_pay_nothing_of_others_and_shoppers_get_no_admin_rout
         let order = order.clone();
         async move {
             let (read, _) = api.call("GET", &format!("/api/orders/{order}"), Some(&token), None).await;
-            let (pay, _) = api.call("POST", &format!("/api/orders/{order}/pay"), Some(&token), None).await;
+            let (pay, _) = api.call("POST", &format!("/api/orders/{order}/payment"), Some(&token), None).await;
             (read, pay)
         }
     };
@@ -530,8 +533,9 @@ async fn intruders_read_and_pay_nothing_of_others_and_shoppers_get_no_admin_rout
     assert_eq!(api.order("alice", &order).await.1["status"], "UNPAID");
     assert_eq!(peek(bob.clone()).await, (404, 404), "nor an UNPAID one");
     assert_eq!(peek(api.token("Alice")).await, (404, 404), "user ids compare exactly");
-    let (status, body) = api.call("POST", &format!("/api/orders/{order}/pay"), Some(&api.token("alice")), None).await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("PAID")));
+    let (status, body) = api.pay("alice", &order, CARD_OK).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("succeeded")), "{body}");
+    api.await_status("alice", &order, "PAID").await;
 
     let admin_routes = [
         ("GET", "/api/admin/sales".to_string()),

@@ -49,7 +49,13 @@ pub struct Api {
     pub base: String,
     pub admin: String,
     secret: String,
+    /// The local payment provider's API.
+    pub payments: String,
 }
+
+/// Stripe's test cards: one that pays, one that is declined.
+pub const CARD_OK: &str = "4242424242424242";
+pub const CARD_DECLINED: &str = "4000000000000002";
 
 impl Api {
     pub fn new(stack: &Stack) -> Self {
@@ -59,6 +65,7 @@ impl Api {
             base: stack.url(""),
             admin: stack.token("admin", true),
             secret: stack.jwt_secret.clone(),
+            payments: stack.config.payments_api_url.clone(),
         }
     }
 
@@ -98,6 +105,69 @@ impl Api {
 
     pub async fn order(&self, user: &str, order: &str) -> (u16, Value) {
         self.call("GET", &format!("/api/orders/{order}"), Some(&self.token(user)), None).await
+    }
+
+    /// What the page asks for before it pays: the order's payment and client secret.
+    pub async fn payment(&self, user: &str, order: &str) -> (u16, Value) {
+        self.call("POST", &format!("/api/orders/{order}/payment"), Some(&self.token(user)), None).await
+    }
+
+    /// Confirms a payment with a test card at the provider, as the provider's script
+    /// does from the page (publishable key and client secret): the provider's answer.
+    pub async fn confirm_card(&self, client_secret: &str, card: &str) -> (u16, Value) {
+        let intent = client_secret.split("_secret_").next().unwrap();
+        let body = json!({
+            "key": "pk_test_flashsale_local",
+            "client_secret": client_secret,
+            "payment_method_data": {"type": "card", "card": {"number": card, "exp_month": "12", "exp_year": "2034", "cvc": "123"}},
+        });
+        let url = format!("{}/v1/payment_intents/{intent}/confirm", self.payments);
+        let response = self.http.post(url).json(&body).send().await.expect("the payment provider answers");
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A shopper pays `order` with `card` through the provider: the provider's answer
+    /// to the confirmation. The order is PAID only once the provider's webhook arrived.
+    pub async fn pay(&self, user: &str, order: &str, card: &str) -> (u16, Value) {
+        let (status, payment) = self.payment(user, order).await;
+        assert_eq!(status, 200, "a payment for {order}: {payment}");
+        self.confirm_card(payment["client_secret"].as_str().unwrap(), card).await
+    }
+
+    /// Waits for the order to be `status` (through the shop API, as its owner).
+    pub async fn await_status(&self, user: &str, order: &str, status: &str) -> Value {
+        eventually(&format!("order {order} {status}"), Duration::from_secs(20), || async {
+            let (_, body) = self.order(user, order).await;
+            (body["status"] == status).then_some(body)
+        })
+        .await
+    }
+
+    /// The payment intent as the provider has it (with the stack's secret key).
+    pub async fn intent(&self, stack: &Stack, id: &str) -> Value {
+        let key = stack.config.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
+        let url = format!("{}/v1/payment_intents/{id}", self.payments);
+        self.http.get(url).bearer_auth(&key).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// The amount the provider refunded on an intent.
+    pub async fn refunded(&self, stack: &Stack, intent: &str) -> u64 {
+        let key = stack.config.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
+        let url = format!("{}/v1/refunds?payment_intent={intent}", self.payments);
+        let refunds: Value = self.http.get(url).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+        refunds["data"].as_array().unwrap().iter().map(|r| r["amount"].as_u64().unwrap()).sum()
+    }
+
+    /// Points the stack's webhook endpoint at the provider to `url` (the stack's own when
+    /// `None`), as one edits an endpoint in the provider's dashboard.
+    pub async fn webhook_to(&self, stack: &Stack, url: Option<&str>) {
+        let keys = stack.config.payment_keys.as_ref().unwrap();
+        let account = keys.secret_key.expose();
+        let own = stack.url("/api/payments/webhook");
+        let form = [("url", url.unwrap_or(&own)), ("secret", keys.webhook_secrets[0].expose()), ("api_key", account)];
+        let answer =
+            self.http.post(format!("{}/_config/webhooks/{account}", self.payments)).form(&form).send().await.unwrap();
+        assert!(answer.status().is_success());
     }
 }
 
@@ -172,6 +242,11 @@ pub async fn mysql_orders(db: &sqlx::MySqlPool, sale: u64) -> Vec<(u64, String, 
 /// AWS clients pointed at a port where nothing listens: SQS (or any service) down.
 pub async fn unreachable_aws() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url("http://127.0.0.1:9").load().await
+}
+
+/// A client of the stack's account at the local payment provider.
+pub fn provider(stack: &Stack) -> flashsale::payments::Provider {
+    flashsale::payments::Provider::from_config(&stack.config).expect("the stack's payment keys")
 }
 
 /// A sale as MySQL has it, for calling reconcile on it.

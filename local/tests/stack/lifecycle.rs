@@ -1,4 +1,4 @@
-//! After admission: exactly-once persistence, the database guard, pay against close,
+//! After admission: exactly-once persistence, the database guard, the money against the close,
 //! chained timeouts, poison messages, and the reconcile check-back.
 
 use std::collections::HashSet;
@@ -209,18 +209,19 @@ async fn the_database_guard_rejects_what_mysql_has_no_room_for() {
     assert_eq!(redis_stock(&mut redis, sale).await, 0, "Redis follows MySQL after a refusal");
     assert_eq!(mysql_sale(&db, sale).await, (5, 5), "never oversold");
     assert!(outbox(&mut redis, sale).await.is_empty());
-    let (status, body) = api.call("POST", &format!("/api/orders/{order}/pay"), Some(&api.token(&user)), None).await;
+    let (status, body) = api.payment(&user, &order).await;
     assert_eq!((status, body["order_status"].as_str()), (409, Some("REJECTED")));
     let (status, body) = api.buy(sale, "next", None).await;
     assert_eq!((status, body["type"].as_str()), (409, Some("/problems/sold-out")), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pay_and_close_at_the_same_instant_have_exactly_one_winner() {
+async fn the_money_and_the_close_at_the_same_instant_have_exactly_one_winner() {
+    const ORDERS: usize = 100;
     let stack = stack_with(|o| o.consumers = 3).await;
     let api = Api::new(&stack);
-    let sale = api.sale(sale_spec(200, 1, 4, -1, 3600)).await;
-    let orders: Vec<(String, String)> = stream::iter(0..200)
+    let sale = api.sale(sale_spec(ORDERS as u32, 1, 8, -1, 3600)).await;
+    let orders: Vec<(String, String)> = stream::iter(0..ORDERS)
         .map(|i| {
             let api = &api;
             async move { admitted(api, sale, [format!("race-{i}")]).await.remove(0) }
@@ -230,11 +231,23 @@ async fn pay_and_close_at_the_same_instant_have_exactly_one_winner() {
         .await;
 
     let db = mysql(&stack).await;
-    eventually("200 UNPAID orders", Duration::from_secs(60), || async {
-        let rows = mysql_orders(&db, sale).await;
-        (rows.len() == 200).then_some(())
+    eventually("every order UNPAID", Duration::from_secs(60), || async {
+        (mysql_orders(&db, sale).await.len() == ORDERS).then_some(())
     })
     .await;
+    // Every shopper starts paying in good time: the page has the client secret.
+    let secrets: Vec<String> = stream::iter(&orders)
+        .map(|(user, order)| {
+            let api = &api;
+            async move {
+                let (status, payment) = api.payment(user, order).await;
+                assert_eq!(status, 200, "{payment}");
+                payment["client_secret"].as_str().unwrap().to_string()
+            }
+        })
+        .buffered(16)
+        .collect()
+        .await;
     let deadlines: Vec<(u64, i64)> =
         sqlx::query_as("SELECT id, CAST(UNIX_TIMESTAMP(expires_at) * 1000 AS SIGNED) FROM orders WHERE sale_id = ?")
             .bind(sale)
@@ -243,32 +256,32 @@ async fn pay_and_close_at_the_same_instant_have_exactly_one_winner() {
             .unwrap();
     let deadline_of: std::collections::HashMap<u64, i64> = deadlines.into_iter().collect();
 
-    // At each order's deadline (give or take a few ms), pay and close at once.
+    // At each order's deadline (give or take a few ms), the card is confirmed at the
+    // provider while close-expired closes the order.
     let functions = stack.functions.clone();
-    let outcomes: Vec<(String, u16)> = futures::future::join_all(orders.iter().map(|(user, order)| {
-        let (api, functions) = (&api, functions.clone());
-        let id: u64 = order.parse().unwrap();
-        let deadline = deadline_of[&id];
-        async move {
-            let jitter = rand::random::<u64>() % 30;
-            let fire_at = deadline - 15 + jitter as i64;
-            let wait = fire_at - chrono::Utc::now().timestamp_millis();
-            if wait > 0 {
-                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+    let outcomes: Vec<(String, u16)> =
+        futures::future::join_all(orders.iter().zip(&secrets).map(|((_, order), secret)| {
+            let (api, functions) = (&api, functions.clone());
+            let id: u64 = order.parse().unwrap();
+            let deadline = deadline_of[&id];
+            async move {
+                let fire_at = deadline - 15 + (rand::random::<u64>() % 30) as i64;
+                let wait = fire_at - chrono::Utc::now().timestamp_millis();
+                if wait > 0 {
+                    tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                }
+                let close =
+                    TimeoutMessage { order_id: OrderId(id), sale_id: flashsale::SaleId(sale), deadline_ms: deadline };
+                let close_event = sqs_event(&[serde_json::to_string(&close).unwrap()]);
+                let ((status, _), closed) =
+                    tokio::join!(api.confirm_card(secret, CARD_OK), functions.close.handle(close_event));
+                assert!(closed.batch_item_failures.is_empty());
+                (order.clone(), status)
             }
-            let close =
-                TimeoutMessage { order_id: OrderId(id), sale_id: flashsale::SaleId(sale), deadline_ms: deadline };
-            let close_event = sqs_event(&[serde_json::to_string(&close).unwrap()]);
-            let (path, token) = (format!("/api/orders/{order}/pay"), api.token(user));
-            let pay = api.call("POST", &path, Some(&token), None);
-            let ((status, _), closed) = tokio::join!(pay, functions.close.handle(close_event));
-            assert!(closed.batch_item_failures.is_empty());
-            (order.clone(), status)
-        }
-    }))
-    .await;
+        }))
+        .await;
 
-    // Every order settles as PAID or CLOSED (a close that came early re-checks later).
+    // Every order ends PAID (the money came first) or CLOSED (the cancel came first).
     let rows = eventually("no UNPAID order left", Duration::from_secs(30), || async {
         let rows = mysql_orders(&db, sale).await;
         rows.iter().all(|(_, _, s)| s != "UNPAID").then_some(rows)
@@ -276,26 +289,52 @@ async fn pay_and_close_at_the_same_instant_have_exactly_one_winner() {
     .await;
     let status_of: std::collections::HashMap<String, String> =
         rows.iter().map(|(id, _, s)| (id.to_string(), s.clone())).collect();
-    let mut paid = 0;
-    for (order, pay_status) in &outcomes {
-        match (pay_status, status_of[order].as_str()) {
+    let (mut paid, mut refunded) = (0, 0);
+    for (order, confirmed) in &outcomes {
+        match (confirmed, status_of[order].as_str()) {
             (200, "PAID") => paid += 1,
-            (409, "CLOSED") => {}
-            other => panic!("order {order}: pay answered {} but the order is {}", other.0, other.1),
+            (200, "REFUNDED") => refunded += 1,
+            (400, "CLOSED") => {}
+            other => panic!("order {order}: the card answered {} but the order is {}", other.0, other.1),
         }
     }
-    let closed: HashSet<String> = status_of.iter().filter(|(_, s)| *s == "CLOSED").map(|(id, _)| id.clone()).collect();
-    assert_eq!(paid + closed.len(), 200);
+    let closed: HashSet<String> =
+        status_of.iter().filter(|(_, s)| *s == "CLOSED" || *s == "REFUNDED").map(|(id, _)| id.clone()).collect();
+    assert_eq!(paid + closed.len(), ORDERS);
+
+    // The provider's money is the paid orders' money: captured minus refunded.
+    let intents: Vec<(u64, String)> =
+        sqlx::query_as("SELECT amount_cents, payment_intent FROM orders WHERE sale_id = ?")
+            .bind(sale)
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    let mut net: i64 = 0;
+    for (_, intent) in &intents {
+        let at_provider = api.intent(&stack, intent).await;
+        if at_provider["status"] == "succeeded" {
+            net += at_provider["amount"].as_i64().unwrap();
+        }
+        net -= api.refunded(&stack, intent).await as i64;
+    }
+    let paid_amount: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount_cents), 0) AS SIGNED) FROM orders WHERE sale_id = ? AND status = 'PAID'",
+    )
+    .bind(sale)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(net, paid_amount, "captured minus refunded at the provider");
 
     // Stock came back exactly once per closed order, in both stores.
     let mut redis = redis(&stack).await;
-    assert_eq!(mysql_sale(&db, sale).await, (200, paid as u32));
-    assert_eq!(redis_stock(&mut redis, sale).await, 200 - paid as i64);
+    assert_eq!(mysql_sale(&db, sale).await, (ORDERS as u32, paid as u32));
+    assert_eq!(redis_stock(&mut redis, sale).await, (ORDERS - paid) as i64);
     let released: HashSet<String> = redis.smembers(keys(sale).released).await.unwrap();
     assert_eq!(released, closed);
     let (_, report) = api.call("GET", &format!("/api/admin/sales/{sale}/report"), Some(&api.admin), None).await;
     assert_eq!(report["drift"], 0, "{report}");
-    eprintln!("pay/close race: {paid} paid, {} closed", closed.len());
+    eprintln!("money/close race: {paid} paid, {} closed, {refunded} refunded", closed.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

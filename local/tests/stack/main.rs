@@ -14,5 +14,6 @@ mod faults;
 mod lifecycle;
 mod load;
 mod pages;
+mod payments;
 mod purchase_path;
 mod resilience;

@@ -43,12 +43,12 @@ async fn fifty_shoppers_five_units_pay_close_and_buy_again() {
     let buyers: HashSet<_> = rows.iter().map(|(u, _)| u.clone()).collect();
     assert_eq!(buyers.len(), 5);
 
-    // One pays inside the window.
+    // One pays inside the window, through the provider; the order is PAID once the
+    // provider's webhook says so.
     let (payer, paid_order) = &admitted[0];
-    let (status, body) =
-        api.call("POST", &format!("/api/orders/{paid_order}/pay"), Some(&api.token(payer)), None).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "PAID");
+    let (status, body) = api.pay(payer, paid_order, CARD_OK).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("succeeded")), "{body}");
+    api.await_status(payer, paid_order, "PAID").await;
     // Nobody else can see or pay it.
     let (status, _) = api.order("intruder", paid_order).await;
     assert_eq!(status, 404);
@@ -60,7 +60,7 @@ async fn fifty_shoppers_five_units_pay_close_and_buy_again() {
             (body["status"] == "CLOSED").then_some(())
         })
         .await;
-        let (status, body) = api.call("POST", &format!("/api/orders/{order}/pay"), Some(&api.token(user)), None).await;
+        let (status, body) = api.payment(user, order).await;
         assert_eq!(status, 409, "a closed order cannot be paid: {body}");
     }
     let mut redis = redis(&stack).await;

@@ -16,12 +16,13 @@ impl Mysql {
         let id = self
             .call("create sale", async {
                 let done = sqlx::query(
-                    "INSERT INTO sales (name, description, price_cents, stock, per_user_limit, starts_at, ends_at, \
-                     payment_window_secs, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
+                    "INSERT INTO sales (name, description, price_cents, currency, stock, per_user_limit, starts_at, \
+                     ends_at, payment_window_secs, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
                 )
                 .bind(&new.name)
                 .bind(&new.description)
                 .bind(new.price_cents)
+                .bind(new.currency.as_str())
                 .bind(new.stock)
                 .bind(new.per_user_limit)
                 // As DATETIME: sqlx sends a DateTime<Utc> as a TIMESTAMP, which MariaDB

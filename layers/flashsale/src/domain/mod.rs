@@ -9,5 +9,5 @@ mod sale;
 
 pub use ids::{BadId, BadUserId, OrderId, SaleId, UserId};
 pub use messages::{OrderMessage, TimeoutMessage};
-pub use order::{Order, OrderStatus, UnknownStatus};
-pub use sale::{InvalidSale, NewSale, Sale, SaleDraft, SaleState};
+pub use order::{Order, OrderStatus, Refund, UnknownStatus};
+pub use sale::{Currency, InvalidSale, NewSale, Sale, SaleDraft, SaleState};

@@ -11,8 +11,9 @@ use super::{OrderId, OrderMessage, SaleId, UserId};
 /// Where an order is in its life.
 ///
 /// `PENDING` (admitted in Redis, not yet in MySQL) → `UNPAID` → `PAID`,
-/// or `UNPAID` → `CLOSED` (timed out, stock released),
-/// or `PENDING` → `REJECTED` (the database guard refused it; stock released).
+/// or `UNPAID` → `CLOSED` (timed out, stock released) → `REFUNDED` (money that still
+/// reached it was given back), or `PENDING` → `REJECTED` (the database guard refused it;
+/// stock released). Only the payment provider's word makes an order `PAID`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
@@ -21,11 +22,18 @@ pub enum OrderStatus {
     Paid,
     Closed,
     Rejected,
+    Refunded,
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 5] =
-        [OrderStatus::Pending, OrderStatus::Unpaid, OrderStatus::Paid, OrderStatus::Closed, OrderStatus::Rejected];
+    pub const ALL: [OrderStatus; 6] = [
+        OrderStatus::Pending,
+        OrderStatus::Unpaid,
+        OrderStatus::Paid,
+        OrderStatus::Closed,
+        OrderStatus::Rejected,
+        OrderStatus::Refunded,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -34,13 +42,17 @@ impl OrderStatus {
             OrderStatus::Paid => "PAID",
             OrderStatus::Closed => "CLOSED",
             OrderStatus::Rejected => "REJECTED",
+            OrderStatus::Refunded => "REFUNDED",
         }
     }
 
     /// The transitions the state machine allows; everything else is a bug or a race lost.
     pub fn can_become(self, next: OrderStatus) -> bool {
         use OrderStatus::*;
-        matches!((self, next), (Pending, Unpaid) | (Pending, Rejected) | (Unpaid, Paid) | (Unpaid, Closed))
+        matches!(
+            (self, next),
+            (Pending, Unpaid) | (Pending, Rejected) | (Unpaid, Paid) | (Unpaid, Closed) | (Closed, Refunded)
+        )
     }
 }
 
@@ -72,11 +84,24 @@ pub struct Order {
     pub status: OrderStatus,
     pub quantity: u32,
     pub amount_cents: u64,
+    /// The provider's PaymentIntent, once the shopper asked to pay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_intent: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub paid_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<DateTime<Utc>>,
+    /// When money that reached the order after it closed was given back, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund: Option<Refund>,
+}
+
+/// Money given back: the order was closed (its unit back on sale) when it arrived.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    pub at: DateTime<Utc>,
+    pub reason: String,
 }
 
 impl Order {
@@ -91,9 +116,11 @@ impl Order {
             status: OrderStatus::Pending,
             quantity: message.quantity,
             created_at: admitted_at,
+            payment_intent: None,
             expires_at: None,
             paid_at: None,
             closed_at: None,
+            refund: None,
         }
     }
 
@@ -120,7 +147,10 @@ mod tests {
             .flat_map(|a| OrderStatus::ALL.iter().map(move |b| (*a, *b)))
             .filter(|(a, b)| a.can_become(*b))
             .collect();
-        assert_eq!(allowed, vec![(Pending, Unpaid), (Pending, Rejected), (Unpaid, Paid), (Unpaid, Closed)]);
+        assert_eq!(
+            allowed,
+            vec![(Pending, Unpaid), (Pending, Rejected), (Unpaid, Paid), (Unpaid, Closed), (Closed, Refunded)]
+        );
         for s in OrderStatus::ALL {
             assert_eq!(s.as_str().parse::<OrderStatus>().unwrap(), s);
         }

@@ -37,6 +37,7 @@ pub struct Sale {
     pub name: String,
     pub description: String,
     pub price_cents: u64,
+    pub currency: Currency,
     pub stock: u32,
     /// Units held by live orders (`UNPAID` and `PAID`), as MySQL counts them.
     pub sold: u32,
@@ -57,11 +58,66 @@ pub struct SaleDraft {
     #[serde(default)]
     pub description: String,
     pub price_cents: u64,
+    /// ISO 4217, as the payment provider takes it; `usd` when left out.
+    #[serde(default)]
+    pub currency: Currency,
     pub stock: u32,
     pub per_user_limit: u32,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub payment_window_secs: u32,
+}
+
+/// An ISO 4217 currency code, lower case (`usd`, `eur`), as the payment provider spells
+/// it. Parsed at the boundary: three ASCII letters, any case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Currency {
+    fn default() -> Self {
+        Currency("usd".into())
+    }
+}
+
+impl Currency {
+    /// The provider's currencies without a minor unit: a price in hundredths cannot be
+    /// charged in them.
+    const ZERO_DECIMAL: [&'static str; 16] = [
+        "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf",
+    ];
+}
+
+impl TryFrom<String> for Currency {
+    type Error = InvalidSale;
+    fn try_from(code: String) -> Result<Self, InvalidSale> {
+        let code = code.to_ascii_lowercase();
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_lowercase()) {
+            Err(InvalidSale("currency must be an ISO 4217 code of three letters"))
+        } else if Currency::ZERO_DECIMAL.contains(&code.as_str()) {
+            Err(InvalidSale("currency must have a minor unit: price_cents is in hundredths"))
+        } else {
+            Ok(Currency(code))
+        }
+    }
+}
+
+impl From<Currency> for String {
+    fn from(c: Currency) -> String {
+        c.0
+    }
+}
+
+impl std::fmt::Display for Currency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// A sale that can be created: a [`SaleDraft`] that passed every check, with its name
@@ -151,12 +207,28 @@ mod tests {
     }
 
     #[test]
+    fn a_currency_is_three_letters_with_a_minor_unit_spelt_lower_case() {
+        assert_eq!(Currency::try_from("EUR".to_string()).unwrap().as_str(), "eur");
+        assert_eq!(Currency::default().as_str(), "usd");
+        for bad in ["", "eu", "euro", "e1r", "jpy"] {
+            assert!(Currency::try_from(bad.to_string()).is_err(), "{bad}");
+        }
+        let draft: SaleDraft = serde_json::from_value(serde_json::json!({
+            "name": "x", "price_cents": 1, "stock": 1, "per_user_limit": 1,
+            "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-02T00:00:00Z", "payment_window_secs": 60
+        }))
+        .unwrap();
+        assert_eq!(draft.currency, Currency::default());
+    }
+
+    #[test]
     fn new_sale_validation_names_the_field() {
         let now = Utc::now();
         let ok = SaleDraft {
             name: "Phone".into(),
             description: String::new(),
             price_cents: 100,
+            currency: Currency::default(),
             stock: 10,
             per_user_limit: 1,
             starts_at: now,

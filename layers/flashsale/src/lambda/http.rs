@@ -31,6 +31,7 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
 pub fn problem(err: &Error) -> Response<Body> {
     let (status, kind, title) = match err {
         Error::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-request", "The request is not valid"),
+        Error::BadSignature(_) => (StatusCode::BAD_REQUEST, "bad-signature", "The webhook signature is not valid"),
         Error::PayloadTooLarge { .. } => {
             (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "The request body is too large")
         }
@@ -49,7 +50,10 @@ pub fn problem(err: &Error) -> Response<Body> {
         | Error::Aws { .. } => {
             (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable, please retry")
         }
-        Error::Migrate(_) | Error::Serde { .. } | Error::Config(_) | Error::Internal(_) => {
+        e @ Error::Provider { .. } if e.is_dependency_failure() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable, please retry")
+        }
+        Error::Provider { .. } | Error::Migrate(_) | Error::Serde { .. } | Error::Config(_) | Error::Internal(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error")
         }
     };

@@ -1,12 +1,16 @@
-//! Closing an unpaid order whose payment window passed: first in MySQL (`UNPAID` →
-//! `CLOSED`, its units off `sales.sold`, by the database clock), then its units back on
-//! sale in Redis (`lua/release.lua`, once per order). Both steps are idempotent, so a
-//! redelivery, or reconcile closing the same order, completes a crashed close.
+//! Closing an unpaid order whose payment window passed: first the payment, if the
+//! shopper started one, is cancelled at the provider (if the money came first, the
+//! order is paid instead and its unit stays sold); then MySQL (`UNPAID` → `CLOSED`, its
+//! units off `sales.sold`, by the database clock, only while the order holds the
+//! payment just cancelled or none); then its units back on sale in Redis
+//! (`lua/release.lua`, once per order). Every step is idempotent, so a redelivery, or
+//! reconcile closing the same order, completes a crashed close.
 
 use sqlx::Row;
 
 use crate::domain::{Order, OrderId, OrderStatus, SaleId};
 use crate::error::Result;
+use crate::payments::{received, IntentStatus, Provider, Received};
 use crate::stores::mysql::{order_from, Mysql, ORDER_COLUMNS};
 use crate::stores::redis::Redis;
 use crate::stores::Stores;
@@ -23,22 +27,45 @@ pub enum Closing {
         order: Order,
         remaining_ms: i64,
     },
-    /// Paid or rejected: nothing to close.
+    /// Paid, refunded or rejected: nothing to close. Paid includes an order whose
+    /// money the provider had when the close went to cancel its payment.
     Settled(Order),
+    /// Due, with a payment the close has not cancelled at the provider.
+    PaymentOpen {
+        order: Order,
+        payment_intent: String,
+    },
     Missing,
+}
+
+/// How long a close waits on a payment the provider is still working on.
+const PAYMENT_IN_FLIGHT_RETRY_MS: i64 = 5_000;
+
+impl Closing {
+    /// When to try the close again, if it is not done: the rest of the window by the
+    /// database clock, or a moment for a payment still open at the provider.
+    pub fn retry_in_ms(&self) -> Option<i64> {
+        match self {
+            Closing::NotDue { remaining_ms, .. } => Some(*remaining_ms),
+            Closing::PaymentOpen { .. } => Some(PAYMENT_IN_FLIGHT_RETRY_MS),
+            _ => None,
+        }
+    }
 }
 
 impl Mysql {
     /// Closes an unpaid order whose window has passed (by the database clock) and
-    /// takes its units off `sales.sold`, in one transaction.
-    pub async fn close_due(&self, id: OrderId) -> Result<Closing> {
+    /// takes its units off `sales.sold`, in one transaction; only while the order holds
+    /// `cancelled`, the payment the caller cancelled at the provider, or none.
+    pub async fn close_due(&self, id: OrderId, cancelled: Option<&str>) -> Result<Closing> {
         self.call("close due", async {
             let mut tx = self.pool.begin().await?;
             let closed = sqlx::query(
                 "UPDATE orders SET status = 'CLOSED', closed_at = UTC_TIMESTAMP(3) \
-                 WHERE id = ? AND status = 'UNPAID' AND expires_at <= UTC_TIMESTAMP(3)",
+                 WHERE id = ? AND status = 'UNPAID' AND expires_at <= UTC_TIMESTAMP(3) AND payment_intent <=> ?",
             )
             .bind(id.0)
+            .bind(cancelled)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -65,8 +92,11 @@ impl Mysql {
                 OrderStatus::Closed if closed => Closing::Closed(order),
                 OrderStatus::Closed => Closing::AlreadyClosed(order),
                 OrderStatus::Unpaid => {
-                    let remaining_ms = row.try_get::<i64, _>("remaining_ms")?.max(1);
-                    Closing::NotDue { order, remaining_ms }
+                    let remaining_ms = row.try_get::<i64, _>("remaining_ms")?;
+                    match order.payment_intent.clone() {
+                        Some(payment_intent) if remaining_ms <= 0 => Closing::PaymentOpen { order, payment_intent },
+                        _ => Closing::NotDue { order, remaining_ms: remaining_ms.max(1) },
+                    }
                 }
                 _ => Closing::Settled(order),
             })
@@ -105,10 +135,26 @@ impl Redis {
 }
 
 impl Stores {
-    /// Closes an order if it is unpaid and due (by the database clock), then gives its
-    /// units back in Redis.
-    pub async fn close_order(&self, order: OrderId) -> Result<Closing> {
-        let closing = self.mysql.close_due(order).await?;
+    /// Closes an order if it is unpaid and due (by the database clock), its payment
+    /// cancelled at the provider first, then gives its units back in Redis.
+    pub async fn close_order(&self, provider: &Provider, order: OrderId) -> Result<Closing> {
+        let mut closing = self.mysql.close_due(order, None).await?;
+        if let Closing::PaymentOpen { order: open, payment_intent } = closing {
+            let intent = provider.cancel(&payment_intent).await?;
+            closing = match intent.status {
+                IntentStatus::Canceled => self.mysql.close_due(order, Some(&payment_intent)).await?,
+                // The money came first: the payment wins and the unit stays sold.
+                IntentStatus::Succeeded => match received::apply(&self.mysql, provider, &intent).await? {
+                    Received::Paid(paid) | Received::AlreadyPaid(paid) => Closing::Settled(paid),
+                    other => {
+                        tracing::warn!(order_id = %order, ?other, "succeeded payment not taken by its order");
+                        Closing::NotDue { order: open, remaining_ms: PAYMENT_IN_FLIGHT_RETRY_MS }
+                    }
+                },
+                // Processing, or held for capture: ask again in a moment.
+                _ => Closing::NotDue { order: open, remaining_ms: PAYMENT_IN_FLIGHT_RETRY_MS },
+            };
+        }
         if let Closing::Closed(order) | Closing::AlreadyClosed(order) = &closing {
             let released = self.redis.release_closed(order).await?;
             tracing::info!(order_id = %order.order_id, released, "order closed unpaid; stock back on sale");

@@ -1,11 +1,10 @@
 //! An order's life in MySQL: persisted from its admission exactly once ([`persist`]),
-//! paid ([`pay`]) or closed when its window passed ([`close`]), with exactly one winner
-//! between the two; read by id or by page through one path ([`read`]); counted
-//! ([`counts`]).
+//! paid on the provider's word ([`crate::payments`]) or closed when its window passed
+//! ([`close`]), with exactly one winner between the two; read by id or by page through
+//! one path ([`read`]); counted ([`counts`]).
 
 pub mod close;
 pub mod counts;
-pub mod pay;
 pub mod persist;
 pub mod read;
 

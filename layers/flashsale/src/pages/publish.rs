@@ -37,7 +37,7 @@ impl Publisher {
 
     pub fn from_config(sdk: &aws_config::SdkConfig, config: &Config) -> Self {
         let cdn = config.cloudfront_distribution_id.as_ref().map(|id| CloudFront::new(sdk, id.clone()));
-        let site = Site { api: config.api_base.clone(), sign_in_url: config.sign_in_url.clone() };
+        let site = Site::from_config(config);
         Publisher::new(Bucket::new(s3::client(sdk), config.bucket.clone()), cdn, site)
     }
 

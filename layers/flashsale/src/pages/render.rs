@@ -10,7 +10,7 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{Sale, SaleId};
+use crate::domain::{Currency, Sale, SaleId};
 use crate::error::{Error, Result};
 
 const APP_JS: &str = include_str!("../../../../templates/assets/app.js");
@@ -58,7 +58,9 @@ impl PageState {
 }
 
 /// `$1,234.56`
-pub fn format_price(cents: u64) -> String {
+/// A price in hundredths of `currency`'s unit: `$1,234.50` for US dollars, `1,234.50 EUR`
+/// for the others.
+pub fn format_price(cents: u64, currency: &Currency) -> String {
     let dollars = (cents / 100).to_string();
     let mut grouped = String::new();
     for (i, digit) in dollars.chars().enumerate() {
@@ -67,7 +69,10 @@ pub fn format_price(cents: u64) -> String {
         }
         grouped.push(digit);
     }
-    format!("${grouped}.{:02}", cents % 100)
+    match currency.as_str() {
+        "usd" => format!("${grouped}.{:02}", cents % 100),
+        other => format!("{grouped}.{:02} {}", cents % 100, other.to_ascii_uppercase()),
+    }
 }
 
 fn format_time(t: DateTime<Utc>) -> String {
@@ -98,6 +103,8 @@ struct SalePage<'a> {
     assets: &'a Assets,
     api: &'a str,
     sign_in_url: &'a str,
+    payments_js_url: &'a str,
+    payments_key: &'a str,
     id: SaleId,
     name: &'a str,
     description: &'a str,
@@ -148,11 +155,25 @@ struct ConsolePage<'a> {
 pub const ORDERS_KEY: &str = "orders";
 pub const CONSOLE_KEY: &str = "admin/";
 
-/// Where the pages point: the API prefix and the sign-in page.
+/// Where the pages point: the API prefix, the sign-in page, and the payment provider's
+/// script and publishable key.
 #[derive(Clone, Debug)]
 pub struct Site {
     pub api: String,
     pub sign_in_url: String,
+    pub payments_js_url: String,
+    pub payments_key: String,
+}
+
+impl Site {
+    pub fn from_config(config: &crate::config::Config) -> Site {
+        Site {
+            api: config.api_base.clone(),
+            sign_in_url: config.sign_in_url.clone(),
+            payments_js_url: config.payments_js_url.clone(),
+            payments_key: config.payments_publishable_key.clone(),
+        }
+    }
 }
 
 pub fn sale_key(id: SaleId) -> String {
@@ -165,10 +186,12 @@ pub fn render_sale(site: &Site, sale: &Sale, state: PageState) -> Result<String>
         assets: &assets,
         api: &site.api,
         sign_in_url: &site.sign_in_url,
+        payments_js_url: &site.payments_js_url,
+        payments_key: &site.payments_key,
         id: sale.id,
         name: &sale.name,
         description: &sale.description,
-        price: format_price(sale.price_cents),
+        price: format_price(sale.price_cents, &sale.currency),
         stock: sale.stock,
         per_user_limit: sale.per_user_limit,
         starts_at: format_time(sale.starts_at),
@@ -191,7 +214,7 @@ pub fn render_index(site: &Site, sales: &[(Sale, PageState)]) -> Result<String> 
         .map(|(sale, state)| IndexEntry {
             id: sale.id,
             name: sale.name.clone(),
-            price: format_price(sale.price_cents),
+            price: format_price(sale.price_cents, &sale.currency),
             state: state.attr(),
             when: match state {
                 PageState::SoldOut => "Sold out".to_string(),
@@ -263,6 +286,7 @@ mod tests {
             name: "Phone <script>alert(1)</script>".into(),
             description: "Fast & \"new\"".into(),
             price_cents: 123_456_789,
+            currency: Default::default(),
             stock: 100,
             sold: 0,
             per_user_limit: 2,
@@ -275,15 +299,23 @@ mod tests {
     }
 
     fn site() -> Site {
-        Site { api: "/api".into(), sign_in_url: "/dev/sign-in".into() }
+        Site {
+            api: "/api".into(),
+            sign_in_url: "/dev/sign-in".into(),
+            payments_js_url: "https://js.stripe.com/v3/".into(),
+            payments_key: "pk_test_x".into(),
+        }
     }
 
     #[test]
     fn prices_are_grouped_dollars_and_cents() {
-        assert_eq!(format_price(0), "$0.00");
-        assert_eq!(format_price(5), "$0.05");
-        assert_eq!(format_price(19_900), "$199.00");
-        assert_eq!(format_price(123_456_789), "$1,234,567.89");
+        let usd = Currency::default();
+        assert_eq!(format_price(0, &usd), "$0.00");
+        assert_eq!(format_price(5, &usd), "$0.05");
+        assert_eq!(format_price(19_900, &usd), "$199.00");
+        assert_eq!(format_price(123_456_789, &usd), "$1,234,567.89");
+        let eur = Currency::try_from("EUR".to_string()).unwrap();
+        assert_eq!(format_price(123_450, &eur), "1,234.50 EUR");
     }
 
     #[test]

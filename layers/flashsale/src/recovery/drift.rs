@@ -31,10 +31,13 @@ pub struct SaleReport {
     /// `None` when it cannot be computed (no Redis state).
     pub drift: Option<i64>,
     pub orders: BTreeMap<OrderStatus, StatusCount>,
+    /// The money the orders record: captured, refunded, awaiting the provider.
+    pub money: crate::payments::ledger::Money,
 }
 
 pub async fn sale_report(mysql: &Mysql, redis: &Redis, sale: &Sale) -> Result<SaleReport> {
     let counts = mysql.status_counts(sale.id).await?;
+    let money = mysql.money(sale.id).await?;
     let redis_remaining = redis.remaining(sale.id).await?;
     let pending = redis.outbox_orders(sale.id).await?;
     let pending_units: u64 = pending.iter().map(|m| u64::from(m.quantity)).sum();
@@ -51,5 +54,6 @@ pub async fn sale_report(mysql: &Mysql, redis: &Redis, sale: &Sale) -> Result<Sa
         pending_units,
         drift,
         orders,
+        money,
     })
 }

@@ -21,7 +21,8 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
 }
 
 /// The AWS configuration, and `config` with the credentials it names fetched: the
-/// Redis AUTH token from the secret `FLASHSALE_REDIS_AUTH_SECRET` names. An unreadable
+/// Redis AUTH token from the secret `FLASHSALE_REDIS_AUTH_SECRET` names, the payment
+/// provider's keys from `FLASHSALE_PAYMENTS_SECRET`'s. An unreadable
 /// secret stops the function at init, where the reason is plain, not at its first
 /// request.
 pub async fn load(config: &Config) -> Result<(SdkConfig, Config)> {
@@ -29,6 +30,13 @@ pub async fn load(config: &Config) -> Result<(SdkConfig, Config)> {
     let mut config = config.clone();
     if let Some(id) = &config.redis_auth_secret {
         config.redis_password = Some(secret_string(&sdk, id).await?);
+    }
+    if let Some(id) = &config.payments_secret {
+        let keys = secret_string(&sdk, id).await?;
+        config.payment_keys = Some(
+            serde_json::from_str(keys.expose())
+                .map_err(|e| Error::Config(format!("secret {id} is not the payment provider's keys: {e}")))?,
+        );
     }
     Ok((sdk, config))
 }

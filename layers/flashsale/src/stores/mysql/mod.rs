@@ -2,8 +2,8 @@
 //! breaker, IAM sign-in, the migrations, and the row mapping every capability shares.
 //! The queries live with the capability they serve (`catalog`, `orders`, `recovery`).
 //!
-//! The database clock (`UTC_TIMESTAMP(3)`) is the one arbiter of payment windows:
-//! pay needs `expires_at > now`, close needs `expires_at <= now`, so exactly one wins.
+//! The database clock (`UTC_TIMESTAMP(3)`) is the one arbiter of payment windows: a
+//! payment is started only while `expires_at > now`, close needs `expires_at <= now`.
 
 pub mod iam;
 
@@ -17,7 +17,9 @@ use sqlx::Row;
 use self::iam::RdsAuth;
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::domain::{Order, OrderId, Sale, SaleId, UserId};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Currency, Order, OrderId, Refund, Sale, SaleId, UserId};
 use crate::error::{Error, Result};
 use crate::stores::breaker::Breaker;
 
@@ -40,11 +42,12 @@ struct IamSignIn {
 }
 
 pub(crate) const ORDER_COLUMNS: &str =
-    "id, sale_id, user_id, status, quantity, amount_cents, created_at, expires_at, paid_at, closed_at, \
+    "id, sale_id, user_id, status, quantity, amount_cents, payment_intent, created_at, expires_at, paid_at, closed_at, \
+     refunded_at, refund_reason, \
      CAST(TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(3), expires_at) DIV 1000 AS SIGNED) AS remaining_ms";
 
 pub(crate) const SALE_COLUMNS: &str =
-    "id, name, description, price_cents, stock, sold, per_user_limit, starts_at, ends_at, \
+    "id, name, description, price_cents, currency, stock, sold, per_user_limit, starts_at, ends_at, \
      payment_window_secs, published_at IS NOT NULL AS published, created_at";
 
 pub(crate) fn user_from(row: &MySqlRow) -> Result<UserId> {
@@ -69,6 +72,13 @@ pub(crate) fn order_from(row: &MySqlRow) -> Result<Order> {
         expires_at: Some(row.try_get("expires_at")?),
         paid_at: row.try_get("paid_at")?,
         closed_at: row.try_get("closed_at")?,
+        refund: match row.try_get::<Option<DateTime<Utc>>, _>("refunded_at")? {
+            Some(at) => {
+                Some(Refund { at, reason: row.try_get::<Option<String>, _>("refund_reason")?.unwrap_or_default() })
+            }
+            None => None,
+        },
+        payment_intent: row.try_get("payment_intent")?,
     })
 }
 
@@ -78,6 +88,8 @@ pub(crate) fn sale_from(row: &MySqlRow) -> Result<Sale> {
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         price_cents: row.try_get("price_cents")?,
+        currency: Currency::try_from(row.try_get::<String, _>("currency")?)
+            .map_err(|e| Error::Internal(format!("sales.currency: {e}")))?,
         stock: row.try_get("stock")?,
         sold: row.try_get("sold")?,
         per_user_limit: row.try_get("per_user_limit")?,

@@ -1,0 +1,108 @@
+//! `payment-webhook`: `POST /api/payments/webhook`, the payment provider's events. No
+//! JWT: the provider proves itself with `Stripe-Signature` over the raw body
+//! ([`flashsale::payments::signature`]).
+//!
+//! An event is taken once: its id is recorded when its effect is done, and a redelivery
+//! answers 200 and changes nothing. The event's copy of the intent is not trusted to be
+//! current (deliveries come late and out of order): the intent is read from the provider
+//! and its state applied ([`flashsale::payments::received`]). A failure answers 5xx, so
+//! the provider delivers again.
+
+use flashsale::config::Secret;
+use flashsale::lambda::http::{self, json, problem};
+use flashsale::payments::{received, Provider};
+use flashsale::stores::mysql::Mysql;
+use flashsale::{Config, Error, Result};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json as j;
+use tracing::Instrument;
+
+pub struct PaymentWebhook {
+    mysql: Mysql,
+    provider: Provider,
+    /// Every secret a delivery may be signed with (two while one is rotated).
+    signing_secrets: Vec<Secret>,
+}
+
+/// The part of an event the webhook reads.
+#[derive(Deserialize)]
+struct Event {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    data: EventData,
+}
+
+#[derive(Deserialize)]
+struct EventData {
+    object: EventObject,
+}
+
+#[derive(Deserialize)]
+struct EventObject {
+    id: String,
+    object: String,
+}
+
+/// Provider events are small; anything this size is not one.
+const MAX_BODY: usize = 256 * 1024;
+
+impl PaymentWebhook {
+    pub fn new(mysql: Mysql, provider: Provider, signing_secrets: Vec<Secret>) -> Self {
+        PaymentWebhook { mysql, provider, signing_secrets }
+    }
+
+    pub async fn from_config(config: &Config) -> Result<Self> {
+        let (sdk, config) = flashsale::stores::aws::load(config).await?;
+        let provider = Provider::from_config(&config)?;
+        let secrets = config.payment_keys.as_ref().map(|k| k.webhook_secrets.clone()).unwrap_or_default();
+        if secrets.is_empty() {
+            return Err(Error::Config("the payment provider's secret holds no webhook_secrets".into()));
+        }
+        Ok(PaymentWebhook::new(Mysql::from_config(&config, &sdk)?, provider, secrets))
+    }
+
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let span = http::request_span("payment-webhook", &req);
+        self.route(req).instrument(span).await.unwrap_or_else(|e| problem(&e))
+    }
+
+    async fn route(&self, req: Request) -> Result<Response<Body>> {
+        let (method, segments) = http::route(&req);
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match (segments.as_slice(), method) {
+            (["payments", "webhook"], Method::POST) => self.event(&req).await,
+            (["payments", "webhook"], _) => Err(Error::MethodNotAllowed),
+            _ => Err(Error::NotFound("route")),
+        }
+    }
+
+    async fn event(&self, req: &Request) -> Result<Response<Body>> {
+        let body = req.body().as_ref();
+        if body.len() > MAX_BODY {
+            return Err(Error::PayloadTooLarge { limit: MAX_BODY });
+        }
+        let header = req.headers().get("stripe-signature").and_then(|v| v.to_str().ok());
+        let now = chrono::Utc::now().timestamp();
+        flashsale::payments::signature::verify(header, body, &self.signing_secrets, now)?;
+        let event: Event =
+            serde_json::from_slice(body).map_err(|e| Error::Invalid(format!("not a provider event: {e}")))?;
+        if self.mysql.event_taken(&event.id).await? {
+            tracing::info!(event_id = %event.id, kind = %event.kind, "event delivered again; nothing to do");
+            return Ok(json(StatusCode::OK, &j!({ "received": true, "duplicate": true })));
+        }
+        let intent = match event.data.object.object.as_str() {
+            "payment_intent" => {
+                let intent = self.provider.intent(&event.data.object.id).await?;
+                let outcome = received::apply(&self.mysql, &self.provider, &intent).await?;
+                tracing::info!(event_id = %event.id, kind = %event.kind, payment_intent = %intent.id, ?outcome, "event taken");
+                Some(intent.id)
+            }
+            _ => None,
+        };
+        self.mysql.take_event(&event.id, &event.kind, intent.as_deref()).await?;
+        Ok(json(StatusCode::OK, &j!({ "received": true })))
+    }
+}

@@ -1,0 +1,42 @@
+//! The money of a sale as its orders record it: what the provider captured (paid
+//! orders, and closed ones whose late money was refunded) and what went back.
+
+use serde::Serialize;
+
+use crate::domain::SaleId;
+use crate::error::Result;
+use crate::stores::mysql::Mysql;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Money {
+    /// Taken by the provider: `PAID` and `REFUNDED` orders.
+    pub captured_cents: u64,
+    /// Given back: `REFUNDED` orders.
+    pub refunded_cents: u64,
+    /// Unpaid orders with a payment started, not yet decided.
+    pub awaiting_cents: u64,
+}
+
+impl Mysql {
+    pub async fn money(&self, sale: SaleId) -> Result<Money> {
+        self.call("money", async {
+            let (captured, refunded, awaiting): (i64, i64, i64) = sqlx::query_as(
+                "SELECT \
+                   CAST(COALESCE(SUM(CASE WHEN status IN ('PAID', 'REFUNDED') THEN amount_cents END), 0) AS SIGNED), \
+                   CAST(COALESCE(SUM(CASE WHEN status = 'REFUNDED' THEN amount_cents END), 0) AS SIGNED), \
+                   CAST(COALESCE(SUM(CASE WHEN status = 'UNPAID' AND payment_intent IS NOT NULL \
+                     THEN amount_cents END), 0) AS SIGNED) \
+                 FROM orders WHERE sale_id = ?",
+            )
+            .bind(sale.0)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(Money {
+                captured_cents: captured as u64,
+                refunded_cents: refunded as u64,
+                awaiting_cents: awaiting as u64,
+            })
+        })
+        .await
+    }
+}
