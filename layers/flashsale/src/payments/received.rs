@@ -102,8 +102,8 @@ pub async fn apply(mysql: &Mysql, provider: &Provider, intent: &Intent) -> Resul
 const LATE: &str = "the payment arrived after the order had closed";
 
 /// Refunds `intent` unless the provider has it refunded already, holding the order's
-/// row lock meanwhile so two deliveries cannot both refund; a closed order holding the
-/// intent is recorded `REFUNDED`.
+/// row lock meanwhile so two deliveries cannot both refund (whatever the provider does
+/// with idempotency keys); a closed order is recorded `REFUNDED`.
 async fn refund_once(mysql: &Mysql, provider: &Provider, intent: &Intent, id: Option<OrderId>) -> Result<Received> {
     let db = |e: sqlx::Error| Error::from(e).during("refund");
     let mut tx = mysql.pool.begin().await.map_err(db)?;
