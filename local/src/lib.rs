@@ -236,7 +236,8 @@ pub async fn start(options: Options) -> Result<Stack> {
             tracing::error!(error = %e, "local gateway stopped");
         }
     }));
-    register_webhook(&options.payments_url, &payments, addr).await?;
+    let own = format!("http://{addr}/api/payments/webhook");
+    register_webhook(&options.payments_url, &payments, payments.secret_key.expose(), &own).await?;
     tracing::info!(%addr, "local stack serving");
     Ok(Stack { addr, config, resources, functions, jwt_secret: options.jwt_secret, tasks })
 }
@@ -272,16 +273,20 @@ async fn local_payments(
 
 /// Tells the local provider where the account's events go, signed with the first
 /// signing secret, as one registers a webhook endpoint in the provider's dashboard.
-async fn register_webhook(provider: &str, keys: &flashsale::config::PaymentKeys, addr: SocketAddr) -> Result<()> {
+/// `endpoint` names it among the account's endpoints (the account's own name is the
+/// stack's); registering a name again points it at `url`.
+pub async fn register_webhook(
+    provider: &str,
+    keys: &flashsale::config::PaymentKeys,
+    endpoint: &str,
+    url: &str,
+) -> Result<()> {
     let account = keys.secret_key.expose();
-    let url = format!("{}/_config/webhooks/{account}", provider.trim_end_matches('/'));
-    let form = [
-        ("url", format!("http://{addr}/api/payments/webhook")),
-        ("secret", keys.webhook_secrets[0].expose().to_string()),
-        ("api_key", account.to_string()),
-    ];
+    let register = format!("{}/_config/webhooks/{endpoint}", provider.trim_end_matches('/'));
+    let form = [("url", url), ("secret", keys.webhook_secrets[0].expose()), ("api_key", account)];
     let unreachable = |e: String| flashsale::Error::Config(format!("the local payment provider at {provider}: {e}"));
-    let answer = reqwest::Client::new().post(&url).form(&form).send().await.map_err(|e| unreachable(e.to_string()))?;
+    let answer =
+        reqwest::Client::new().post(&register).form(&form).send().await.map_err(|e| unreachable(e.to_string()))?;
     if !answer.status().is_success() {
         return Err(unreachable(format!("webhook registration answered {}", answer.status())));
     }

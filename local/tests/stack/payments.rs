@@ -138,14 +138,9 @@ async fn every_event_delivered_twice_and_a_failure_after_the_success_leave_each_
     let api = Api::new(&stack);
     // A second endpoint of the account records what the provider sends.
     let capture = Capture::start().await;
-    let keys = stack.config.payment_keys.clone().unwrap();
-    let form = [
-        ("url", capture.url.as_str()),
-        ("secret", keys.webhook_secrets[0].expose()),
-        ("api_key", keys.secret_key.expose()),
-    ];
-    let account = keys.secret_key.expose();
-    api.http.post(format!("{}/_config/webhooks/{account}-capture", api.payments)).form(&form).send().await.unwrap();
+    let keys = stack.config.payment_keys.as_ref().unwrap();
+    let endpoint = format!("{}-capture", keys.secret_key.expose());
+    flashsale_local::register_webhook(&api.payments, keys, &endpoint, &capture.url).await.unwrap();
     let sale = api.sale(sale_spec(5, 1, 600, -1, 3600)).await;
     let db = mysql(&stack).await;
     let mut paid = Vec::new();

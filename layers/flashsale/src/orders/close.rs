@@ -30,7 +30,7 @@ pub enum Closing {
     /// Paid, refunded or rejected: nothing to close. Paid includes an order whose
     /// money the provider had when the close went to cancel its payment.
     Settled(Order),
-    /// Due, with a payment the close has not cancelled at the provider.
+    /// Due, with a payment the close has not (yet) settled at the provider.
     PaymentOpen {
         order: Order,
         payment_intent: String,
@@ -148,11 +148,11 @@ impl Stores {
                     Received::Paid(paid) | Received::AlreadyPaid(paid) => Closing::Settled(paid),
                     other => {
                         tracing::warn!(order_id = %order, ?other, "succeeded payment not taken by its order");
-                        Closing::NotDue { order: open, remaining_ms: PAYMENT_IN_FLIGHT_RETRY_MS }
+                        Closing::PaymentOpen { order: open, payment_intent }
                     }
                 },
-                // Processing, or held for capture: ask again in a moment.
-                _ => Closing::NotDue { order: open, remaining_ms: PAYMENT_IN_FLIGHT_RETRY_MS },
+                // Processing, or held for capture: still open, ask again in a moment.
+                _ => Closing::PaymentOpen { order: open, payment_intent },
             };
         }
         if let Closing::Closed(order) | Closing::AlreadyClosed(order) = &closing {

@@ -79,7 +79,7 @@ pub async fn checkout(mysql: &Mysql, provider: &Provider, user: &UserId, id: Ord
         }
     };
     if intent.status == IntentStatus::Canceled {
-        return Err(Error::NotPayable { status: order.status, reason: "the payment window has passed" });
+        return Err(lapsed);
     }
     Ok(Checkout {
         order_id: id,
