@@ -12,15 +12,20 @@
 -- Replies, as arrays of strings:
 --   {'admitted', order_id, remaining}   {'limit', limit, ids}   {'sold_out', remaining}
 --   {'not_started', starts_at_ms}       {'ended'}              {'unknown'}
---   {'bad_quantity', limit}
+--   {'bad_quantity', limit}             {'stale'}              {'id_taken', order_id}
 
-local meta = redis.call('HMGET', KEYS[1], 'limit', 'starts_at_ms', 'ends_at_ms')
+local meta = redis.call('HMGET', KEYS[1], 'limit', 'starts_at_ms', 'ends_at_ms', 'epoch')
 if not meta[1] then
   return {'unknown'}
 end
 
 -- A call retried after a time-out may find its own admission done: the same answer.
-if redis.call('HEXISTS', KEYS[5], ARGV[3]) == 1 then
+-- Another admission under this id is a fault of the id generator, never this order.
+local kept = redis.call('HGET', KEYS[5], ARGV[3])
+if kept then
+  if kept ~= ARGV[4] then
+    return {'id_taken', ARGV[3]}
+  end
   return {'admitted', ARGV[3], redis.call('GET', KEYS[2]) or '0'}
 end
 
@@ -50,6 +55,12 @@ end
 local remaining = tonumber(redis.call('GET', KEYS[2]) or '0')
 if remaining < quantity then
   return {'sold_out', tostring(remaining)}
+end
+
+-- Only a deduction needs the state to be this primary's: a turned-away answer from a
+-- promoted replica's older copy is still true (it held more stock and fewer holdings).
+if meta[4] ~= primary_epoch() then
+  return {'stale'}
 end
 
 local order_id = ARGV[3]

@@ -12,10 +12,12 @@
 --   settled      [order id, ...] the CLOSED and REJECTED orders: never released again
 --   pending      [order message JSON, ...] admitted orders kept outside Redis (the
 --                durable fallback), put back in the outbox
--- Reply: the stock now on sale, or -1 when the sale was in Redis and force was not set.
+-- Reply: the stock now on sale, or -1 when the sale was in Redis, written on this primary
+-- (epoch.lua), and force was not set.
 
 local snapshot = cjson.decode(ARGV[1])
-if not snapshot.force and redis.call('EXISTS', KEYS[1]) == 1 then
+local epoch = primary_epoch()
+if not snapshot.force and redis.call('HGET', KEYS[1], 'epoch') == epoch then
   return -1
 end
 
@@ -28,7 +30,7 @@ for _, message in ipairs(snapshot.pending) do
 end
 
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7], KEYS[8])
-redis.call('HSET', KEYS[1], unpack(snapshot.meta))
+redis.call('HSET', KEYS[1], 'epoch', epoch, unpack(snapshot.meta))
 
 local bought, orders, known = {}, {}, {}
 local function hold(user, id, quantity)
@@ -44,11 +46,15 @@ for _, id in ipairs(snapshot.settled) do
   redis.call('SADD', KEYS[7], id)
 end
 
--- Outbox entries MySQL already has are counted there; the others hold their units here.
+-- Outbox entries MySQL already has are counted there (and done with: their clear may be
+-- what a failover lost); the others hold their units here.
 local pending = 0
 local outbox = redis.call('HGETALL', KEYS[5])
 for i = 1, #outbox, 2 do
-  if not known[outbox[i]] then
+  if known[outbox[i]] then
+    redis.call('HDEL', KEYS[5], outbox[i])
+    redis.call('ZREM', KEYS[6], outbox[i])
+  else
     local order = cjson.decode(outbox[i + 1])
     pending = pending + tonumber(order.quantity)
     hold(order.user_id, outbox[i], tonumber(order.quantity))

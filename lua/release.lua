@@ -2,7 +2,8 @@
 -- refused or undone order may be settled again after a crash, and only the first
 -- call counts.
 --
--- KEYS ({sale:ID} hash tag): 1 stock, 2 bought, 3 orders, 4 outbox, 5 outbox_at, 6 released
+-- KEYS ({sale:ID} hash tag): 1 stock, 2 bought, 3 orders, 4 outbox, 5 outbox_at, 6 released,
+--   7 meta
 -- ARGV: mode, order id, user, quantity, then for 'reject': sale stock, MySQL sold and the
 --       ids of outbox entries MySQL already has (read under the sale's row lock, so no
 --       order commits or closes meanwhile)
@@ -12,11 +13,17 @@
 --           could be kept nowhere): only while it is still in the outbox.
 --   reject  MySQL refused it: a unit MySQL had no room for never existed, so instead of
 --           giving it back the stock is set to what MySQL and the outbox leave over.
--- Reply: the stock now on sale; -1 when the sale is not in Redis, -2 when settled
---        before, -3 when an undo finds the order gone from the outbox (it was persisted).
+-- Reply: the stock now on sale; -1 when the sale is not in Redis (or is another
+--        primary's copy: the rebuild from MySQL counts the close or refusal), -2 when
+--        settled before, -3 when an undo finds the order gone from the outbox (it was
+--        persisted).
 
 local mode, order_id, user, quantity = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+-- An undo takes back this admission wherever it stands; the rebuild keeps the outbox.
+if mode ~= 'undo' and redis.call('HGET', KEYS[7], 'epoch') ~= primary_epoch() then
   return -1
 end
 if mode == 'undo' and redis.call('HEXISTS', KEYS[4], order_id) == 0 then

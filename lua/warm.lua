@@ -12,5 +12,8 @@ if stale then
   redis.call('DEL', unpack(KEYS))
 end
 redis.call('HSET', KEYS[1], 'created_at_ms', ARGV[1], unpack(ARGV, 3))
+-- A sale new to this primary is its own; one left over from another primary keeps its
+-- stamp, so the first admission still sends it through a rebuild.
+redis.call('HSETNX', KEYS[1], 'epoch', primary_epoch())
 redis.call('SET', KEYS[2], ARGV[2], 'NX')
 return stale and 1 or 0

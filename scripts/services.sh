@@ -62,6 +62,25 @@ redis_start() {
   log "redis: started 127.0.0.1:6379 (log $LOCAL/redis.log)"
 }
 
+# A replica of it, as ElastiCache keeps one: admissions wait for its acknowledgement
+# (WAIT). The failover tests run Sentinel (Debian's redis-sentinel) over servers of
+# their own.
+replica_up() {
+  have redis-cli && redis-cli -h 127.0.0.1 -p 6380 info replication 2>/dev/null | grep -q 'master_link_status:up'
+}
+
+replica_start() {
+  have redis-sentinel || apt_install redis-sentinel
+  if replica_up; then log "redis replica: reused 127.0.0.1:6380"; return; fi
+  mkdir -p "$LOCAL/redis-replica"
+  redis-cli -h 127.0.0.1 -p 6380 shutdown nosave >/dev/null 2>&1 || true
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6380 --save "" --appendonly no \
+    --replicaof 127.0.0.1 6379 --dir "$LOCAL/redis-replica" --logfile "$LOCAL/redis-replica.log"
+  wait_until 30 "redis replica" replica_up
+  touch "$LOCAL/redis-replica.started"
+  log "redis replica: started 127.0.0.1:6380, replica of 6379 (log $LOCAL/redis-replica.log)"
+}
+
 # ---- MariaDB ---------------------------------------------------------------
 mariadb_up() {
   # mysqladmin ping exits 0 even on "access denied", i.e. it only tests liveness.
@@ -168,7 +187,7 @@ payments_start() {
 }
 
 # ---- commands --------------------------------------------------------------
-cmd_up() { mkdir -p "$LOCAL"; redis_start; mariadb_start; moto_start; payments_start; }
+cmd_up() { mkdir -p "$LOCAL"; redis_start; replica_start; mariadb_start; moto_start; payments_start; }
 
 cmd_down() {
   if [ -f "$PAYMENTS_PID" ]; then
@@ -189,6 +208,10 @@ cmd_down() {
   else
     log "moto: not started by this script, left alone"
   fi
+  if [ -f "$LOCAL/redis-replica.started" ]; then
+    redis-cli -h 127.0.0.1 -p 6380 shutdown nosave >/dev/null 2>&1 || true
+    rm -f "$LOCAL/redis-replica.started"; log "redis replica: stopped"
+  fi
   if [ -f "$LOCAL/redis.started" ]; then
     redis-cli -h 127.0.0.1 -p 6379 shutdown nosave >/dev/null 2>&1 || true
     rm -f "$LOCAL/redis.started"; log "redis: stopped"
@@ -206,7 +229,7 @@ cmd_down() {
 # Exit status is non-zero if anything is down, so callers can gate on it.
 cmd_status() {
   local rc=0 name
-  for name in redis:6379 mariadb:3306 moto:5000 payments:$PAYMENTS_PORT; do
+  for name in redis:6379 replica:6380 mariadb:3306 moto:5000 payments:$PAYMENTS_PORT; do
     if "${name%%:*}_up"; then log "${name%%:*}: up 127.0.0.1:${name#*:}"
     else log "${name%%:*}: down"; rc=1; fi
   done
@@ -221,6 +244,7 @@ TEST_REDIS_DB=2
 cmd_env() {
   cat <<'EOF'
 export FLASHSALE_REDIS_URL=redis://127.0.0.1:6379
+export FLASHSALE_REDIS_WAIT_REPLICAS=1
 export FLASHSALE_DATABASE_URL=mysql://flashsale:flashsale@127.0.0.1:3306/flashsale
 EOF
   aws_env
@@ -229,6 +253,7 @@ EOF
 cmd_test_env() {
   cat <<EOF
 export FLASHSALE_REDIS_URL=redis://127.0.0.1:6379/$TEST_REDIS_DB
+export FLASHSALE_REDIS_WAIT_REPLICAS=1
 export FLASHSALE_DATABASE_URL=mysql://flashsale:flashsale@127.0.0.1:3306/$TEST_DATABASE
 export FLASHSALE_BUCKET=flashsale-test-pages
 export FLASHSALE_LEASE_TABLE=flashsale-test-id-leases

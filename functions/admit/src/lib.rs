@@ -1,16 +1,15 @@
 //! `admit`: `POST /api/sales/{id}/purchase`, the hot path of a flash sale.
 //!
 //! One EVALSHA decides (sale window by Redis's clock, per-user limit before any
-//! deduction, stock, outbox entry); then the order message goes to SQS. When that
-//! send fails, the order is kept in the durable fallback (DynamoDB) before the shopper
-//! hears `202`; reconcile sends it on. When that write fails too, the admission is
-//! undone in Redis and the shopper gets 503. The send goes through the container's
-//! [`HandOff`], which batches orders admitted together. An admitted shopper never
-//! waits long on a slow queue: past `FLASHSALE_ADMIT_SEND_BOUND_MS` the shopper hears
-//! `202` while the order, safe in the outbox, goes on to SQS (or the fallback) in the
-//! background; should that fail too, reconcile re-sends it from the outbox. On Lambda
-//! the [`settle`] extension keeps the container from freezing until that background
-//! send has ended.
+//! deduction, stock, outbox entry); then the order message goes to SQS through the
+//! container's [`HandOff`], which batches orders admitted together. A `202` is given
+//! only once the order is durable outside the primary's memory: acknowledged by
+//! `FLASHSALE_REDIS_WAIT_REPLICAS` replicas (`WAIT`, on the admitted path only), else
+//! kept in the fallback table (DynamoDB), where a failover's rebuild finds it; with
+//! no replica configured, once SQS or the fallback table has it. When it can be kept
+//! nowhere, the admission is undone in Redis and the shopper gets 503. A replicated
+//! admission does not wait for SQS: the send goes on after the answer, and on Lambda
+//! the [`settle`] extension keeps the container from freezing until it has ended.
 //! Requests turned away do no queue, DynamoDB or MySQL work, with one exception: a
 //! sale Redis does not know is looked up in MySQL (at most once per memo period per
 //! container), and if Redis lost a running sale, it is rebuilt (see
@@ -18,10 +17,10 @@
 
 pub mod settle;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use flashsale::admission::{Admission, Holders};
+use flashsale::admission::{Admission, Holders, Replication};
 use flashsale::clock::SystemClock;
 use flashsale::config::Need;
 use flashsale::domain::OrderMessage;
@@ -39,6 +38,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json as j;
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 /// A purchase body is a few bytes; anything much larger is not a purchase.
@@ -49,6 +49,9 @@ const MAX_BODY: usize = 1024;
 /// few hundred per-click lookups do; a container's flood after a sell-out is larger than
 /// that, a copy of a huge sale's holders every memo period is not.
 const MAX_HOLDERS_COPIED: usize = 10_000;
+
+/// How long admissions skip `WAIT` after the replicas were late once.
+const REPLICAS_LATE_FOR_MS: i64 = 1000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,8 +71,12 @@ pub struct Admit {
     queue: Arc<dyn Outbound>,
     fallback: Arc<dyn KeptOrders>,
     hand_off: HandOff,
-    /// How long a shopper waits for the order message to be somewhere durable.
-    send_bound: Duration,
+    /// The replicas that must acknowledge an admission, when there are any.
+    replication: Option<Replication>,
+    /// Until when (ms) the replicas are taken to be lagging: admissions then skip `WAIT`,
+    /// which would hold their connection for its whole timeout, and keep the order in
+    /// the fallback table at once.
+    replicas_late_until_ms: AtomicI64,
     ids: Arc<IdGenerator>,
     /// Sales Redis said were sold out a moment ago, with who held their units then (when
     /// few enough to copy): the flood after the last unit stops here. Set only when Redis
@@ -89,7 +96,9 @@ impl Admit {
             hand_off: HandOff::start(queue.clone(), fallback.clone()),
             queue,
             fallback,
-            send_bound: config.admit_send_bound,
+            replication: (config.redis_wait_replicas > 0)
+                .then_some(Replication { replicas: config.redis_wait_replicas, timeout: config.admit_durable_bound }),
+            replicas_late_until_ms: AtomicI64::new(0),
             ids,
             sold_out: SaleMemo::new(config.sold_out_ttl),
             missing: MissingSales::new(config.sold_out_ttl, config.recovery_drain_bound),
@@ -147,18 +156,18 @@ impl Admit {
             return Err(answer);
         }
         let order = OrderMessage { order_id: self.ids.next_id().await?, sale_id, user_id: caller.user, quantity };
-        let admission = match self.redis.admit(&order).await {
-            Ok(Admission::UnknownSale) => {
+        let (admission, replicated) = match self.admit_replicated(&order).await {
+            Ok((Admission::UnknownSale, _)) => {
                 // A lost sale rebuilt by this call: this request goes on.
                 self.missing.recover(&self.mysql, &self.redis, &*self.queue, &*self.fallback, sale_id).await?;
-                self.redis.admit(&order).await?
+                self.admit_replicated(&order).await?
             }
-            Ok(admission) => admission,
+            Ok(admitted) => admitted,
             // The script may have run before the call failed: its outbox entry says.
             Err(e) if may_have_run(&e) => match self.redis.in_outbox(sale_id, order.order_id).await {
                 Ok(true) => {
                     tracing::warn!(error = %e, "admission call failed after the script ran; the order stands");
-                    return self.admitted(&order, None).await;
+                    return self.admitted(&order, None, false).await;
                 }
                 _ => return Err(e),
             },
@@ -166,7 +175,7 @@ impl Admit {
         };
         match admission {
             Admission::Admitted { remaining, .. } => {
-                let response = self.admitted(&order, Some(remaining)).await;
+                let response = self.admitted(&order, Some(remaining), replicated).await;
                 // An admission taken back (nowhere durable to keep it) put its units back.
                 if remaining == 0 && response.is_ok() {
                     self.mark_sold_out(sale_id).await;
@@ -187,6 +196,19 @@ impl Admit {
         }
     }
 
+    /// The admission, and whether the replicas acknowledged it. After a `WAIT` that timed
+    /// out, the next second's admissions do not ask.
+    async fn admit_replicated(&self, order: &OrderMessage) -> Result<(Admission, bool)> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let replication = self.replication.filter(|_| now_ms >= self.replicas_late_until_ms.load(Ordering::Relaxed));
+        let (admission, replicated) = self.redis.admit_replicated(order, replication).await?;
+        if replication.is_some() && matches!(admission, Admission::Admitted { .. }) && !replicated {
+            tracing::warn!("the replicas did not acknowledge the admission in time");
+            self.replicas_late_until_ms.store(now_ms + REPLICAS_LATE_FOR_MS, Ordering::Relaxed);
+        }
+        Ok((admission, replicated))
+    }
+
     /// Remembers that Redis had no units left, and who held them, unless another request
     /// of this container already did.
     async fn mark_sold_out(&self, sale: SaleId) {
@@ -202,31 +224,62 @@ impl Admit {
         }
     }
 
-    /// The order is in the outbox: send it on and tell the shopper, once it is somewhere
-    /// durable (SQS, or the fallback table) or the send bound has passed, with the units
-    /// left right after it when known, so the page shows the new stock at once.
-    async fn admitted(&self, order: &OrderMessage, remaining: Option<u64>) -> Result<Response<Body>> {
+    /// The order is in the outbox: tell the shopper 202 once it is durable outside the
+    /// primary's memory, with the units left right after it when known (the page shows
+    /// the new stock at once); or take the admission back and answer 503. The message
+    /// goes to SQS in every case, the quick way into MySQL.
+    async fn admitted(&self, order: &OrderMessage, remaining: Option<u64>, replicated: bool) -> Result<Response<Body>> {
         tracing::Span::current().record("order_id", order.order_id.0);
-        let Some(handed) = self.hand_off.submit(order.clone()) else {
-            tracing::warn!("too many orders wait for the queue; the outbox holds this one until reconcile re-sends it");
+        let handed = self.hand_off.submit(order.clone());
+        let Err(not_kept) = self.durable(order, replicated, handed).await else {
             return Ok(accepted(order, remaining));
         };
-        match tokio::time::timeout(self.send_bound, handed).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(kept))) => {
-                // Nowhere durable: take the admission back rather than answer with a
-                // 202 that Redis alone remembers.
-                if self.redis.undo_admission(order).await? {
-                    return Err(kept);
-                }
-                tracing::warn!("the order reached MySQL meanwhile; it stands");
-            }
-            Ok(Err(_)) => return Err(Error::Internal("the hand-off task stopped".into())),
-            // The hand-off goes on; on Lambda the `settle` extension keeps the container
-            // from freezing before it ends.
-            Err(_) => tracing::warn!("order message still on its way; the outbox holds it meanwhile"),
+        // Nowhere durable: take the admission back rather than answer with a 202 that the
+        // primary alone remembers.
+        if self.redis.undo_admission(order).await? {
+            return Err(not_kept);
         }
+        tracing::warn!("the order reached MySQL meanwhile; it stands");
         Ok(accepted(order, remaining))
+    }
+
+    /// `Ok` once the order is somewhere a failover or a loss of Redis leaves it: on the
+    /// replicas that acknowledged it, in the fallback table, or, with no replica to ask,
+    /// in SQS. A failover's rebuild finds the first two exactly (the promoted replica's
+    /// outbox, the table), so with replicas SQS alone is the last resort.
+    async fn durable(
+        &self,
+        order: &OrderMessage,
+        replicated: bool,
+        handed: Option<oneshot::Receiver<Result<()>>>,
+    ) -> Result<()> {
+        // The hand-off goes on; on Lambda the `settle` extension keeps the container from
+        // freezing before it ends.
+        if replicated {
+            return Ok(());
+        }
+        let handed = async {
+            match handed {
+                Some(handed) => {
+                    handed.await.unwrap_or_else(|_| Err(Error::Internal("the hand-off task stopped".into())))
+                }
+                None => Err(Error::Unavailable { service: "orders queue (too many waiting)", retry_after_secs: 1 }),
+            }
+        };
+        if self.replication.is_none() {
+            // SQS or, when it fails, the fallback table, as the hand-off ends.
+            return match handed.await {
+                Err(Error::Unavailable { .. }) => self.fallback.keep(order).await,
+                outcome => outcome,
+            };
+        }
+        match self.fallback.keep(order).await {
+            Ok(()) => Ok(()),
+            Err(kept) => {
+                tracing::warn!(error = %kept, "unreplicated admission not kept in the fallback table; waiting for SQS");
+                handed.await.map_err(|_| kept)
+            }
+        }
     }
 }
 
@@ -242,6 +295,8 @@ fn accepted(order: &OrderMessage, remaining: Option<u64>) -> Response<Body> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use flashsale::{OrderId, UserId};
     use flashsale_testing::{stores, RecordingFallback, RecordingQueue};
 
@@ -250,9 +305,13 @@ mod tests {
     /// An `admit` whose Redis and MySQL are a closed port: only the queue and the
     /// fallback answer.
     fn admit(queue: &RecordingQueue, fallback: &RecordingFallback) -> Admit {
+        admit_with_replicas(queue, fallback, 0)
+    }
+
+    fn admit_with_replicas(queue: &RecordingQueue, fallback: &RecordingFallback, replicas: u32) -> Admit {
         let ids = Arc::new(IdGenerator::with_worker(1, Duration::from_secs(60), Arc::new(SystemClock)));
         let mut config = Config::from_env().unwrap();
-        config.admit_send_bound = Duration::from_millis(100);
+        config.redis_wait_replicas = replicas;
         Admit::new(stores(queue, fallback), ids, &config)
     }
 
@@ -267,7 +326,7 @@ mod tests {
     #[tokio::test]
     async fn an_admitted_order_goes_to_sqs_and_the_shopper_hears_202() {
         let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
-        let response = admit(&queue, &fallback).admitted(&order(), Some(8)).await.unwrap();
+        let response = admit(&queue, &fallback).admitted(&order(), Some(8), false).await.unwrap();
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         assert_eq!(
             body(&response),
@@ -281,18 +340,43 @@ mod tests {
     async fn when_sqs_fails_the_order_is_kept_in_the_fallback_and_the_shopper_still_hears_202() {
         let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
         queue.fail(true);
-        let response = admit(&queue, &fallback).admitted(&order(), None).await.unwrap();
+        let response = admit(&queue, &fallback).admitted(&order(), None, false).await.unwrap();
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         assert!(body(&response).get("remaining").is_none(), "no stock figure when none is known");
         assert_eq!(fallback.kept(), [order()]);
     }
 
     #[tokio::test]
-    async fn a_slow_queue_does_not_hold_the_shopper_and_the_order_still_reaches_it() {
+    async fn without_replicas_the_shopper_hears_202_only_once_sqs_has_the_order() {
+        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+        queue.slow(Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let response = admit(&queue, &fallback).admitted(&order(), Some(8), false).await.unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert!(started.elapsed() >= Duration::from_millis(300), "answered before the order left the primary");
+        assert_eq!(queue.orders(), [order()]);
+    }
+
+    #[tokio::test]
+    async fn an_unreplicated_admission_is_kept_in_the_fallback_table_before_the_202() {
+        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+        let response = admit_with_replicas(&queue, &fallback, 1).admitted(&order(), Some(8), false).await.unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert_eq!(fallback.kept(), [order()], "where a failover's rebuild finds it");
+        // Where the fallback table fails, SQS having it is the last resort.
+        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+        fallback.fail(true);
+        let response = admit_with_replicas(&queue, &fallback, 1).admitted(&order(), Some(8), false).await.unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert_eq!(queue.orders(), [order()]);
+    }
+
+    #[tokio::test]
+    async fn a_replicated_admission_does_not_wait_for_a_slow_queue_and_the_order_still_reaches_it() {
         let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
         queue.slow(Duration::from_millis(600));
         let started = std::time::Instant::now();
-        let response = admit(&queue, &fallback).admitted(&order(), Some(8)).await.unwrap();
+        let response = admit_with_replicas(&queue, &fallback, 1).admitted(&order(), Some(8), true).await.unwrap();
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         assert!(started.elapsed() < Duration::from_millis(500), "answered after the bound, not after the send");
         assert!(queue.orders().is_empty(), "still on its way");
@@ -304,12 +388,12 @@ mod tests {
     #[tokio::test]
     async fn settled_waits_for_every_send_still_on_its_way_after_the_answers() {
         let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
-        let admit = admit(&queue, &fallback);
+        let admit = admit_with_replicas(&queue, &fallback, 1);
         admit.settled().await; // nothing handed off yet
         queue.slow(Duration::from_millis(300));
         let orders: Vec<OrderMessage> =
             (0..12).map(|i| OrderMessage { order_id: OrderId(200 + i), ..order() }).collect();
-        for answer in futures::future::join_all(orders.iter().map(|o| admit.admitted(o, None))).await {
+        for answer in futures::future::join_all(orders.iter().map(|o| admit.admitted(o, None, true))).await {
             assert_eq!(answer.unwrap().status(), StatusCode::ACCEPTED);
         }
         assert!(queue.orders().len() < orders.len(), "answered before every send ended");
@@ -324,7 +408,7 @@ mod tests {
         let admit = admit(&queue, &fallback);
         let orders: Vec<OrderMessage> =
             (0..25).map(|i| OrderMessage { order_id: OrderId(100 + i), ..order() }).collect();
-        let answers = futures::future::join_all(orders.iter().map(|o| admit.admitted(o, None))).await;
+        let answers = futures::future::join_all(orders.iter().map(|o| admit.admitted(o, None, false))).await;
         assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|r| r.status() == StatusCode::ACCEPTED)));
         let mut batches = queue.batches();
         batches.sort();
@@ -340,7 +424,7 @@ mod tests {
         queue.fail(true);
         fallback.fail(true);
         // The admission is taken back in Redis, unreachable here too: an error either way.
-        let error = admit(&queue, &fallback).admitted(&order(), Some(8)).await.unwrap_err();
+        let error = admit(&queue, &fallback).admitted(&order(), Some(8), false).await.unwrap_err();
         assert_eq!(problem(&error).status(), StatusCode::SERVICE_UNAVAILABLE, "{error}");
         assert!(queue.orders().is_empty() && fallback.kept().is_empty());
     }

@@ -40,9 +40,14 @@ pub struct Config {
     /// `FLASHSALE_AWS_TIMEOUT_MS` (formerly `FLASHSALE_SQS_TIMEOUT_MS`, still accepted):
     /// per call to an AWS service (SQS, DynamoDB, S3, CloudFront, Secrets Manager).
     pub aws_timeout: Duration,
-    /// `FLASHSALE_ADMIT_SEND_BOUND_MS`: how long `admit` waits for an admitted order to
-    /// reach SQS (or the fallback) before it answers 202 anyway, the send going on.
-    pub admit_send_bound: Duration,
+    /// `FLASHSALE_REDIS_WAIT_REPLICAS`: how many Redis replicas must acknowledge an
+    /// admission (`WAIT`) for it to count as durable; 0 (no replica) leaves SQS and the
+    /// fallback table as the only places that make it so.
+    pub redis_wait_replicas: u32,
+    /// `FLASHSALE_ADMIT_DURABLE_BOUND_MS` (formerly `FLASHSALE_ADMIT_SEND_BOUND_MS`): how
+    /// long `admit` waits for the replicas' acknowledgement before it keeps the order in
+    /// the fallback table instead.
+    pub admit_durable_bound: Duration,
     /// `FLASHSALE_DB_TIMEOUT_MS`: to get a pooled MySQL connection.
     pub db_timeout: Duration,
     /// `FLASHSALE_BREAKER_FAILURES`: consecutive failures that open a circuit breaker.
@@ -136,7 +141,11 @@ impl Config {
                 true => number("FLASHSALE_SQS_TIMEOUT_MS", 2000)?,
                 false => number("FLASHSALE_AWS_TIMEOUT_MS", 2000)?,
             }),
-            admit_send_bound: Duration::from_millis(number("FLASHSALE_ADMIT_SEND_BOUND_MS", 10)?),
+            redis_wait_replicas: number("FLASHSALE_REDIS_WAIT_REPLICAS", 0)?,
+            admit_durable_bound: Duration::from_millis(match var("FLASHSALE_ADMIT_DURABLE_BOUND_MS", "").is_empty() {
+                true => number("FLASHSALE_ADMIT_SEND_BOUND_MS", 50)?,
+                false => number("FLASHSALE_ADMIT_DURABLE_BOUND_MS", 50)?,
+            }),
             db_timeout: Duration::from_millis(number("FLASHSALE_DB_TIMEOUT_MS", 3000)?),
             breaker_failures: number("FLASHSALE_BREAKER_FAILURES", 5)?,
             breaker_cooldown: Duration::from_millis(number("FLASHSALE_BREAKER_COOLDOWN_MS", 2000)?),

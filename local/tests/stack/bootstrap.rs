@@ -194,7 +194,7 @@ async fn every_arm64_release_bootstrap_answers_its_sample_event_under_qemu() {
 /// answering and every extension has asked for its next event too. `admit` answers 202
 /// before a slow hand-off ends, so its extension must hold the freeze until the order is
 /// somewhere durable. Here AWS answers 300 ms late and SQS refuses the order (its queue
-/// is gone), while the shopper is answered at once (send bound 0): the order reaches the
+/// is gone), while the shopper is answered at once (its replica acknowledged it): the order reaches the
 /// fallback table only after two slow round trips, long after the answer. The process is
 /// stopped at the moment Lambda would freeze it, and the order must be in the fallback
 /// table by then.
@@ -215,7 +215,8 @@ async fn admit_is_frozen_only_once_its_admitted_order_is_durable() {
     let mut vars = env_vars("AdmitFunction", &stack);
     vars.insert("AWS_ENDPOINT_URL".into(), format!("http://{}", slow_aws.addr));
     vars.insert("FLASHSALE_ORDERS_QUEUE_URL".into(), format!("{}-gone", stack.config.orders_queue_url));
-    vars.insert("FLASHSALE_ADMIT_SEND_BOUND_MS".into(), "0".into());
+    // The replica acknowledges the admission: the 202 goes out before the hand-off ends.
+    vars.insert("FLASHSALE_REDIS_WAIT_REPLICAS".into(), "1".into());
     let admit = Build::Native
         .command("admit")
         .env_clear()

@@ -110,6 +110,7 @@ async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() 
         o.migrate = false;
         o.config.database_url = (app_url.clone()).into();
         o.config.redis_url = (own_redis.url()).into();
+        o.config.redis_wait_replicas = 0; // a single node
         o.config.redis_auth_secret = Some(redis_secret.clone());
     })
     .await;

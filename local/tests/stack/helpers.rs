@@ -293,6 +293,8 @@ pub struct OwnRedis {
     password: Option<String>,
     /// Where its self-signed certificate is, when it speaks only TLS.
     tls: Option<std::path::PathBuf>,
+    /// Further arguments of its command line.
+    extra: Vec<String>,
 }
 
 impl OwnRedis {
@@ -317,11 +319,37 @@ impl OwnRedis {
             assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
             dir
         });
-        let child = Self::spawn(port, password.as_deref(), tls.as_deref()).await;
-        OwnRedis { port, child, password, tls }
+        let child = Self::spawn(port, password.as_deref(), tls.as_deref(), &[]).await;
+        OwnRedis { port, child, password, tls, extra: vec![] }
     }
 
-    async fn spawn(port: u16, password: Option<&str>, tls: Option<&std::path::Path>) -> tokio::process::Child {
+    /// A replica of the server at `primary` (or of a proxy in front of it).
+    pub async fn replica_of(primary: std::net::SocketAddr) -> Self {
+        let port = free_port().await;
+        let extra = vec!["--replicaof".to_string(), primary.ip().to_string(), primary.port().to_string()];
+        let child = Self::spawn(port, None, None, &extra).await;
+        let replica = OwnRedis { port, child, password: None, tls: None, extra };
+        eventually("the replica in sync with its primary", Duration::from_secs(20), || async {
+            let client = redis::Client::open(replica.url()).ok()?;
+            let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+            let info: String = redis::cmd("INFO").arg("replication").query_async(&mut conn).await.ok()?;
+            info.contains("master_link_status:up").then_some(())
+        })
+        .await;
+        replica
+    }
+
+    /// SIGKILL: the server is gone at once, with whatever it had not replicated.
+    pub fn kill(&mut self) {
+        self.child.start_kill().unwrap();
+    }
+
+    async fn spawn(
+        port: u16,
+        password: Option<&str>,
+        tls: Option<&std::path::Path>,
+        extra: &[String],
+    ) -> tokio::process::Child {
         let mut args = match tls {
             None => vec!["--port".to_string(), port.to_string()],
             Some(dir) => {
@@ -342,7 +370,16 @@ impl OwnRedis {
                 args
             }
         };
-        args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from));
+        // A replica's first sync starts at once (Redis waits 5 s by default for others).
+        args.extend(
+            ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"]
+                .map(String::from),
+        );
+        args.extend(extra.iter().cloned());
+        // A replica writes the primary's snapshot to its directory while it syncs.
+        let dir = std::env::temp_dir().join(format!("flashsale-redis-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        args.extend(["--dir".to_string(), dir.display().to_string()]);
         if let Some(password) = password {
             args.extend(["--requirepass".to_string(), password.to_string()]);
         }
@@ -371,7 +408,7 @@ impl OwnRedis {
     /// A restart that loses everything, as a failover to an empty replica does.
     pub async fn restart_empty(&mut self) {
         self.child.kill().await.unwrap();
-        self.child = Self::spawn(self.port, self.password.as_deref(), self.tls.as_deref()).await;
+        self.child = Self::spawn(self.port, self.password.as_deref(), self.tls.as_deref(), &self.extra).await;
     }
 }
 

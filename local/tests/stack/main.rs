@@ -10,6 +10,7 @@ mod api;
 mod bootstrap;
 mod browser;
 mod deploy;
+mod failover;
 mod faults;
 mod lifecycle;
 mod load;

@@ -3,9 +3,19 @@
 //! and writes the order's outbox entry. Undoing it takes an admission back when the
 //! order could be kept nowhere durable.
 
+use std::time::Duration;
+
 use crate::domain::{OrderId, OrderMessage};
 use crate::error::{Error, Result};
 use crate::stores::redis::{order_id, order_ids, Redis, SaleKeys};
+
+/// How many replicas must acknowledge an admission before it counts as durable, and how
+/// long to wait for them (`WAIT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Replication {
+    pub replicas: u32,
+    pub timeout: Duration,
+}
 
 /// What the admission script decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,7 +40,11 @@ impl Admission {
             "sold_out" => Admission::SoldOut { remaining: number(1)? },
             "not_started" => Admission::NotStarted,
             "ended" => Admission::Ended,
-            "unknown" => Admission::UnknownSale,
+            // A promoted replica's copy is recovered like a lost one.
+            "unknown" | "stale" => Admission::UnknownSale,
+            "id_taken" => {
+                return Err(Error::Internal(format!("order id {} admitted before with another order", field(1))))
+            }
             "bad_quantity" => Admission::BadQuantity { limit: number(1)? as u32 },
             _ => return Err(Error::Internal(format!("admit.lua replied {reply:?}"))),
         })
@@ -39,12 +53,27 @@ impl Admission {
 
 impl Redis {
     pub async fn admit(&self, order: &OrderMessage) -> Result<Admission> {
+        Ok(self.admit_replicated(order, None).await?.0)
+    }
+
+    /// Runs the admission script and, when it admitted and `replication` asks for it,
+    /// waits until that many replicas hold it: `true` when they acknowledged in time.
+    ///
+    /// `WAIT` counts the writes of its own connection, so it follows the script on the
+    /// same one, lent to this call alone (see [`Redis::lend_admitting`]); a turned-away
+    /// request pays nothing for it.
+    pub async fn admit_replicated(
+        &self,
+        order: &OrderMessage,
+        replication: Option<Replication>,
+    ) -> Result<(Admission, bool)> {
         let keys = SaleKeys::new(order.sale_id);
         let payload = serde_json::to_string(order).map_err(|e| Error::serde("order message", e))?;
-        let mut conn = self.conn.clone();
-        let reply: Vec<String> = self
+        let (reply, mut conn): (Vec<String>, _) = self
             .call("admit", async {
-                self.scripts
+                let mut conn = self.lend_admitting().await?;
+                let reply = self
+                    .scripts
                     .admit
                     .key(&keys.meta)
                     .key(&keys.stock)
@@ -57,11 +86,22 @@ impl Redis {
                     .arg(order.order_id.to_string())
                     .arg(payload)
                     .invoke_async(&mut conn)
-                    .await
-                    .map_err(Error::from)
+                    .await?;
+                Ok((reply, conn))
             })
             .await?;
-        Admission::parse(reply)
+        let admission = Admission::parse(reply)?;
+        let wait = replication.filter(|_| matches!(admission, Admission::Admitted { .. }));
+        let acknowledged = match wait {
+            Some(replication) => replicated(&mut conn, replication).await,
+            None => Some(false),
+        };
+        // A connection whose WAIT failed may still be blocked: it is not lent again.
+        if acknowledged.is_some() {
+            self.give_back_admitting(conn);
+        }
+        let acknowledged = acknowledged.unwrap_or(false);
+        Ok((admission, acknowledged))
     }
 
     /// Takes back an admission whose order could be kept nowhere durable, so the shopper
@@ -69,5 +109,23 @@ impl Redis {
     /// for MySQL: then it stands.
     pub async fn undo_admission(&self, order: &OrderMessage) -> Result<bool> {
         Ok(self.run_release("undo", order, &[]).await? != -3)
+    }
+}
+
+/// Whether `replication.replicas` replicas acknowledged the writes of `conn` within the
+/// timeout; `None` when asking failed, which is no acknowledgement either, not a Redis
+/// failure: the caller then keeps the order elsewhere.
+async fn replicated(conn: &mut redis::aio::MultiplexedConnection, replication: Replication) -> Option<bool> {
+    let asked: redis::RedisResult<i64> = redis::cmd("WAIT")
+        .arg(replication.replicas)
+        .arg(replication.timeout.as_millis().max(1) as u64)
+        .query_async(conn)
+        .await;
+    match asked {
+        Ok(acknowledged) => Some(acknowledged >= i64::from(replication.replicas)),
+        Err(e) => {
+            tracing::warn!(error = %e, "WAIT failed; not counted as replicated");
+            None
+        }
     }
 }

@@ -5,5 +5,5 @@
 pub mod admit;
 pub mod limit;
 
-pub use admit::Admission;
+pub use admit::{Admission, Replication};
 pub use limit::Holders;

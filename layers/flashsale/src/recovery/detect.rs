@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use redis::AsyncCommands;
 
 use super::rebuild::rebuild;
 use crate::domain::{Sale, SaleId};
@@ -157,11 +156,16 @@ impl MissingSales {
 }
 
 impl Redis {
-    /// Whether the sale's state is in Redis.
+    /// Whether the sale's state is in Redis and was written on this primary: a promoted
+    /// replica's copy may lack the last writes (see `lua/epoch.lua`).
     pub async fn has_sale(&self, sale: SaleId) -> Result<bool> {
         let keys = SaleKeys::new(sale);
         let mut conn = self.conn.clone();
-        self.call("has sale", async { conn.exists(&keys.meta).await.map_err(Error::from) }).await
+        self.call("has sale", async {
+            let present: i64 = self.scripts.present.key(&keys.meta).invoke_async(&mut conn).await?;
+            Ok(present == 1)
+        })
+        .await
     }
 
     /// Records that the sale's state was found missing; returns since when (ms), the

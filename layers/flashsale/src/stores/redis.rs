@@ -8,10 +8,12 @@
 //! script can touch them all on a cluster.
 
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::AsyncConnectionConfig;
 use redis::Script;
 
 use crate::config::Config;
@@ -64,8 +66,19 @@ impl SaleKeys {
     }
 }
 
+/// Idle admission connections kept for the next admissions; more are closed.
+const IDLE_ADMITTING: usize = 64;
+
 pub struct Redis {
     pub(crate) conn: ConnectionManager,
+    /// The admission script's connections, each lent to one admission at a time:
+    /// `WAIT` blocks its connection until the replicas answer (or it times out), so a
+    /// lagging replica holds up only the admission that waits, never calls queued
+    /// behind it on a shared connection. On Lambda (one request per container) this is
+    /// one connection.
+    client: redis::Client,
+    admitting_config: AsyncConnectionConfig,
+    idle_admitting: Mutex<Vec<MultiplexedConnection>>,
     pub(crate) scripts: Scripts,
     breaker: Breaker,
 }
@@ -77,6 +90,17 @@ pub(crate) struct Scripts {
     pub(crate) warm: Script,
     pub(crate) rebuild: Script,
     pub(crate) holders: Script,
+    pub(crate) present: Script,
+}
+
+/// A script of `lua/` that reads or writes a sale's state, after the epoch check it shares.
+macro_rules! sale_script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("../../../../lua/epoch.lua"),
+            include_str!(concat!("../../../../lua/", $file))
+        ))
+    };
 }
 
 /// An order id as Redis keeps it. Anything else there is a fault of ours, not a
@@ -110,17 +134,41 @@ impl Redis {
             .set_response_timeout(Some(config.redis_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
+        let admitting_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.redis_timeout))
+            .set_response_timeout(Some(config.redis_timeout));
         Ok(Redis {
             conn: client.get_connection_manager_lazy(manager_config)?,
+            client,
+            admitting_config,
+            idle_admitting: Mutex::new(Vec::new()),
             scripts: Scripts {
-                admit: Script::new(include_str!("../../../../lua/admit.lua")),
-                release: Script::new(include_str!("../../../../lua/release.lua")),
-                warm: Script::new(include_str!("../../../../lua/warm.lua")),
-                rebuild: Script::new(include_str!("../../../../lua/rebuild.lua")),
+                admit: sale_script!("admit.lua"),
+                release: sale_script!("release.lua"),
+                warm: sale_script!("warm.lua"),
+                rebuild: sale_script!("rebuild.lua"),
                 holders: Script::new(include_str!("../../../../lua/holders.lua")),
+                present: sale_script!("present.lua"),
             },
             breaker: Breaker::new("redis", config.breaker_failures, config.breaker_cooldown, config.redis_timeout * 2),
         })
+    }
+
+    /// An admission connection of its own for the caller: an idle one, or a new one.
+    pub(crate) async fn lend_admitting(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let idle = self.idle_admitting.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.client.get_multiplexed_async_connection_with_config(&self.admitting_config).await,
+        }
+    }
+
+    /// Takes back a lent admission connection that served its caller without an error.
+    pub(crate) fn give_back_admitting(&self, conn: MultiplexedConnection) {
+        let mut idle = self.idle_admitting.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_ADMITTING {
+            idle.push(conn);
+        }
     }
 
     pub fn breaker(&self) -> &Breaker {
@@ -145,6 +193,7 @@ impl Redis {
                 .key(&keys.outbox)
                 .key(&keys.outbox_at)
                 .key(&keys.released)
+                .key(&keys.meta)
                 .arg(mode)
                 .arg(order.order_id.to_string())
                 .arg(order.user_id.as_str())
