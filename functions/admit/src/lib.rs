@@ -28,7 +28,7 @@ use flashsale::ids::{IdGenerator, WorkerLeases};
 use flashsale::lambda::http::{self, json, problem};
 use flashsale::memo::SaleMemo;
 use flashsale::outbox::{HandOff, KeptOrders};
-use flashsale::recovery::{self, MissingSales};
+use flashsale::recovery::{self, Drain, MissingSales};
 use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::Redis;
 use flashsale::stores::sqs::Outbound;
@@ -101,7 +101,7 @@ impl Admit {
             replicas_late_until_ms: AtomicI64::new(0),
             ids,
             sold_out: SaleMemo::new(config.sold_out_ttl),
-            missing: MissingSales::new(config.sold_out_ttl, config.recovery_drain_bound),
+            missing: MissingSales::new(config.sold_out_ttl, Drain::from_config(config)),
         }
     }
 

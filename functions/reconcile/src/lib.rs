@@ -28,7 +28,7 @@ use flashsale::orders::Closing;
 use flashsale::pages::Publisher;
 use flashsale::payments::{received, Provider, Received};
 use flashsale::recovery::drift::{sale_report, SaleReport};
-use flashsale::recovery::{self, Recovery};
+use flashsale::recovery::{self, Drain, Recovery};
 use flashsale::stores::Stores;
 use flashsale::{Config, Error, Result, Sale};
 use serde::Serialize;
@@ -46,7 +46,7 @@ pub struct Reconcile {
     provider: Provider,
     pages: Publisher,
     resend_after: chrono::Duration,
-    drain_bound: Duration,
+    drain: Drain,
     overdue_after: Duration,
     payment_check_after: Duration,
 }
@@ -75,7 +75,7 @@ impl Reconcile {
             provider,
             pages,
             resend_after,
-            drain_bound: config.recovery_drain_bound,
+            drain: Drain::from_config(config),
             overdue_after: config.overdue_close_after,
             payment_check_after: config.payment_check_after,
         }
@@ -108,6 +108,10 @@ impl Reconcile {
         // Redis state missing is not drift 0: a metric of its own, for an alarm.
         let missing = checks.iter().filter(|c| matches!(c.recovery, Some(Recovery::Waiting { .. }))).count();
         emit_metric(&[], "SalesMissingInRedis", missing as i64);
+        // A lost sale whose orders in flight have not landed long after the loss: still
+        // not rebuilt (it would sell their units again); someone must look.
+        let stuck = checks.iter().filter(|c| matches!(c.recovery, Some(Recovery::Waiting { stuck: true, .. }))).count();
+        emit_metric(&[], "RecoveryStuck", stuck as i64);
         let repaired: usize = checks.iter().map(|c| c.payments_repaired).sum();
         emit_metric(&[], "PaymentsRepaired", repaired as i64);
         // Pages of sales that sold out or ended since the last run now say so; the
@@ -121,22 +125,16 @@ impl Reconcile {
 
     pub async fn check(&self, sale: &Sale) -> Result<SaleCheck> {
         let stores = &self.stores;
-        let recovery = match recovery::recover(
-            &stores.mysql,
-            &stores.redis,
-            &*stores.queue,
-            &*stores.fallback,
-            sale,
-            self.drain_bound,
-        )
-        .await?
-        {
-            Recovery::Present | Recovery::NotLive => None,
-            other => {
-                tracing::warn!(sale_id = %sale.id, recovery = ?other, "sale state missing in Redis");
-                Some(other)
-            }
-        };
+        let recovery =
+            match recovery::recover(&stores.mysql, &stores.redis, &*stores.queue, &*stores.fallback, sale, self.drain)
+                .await?
+            {
+                Recovery::Present | Recovery::NotLive => None,
+                other => {
+                    tracing::warn!(sale_id = %sale.id, recovery = ?other, "sale state missing in Redis");
+                    Some(other)
+                }
+            };
         let kept = self.send_kept(sale).await?;
         let stale = self.stores.redis.outbox_before(sale.id, Utc::now() - self.resend_after, RESEND_BATCH).await?;
         let (sent, failed) = delivered(&stale, self.stores.queue.send_orders(&stale).await);

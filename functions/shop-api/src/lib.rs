@@ -14,7 +14,7 @@ use flashsale::lambda::http::{self, json, problem, Caller};
 use flashsale::orders::{find_order, OrderFilter};
 use flashsale::outbox::KeptOrders;
 use flashsale::payments::{checkout::checkout, Provider};
-use flashsale::recovery::MissingSales;
+use flashsale::recovery::{Drain, MissingSales};
 use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::Redis;
 use flashsale::stores::sqs::Outbound;
@@ -47,7 +47,7 @@ impl ShopApi {
         let (sdk, config) = flashsale::stores::aws::load(config).await?;
         Ok(ShopApi::new(
             Stores::new(&sdk, &config)?,
-            MissingSales::new(config.sold_out_ttl, config.recovery_drain_bound),
+            MissingSales::new(config.sold_out_ttl, Drain::from_config(&config)),
             Provider::from_config(&config)?,
         ))
     }

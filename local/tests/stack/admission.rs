@@ -241,3 +241,30 @@ async fn after_the_sell_out_holders_get_their_orders_back_from_the_containers_co
         assert_eq!((status, body["type"].as_str()), (409, Some("/problems/sold-out")), "{shopper}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_admitted_before_with_another_order_is_refused_not_answered_admitted() {
+    use flashsale::admission::Admission;
+    use flashsale::domain::OrderMessage;
+    use flashsale::{OrderId, SaleId, UserId};
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(10, 2, 600, -1, 3600)).await;
+    let redis = flashsale::stores::redis::Redis::connect(&stack.config).unwrap();
+    let order = OrderMessage {
+        order_id: OrderId(4242),
+        sale_id: SaleId(sale),
+        user_id: UserId::new("first").unwrap(),
+        quantity: 1,
+    };
+    assert!(matches!(redis.admit(&order).await.unwrap(), Admission::Admitted { remaining: 9, .. }));
+    // The same call retried after a time-out gets the same answer, and deducts nothing.
+    assert!(matches!(redis.admit(&order).await.unwrap(), Admission::Admitted { remaining: 9, .. }));
+    // Another order under the same id is a fault of the id generator, never admitted.
+    let other = OrderMessage { user_id: UserId::new("second").unwrap(), ..order.clone() };
+    assert!(redis.admit(&other).await.is_err());
+    let mut conn = crate::helpers::redis(&stack).await;
+    assert_eq!(redis_stock(&mut conn, sale).await, 9);
+    let holders: std::collections::HashMap<String, String> = conn.hgetall(keys(sale).bought).await.unwrap();
+    assert_eq!(holders.keys().collect::<Vec<_>>(), ["first"]);
+}

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// Redis Sentinel over one primary, quorum 1, quick to act.
-struct Sentinel {
+pub(crate) struct Sentinel {
     port: u16,
     _child: tokio::process::Child,
 }
@@ -24,7 +24,7 @@ struct Sentinel {
 const GROUP: &str = "flashsale";
 
 impl Sentinel {
-    async fn start(primary: u16) -> Self {
+    pub(crate) async fn start(primary: u16) -> Self {
         let port = free_port().await;
         // Sentinel rewrites its configuration file as it learns the group.
         let dir = std::env::temp_dir().join(format!("flashsale-sentinel-{port}"));
@@ -72,13 +72,13 @@ impl Sentinel {
 
 /// The stack's Redis address: connections go to Sentinel's current primary, and when
 /// it changes every open connection is dropped, as a DNS-following client sees it.
-struct PrimaryEndpoint {
+pub(crate) struct PrimaryEndpoint {
     addr: SocketAddr,
-    primary: watch::Receiver<SocketAddr>,
+    pub(crate) primary: watch::Receiver<SocketAddr>,
 }
 
 impl PrimaryEndpoint {
-    async fn start(sentinel: &Sentinel) -> Self {
+    pub(crate) async fn start(sentinel: &Sentinel) -> Self {
         let (tell, primary) = watch::channel(sentinel.primary().await.expect("sentinel knows the primary"));
         let sentinel_port = sentinel.port;
         tokio::spawn(async move {
@@ -116,7 +116,7 @@ impl PrimaryEndpoint {
         PrimaryEndpoint { addr, primary }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://{}", self.addr)
     }
 }

@@ -69,6 +69,12 @@ impl Api {
         }
     }
 
+    /// The same client and tokens, against the stack at `base`.
+    pub fn at(mut self, base: String) -> Self {
+        self.base = base;
+        self
+    }
+
     pub fn token(&self, user: &str) -> String {
         flashsale_local::sign_in::token(&self.secret, user, false, 3600)
     }

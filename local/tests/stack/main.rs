@@ -14,6 +14,7 @@ mod failover;
 mod faults;
 mod lifecycle;
 mod load;
+mod nemesis;
 mod pages;
 mod payments;
 mod purchase_path;

@@ -26,12 +26,32 @@ pub enum Recovery {
     /// Not published, or ended: nothing to rebuild.
     NotLive,
     /// Orders are still in flight (or another caller is rebuilding): ask again shortly.
+    /// `stuck` once the wait has outlasted [`Drain::alarm_after`].
     Waiting {
         in_flight: u64,
+        stuck: bool,
     },
     Rebuilt {
         remaining: i64,
     },
+}
+
+/// What a lost sale waits for before it is rebuilt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Drain {
+    /// By then every hand-off begun before the loss has ended: SQS, then the fallback
+    /// table, one `FLASHSALE_AWS_TIMEOUT_MS` call each.
+    pub hand_off: Duration,
+    /// A sale still waiting this long after the loss is reported stuck (reconcile's
+    /// `RecoveryStuck` metric), and still not rebuilt: rebuilt before the orders in
+    /// flight land, it would sell their units again.
+    pub alarm_after: Duration,
+}
+
+impl Drain {
+    pub fn from_config(config: &crate::Config) -> Self {
+        Drain { hand_off: config.aws_timeout * 2, alarm_after: config.recovery_drain_bound }
+    }
 }
 
 /// The answer a shopper gets while a sale recovers.
@@ -39,17 +59,18 @@ pub fn recovering() -> Error {
     Error::Unavailable { service: "sale (recovering)", retry_after_secs: 1 }
 }
 
-/// Brings back a published, running sale whose Redis state is missing, once the orders
-/// queue has drained or `drain_bound` has passed since the loss was first seen. Orders
-/// kept in the durable fallback go back into its outbox. Safe to call from many places
-/// at once: one caller rebuilds, the others wait.
+/// Brings back a published, running sale whose Redis state is missing (or is a promoted
+/// replica's copy), once every hand-off begun before the loss has ended and the orders
+/// queue is seen empty; never while it cannot be seen. Orders kept in the durable
+/// fallback go back into its outbox. Safe to call from many places at once: one caller
+/// rebuilds, the others wait.
 pub async fn recover(
     mysql: &Mysql,
     redis: &Redis,
     queue: &dyn Outbound,
     fallback: &dyn KeptOrders,
     sale: &Sale,
-    drain_bound: Duration,
+    drain: Drain,
 ) -> Result<Recovery> {
     if !sale.published || sale.ends_at <= Utc::now() {
         return Ok(Recovery::NotLive);
@@ -60,22 +81,24 @@ pub async fn recover(
     let lost_since_ms = redis.mark_lost(sale.id).await?;
     let waited = Duration::from_millis((Utc::now().timestamp_millis() - lost_since_ms).max(0) as u64);
     // Orders still in the queue hold units MySQL does not count yet; rebuilt before
-    // they land, the sale would sell them again (MySQL would refuse the excess).
+    // they land, the sale would sell them again (MySQL would refuse the excess, and a
+    // shopper told 202 would be refused).
     let in_flight = match queue.orders_in_flight().await {
         Ok(n) => n,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot see the orders queue; waiting out the bound");
+            tracing::warn!(error = %e, "cannot see the orders queue; the sale stays recovering");
             u64::MAX
         }
     };
-    if in_flight > 0 && waited < drain_bound {
-        return Ok(Recovery::Waiting { in_flight });
+    let stuck = waited >= drain.alarm_after;
+    if in_flight > 0 || waited < drain.hand_off {
+        if stuck {
+            tracing::error!(sale_id = %sale.id, in_flight, waited_secs = waited.as_secs(), "sale still recovering: orders in flight have not landed");
+        }
+        return Ok(Recovery::Waiting { in_flight, stuck });
     }
     if !redis.claim_rebuild(sale.id, REBUILD_CLAIM).await? {
-        return Ok(Recovery::Waiting { in_flight });
-    }
-    if in_flight > 0 {
-        tracing::warn!(sale_id = %sale.id, in_flight, "rebuilding before the orders queue drained: the bound passed");
+        return Ok(Recovery::Waiting { in_flight, stuck });
     }
     let pending = fallback.of_sale(sale.id).await?;
     Ok(match rebuild(mysql, redis, sale.id, &pending, false).await? {
@@ -110,12 +133,12 @@ impl Missing {
 /// verdict is remembered per container for a moment, so a crowd costs MySQL one read.
 pub struct MissingSales {
     memo: SaleMemo<Missing>,
-    drain_bound: Duration,
+    drain: Drain,
 }
 
 impl MissingSales {
-    pub fn new(memo_ttl: Duration, drain_bound: Duration) -> Self {
-        MissingSales { memo: SaleMemo::new(memo_ttl), drain_bound }
+    pub fn new(memo_ttl: Duration, drain: Drain) -> Self {
+        MissingSales { memo: SaleMemo::new(memo_ttl), drain }
     }
 
     /// The answer already known for a sale found missing a moment ago.
@@ -138,9 +161,9 @@ impl MissingSales {
         }
         let verdict = match mysql.sale(sale).await? {
             Some(found) if found.published && found.ends_at > Utc::now() => {
-                match recover(mysql, redis, queue, fallback, &found, self.drain_bound).await? {
+                match recover(mysql, redis, queue, fallback, &found, self.drain).await? {
                     Recovery::Rebuilt { .. } | Recovery::Present => return Ok(()),
-                    Recovery::Waiting { in_flight } => {
+                    Recovery::Waiting { in_flight, .. } => {
                         tracing::warn!(sale_id = %sale, in_flight, "sale missing in Redis; recovering once the orders in flight land");
                         Missing::Recovering
                     }

@@ -10,5 +10,5 @@ pub mod drift;
 pub mod rebuild;
 pub mod refused;
 
-pub use detect::{recover, recovering, MissingSales, Recovery};
+pub use detect::{recover, recovering, Drain, MissingSales, Recovery};
 pub use rebuild::rebuild;

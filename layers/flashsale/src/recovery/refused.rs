@@ -9,10 +9,12 @@ use crate::stores::redis::Redis;
 /// Settles an order MySQL refused: its hold leaves Redis and the stock on sale becomes
 /// what MySQL and the outbox leave over, so a unit that never existed is not sold again.
 pub async fn correct_after_refusal(mysql: &Mysql, redis: &Redis, order: &Order) -> Result<()> {
-    let outbox = redis.outbox_ids(order.sale_id).await?;
     let Some(mut locked) = mysql.lock_sale(order.sale_id).await? else {
         return Ok(());
     };
+    // Read under the lock: an order committed between a read before it and the lock
+    // would be neither among the ids checked nor out of the outbox yet, and counted twice.
+    let outbox = redis.outbox_ids(order.sale_id).await?;
     let in_mysql = locked.existing(&outbox).await?;
     let settled = redis.release_refused(order, locked.sale.stock, locked.sale.sold, &in_mysql).await?;
     locked.release().await?;

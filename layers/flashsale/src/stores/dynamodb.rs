@@ -86,6 +86,8 @@ impl FallbackTable {
                     .table_name(&self.table)
                     .key_condition_expression("sale_id = :sale")
                     .expression_attribute_values(":sale", AttributeValue::N(sale.to_string()))
+                    // A rebuild counts what is here: an order kept a moment ago must be seen.
+                    .consistent_read(true)
                     .into_paginator()
                     .items()
                     .send()
