@@ -41,6 +41,9 @@ const CLOSE_BATCH: u32 = 500;
 /// minute); the next run takes the rest.
 const PAYMENT_BATCH: u32 = 100;
 
+/// The function's timeout in template.yaml: a run that died lets the next one in by then.
+const RUN_CLAIM: Duration = Duration::from_secs(60);
+
 pub struct Reconcile {
     stores: Stores,
     provider: Provider,
@@ -48,6 +51,8 @@ pub struct Reconcile {
     resend_after: chrono::Duration,
     drain: Drain,
     overdue_after: Duration,
+    /// Held by the run under way.
+    run_claim_key: String,
     payment_check_after: Duration,
 }
 
@@ -78,6 +83,8 @@ impl Reconcile {
             drain: Drain::from_config(config),
             overdue_after: config.overdue_close_after,
             payment_check_after: config.payment_check_after,
+            // Its stack's own: stacks that share a Redis (the tests') run side by side.
+            run_claim_key: format!("flashsale:reconcile-running:{}", config.orders_queue_url),
         }
     }
 
@@ -92,7 +99,27 @@ impl Reconcile {
         ))
     }
 
+    /// One run over every open sale. Its schedule invokes it asynchronously, so runs
+    /// can overlap (a slow one, a retry); a run that finds another under way stops at
+    /// once, with no checks.
     pub async fn run(&self) -> Result<Vec<SaleCheck>> {
+        if !self.stores.redis.claim(&self.run_claim_key, RUN_CLAIM).await? {
+            tracing::info!("another reconcile run is under way; this one stops");
+            return Ok(Vec::new());
+        }
+        let checks = self.run_claimed().await;
+        if let Err(e) = self.stores.redis.give_up(&self.run_claim_key).await {
+            tracing::warn!(error = %e, "reconcile's claim stays until it lapses");
+        }
+        checks
+    }
+
+    /// What the run under way holds.
+    pub fn run_claim_key(&self) -> &str {
+        &self.run_claim_key
+    }
+
+    async fn run_claimed(&self) -> Result<Vec<SaleCheck>> {
         let mut checks = Vec::new();
         // One sale's trouble (SQS refusing its re-sends, say) must not stop the others.
         for sale in self.stores.mysql.open_sales().await? {

@@ -488,3 +488,22 @@ async fn an_ended_sale_keys_expire_once_its_outbox_is_empty_and_lookups_skip_dea
     let (status, body) = api.order("late", &order).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("UNPAID")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_run_that_finds_another_under_way_stops_at_once() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    api.sale(sale_spec(10, 1, 600, -1, 3600)).await;
+    // Its schedule invokes it asynchronously: a slow run and the next one, or a retry.
+    // Here the run under way is another container's, holding the claim.
+    let reconcile = &stack.functions.reconcile;
+    let redis = flashsale::stores::redis::Redis::connect(&stack.config).unwrap();
+    assert!(redis.claim(reconcile.run_claim_key(), Duration::from_secs(30)).await.unwrap());
+    let checks = reconcile.run().await.unwrap();
+    assert!(checks.is_empty(), "no sale looked at twice at once ({} checks)", checks.len());
+    assert!(
+        !redis.claim(reconcile.run_claim_key(), Duration::from_secs(30)).await.unwrap(),
+        "the claim is the other run's still"
+    );
+    redis.give_up(reconcile.run_claim_key()).await.unwrap();
+}

@@ -215,19 +215,6 @@ impl Redis {
 
     /// One rebuilder at a time per sale: `true` when this caller holds the right for `ttl`.
     pub async fn claim_rebuild(&self, sale: SaleId, ttl: Duration) -> Result<bool> {
-        let key = format!("{{sale:{sale}}}:rebuilding");
-        let mut conn = self.conn.clone();
-        self.call("claim rebuild", async {
-            let claimed: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(1)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl.as_millis() as u64)
-                .query_async(&mut conn)
-                .await?;
-            Ok(claimed.is_some())
-        })
-        .await
+        self.claim(&format!("{{sale:{sale}}}:rebuilding"), ttl).await
     }
 }

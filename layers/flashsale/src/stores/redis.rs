@@ -180,6 +180,29 @@ impl Redis {
         self.breaker.call(work).await.map_err(|e| e.during(operation))
     }
 
+    /// One holder at a time: `true` when this caller now holds `key` for `ttl`.
+    pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        self.call("claim", async {
+            let claimed: Option<String> = redis::cmd("SET")
+                .arg(key)
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .query_async(&mut conn)
+                .await?;
+            Ok(claimed.is_some())
+        })
+        .await
+    }
+
+    /// Gives up a claim before its time.
+    pub async fn give_up(&self, key: &str) -> Result<()> {
+        let mut conn = self.conn.clone();
+        self.call("give up claim", async { Ok(redis::cmd("DEL").arg(key).query_async(&mut conn).await?) }).await
+    }
+
     /// Runs `lua/release.lua` in `mode` for an order; its reply as is.
     pub(crate) async fn run_release(&self, mode: &str, order: &OrderMessage, extra: &[String]) -> Result<i64> {
         let keys = SaleKeys::new(order.sale_id);
