@@ -258,27 +258,24 @@ impl Admit {
         if replicated {
             return Ok(());
         }
-        let handed = async {
-            match handed {
-                Some(handed) => {
-                    handed.await.unwrap_or_else(|_| Err(Error::Internal("the hand-off task stopped".into())))
-                }
-                None => Err(Error::Unavailable { service: "orders queue (too many waiting)", retry_after_secs: 1 }),
-            }
+        // How the hand-off ends: in SQS or, when SQS fails, the fallback table.
+        let handed_off = |handed: oneshot::Receiver<Result<()>>| async move {
+            handed.await.unwrap_or_else(|_| Err(Error::Internal("the hand-off task stopped".into())))
         };
         if self.replication.is_none() {
-            // SQS or, when it fails, the fallback table, as the hand-off ends.
-            return match handed.await {
-                Err(Error::Unavailable { .. }) => self.fallback.keep(order).await,
-                outcome => outcome,
+            return match handed {
+                Some(handed) => handed_off(handed).await,
+                // Too many orders wait for the queue: the fallback table, at once.
+                None => self.fallback.keep(order).await,
             };
         }
-        match self.fallback.keep(order).await {
-            Ok(()) => Ok(()),
-            Err(kept) => {
+        match (self.fallback.keep(order).await, handed) {
+            (Ok(()), _) => Ok(()),
+            (Err(kept), Some(handed)) => {
                 tracing::warn!(error = %kept, "unreplicated admission not kept in the fallback table; waiting for SQS");
-                handed.await.map_err(|_| kept)
+                handed_off(handed).await.map_err(|_| kept)
             }
+            (Err(kept), None) => Err(kept),
         }
     }
 }

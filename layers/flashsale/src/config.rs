@@ -137,15 +137,17 @@ impl Config {
             ),
             bucket: var("FLASHSALE_BUCKET", "flashsale-pages"),
             redis_timeout: Duration::from_millis(number("FLASHSALE_REDIS_TIMEOUT_MS", 250)?),
-            aws_timeout: Duration::from_millis(match var("FLASHSALE_AWS_TIMEOUT_MS", "").is_empty() {
-                true => number("FLASHSALE_SQS_TIMEOUT_MS", 2000)?,
-                false => number("FLASHSALE_AWS_TIMEOUT_MS", 2000)?,
-            }),
+            aws_timeout: Duration::from_millis(number_or_alias(
+                "FLASHSALE_AWS_TIMEOUT_MS",
+                "FLASHSALE_SQS_TIMEOUT_MS",
+                2000,
+            )?),
             redis_wait_replicas: number("FLASHSALE_REDIS_WAIT_REPLICAS", 0)?,
-            admit_durable_bound: Duration::from_millis(match var("FLASHSALE_ADMIT_DURABLE_BOUND_MS", "").is_empty() {
-                true => number("FLASHSALE_ADMIT_SEND_BOUND_MS", 50)?,
-                false => number("FLASHSALE_ADMIT_DURABLE_BOUND_MS", 50)?,
-            }),
+            admit_durable_bound: Duration::from_millis(number_or_alias(
+                "FLASHSALE_ADMIT_DURABLE_BOUND_MS",
+                "FLASHSALE_ADMIT_SEND_BOUND_MS",
+                50,
+            )?),
             db_timeout: Duration::from_millis(number("FLASHSALE_DB_TIMEOUT_MS", 3000)?),
             breaker_failures: number("FLASHSALE_BREAKER_FAILURES", 5)?,
             breaker_cooldown: Duration::from_millis(number("FLASHSALE_BREAKER_COOLDOWN_MS", 2000)?),
@@ -228,6 +230,11 @@ fn flag(name: &str) -> Result<bool> {
         "false" | "0" => Ok(false),
         other => Err(Error::Config(format!("{name}={other:?} is not true or false"))),
     }
+}
+
+/// [`number`] under `name`, or under its former `old_name` while `name` is unset.
+fn number_or_alias<T: std::str::FromStr>(name: &str, old_name: &str, default: T) -> Result<T> {
+    number(if var(name, "").is_empty() { old_name } else { name }, default)
 }
 
 fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
