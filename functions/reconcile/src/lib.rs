@@ -11,6 +11,8 @@
 //! - Unpaid orders past their deadline by `FLASHSALE_OVERDUE_CLOSE_SECS` are closed
 //!   here, the same idempotent close as `close-expired`'s: a close message lost to the
 //!   DLQ holds no unit for long.
+//! - Closed orders whose units Redis still holds (the close committed, its release did
+//!   not run and nothing redelivered it) give them back, once per order.
 //! - Unpaid orders whose payment started `FLASHSALE_PAYMENT_CHECK_AFTER_SECS` ago are
 //!   checked with the payment provider: money
 //!   it has that the order does not know of (a webhook dropped or not yet delivered) is
@@ -41,8 +43,10 @@ const CLOSE_BATCH: u32 = 500;
 /// minute); the next run takes the rest.
 const PAYMENT_BATCH: u32 = 100;
 
-/// The function's timeout in template.yaml: a run that died lets the next one in by then.
-const RUN_CLAIM: Duration = Duration::from_secs(60);
+/// How long a run's claim holds unless renewed: a run that died (its container gone, its
+/// time up), or a claim a failover brought back after its run gave it up, lets the next
+/// run in by then. A live run renews it every third of this.
+const RUN_CLAIM: Duration = Duration::from_secs(10);
 
 pub struct Reconcile {
     stores: Stores,
@@ -63,6 +67,9 @@ pub struct SaleCheck {
     pub resent: usize,
     /// Overdue unpaid orders this run closed.
     pub closed: usize,
+    /// Closed orders whose units this run put back on sale in Redis: their close's own
+    /// release had not run.
+    pub released: usize,
     /// Orders whose money the provider had and the order did not know of, now paid or
     /// refunded.
     pub payments_repaired: usize,
@@ -103,15 +110,34 @@ impl Reconcile {
     /// can overlap (a slow one, a retry); a run that finds another under way stops at
     /// once, with no checks.
     pub async fn run(&self) -> Result<Vec<SaleCheck>> {
-        if !self.stores.redis.claim(&self.run_claim_key, RUN_CLAIM).await? {
+        let Some(claim) = self.stores.redis.claim(&self.run_claim_key, RUN_CLAIM).await? else {
             tracing::info!("another reconcile run is under way; this one stops");
             return Ok(Vec::new());
-        }
-        let checks = self.run_claimed().await;
-        if let Err(e) = self.stores.redis.give_up(&self.run_claim_key).await {
-            tracing::warn!(error = %e, "reconcile's claim stays until it lapses");
+        };
+        let checks = tokio::select! {
+            checks = self.run_claimed() => checks,
+            lost = self.keep(&claim) => return Err(lost),
+        };
+        match self.stores.redis.give_up(claim).await {
+            Ok(true) => {}
+            // It outlasted its claim: the run that took it over keeps it.
+            Ok(false) => tracing::warn!("this reconcile run outlasted its claim; the next run's stays"),
+            Err(e) => tracing::warn!(error = %e, "reconcile's claim stays until it lapses"),
         }
         checks
+    }
+
+    /// Renews the run's claim while the run goes on; returns only once the claim is
+    /// lost to another run (it lapsed while Redis was out of reach), which stops this one.
+    async fn keep(&self, claim: &flashsale::stores::redis::Claim) -> Error {
+        loop {
+            tokio::time::sleep(RUN_CLAIM / 3).await;
+            match self.stores.redis.renew(claim, RUN_CLAIM).await {
+                Ok(true) => {}
+                Ok(false) => return Error::Internal("reconcile's claim lapsed and another run took it over".into()),
+                Err(e) => tracing::warn!(error = %e, "reconcile's claim not renewed; trying again"),
+            }
+        }
     }
 
     /// What the run under way holds.
@@ -175,6 +201,11 @@ impl Reconcile {
         }
         let payments_repaired = self.check_payments(sale).await?;
         let closed = self.close_overdue(sale).await?;
+        // While the sale's state is missing or another primary's, the rebuild counts them.
+        let released = match recovery {
+            None => self.stores.release_unreleased(sale.id).await?,
+            Some(_) => 0,
+        };
         if sale.ends_at <= Utc::now() && self.stores.redis.expire_ended(sale).await? {
             tracing::debug!(sale_id = %sale.id, "ended sale's keys expire after the grace period");
         }
@@ -184,7 +215,7 @@ impl Reconcile {
             emit_metric(&sale_dimension, "Drift", drift);
         }
         emit_metric(&sale_dimension, "PendingOrders", report.pending_orders as i64);
-        Ok(SaleCheck { report, resent: stale.len() + kept, closed, payments_repaired, recovery })
+        Ok(SaleCheck { report, resent: stale.len() + kept, closed, released, payments_repaired, recovery })
     }
 
     /// Sends on the orders `admit` kept in the durable fallback when SQS failed it, and

@@ -454,6 +454,36 @@ async fn reconcile_resends_orders_whose_message_never_left_and_drift_settles_to_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_whose_release_never_ran_is_released_by_reconcile_once() {
+    // No consumers: nothing redelivers the close, as for reconcile's own close or a close
+    // message gone to the DLQ.
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(5, 1, 1, -1, 3600)).await;
+    let orders = admitted(&api, sale, ["closer".to_string(), "keeper".to_string()]).await;
+    let mut redis = redis(&stack).await;
+    let persisted = stack.functions.persist.handle(sqs_event(&outbox(&mut redis, sale).await)).await;
+    assert!(persisted.batch_item_failures.is_empty(), "{persisted:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // The close's first step commits in MySQL; the process dies before the release.
+    let stores = Stores::from_config(&stack.config).await.unwrap();
+    let order = OrderId(orders[0].1.parse().unwrap());
+    assert!(matches!(stores.mysql.close_due(order, None).await.unwrap(), flashsale::orders::Closing::Closed(_)));
+    assert_eq!(redis_stock(&mut redis, sale).await, 3, "the unit is still held in Redis");
+
+    let reconcile = &stack.functions.reconcile;
+    let check = reconcile.check(&sale_row(&stack, sale).await).await.unwrap();
+    assert_eq!(check.released, 1, "{check:?}");
+    assert_eq!(redis_stock(&mut redis, sale).await, 4, "back on sale");
+    assert_eq!(check.report.drift, Some(0), "{check:?}");
+    let (status, body) = api.buy(sale, "closer", None).await;
+    assert_eq!(status, 202, "the shopper's allowance came back too: {body}");
+    let check = reconcile.check(&sale_row(&stack, sale).await).await.unwrap();
+    assert_eq!((check.released, redis_stock(&mut redis, sale).await), (0, 3), "released once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ended_sale_keys_expire_once_its_outbox_is_empty_and_lookups_skip_dead_sales() {
     let stack = stack_with(|o| o.consumers = 0).await;
     let api = Api::new(&stack);
@@ -498,12 +528,35 @@ async fn a_reconcile_run_that_finds_another_under_way_stops_at_once() {
     // Here the run under way is another container's, holding the claim.
     let reconcile = &stack.functions.reconcile;
     let redis = flashsale::stores::redis::Redis::connect(&stack.config).unwrap();
-    assert!(redis.claim(reconcile.run_claim_key(), Duration::from_secs(30)).await.unwrap());
+    let other = redis.claim(reconcile.run_claim_key(), Duration::from_secs(30)).await.unwrap().expect("claimed");
     let checks = reconcile.run().await.unwrap();
     assert!(checks.is_empty(), "no sale looked at twice at once ({} checks)", checks.len());
     assert!(
-        !redis.claim(reconcile.run_claim_key(), Duration::from_secs(30)).await.unwrap(),
+        redis.claim(reconcile.run_claim_key(), Duration::from_secs(30)).await.unwrap().is_none(),
         "the claim is the other run's still"
     );
-    redis.give_up(reconcile.run_claim_key()).await.unwrap();
+    assert!(redis.give_up(other).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_run_that_outlasted_its_claim_leaves_the_next_runs_claim_alone() {
+    let config = flashsale::Config::from_env().unwrap();
+    let redis = flashsale::stores::redis::Redis::connect(&config).unwrap();
+    let key = format!("test-claim-{:08x}", rand::random::<u32>());
+    let slow = redis.claim(&key, Duration::from_millis(100)).await.unwrap().expect("claimed");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let next = redis.claim(&key, Duration::from_secs(30)).await.unwrap().expect("the lapsed claim is free");
+    assert!(!redis.renew(&slow, Duration::from_secs(30)).await.unwrap(), "the slow run cannot renew it");
+    assert!(!redis.give_up(slow).await.unwrap(), "the slow run no longer holds it");
+    assert!(redis.claim(&key, Duration::from_secs(30)).await.unwrap().is_none(), "the next run's claim stands");
+    // Renewed, it outlives the time it was first taken for.
+    let renewed = redis.claim(&format!("{key}-renewed"), Duration::from_millis(300)).await.unwrap().unwrap();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(redis.renew(&renewed, Duration::from_millis(300)).await.unwrap(), "still held");
+    }
+    assert!(redis.claim(&format!("{key}-renewed"), Duration::from_secs(1)).await.unwrap().is_none());
+    assert!(redis.give_up(renewed).await.unwrap());
+    assert!(redis.give_up(next).await.unwrap());
+    assert!(redis.claim(&key, Duration::from_millis(100)).await.unwrap().is_some(), "given up by its holder");
 }

@@ -8,11 +8,11 @@
 
 use sqlx::Row;
 
-use crate::domain::{Order, OrderId, OrderStatus, SaleId};
+use crate::domain::{Order, OrderId, OrderMessage, OrderStatus, SaleId};
 use crate::error::Result;
 use crate::payments::{received, IntentStatus, Provider, Received};
-use crate::stores::mysql::{order_from, Mysql, ORDER_COLUMNS};
-use crate::stores::redis::Redis;
+use crate::stores::mysql::{order_from, user_from, Mysql, ORDER_COLUMNS};
+use crate::stores::redis::{order_id, Redis, SaleKeys};
 use crate::stores::Stores;
 
 /// What a close attempt found.
@@ -121,16 +121,50 @@ impl Mysql {
         })
         .await
     }
+
+    /// A sale's closed orders, as their admission messages had them.
+    pub async fn closed_orders(&self, sale: SaleId) -> Result<Vec<OrderMessage>> {
+        self.call("closed orders", async {
+            let rows = sqlx::query("SELECT id, user_id, quantity FROM orders WHERE sale_id = ? AND status = 'CLOSED'")
+                .bind(sale.0)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(OrderMessage {
+                        order_id: OrderId(row.try_get("id")?),
+                        sale_id: sale,
+                        user_id: user_from(row)?,
+                        quantity: row.try_get("quantity")?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
 }
 
 impl Redis {
     /// Gives a closed order's units back, once per order. `true` when this call released them.
-    pub async fn release_closed(&self, order: &Order) -> Result<bool> {
-        let released = self.run_release("close", &order.message(), &[]).await?;
+    pub async fn release_closed(&self, order: &OrderMessage) -> Result<bool> {
+        let released = self.run_release("close", order, &[]).await?;
         if released == -1 {
             tracing::warn!(sale_id = %order.sale_id, order_id = %order.order_id, "release skipped: sale not in Redis");
         }
         Ok(released >= 0)
+    }
+
+    /// Which of a sale's orders `lua/release.lua` has settled (closed, refused or undone).
+    async fn settled(&self, sale: SaleId, orders: &[OrderId]) -> Result<Vec<OrderId>> {
+        let keys = SaleKeys::new(sale);
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = orders.iter().map(ToString::to_string).collect();
+        let settled: Vec<bool> = self
+            .call("settled orders", async {
+                Ok(redis::cmd("SMISMEMBER").arg(&keys.released).arg(&ids).query_async(&mut conn).await?)
+            })
+            .await?;
+        ids.iter().zip(settled).filter(|(_, settled)| *settled).map(|(id, _)| order_id(id)).collect()
     }
 }
 
@@ -156,9 +190,31 @@ impl Stores {
             };
         }
         if let Closing::Closed(order) | Closing::AlreadyClosed(order) = &closing {
-            let released = self.redis.release_closed(order).await?;
+            let released = self.redis.release_closed(&order.message()).await?;
             tracing::info!(order_id = %order.order_id, released, "order closed unpaid; stock back on sale");
         }
         Ok(closing)
+    }
+
+    /// Gives back the units of a sale's closed orders that Redis still holds: their close
+    /// committed in MySQL and the release after it failed (Redis down, the process
+    /// killed between the two), with no redelivery to finish it (reconcile's own close,
+    /// or a close message that went to the DLQ). Call it only while the sale's state is
+    /// current in Redis: a rebuild counts closed orders itself. Returns how many.
+    pub async fn release_unreleased(&self, sale: SaleId) -> Result<usize> {
+        let closed = self.mysql.closed_orders(sale).await?;
+        if closed.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<OrderId> = closed.iter().map(|o| o.order_id).collect();
+        let settled: std::collections::HashSet<OrderId> = self.redis.settled(sale, &ids).await?.into_iter().collect();
+        let mut released = 0;
+        for order in closed.iter().filter(|o| !settled.contains(&o.order_id)) {
+            if self.redis.release_closed(order).await? {
+                tracing::warn!(order_id = %order.order_id, "closed order's units had never gone back on sale; released");
+                released += 1;
+            }
+        }
+        Ok(released)
     }
 }

@@ -78,8 +78,7 @@ pub async fn recover(
     if redis.has_sale(sale.id).await? {
         return Ok(Recovery::Present);
     }
-    let lost_since_ms = redis.mark_lost(sale.id).await?;
-    let waited = Duration::from_millis((Utc::now().timestamp_millis() - lost_since_ms).max(0) as u64);
+    let waited = redis.mark_lost(sale.id).await?;
     // Orders still in the queue hold units MySQL does not count yet; rebuilt before
     // they land, the sale would sell them again (MySQL would refuse the excess, and a
     // shopper told 202 would be refused).
@@ -191,30 +190,21 @@ impl Redis {
         .await
     }
 
-    /// Records that the sale's state was found missing; returns since when (ms), the
-    /// first finder's time, so every container waits on the same clock.
-    pub async fn mark_lost(&self, sale: SaleId) -> Result<i64> {
+    /// Records that the sale's state was found missing; returns how long ago the first
+    /// finder found it so, by Redis's clock, so every container waits the same wait.
+    pub async fn mark_lost(&self, sale: SaleId) -> Result<Duration> {
         let keys = SaleKeys::new(sale);
         let mut conn = self.conn.clone();
         self.call("mark lost", async {
-            let (since,): (i64,) = redis::pipe()
-                .cmd("SET")
-                .arg(&keys.lost_at)
-                .arg(Utc::now().timestamp_millis())
-                .arg("NX")
-                .arg("EX")
-                .arg(3600)
-                .ignore()
-                .get(&keys.lost_at)
-                .query_async(&mut conn)
-                .await?;
-            Ok(since)
+            let waited_ms: i64 = self.scripts.lost.key(&keys.lost_at).invoke_async(&mut conn).await?;
+            Ok(Duration::from_millis(waited_ms.max(0) as u64))
         })
         .await
     }
 
     /// One rebuilder at a time per sale: `true` when this caller holds the right for `ttl`.
     pub async fn claim_rebuild(&self, sale: SaleId, ttl: Duration) -> Result<bool> {
-        self.claim(&format!("{{sale:{sale}}}:rebuilding"), ttl).await
+        // Never given up: it lapses, by when the rebuild has long ended.
+        Ok(self.claim(&format!("{{sale:{sale}}}:rebuilding"), ttl).await?.is_some())
     }
 }

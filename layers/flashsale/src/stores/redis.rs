@@ -66,6 +66,14 @@ impl SaleKeys {
     }
 }
 
+/// A claim held (see [`Redis::claim`]): the key, and the token that tells this holder's
+/// claim from a later holder's once it has lapsed.
+#[derive(Debug)]
+pub struct Claim {
+    key: String,
+    token: String,
+}
+
 /// Idle admission connections kept for the next admissions; more are closed.
 const IDLE_ADMITTING: usize = 64;
 
@@ -91,6 +99,8 @@ pub(crate) struct Scripts {
     pub(crate) rebuild: Script,
     pub(crate) holders: Script,
     pub(crate) present: Script,
+    pub(crate) claim: Script,
+    pub(crate) lost: Script,
 }
 
 /// A script of `lua/` that reads or writes a sale's state, after the epoch check it shares.
@@ -149,6 +159,8 @@ impl Redis {
                 rebuild: sale_script!("rebuild.lua"),
                 holders: Script::new(include_str!("../../../../lua/holders.lua")),
                 present: sale_script!("present.lua"),
+                claim: Script::new(include_str!("../../../../lua/claim.lua")),
+                lost: Script::new(include_str!("../../../../lua/lost.lua")),
             },
             breaker: Breaker::new("redis", config.breaker_failures, config.breaker_cooldown, config.redis_timeout * 2),
         })
@@ -180,27 +192,48 @@ impl Redis {
         self.breaker.call(work).await.map_err(|e| e.during(operation))
     }
 
-    /// One holder at a time: `true` when this caller now holds `key` for `ttl`.
-    pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool> {
+    /// One holder at a time: the claim when this caller now holds `key` for `ttl`.
+    pub async fn claim(&self, key: &str, ttl: Duration) -> Result<Option<Claim>> {
+        let token = format!("{:016x}", rand::random::<u64>());
         let mut conn = self.conn.clone();
         self.call("claim", async {
             let claimed: Option<String> = redis::cmd("SET")
                 .arg(key)
-                .arg(1)
+                .arg(&token)
                 .arg("NX")
                 .arg("PX")
                 .arg(ttl.as_millis() as u64)
                 .query_async(&mut conn)
                 .await?;
-            Ok(claimed.is_some())
+            Ok(claimed.map(|_| Claim { key: key.to_string(), token }))
         })
         .await
     }
 
-    /// Gives up a claim before its time.
-    pub async fn give_up(&self, key: &str) -> Result<()> {
+    /// Holds a claim `ttl` longer from now; `false` when it lapsed and another caller
+    /// holds it now.
+    pub async fn renew(&self, claim: &Claim, ttl: Duration) -> Result<bool> {
+        self.settle_claim("renew claim", claim, Some(ttl)).await
+    }
+
+    /// Gives up a claim before its time; `false` when it lapsed and another caller holds
+    /// it now (theirs stays).
+    pub async fn give_up(&self, claim: Claim) -> Result<bool> {
+        self.settle_claim("give up claim", &claim, None).await
+    }
+
+    async fn settle_claim(&self, operation: &'static str, claim: &Claim, renew: Option<Duration>) -> Result<bool> {
         let mut conn = self.conn.clone();
-        self.call("give up claim", async { Ok(redis::cmd("DEL").arg(key).query_async(&mut conn).await?) }).await
+        self.call(operation, async {
+            let mut settle = self.scripts.claim.key(&claim.key);
+            settle.arg(&claim.token);
+            if let Some(ttl) = renew {
+                settle.arg(ttl.as_millis() as u64);
+            }
+            let held: i64 = settle.invoke_async(&mut conn).await?;
+            Ok(held == 1)
+        })
+        .await
     }
 
     /// Runs `lua/release.lua` in `mode` for an order; its reply as is.
