@@ -729,3 +729,26 @@ async fn an_admission_whose_answer_timed_out_after_the_script_ran_is_a_202() {
     assert_eq!(theirs[0]["order_id"], body["order_id"], "the id the shopper holds is the one admitted");
     assert_eq!(redis_stock(&mut redis, sale).await, 8);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_batch_whose_outbox_clear_failed_is_not_failed_for_it() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(10, 1, 600, -1, 3600)).await;
+    for i in 0..3 {
+        assert_eq!(api.buy(sale, &format!("cleared-{i}"), None).await.0, 202);
+    }
+    let mut redis = redis(&stack).await;
+    let messages: Vec<flashsale::domain::OrderMessage> =
+        outbox(&mut redis, sale).await.iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    // A consumer whose Redis is gone once MySQL has committed.
+    let mut config = stack.config.clone();
+    config.redis_url = "redis://127.0.0.1:1".to_string().into();
+    let persist =
+        persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.max_delay_secs);
+    let outcomes = persist.persist(messages).await;
+    assert!(outcomes.iter().all(Result::is_ok), "committed orders are not sent round again: {outcomes:?}");
+    let db = mysql(&stack).await;
+    assert_eq!(mysql_orders(&db, sale).await.len(), 3);
+    assert_eq!(outbox(&mut redis, sale).await.len(), 3, "the entries stay for the check-back, which clears them");
+}
