@@ -1,7 +1,8 @@
 //! `reconcile` (EventBridge schedule): the outbox check-back and the drift check.
 //!
 //! - Outbox entries older than `FLASHSALE_OUTBOX_RESEND_AFTER_SECS` mean the order
-//!   message was never sent, or its consumer never finished. They are sent again:
+//!   message was never sent, or its consumer never finished. They are sent again (also
+//!   while MySQL is out of reach: the sales whose keys live in Redis are looked at then):
 //!   `persist-orders` inserts the order if MySQL lacks it, or, for one it already has,
 //!   finishes what was left (close scheduling, release) and clears the entry. Either
 //!   way nothing is done twice.
@@ -32,7 +33,7 @@ use flashsale::payments::{received, Provider, Received};
 use flashsale::recovery::drift::{sale_report, SaleReport};
 use flashsale::recovery::{self, Drain, Recovery};
 use flashsale::stores::Stores;
-use flashsale::{Config, Error, Result, Sale};
+use flashsale::{Config, Error, Result, Sale, SaleId};
 use serde::Serialize;
 
 /// Outbox entries re-sent per sale and run; the next run takes the rest.
@@ -146,9 +147,18 @@ impl Reconcile {
     }
 
     async fn run_claimed(&self) -> Result<Vec<SaleCheck>> {
+        let sales = match self.stores.mysql.open_sales().await {
+            Ok(sales) => sales,
+            Err(e) => {
+                // The check-back needs no MySQL: what only Redis holds goes on to SQS now,
+                // not once MySQL is back (a flush meanwhile would lose it).
+                self.check_back_live().await;
+                return Err(e);
+            }
+        };
         let mut checks = Vec::new();
         // One sale's trouble (SQS refusing its re-sends, say) must not stop the others.
-        for sale in self.stores.mysql.open_sales().await? {
+        for sale in sales {
             match self.check(&sale).await {
                 Ok(check) => checks.push(check),
                 Err(e) => {
@@ -188,17 +198,7 @@ impl Reconcile {
                     Some(other)
                 }
             };
-        let kept = self.send_kept(sale).await?;
-        let stale = self.stores.redis.outbox_before(sale.id, Utc::now() - self.resend_after, RESEND_BATCH).await?;
-        let (sent, failed) = delivered(&stale, self.stores.queue.send_orders(&stale).await);
-        let sent: Vec<_> = sent.iter().map(|m| m.order_id).collect();
-        self.stores.redis.touch_outbox(sale.id, &sent).await?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        if !stale.is_empty() {
-            tracing::warn!(sale_id = %sale.id, resent = stale.len(), "stale outbox entries sent again");
-        }
+        let resent = self.check_back(sale.id).await?;
         let payments_repaired = self.check_payments(sale).await?;
         let closed = self.close_overdue(sale).await?;
         // While the sale's state is missing or another primary's, the rebuild counts them.
@@ -215,13 +215,45 @@ impl Reconcile {
             emit_metric(&sale_dimension, "Drift", drift);
         }
         emit_metric(&sale_dimension, "PendingOrders", report.pending_orders as i64);
-        Ok(SaleCheck { report, resent: stale.len() + kept, closed, released, payments_repaired, recovery })
+        Ok(SaleCheck { report, resent, closed, released, payments_repaired, recovery })
+    }
+
+    /// Sends on to SQS what of a sale only Redis or the fallback table holds: the orders
+    /// kept in the fallback table, and the outbox entries older than the re-send age.
+    /// Needs no MySQL. Returns how many were sent.
+    async fn check_back(&self, sale: SaleId) -> Result<usize> {
+        let kept = self.send_kept(sale).await?;
+        let stale = self.stores.redis.outbox_before(sale, Utc::now() - self.resend_after, RESEND_BATCH).await?;
+        let (sent, failed) = delivered(&stale, self.stores.queue.send_orders(&stale).await);
+        let sent: Vec<_> = sent.iter().map(|m| m.order_id).collect();
+        self.stores.redis.touch_outbox(sale, &sent).await?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if !stale.is_empty() {
+            tracing::warn!(sale_id = %sale, resent = stale.len(), "stale outbox entries sent again");
+        }
+        Ok(stale.len() + kept)
+    }
+
+    /// The check-back of every sale whose keys live in Redis, for a run that cannot list
+    /// the open sales in MySQL.
+    async fn check_back_live(&self) {
+        let sales = match self.stores.redis.live_sales().await {
+            Ok(sales) => sales,
+            Err(e) => return tracing::warn!(error = %e, "no check-back: the live sales cannot be read either"),
+        };
+        for sale in sales {
+            if let Err(e) = self.check_back(sale).await {
+                tracing::warn!(sale_id = %sale, error = %e, "check-back of this sale failed; next run retries");
+            }
+        }
     }
 
     /// Sends on the orders `admit` kept in the durable fallback when SQS failed it, and
     /// forgets each once SQS has it. Persisting one twice is a no-op.
-    async fn send_kept(&self, sale: &Sale) -> Result<usize> {
-        let kept = self.stores.fallback.of_sale(sale.id).await?;
+    async fn send_kept(&self, sale: SaleId) -> Result<usize> {
+        let kept = self.stores.fallback.of_sale(sale).await?;
         let (sent, failed) = delivered(&kept, self.stores.queue.send_orders(&kept).await);
         for order in sent {
             self.stores.fallback.forget(order).await?;
@@ -230,7 +262,7 @@ impl Reconcile {
             return Err(e);
         }
         if !kept.is_empty() {
-            tracing::warn!(sale_id = %sale.id, sent = kept.len(), "orders kept in the fallback sent on");
+            tracing::warn!(sale_id = %sale, sent = kept.len(), "orders kept in the fallback sent on");
         }
         Ok(kept.len())
     }

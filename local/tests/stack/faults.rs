@@ -752,3 +752,41 @@ async fn a_committed_batch_whose_outbox_clear_failed_is_not_failed_for_it() {
     assert_eq!(mysql_orders(&db, sale).await.len(), 3);
     assert_eq!(outbox(&mut redis, sale).await.len(), 3, "the entries stay for the check-back, which clears them");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_only_redis_holds_are_sent_on_while_mysql_is_out_of_reach() {
+    // A Redis of the test's own: reconcile, unable to list the sales in MySQL, looks at
+    // every sale whose keys live in Redis, and here those are this test's alone.
+    let own = OwnRedis::start().await;
+    let stack = stack_with(|o| {
+        faulty_stack_options(o);
+        o.config.redis_url = own.url().into();
+        o.config.redis_wait_replicas = 0;
+    })
+    .await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(20, 1, 300, -1, 3600)).await;
+    // Admissions whose SQS send failed: the outbox and the fallback table hold them.
+    let mut config = stack.config.clone();
+    config.breaker_failures = 1000;
+    let live = flashsale::stores::aws::sdk_config(&config).await;
+    let stranded = admit_with(&config, &unreachable_aws().await, &live).await;
+    for i in 0..8 {
+        assert_eq!(stranded.handle(purchase_request(sale, &format!("stranded-{i}"))).await.status(), 202);
+    }
+    let mut redis = redis(&stack).await;
+    assert_eq!(outbox(&mut redis, sale).await.len(), 8);
+
+    // Reconcile whose MySQL is out of reach: it cannot list the open sales, and still
+    // sends on what only Redis and the fallback table hold; the consumers persist it.
+    config.outbox_resend_after = Duration::ZERO;
+    config.database_url = "mysql://flashsale:flashsale@127.0.0.1:1/flashsale".to_string().into();
+    let reconcile = reconcile::Reconcile::from_config(&config).await.unwrap();
+    assert!(reconcile.run().await.is_err(), "the run itself fails: MySQL is out of reach");
+    let db = mysql(&stack).await;
+    eventually("the 8 orders in MySQL and the outbox empty", Duration::from_secs(30), || async {
+        let n = mysql_orders(&db, sale).await.len();
+        (n == 8 && outbox(&mut redis.clone(), sale).await.is_empty()).then_some(())
+    })
+    .await;
+}

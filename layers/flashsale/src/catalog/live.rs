@@ -92,6 +92,17 @@ impl Redis {
         Ok(())
     }
 
+    /// The sales whose keys live (see [`Redis::track_live`]).
+    pub async fn live_sales(&self) -> Result<Vec<SaleId>> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<u64> = self
+            .call("live sales", async {
+                Ok(conn.zrangebyscore(LIVE_SALES_KEY, Utc::now().timestamp_millis(), "+inf").await?)
+            })
+            .await?;
+        Ok(ids.into_iter().map(SaleId).collect())
+    }
+
     /// The sale as shoppers see it, with Redis's clock; `None` when not published.
     pub async fn live_sale(&self, sale: SaleId) -> Result<Option<LiveSale>> {
         let keys = SaleKeys::new(sale);
