@@ -790,3 +790,61 @@ async fn orders_only_redis_holds_are_sent_on_while_mysql_is_out_of_reach() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_sale_waits_for_its_orders_in_the_dlq_and_sells_their_units_once() {
+    let mut own = OwnRedis::start().await;
+    let prefix = format!("test-{:08x}-", rand::random::<u32>());
+    let stack = stack_with(|o| {
+        faulty_stack_options(o);
+        o.consumers = 0;
+        o.queue_prefix = prefix.clone();
+        o.config.redis_url = own.url().into();
+        o.config.redis_wait_replicas = 0; // a single node
+        o.config.recovery_drain_bound = Duration::from_secs(120);
+    })
+    .await;
+    let api = Api::new(&stack);
+    let stock = 8;
+    let sale = api.sale(sale_spec(stock, 1, 600, -1, 3600)).await;
+    let mut outcomes = Outcomes::default();
+    stampede(&api, sale, (0..5).map(|i| format!("dead-lettered-{i}")), &mut outcomes).await;
+    assert_eq!(outcomes.told.len(), 5);
+    // Their messages failed until SQS moved them to the DLQ (a consumer deployed broken,
+    // say); then Redis loses the sale, outbox and all.
+    let sqs = aws_sdk_sqs::Client::new(&flashsale::stores::aws::sdk_config(&stack.config).await);
+    let (queue, dlq) = (&stack.resources.orders_queue_url, &stack.resources.orders_dlq_url);
+    assert_eq!(flashsale_local::ops::redrive::redrive(&sqs, queue, dlq).await.unwrap(), 5);
+    own.restart_empty().await;
+    let (status, _) = api.buy(sale, "first-finder", None).await;
+    assert_eq!(status, 503, "found lost: recovering");
+
+    // Every hand-off begun before the loss has ended and the orders queue is empty, but
+    // the DLQ holds admitted orders: rebuilt now, the sale would sell their units again.
+    tokio::time::sleep(stack.config.aws_timeout * 2 + Duration::from_millis(500)).await;
+    for i in 0..3 {
+        let (status, body) = api.buy(sale, &format!("too-early-{i}"), None).await;
+        assert_eq!(status, 503, "still recovering while orders wait in the DLQ: {body}");
+        tokio::time::sleep(stack.config.sold_out_ttl * 2).await;
+    }
+
+    // Redriven and persisted, they hold their units in the rebuilt sale.
+    assert_eq!(flashsale_local::ops::redrive::redrive(&sqs, dlq, queue).await.unwrap(), 5);
+    let _consumers = stack_with(|o| {
+        faulty_stack_options(o);
+        o.queue_prefix = prefix.clone();
+        o.config.redis_url = own.url().into();
+        o.config.redis_wait_replicas = 0;
+    })
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut next = 0;
+    while outcomes.statuses.get(&409).copied().unwrap_or(0) == 0 {
+        assert!(std::time::Instant::now() < deadline, "sold out once redriven: {:?}", outcomes.statuses);
+        stampede(&api, sale, (next..next + 4).map(|i| format!("after-{i}")), &mut outcomes).await;
+        next += 4;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(outcomes.told.len() as u32, stock, "each unit sold once: {:?}", outcomes.statuses);
+    settled_and_sound(&stack, sale, &outcomes.told).await;
+}
