@@ -160,7 +160,7 @@ impl Redis {
                 holders: Script::new(include_str!("../../../../lua/holders.lua")),
                 present: sale_script!("present.lua"),
                 claim: Script::new(include_str!("../../../../lua/claim.lua")),
-                lost: Script::new(include_str!("../../../../lua/lost.lua")),
+                lost: sale_script!("lost.lua"),
             },
             breaker: Breaker::new("redis", config.breaker_failures, config.breaker_cooldown, config.redis_timeout * 2),
         })
