@@ -16,7 +16,14 @@ pub async fn stack_with(customize: impl FnOnce(&mut Options)) -> Stack {
     options.visibility_timeout_secs = 1;
     // Reconcile runs only where a test calls it: it looks at every open sale.
     options.reconcile_every_secs = 0;
+    let shared_table = options.config.fallback_table.clone();
     customize(&mut options);
+    // A fallback table of its queues' own (stacks on one prefix share it): reconcile, in
+    // any test, sends on and forgets every kept order of each sale it looks at, and the
+    // tests share one MySQL.
+    if options.config.fallback_table == shared_table {
+        options.config.fallback_table = format!("{}pending-orders", options.queue_prefix);
+    }
     flashsale_local::start(options).await.expect("the local stack starts (are the services up? scripts/services.sh up)")
 }
 

@@ -325,6 +325,7 @@ async fn a_random_fault_schedule_breaks_no_promise() {
             ("FLASHSALE_DATABASE_URL", database_url.clone()),
             ("AWS_ENDPOINT_URL", format!("http://{}", aws.addr)),
             ("FLASHSALE_LOCAL_QUEUE_PREFIX", prefix.clone()),
+            ("FLASHSALE_FALLBACK_TABLE", setup.config.fallback_table.clone()),
             ("FLASHSALE_DEV_JWT_SECRET", setup.jwt_secret.clone()),
             ("FLASHSALE_LOCAL_CONSUMERS", consumers.into()),
             ("FLASHSALE_LOCAL_RECONCILE_SECS", reconcile.into()),
@@ -425,6 +426,7 @@ async fn a_random_fault_schedule_breaks_no_promise() {
                     consumers.lock().await.signal("-CONT");
                 }
                 Fault::ClockStep => {
+                    eprintln!("nemesis: the edge's clock steps {step_secs:+} s");
                     clock.step(step_secs);
                     tokio::time::sleep(lasts).await;
                     clock.step(0);
