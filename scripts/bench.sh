@@ -87,6 +87,10 @@ done
 # that its build does not run while moto works off their backlog.
 echo "persistence benchmark" >&2
 BENCH_ROUNDS="$ROUNDS" cargo bench --workspace --bench persistence 2>/dev/null > "$WORK/persistence.txt"
+# What Lambda bills for admit: the handler fed its event in-process, one invocation at a
+# time, next to the raw Redis round trips of the same run.
+echo "handler cost benchmark" >&2
+BENCH_ROUNDS="$ROUNDS" cargo bench -p flashsale-local --bench handler_cost 2>/dev/null > "$WORK/handler.txt"
 
 # wrk's shoppers: one dev token each, a random one per request.
 "$BIN/flashsale-local" token --user wrk --count "$SHOPPERS" --ttl-secs 7200 > "$WORK/tokens.txt"
@@ -222,6 +226,18 @@ WRK_NGINX=$(column 1 "$WORK/wrk-nginx.txt"); WRK_STACK=$(column 1 "$WORK/wrk-sta
   echo
   echo '```'
   cat "$WORK/persistence.txt"
+  echo '```'
+  echo
+  echo "## admit per invocation: what Lambda bills"
+  echo
+  echo "\`cargo bench -p flashsale-local --bench handler_cost\`: \`admit\`'s handler fed its API Gateway"
+  echo "payload-v2 event in this process, one invocation at a time as a Lambda container takes them,"
+  echo "against Redis (with its replica) and moto; wall time per invocation and CPU per invocation"
+  echo "(every thread of the process, the hand-off's send after the answer included), next to the"
+  echo "raw round trips the admitted path needs, timed the same way in the same run."
+  echo
+  echo '```'
+  cat "$WORK/handler.txt"
   echo '```'
   echo
   echo "## Functions: local init time and binary size"

@@ -49,7 +49,7 @@ async fn main() {
 
     let redis = redis::Client::open(stack.config.redis_url.expose()).unwrap();
     let conn = redis.get_multiplexed_async_connection().await.unwrap();
-    let script = redis::Script::new(include_str!("../../lua/admit.lua"));
+    let script = redis::Script::new(concat!(include_str!("../../lua/epoch.lua"), include_str!("../../lua/admit.lua")));
     let next_id = Arc::new(AtomicU64::new(1));
     let functions = stack.functions.clone();
     let http = reqwest::Client::new();

@@ -210,9 +210,10 @@ impl Admit {
     }
 
     /// Remembers that Redis had no units left, and who held them, unless another request
-    /// of this container already did.
+    /// of this container already did. With the memo off there is nothing to remember, and
+    /// copying the holders (O(holders) from Redis) on every sold-out click would be waste.
     async fn mark_sold_out(&self, sale: SaleId) {
-        if self.sold_out.get(sale).is_some() {
+        if !self.sold_out.remembers() || self.sold_out.get(sale).is_some() {
             return;
         }
         // Repeat clicks ask Redis until the copy is here, or when it cannot be had.

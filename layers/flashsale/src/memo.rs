@@ -19,6 +19,11 @@ impl<V: Clone> SaleMemo<V> {
         SaleMemo { ttl, until: Mutex::new(HashMap::new()) }
     }
 
+    /// Whether it remembers anything (its TTL is not zero).
+    pub fn remembers(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
     pub fn get(&self, sale: SaleId) -> Option<V> {
         let mut until = self.until.lock().unwrap();
         match until.get(&sale) {
