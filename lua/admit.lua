@@ -10,11 +10,14 @@
 -- ARGV: user, quantity, order id (a string: Lua numbers are doubles), order message (JSON)
 --
 -- Replies, as arrays of strings:
---   {'admitted', order_id, remaining}   {'limit', limit, ids}   {'sold_out', remaining}
+--   {'admitted', order_id, remaining}   {'limit', limit, ids}
+--   {'sold_out', remaining, holders_v}  (holders_v: meta's count of changes to who holds
+--                                        what, so a container's copy of the holders is
+--                                        taken again only once it changed)
 --   {'not_started', starts_at_ms}       {'ended'}              {'unknown'}
 --   {'bad_quantity', limit}             {'stale'}              {'id_taken', order_id}
 
-local meta = redis.call('HMGET', KEYS[1], 'limit', 'starts_at_ms', 'ends_at_ms', 'epoch')
+local meta = redis.call('HMGET', KEYS[1], 'limit', 'starts_at_ms', 'ends_at_ms', 'epoch', 'holders_v')
 if not meta[1] then
   return {'unknown'}
 end
@@ -54,7 +57,7 @@ end
 
 local remaining = tonumber(redis.call('GET', KEYS[2]) or '0')
 if remaining < quantity then
-  return {'sold_out', tostring(remaining)}
+  return {'sold_out', tostring(remaining), meta[5] or '0'}
 end
 
 -- Only a deduction needs the state to be this primary's: a turned-away answer from a
@@ -70,4 +73,5 @@ local ids = redis.call('HGET', KEYS[4], user)
 redis.call('HSET', KEYS[4], user, ids and (ids .. ' ' .. order_id) or order_id)
 redis.call('HSET', KEYS[5], order_id, ARGV[4])
 redis.call('ZADD', KEYS[6], now, order_id)
+redis.call('HINCRBY', KEYS[1], 'holders_v', 1)
 return {'admitted', order_id, tostring(remaining - quantity)}

@@ -30,7 +30,11 @@ for _, message in ipairs(snapshot.pending) do
 end
 
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7], KEYS[8])
-redis.call('HSET', KEYS[1], 'epoch', epoch, unpack(snapshot.meta))
+-- A count of changes to the holders no copy taken before can carry: copies are retaken.
+local time = redis.call('TIME')
+-- Concatenated: Lua would print a number this large in exponent form.
+local holders_v = time[1] .. string.format('%06d', tonumber(time[2]))
+redis.call('HSET', KEYS[1], 'epoch', epoch, 'holders_v', holders_v, unpack(snapshot.meta))
 
 local bought, orders, known = {}, {}, {}
 local function hold(user, id, quantity)

@@ -3,20 +3,21 @@
 -- call counts.
 --
 -- KEYS ({sale:ID} hash tag): 1 stock, 2 bought, 3 orders, 4 outbox, 5 outbox_at, 6 released,
---   7 meta
+--   7 meta, 8 persisting
 -- ARGV: mode, order id, user, quantity, then for 'reject': sale stock, MySQL sold and the
 --       ids of outbox entries MySQL already has (read under the sale's row lock, so no
 --       order commits or closes meanwhile)
 -- Modes:
 --   close   the order timed out unpaid: its units go back on sale.
 --   undo    its admission is taken back before the shopper was told (its order message
---           could be kept nowhere): only while it is still in the outbox.
+--           could be kept nowhere): only while it is still in the outbox and no consumer
+--           has claimed it for persistence (lua/persisting.lua).
 --   reject  MySQL refused it: a unit MySQL had no room for never existed, so instead of
 --           giving it back the stock is set to what MySQL and the outbox leave over.
 -- Reply: the stock now on sale; -1 when the sale is not in Redis (or is another
 --        primary's copy: the rebuild from MySQL counts the close or refusal), -2 when
---        settled before, -3 when an undo finds the order gone from the outbox (it was
---        persisted).
+--        settled before, -3 when an undo finds the order gone from the outbox or claimed
+--        for persistence (it stands).
 
 local mode, order_id, user, quantity = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -26,12 +27,15 @@ end
 if mode ~= 'undo' and redis.call('HGET', KEYS[7], 'epoch') ~= primary_epoch() then
   return -1
 end
-if mode == 'undo' and redis.call('HEXISTS', KEYS[4], order_id) == 0 then
+if mode == 'undo' and (redis.call('HEXISTS', KEYS[4], order_id) == 0
+    or redis.call('SISMEMBER', KEYS[8], order_id) == 1) then
   return -3
 end
 if redis.call('SADD', KEYS[6], order_id) == 0 then
   return -2
 end
+-- Who holds what changes: containers' copies of the holders are stale.
+redis.call('HINCRBY', KEYS[7], 'holders_v', 1)
 
 -- The shopper gets the allowance back: the order that used it did not happen.
 if redis.call('HINCRBY', KEYS[2], user, -quantity) <= 0 then

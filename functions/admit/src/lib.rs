@@ -17,8 +17,9 @@
 
 pub mod settle;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use flashsale::admission::{Admission, Holders, Replication};
 use flashsale::clock::SystemClock;
@@ -44,10 +45,11 @@ use tracing::Instrument;
 /// A purchase body is a few bytes; anything much larger is not a purchase.
 const MAX_BODY: usize = 1024;
 
-/// Up to this many holders, a container copies who holds a sold-out sale's units once per
-/// memo period and answers repeat clicks from the copy. Copying costs Redis about what a
-/// few hundred per-click lookups do; a container's flood after a sell-out is larger than
-/// that, a copy of a huge sale's holders every memo period is not.
+/// Up to this many holders, a container copies who holds a sold-out sale's units when it
+/// sells out (and again only once who holds what changed) and answers repeat clicks
+/// from the copy. Copying costs Redis about what a few hundred per-click lookups do; a
+/// container's flood after a sell-out is larger than that, a copy of a huge sale's
+/// holders is not.
 const MAX_HOLDERS_COPIED: usize = 10_000;
 
 /// How long admissions skip `WAIT` after the replicas were late once.
@@ -82,7 +84,13 @@ pub struct Admit {
     /// few enough to copy): the flood after the last unit stops here. Set only when Redis
     /// itself reported zero left, so released stock reopens the sale within the TTL.
     sold_out: SaleMemo<Option<Arc<Holders>>>,
+    /// The last copy of each sold-out sale's holders: taken again only once Redis reports
+    /// that who holds what changed, not every memo period (a large sale's copy is
+    /// hundreds of kilobytes per container).
+    holder_copies: Mutex<HashMap<SaleId, Arc<Holders>>>,
     missing: MissingSales,
+    /// How long a container stays thawed after its answer for the sends still on their way.
+    settle_bound: std::time::Duration,
 }
 
 impl Admit {
@@ -101,7 +109,9 @@ impl Admit {
             replicas_late_until_ms: AtomicI64::new(0),
             ids,
             sold_out: SaleMemo::new(config.sold_out_ttl),
+            holder_copies: Mutex::default(),
             missing: MissingSales::new(config.sold_out_ttl, Drain::from_config(config)),
+            settle_bound: config.admit_settle_bound,
         }
     }
 
@@ -178,14 +188,14 @@ impl Admit {
                 let response = self.admitted(&order, Some(remaining), replicated).await;
                 // An admission taken back (nowhere durable to keep it) put its units back.
                 if remaining == 0 && response.is_ok() {
-                    self.mark_sold_out(sale_id).await;
+                    self.mark_sold_out(sale_id, None).await;
                 }
                 response
             }
             Admission::LimitReached { limit, order_ids } => Err(Error::LimitReached { limit, order_ids }),
-            Admission::SoldOut { remaining } => {
+            Admission::SoldOut { remaining, holders_version } => {
                 if remaining == 0 {
-                    self.mark_sold_out(sale_id).await;
+                    self.mark_sold_out(sale_id, Some(holders_version)).await;
                 }
                 Err(Error::SoldOut { remaining })
             }
@@ -212,14 +222,25 @@ impl Admit {
     /// Remembers that Redis had no units left, and who held them, unless another request
     /// of this container already did. With the memo off there is nothing to remember, and
     /// copying the holders (O(holders) from Redis) on every sold-out click would be waste.
-    async fn mark_sold_out(&self, sale: SaleId) {
+    /// The last copy is reused while `holders_version` says nobody's holdings changed.
+    async fn mark_sold_out(&self, sale: SaleId, holders_version: Option<u64>) {
         if !self.sold_out.remembers() || self.sold_out.get(sale).is_some() {
+            return;
+        }
+        let copies = || self.holder_copies.lock().unwrap_or_else(|e| e.into_inner());
+        let current = copies().get(&sale).filter(|copy| Some(copy.version) == holders_version).cloned();
+        if let Some(copy) = current {
+            self.sold_out.mark(sale, Some(copy));
             return;
         }
         // Repeat clicks ask Redis until the copy is here, or when it cannot be had.
         self.sold_out.mark(sale, None);
         match self.redis.holders(sale, MAX_HOLDERS_COPIED).await {
-            Ok(Some(holders)) => self.sold_out.mark(sale, Some(Arc::new(holders))),
+            Ok(Some(holders)) => {
+                let holders = Arc::new(holders);
+                copies().insert(sale, holders.clone());
+                self.sold_out.mark(sale, Some(holders));
+            }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "could not copy who holds the sold-out sale's units"),
         }

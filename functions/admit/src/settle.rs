@@ -7,6 +7,12 @@
 //! the stampede would hold its last orders in the outbox until reconcile re-sends them,
 //! tens of seconds later. The shopper's answer does not wait for this: the time is spent
 //! after it, before the container takes its next request.
+//!
+//! The hold is bounded (`FLASHSALE_ADMIT_SETTLE_BOUND_MS`): a container busy until a slow
+//! SQS answered would be busy for that long per request, and Lambda would start that many
+//! times the containers. Past the bound the container may freeze with a send on its way;
+//! the order is durable already, the send goes on at the next thaw, or the check-back
+//! re-sends it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -72,17 +78,18 @@ impl Settling {
     }
 
     /// Waits until invocation `request_id` has been answered and every order handed to
-    /// the hand-off so far is sent or kept, or until just before the invocation's deadline.
+    /// the hand-off so far is sent or kept, for at most the settle bound after the answer,
+    /// and never past just before the invocation's deadline.
     async fn settle(&self, request_id: &str, deadline_ms: u64) {
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
         let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(DEADLINE_MARGIN);
         let settled = async {
             // The INVOKE event can arrive before the handler has even seen the request.
             let _ = self.answered.subscribe().wait_for(|answered| answered == request_id).await;
-            self.admit.settled().await;
+            tokio::time::timeout(self.admit.settle_bound, self.admit.settled()).await.is_ok()
         };
-        if tokio::time::timeout(left, settled).await.is_err() {
-            tracing::warn!(request_id, "hand-off not settled before the deadline; the outbox holds what is left");
+        if !tokio::time::timeout(left, settled).await.unwrap_or(false) {
+            tracing::warn!(request_id, "hand-off not settled within its bound; the outbox holds what is left");
         }
     }
 }

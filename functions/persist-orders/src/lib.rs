@@ -1,14 +1,19 @@
 //! `persist-orders`: the consumer of the `orders` queue. A batch (up to 10 messages)
-//! is written with one transaction per sale (see [`flashsale::stores::mysql::Mysql::persist_orders`]): each admitted
-//! order becomes exactly one row in MySQL, and the sale's hot `sales` row is updated
-//! once per batch rather than once per order. Then the first close checks of the batch
-//! go out in one `SendMessageBatch` and the outbox entries are cleared. A refused order
-//! (`REJECTED`) puts no unit back on sale: MySQL had none for it, so Redis is corrected
-//! to what MySQL and the outbox account for (see [`correct_after_refusal`]). A
-//! failure fails only the messages it touched (a sale's transaction: that sale's
+//! is claimed in Redis, then written with one transaction per sale (see
+//! [`flashsale::stores::mysql::Mysql::persist_orders`]): each admitted order becomes
+//! exactly one row in MySQL, and the sale's hot `sales` row is updated once per batch
+//! rather than once per order. Then the first close checks of the batch go out in one
+//! `SendMessageBatch` and the outbox entries are cleared. A refused order (`REJECTED`)
+//! puts no unit back on sale: MySQL had none for it, so Redis is corrected to what MySQL
+//! and the outbox account for (see [`correct_after_refusal`]).
+//!
+//! The claim keeps out an admission undone in Redis (its shopper was told 503, yet an
+//! SQS send that failed ambiguously may have delivered it), and makes any later undo of
+//! a claimed order leave it standing. A value MySQL refuses fails its message alone; any
+//! other failure fails the messages it touched (a sale's transaction: that sale's
 //! messages), which SQS redelivers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use flashsale::domain::{OrderMessage, TimeoutMessage};
@@ -16,7 +21,7 @@ use flashsale::lambda::sqs::whole_batch;
 use flashsale::orders::Persisted;
 use flashsale::recovery::refused::correct_after_refusal;
 use flashsale::stores::Stores;
-use flashsale::{Config, Error, Order, OrderStatus, Result, SaleId};
+use flashsale::{Config, Error, Order, OrderId, OrderStatus, Result, SaleId};
 use tracing::Instrument;
 
 pub struct PersistOrders {
@@ -60,16 +65,66 @@ impl PersistOrders {
         outcomes
     }
 
+    /// Claims the sale's orders in Redis first: an admission undone there (its shopper
+    /// told 503) is not persisted, its message is done with; the rest are persisted.
     async fn persist_sale(&self, sale: SaleId, batch: &[OrderMessage]) -> Vec<Result<()>> {
-        let persisted = match self.stores.mysql.persist_orders(sale, batch).await {
-            Ok(persisted) => persisted,
+        let ids: Vec<OrderId> = batch.iter().map(|m| m.order_id).collect();
+        let ended = match self.stores.redis.claim_for_persisting(sale, &ids).await {
+            Ok(ended) => ended,
+            // MySQL is the truth and the orders go in: an undo needs Redis too, and the
+            // outbox entries are cleared after the commit, or by the check-back.
             Err(e) => {
-                tracing::warn!(error = %e, "the sale's batch was not written; all of it is redelivered");
-                return failed_alike(batch.len(), &e);
+                tracing::warn!(error = %e, "orders not claimed in Redis; persisting them all the same");
+                HashSet::new()
             }
         };
+        let mut outcomes: Vec<Result<()>> = batch.iter().map(|_| Ok(())).collect();
+        let (claimed, messages): (Vec<usize>, Vec<OrderMessage>) = batch
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| {
+                let over = ended.contains(&m.order_id);
+                if over {
+                    tracing::warn!(order_id = %m.order_id, "its hold ended in Redis (an undone admission, or settled before); not persisted");
+                }
+                !over
+            })
+            .map(|(i, m)| (i, m.clone()))
+            .unzip();
+        for (i, outcome) in claimed.into_iter().zip(self.persist_claimed(sale, &messages).await) {
+            outcomes[i] = outcome;
+        }
+        outcomes
+    }
+
+    /// The batch in one transaction; when MySQL refuses a value of one of its orders,
+    /// each order in a transaction of its own, so that one bad message fails alone.
+    async fn written(&self, sale: SaleId, batch: &[OrderMessage]) -> Vec<Result<Persisted>> {
+        match self.stores.mysql.persist_orders(sale, batch).await {
+            Ok(persisted) => persisted.into_iter().map(Ok).collect(),
+            Err(e) if batch.len() > 1 && e.is_refused_statement() => {
+                tracing::warn!(error = %e, "MySQL refused a value of the sale's batch; its orders go in one at a time");
+                let mut each = Vec::with_capacity(batch.len());
+                for message in batch {
+                    let persisted = self.stores.mysql.persist_orders(sale, std::slice::from_ref(message)).await;
+                    each.push(persisted.and_then(|mut one| one.pop().ok_or(Error::Internal("no outcome".into()))));
+                }
+                each
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the sale's batch was not written; all of it is redelivered");
+                (0..batch.len()).map(|_| Err(Error::Internal(e.to_string()))).collect()
+            }
+        }
+    }
+
+    async fn persist_claimed(&self, sale: SaleId, batch: &[OrderMessage]) -> Vec<Result<()>> {
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        let written = self.written(sale, batch).await;
         let mut outcomes: Vec<Result<Option<Order>>> =
-            batch.iter().zip(persisted).map(|(msg, persisted)| self.checked(msg, persisted)).collect();
+            batch.iter().zip(written).map(|(msg, written)| written.and_then(|p| self.checked(msg, p))).collect();
         // Both follow-up steps are idempotent, so a redelivery after a crash just
         // completes them.
         let unpaid: Vec<usize> = (0..batch.len())
@@ -141,11 +196,6 @@ impl PersistOrders {
 fn close_check(order: &Order) -> TimeoutMessage {
     let deadline = order.expires_at.unwrap_or(order.created_at);
     TimeoutMessage { order_id: order.order_id, sale_id: order.sale_id, deadline_ms: deadline.timestamp_millis() }
-}
-
-/// `count` failures for one error that touched them all.
-fn failed_alike(count: usize, e: &Error) -> Vec<Result<()>> {
-    (0..count).map(|_| Err(Error::Internal(e.to_string()))).collect()
 }
 
 /// Whether the stored order is the one the message carries (a redelivery), not another

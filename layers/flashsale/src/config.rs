@@ -52,8 +52,25 @@ pub struct Config {
     /// long `admit` waits for the replicas' acknowledgement before it keeps the order in
     /// the fallback table instead.
     pub admit_durable_bound: Duration,
+    /// `FLASHSALE_ADMIT_SETTLE_BOUND_MS`: how long, after answering, an `admit` container
+    /// on Lambda stays thawed for the sends of the orders it admitted. Past it the
+    /// container may freeze with a send still on its way: the order is durable (the
+    /// replicas hold it), the send goes on at the next thaw, or reconcile's check-back
+    /// re-sends it. Holding until every send ended would turn a slow SQS into that many
+    /// times the admit concurrency.
+    pub admit_settle_bound: Duration,
     /// `FLASHSALE_DB_TIMEOUT_MS`: to get a pooled MySQL connection.
     pub db_timeout: Duration,
+    /// `FLASHSALE_DB_LOCK_WAIT_SECS`: the server gives up a statement that waits this long
+    /// for a row lock (`innodb_lock_wait_timeout`, set on each connection); 0 leaves the
+    /// server's own (on AWS the proxy's `InitQuery` sets it: a `SET` from the client would
+    /// pin its connection).
+    pub db_lock_wait_secs: u32,
+    /// `FLASHSALE_DB_IDLE_TRANSACTION_SECS`: the server disconnects a client gone silent
+    /// inside a transaction after this long, rolling it back (MariaDB's
+    /// `idle_transaction_timeout`; MySQL ignores it): a client cut off while it held a
+    /// sale's row would hold it until TCP gave up. 0 leaves the server's own.
+    pub db_idle_transaction_secs: u32,
     /// `FLASHSALE_BREAKER_FAILURES`: consecutive failures that open a circuit breaker.
     pub breaker_failures: u32,
     /// `FLASHSALE_BREAKER_COOLDOWN_MS`: how long an open breaker fails fast before it probes.
@@ -153,7 +170,10 @@ impl Config {
                 "FLASHSALE_ADMIT_SEND_BOUND_MS",
                 50,
             )?),
+            admit_settle_bound: Duration::from_millis(number("FLASHSALE_ADMIT_SETTLE_BOUND_MS", 200)?),
             db_timeout: Duration::from_millis(number("FLASHSALE_DB_TIMEOUT_MS", 3000)?),
+            db_lock_wait_secs: number("FLASHSALE_DB_LOCK_WAIT_SECS", 5)?,
+            db_idle_transaction_secs: number("FLASHSALE_DB_IDLE_TRANSACTION_SECS", 10)?,
             breaker_failures: number("FLASHSALE_BREAKER_FAILURES", 5)?,
             breaker_cooldown: Duration::from_millis(number("FLASHSALE_BREAKER_COOLDOWN_MS", 2000)?),
             sold_out_ttl: Duration::from_millis(number("FLASHSALE_SOLD_OUT_TTL_MS", 1000)?),

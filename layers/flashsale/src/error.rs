@@ -108,6 +108,14 @@ impl Error {
         Error::Aws { service, message: causes(&err), source: Box::new(err) }
     }
 
+    /// MySQL refused a statement for the values it was given (SQLSTATE class 22, a data
+    /// exception, or 23, a constraint): running the same statement again fails again,
+    /// unlike a lock wait, a deadlock or a lost connection.
+    pub fn is_refused_statement(&self) -> bool {
+        matches!(self, Error::Db { source: sqlx::Error::Database(e), .. }
+            if e.code().is_some_and(|state| state.starts_with("22") || state.starts_with("23")))
+    }
+
     /// Failures of a dependency (as opposed to bad input or a rule of the sale).
     pub fn is_dependency_failure(&self) -> bool {
         matches!(

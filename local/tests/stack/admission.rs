@@ -243,6 +243,54 @@ async fn after_the_sell_out_holders_get_their_orders_back_from_the_containers_co
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_containers_copy_of_the_holders_is_taken_again_only_once_they_changed() {
+    let stack = stack_with(|o| {
+        o.consumers = 0;
+        o.config.sold_out_ttl = Duration::from_millis(300);
+    })
+    .await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(2, 1, 60, -1, 3600)).await;
+    for shopper in ["first", "second"] {
+        assert_eq!(api.buy(sale, shopper, None).await.0, 202);
+    }
+    let sold_out = |(status, body): (u16, Value)| (status, body["type"].as_str().map(str::to_string));
+    let sold_out_answer = (409, Some("/problems/sold-out".to_string()));
+    assert_eq!(sold_out(api.buy(sale, "late", None).await), sold_out_answer);
+
+    // A holding Redis gained without counting it as a change (no script does that): a
+    // copy taken again would know of it.
+    let mut redis = redis(&stack).await;
+    let _: () = redis.hset(keys(sale).bought, "unseen", 1).await.unwrap();
+    let _: () = redis.hset(keys(sale).orders, "unseen", "12345").await.unwrap();
+    for period in 0..3 {
+        // A new memo period, begun by a click Redis answers; the next is the memo's.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(sold_out(api.buy(sale, "late", None).await), sold_out_answer);
+        assert_eq!(sold_out(api.buy(sale, "unseen", None).await), sold_out_answer, "memo period {period}");
+    }
+
+    // A real change: the first holder's order closes, and a newcomer buys the unit.
+    let first: flashsale::domain::OrderMessage = outbox(&mut redis, sale)
+        .await
+        .iter()
+        .map(|m| serde_json::from_str::<flashsale::domain::OrderMessage>(m).unwrap())
+        .find(|m| m.user_id.as_str() == "first")
+        .unwrap();
+    let stores = flashsale::stores::Stores::from_config(&stack.config).await.unwrap();
+    assert!(stores.redis.release_closed(&first).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(api.buy(sale, "newcomer", None).await.0, 202);
+    for period in 0..2 {
+        let (status, body) = api.buy(sale, "unseen", None).await;
+        assert_eq!((status, body["order_ids"].clone()), (409, json!(["12345"])), "the new copy, period {period}");
+        assert_eq!(sold_out(api.buy(sale, "first", None).await), sold_out_answer, "first no longer holds");
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(sold_out(api.buy(sale, "late", None).await), sold_out_answer);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_admitted_before_with_another_order_is_refused_not_answered_admitted() {
     use flashsale::admission::Admission;
     use flashsale::domain::OrderMessage;

@@ -193,14 +193,15 @@ async fn every_arm64_release_bootstrap_answers_its_sample_event_under_qemu() {
 
 /// Lambda freezes a container once its runtime has asked for the next event after
 /// answering and every extension has asked for its next event too. `admit` answers 202
-/// before a slow hand-off ends, so its extension must hold the freeze until the order is
-/// somewhere durable. Here AWS answers 300 ms late and SQS refuses the order (its queue
-/// is gone), while the shopper is answered at once (its replica acknowledged it): the order reaches the
-/// fallback table only after two slow round trips, long after the answer. The process is
-/// stopped at the moment Lambda would freeze it, and the order must be in the fallback
-/// table by then.
+/// before a slow hand-off ends (its replica acknowledged the order), and its extension
+/// holds the freeze for the hand-off, but only within the settle bound: a container held
+/// until a slow SQS answered would multiply the containers Lambda runs. Here AWS answers
+/// 1.5 s late and SQS refuses the order (its queue is gone): the order reaches the
+/// fallback table only after two slow round trips. The process is stopped at the moment
+/// Lambda would freeze it: that is within the bound, with the order in the outbox
+/// (durable: the replica holds it), and the hand-off goes on once it thaws.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admit_is_frozen_only_once_its_admitted_order_is_durable() {
+async fn admit_holds_its_freeze_for_a_slow_hand_off_only_within_the_settle_bound() {
     // A fallback table of its own: reconcile, run by other tests, sends kept orders on.
     let stack = stack_with(|o| {
         o.consumers = 0;
@@ -211,13 +212,15 @@ async fn admit_is_frozen_only_once_its_admitted_order_is_durable() {
     let sale = api.sale(sale_spec(10, 1, 60, -1, 3600)).await;
     let moto = std::env::var("AWS_ENDPOINT_URL").expect("moto's address in AWS_ENDPOINT_URL");
     let moto: std::net::SocketAddr = moto.trim_start_matches("http://").parse().unwrap();
-    let slow_aws = LaggingProxy::start(moto, Duration::from_millis(300)).await;
+    let slow_aws = LaggingProxy::start(moto, Duration::from_millis(1500)).await;
     let runtime = RuntimeApi::start().await.unwrap();
     let mut vars = env_vars("AdmitFunction", &stack);
     vars.insert("AWS_ENDPOINT_URL".into(), format!("http://{}", slow_aws.addr));
+    vars.insert("FLASHSALE_AWS_TIMEOUT_MS".into(), "5000".into());
     vars.insert("FLASHSALE_ORDERS_QUEUE_URL".into(), format!("{}-gone", stack.config.orders_queue_url));
     // The replica acknowledges the admission: the 202 goes out before the hand-off ends.
     vars.insert("FLASHSALE_REDIS_WAIT_REPLICAS".into(), "1".into());
+    vars.insert("FLASHSALE_ADMIT_SETTLE_BOUND_MS".into(), "200".into());
     let admit = Build::Native
         .command("admit")
         .env_clear()
@@ -233,21 +236,30 @@ async fn admit_is_frozen_only_once_its_admitted_order_is_durable() {
     assert_eq!(runtime.extensions().len(), 1, "admit registers its extension during init");
     slow_aws.lag_next_answers(u64::MAX);
 
-    let answer = runtime.invoke(sample("admit", sale), Duration::from_secs(5)).await.unwrap();
+    let started = std::time::Instant::now();
+    let answer = runtime.invoke(sample("admit", sale), Duration::from_secs(9)).await.unwrap();
+    let held = started.elapsed();
     let pid = admit.id().unwrap().to_string();
     std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
 
     let answer: Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(answer["statusCode"], 202, "the shopper was admitted: {answer}");
     let order: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
-    let sdk = flashsale::stores::aws::sdk_config(&stack.config).await;
-    let kept =
-        flashsale::outbox::FallbackTable::new(&sdk, &stack.config).of_sale(flashsale::SaleId(sale)).await.unwrap();
+    let mut redis = redis(&stack).await;
+    let waiting = outbox(&mut redis, sale).await;
     std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    assert!(held < Duration::from_millis(1400), "frozen within the bound, not once the slow send ended: {held:?}");
     assert!(
-        kept.iter().any(|o| json!(o.order_id) == order["order_id"]),
-        "the frozen container's order is in the fallback table: {kept:?}"
+        waiting.iter().any(|m| serde_json::from_str::<Value>(m).unwrap()["order_id"] == order["order_id"]),
+        "the frozen container's order waits in the outbox: {waiting:?}"
     );
+    let sdk = flashsale::stores::aws::sdk_config(&stack.config).await;
+    let fallback = flashsale::outbox::FallbackTable::new(&sdk, &stack.config);
+    eventually("the order kept once the container thawed", Duration::from_secs(20), || async {
+        let kept = fallback.of_sale(flashsale::SaleId(sale)).await.unwrap();
+        kept.iter().any(|o| json!(o.order_id) == order["order_id"]).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

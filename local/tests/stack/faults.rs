@@ -848,3 +848,207 @@ async fn a_lost_sale_waits_for_its_orders_in_the_dlq_and_sells_their_units_once(
     assert_eq!(outcomes.told.len() as u32, stock, "each unit sold once: {:?}", outcomes.statuses);
     settled_and_sound(&stack, sale, &outcomes.told).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_undone_after_an_ambiguous_send_is_never_persisted() {
+    // The consumer is the test's: it takes the message only after the undo (a consumer
+    // that claims it first makes the order stand, and the shopper hears 202).
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(10, 1, 600, -1, 3600)).await;
+    // admit's SQS answers late (the message is delivered, the answer times out) and its
+    // fallback table is down: the order can be kept nowhere it knows of.
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let upstream = endpoint.trim_start_matches("http://").parse().unwrap();
+    let mut config = stack.config.clone();
+    config.breaker_failures = 1000;
+    config.redis_wait_replicas = 0; // a replica would make it durable
+    let proxy = LaggingProxy::start(upstream, config.aws_timeout * 3).await;
+    proxy.lag_next_answers(u64::MAX);
+    let late_sqs = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://{}", proxy.addr))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder().operation_attempt_timeout(config.aws_timeout).build(),
+        )
+        .load()
+        .await;
+    let stranded = admit_with(&config, &late_sqs, &unreachable_aws().await).await;
+    let response = stranded.handle(purchase_request(sale, "ghost")).await;
+    assert_eq!(response.status(), 503, "told the order was not taken");
+    let mut redis = redis(&stack).await;
+    assert_eq!(redis_stock(&mut redis, sale).await, 10, "the admission undone");
+
+    // The message reached the queue all the same (each attempt of the late send): a
+    // consumer takes it.
+    let sqs = aws_sdk_sqs::Client::new(&flashsale::stores::aws::sdk_config(&stack.config).await);
+    let mut bodies = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while bodies.is_empty() && std::time::Instant::now() < deadline {
+        let received = sqs
+            .receive_message()
+            .queue_url(&stack.config.orders_queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        bodies.extend(received.messages().iter().filter_map(|m| m.body().map(str::to_string)));
+    }
+    assert!(!bodies.is_empty(), "the late send delivered its message");
+    let persist = persist_orders::PersistOrders::new(
+        Stores::from_config(&stack.config).await.unwrap(),
+        stack.config.max_delay_secs,
+    );
+    let answer = persist.handle(sqs_event(&bodies)).await;
+    assert!(answer.batch_item_failures.is_empty(), "the message is done with");
+    let db = mysql(&stack).await;
+    assert!(mysql_orders(&db, sale).await.is_empty(), "no order nobody was told of");
+    assert_eq!(mysql_sale(&db, sale).await, (10, 0));
+    assert_eq!(redis_stock(&mut redis, sale).await, 10, "every unit on sale, once");
+    // The shopper tries again and is admitted.
+    assert_eq!(api.buy(sale, "ghost", None).await.0, 202);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_claimed_by_a_consumer_is_not_undone() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(10, 1, 600, -1, 3600)).await;
+    assert_eq!(api.buy(sale, "claimed", None).await.0, 202);
+    let mut redis = redis(&stack).await;
+    let message: flashsale::domain::OrderMessage = serde_json::from_str(&outbox(&mut redis, sale).await[0]).unwrap();
+    // A consumer claims it, then its MySQL is out of reach: SQS will redeliver it.
+    let mut config = stack.config.clone();
+    config.database_url = "mysql://flashsale:flashsale@127.0.0.1:1/flashsale".to_string().into();
+    let cut = persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.max_delay_secs);
+    assert!(cut.persist(vec![message.clone()]).await[0].is_err());
+    // An admit whose send failed meanwhile may not take it back now.
+    let stores = Stores::from_config(&stack.config).await.unwrap();
+    assert!(!stores.redis.undo_admission(&message).await.unwrap(), "a claimed order stands");
+    let persist = persist_orders::PersistOrders::new(stores, config.max_delay_secs);
+    assert!(persist.persist(vec![message.clone()]).await[0].is_ok());
+    let db = mysql(&stack).await;
+    assert_eq!(mysql_orders(&db, sale).await.iter().map(|o| o.0).collect::<Vec<_>>(), [message.order_id.0]);
+    assert_eq!(redis_stock(&mut redis, sale).await, 9, "its unit is sold once, not back on sale");
+    assert!(outbox(&mut redis, sale).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_mysql_refuses_fails_alone_and_the_rest_of_its_batch_is_persisted() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(10, 1, 600, -1, 3600)).await;
+    for user in ["before", "after"] {
+        assert_eq!(api.buy(sale, user, None).await.0, 202);
+    }
+    let mut redis = redis(&stack).await;
+    let mut batch: Vec<flashsale::domain::OrderMessage> =
+        outbox(&mut redis, sale).await.iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    // A message no admission wrote: a quantity the orders table's check refuses.
+    let bad = flashsale::domain::OrderMessage {
+        order_id: OrderId(batch[0].order_id.0 ^ 1),
+        user_id: flashsale::UserId::new("mangled").unwrap(),
+        quantity: 0,
+        ..batch[0].clone()
+    };
+    batch.insert(1, bad);
+    let persist = persist_orders::PersistOrders::new(
+        Stores::from_config(&stack.config).await.unwrap(),
+        stack.config.max_delay_secs,
+    );
+    let outcomes = persist.persist(batch.clone()).await;
+    assert!(outcomes[0].is_ok() && outcomes[1].is_err() && outcomes[2].is_ok(), "{outcomes:?}");
+    let db = mysql(&stack).await;
+    let mut persisted: Vec<u64> = mysql_orders(&db, sale).await.iter().map(|o| o.0).collect();
+    persisted.sort();
+    let mut good = vec![batch[0].order_id.0, batch[2].order_id.0];
+    good.sort();
+    assert_eq!(persisted, good);
+    assert_eq!(mysql_sale(&db, sale).await, (10, 2));
+    assert!(outbox(&mut redis, sale).await.is_empty());
+}
+
+/// A TCP proxy in front of MySQL that goes silent both ways, for good, on a connection
+/// whose client sends `pattern`: to the server, a client cut off mid-transaction (no
+/// FIN, no RST; its socket stays open after the client gave up).
+async fn silencing_proxy(upstream: SocketAddr, pattern: &'static [u8]) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else { return };
+            let Ok(server) = TcpStream::connect(upstream).await else { return };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            let silent = Arc::new(AtomicBool::new(false));
+            let going_silent = silent.clone();
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 64 * 1024];
+                while let Ok(n) = client_read.read(&mut buffer).await {
+                    if n == 0 {
+                        break;
+                    }
+                    if buffer[..n].windows(pattern.len()).any(|w| w == pattern) {
+                        going_silent.store(true, Ordering::SeqCst);
+                    }
+                    if !going_silent.load(Ordering::SeqCst) && server_write.write_all(&buffer[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                if going_silent.load(Ordering::SeqCst) {
+                    // The server's side stays open: it never hears that the client left.
+                    std::future::pending::<()>().await;
+                }
+                drop(server_write);
+            });
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 64 * 1024];
+                while let Ok(n) = server_read.read(&mut buffer).await {
+                    if n == 0 || (!silent.load(Ordering::SeqCst) && client_write.write_all(&buffer[..n]).await.is_err())
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_cut_off_inside_its_transaction_holds_the_sale_for_seconds_not_hours() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(10, 1, 600, -1, 3600)).await;
+    for user in ["cut-off", "next"] {
+        assert_eq!(api.buy(sale, user, None).await.0, 202);
+    }
+    let mut redis = redis(&stack).await;
+    let messages: Vec<flashsale::domain::OrderMessage> =
+        outbox(&mut redis, sale).await.iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+
+    // A consumer whose network goes silent once it has locked the sale's row and sent
+    // its insert: its client gives up at its timeout, the server hears nothing more.
+    let proxy = silencing_proxy("127.0.0.1:3306".parse().unwrap(), b"INSERT INTO orders").await;
+    let mut config = stack.config.clone();
+    config.database_url = config.database_url.expose().replace("127.0.0.1:3306", &proxy.to_string()).into();
+    let cut = persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.max_delay_secs);
+    assert!(cut.persist(vec![messages[0].clone()]).await[0].is_err(), "its client gave up");
+
+    // Another consumer persists the sale's next order once the server lets go of the row
+    // (its idle-transaction timeout), not when TCP would have given up, hours later.
+    let mut config = stack.config.clone();
+    config.breaker_failures = 1000;
+    let persist =
+        persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.max_delay_secs);
+    eventually("the next order persisted", Duration::from_secs(40), || async {
+        persist.persist(vec![messages[1].clone()]).await[0].is_ok().then_some(())
+    })
+    .await;
+    // The cut-off consumer's order, redelivered, goes in once too.
+    assert!(persist.persist(vec![messages[0].clone()]).await[0].is_ok());
+    let db = mysql(&stack).await;
+    assert_eq!(mysql_orders(&db, sale).await.len(), 2);
+    assert_eq!(mysql_sale(&db, sale).await, (10, 2));
+}

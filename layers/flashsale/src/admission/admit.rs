@@ -20,13 +20,26 @@ pub struct Replication {
 /// What the admission script decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Admission {
-    Admitted { order_id: OrderId, remaining: u64 },
-    LimitReached { limit: u32, order_ids: Vec<OrderId> },
-    SoldOut { remaining: u64 },
+    Admitted {
+        order_id: OrderId,
+        remaining: u64,
+    },
+    LimitReached {
+        limit: u32,
+        order_ids: Vec<OrderId>,
+    },
+    /// `holders_version`: how many times who holds what changed (see `lua/admit.lua`); a
+    /// copy of the holders taken at this version still holds.
+    SoldOut {
+        remaining: u64,
+        holders_version: u64,
+    },
     NotStarted,
     Ended,
     UnknownSale,
-    BadQuantity { limit: u32 },
+    BadQuantity {
+        limit: u32,
+    },
 }
 
 impl Admission {
@@ -37,7 +50,7 @@ impl Admission {
         Ok(match field(0) {
             "admitted" => Admission::Admitted { order_id: order_id(field(1))?, remaining: number(2)? },
             "limit" => Admission::LimitReached { limit: number(1)? as u32, order_ids: order_ids(field(2))? },
-            "sold_out" => Admission::SoldOut { remaining: number(1)? },
+            "sold_out" => Admission::SoldOut { remaining: number(1)?, holders_version: number(2)? },
             "not_started" => Admission::NotStarted,
             "ended" => Admission::Ended,
             // A promoted replica's copy is recovered like a lost one.

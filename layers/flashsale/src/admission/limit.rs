@@ -12,6 +12,9 @@ use crate::stores::redis::{order_ids, Redis, SaleKeys};
 /// Who held a sale's units at one moment, with its per-user limit.
 #[derive(Debug)]
 pub struct Holders {
+    /// How many times who holds what had changed when the copy was taken: it holds
+    /// while Redis reports the same.
+    pub version: u64,
     limit: u32,
     by_user: HashMap<String, (u32, Vec<OrderId>)>,
 }
@@ -32,8 +35,8 @@ fn past_limit(held: u32, quantity: u32, limit: u32) -> bool {
 }
 
 /// What `lua/holders.lua` answers: the limit, units per holder and each holder's order
-/// ids; `None` past the number of holders asked for.
-type HoldersReply = Option<(u32, HashMap<String, u32>, HashMap<String, String>)>;
+/// ids, and the version of the holders; `None` past the number of holders asked for.
+type HoldersReply = Option<(u32, HashMap<String, u32>, HashMap<String, String>, u64)>;
 
 impl Redis {
     /// The orders a shopper holds in a sale, when one more of `quantity` would pass the
@@ -84,7 +87,7 @@ impl Redis {
                     .map_err(Error::from)
             })
             .await?;
-        let Some((limit, bought, orders)) = reply else { return Ok(None) };
+        let Some((limit, bought, orders, version)) = reply else { return Ok(None) };
         let by_user = bought
             .into_iter()
             .map(|(user, units)| {
@@ -92,7 +95,7 @@ impl Redis {
                 Ok((user, (units, ids)))
             })
             .collect::<Result<_>>()?;
-        Ok(Some(Holders { limit, by_user }))
+        Ok(Some(Holders { version, limit, by_user }))
     }
 }
 

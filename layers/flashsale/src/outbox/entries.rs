@@ -3,6 +3,8 @@
 //! (reconcile's check-back), all at once (a sale's drift), touched when re-sent and
 //! cleared once persisted.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 
@@ -92,7 +94,31 @@ impl Redis {
         self.call("touch outbox", async { touch.query_async::<()>(&mut conn).await.map_err(Error::from) }).await
     }
 
-    /// Forgets outbox entries once MySQL holds their orders, in one round trip.
+    /// Claims orders for persistence just before their transaction (`lua/persisting.lua`):
+    /// an undo from then on leaves them standing. Answers those of them whose hold
+    /// already ended, an admission undone above all: its shopper was told 503, and an
+    /// SQS send that failed ambiguously may still have delivered its message.
+    pub async fn claim_for_persisting(&self, sale: SaleId, orders: &[OrderId]) -> Result<HashSet<OrderId>> {
+        if orders.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let keys = SaleKeys::new(sale);
+        let mut conn = self.conn.clone();
+        let ended: Vec<String> = self
+            .call("claim for persisting", async {
+                let mut claim = self.scripts.persisting.key(&keys.stock);
+                claim.key(&keys.released).key(&keys.persisting);
+                for order in orders {
+                    claim.arg(order.to_string());
+                }
+                claim.invoke_async(&mut conn).await.map_err(Error::from)
+            })
+            .await?;
+        ended.iter().map(|id| order_id(id)).collect()
+    }
+
+    /// Forgets outbox entries (and their claims) once MySQL holds their orders, in one
+    /// round trip.
     pub async fn clear_outbox(&self, sale: SaleId, orders: &[OrderId]) -> Result<()> {
         if orders.is_empty() {
             return Ok(());
@@ -106,6 +132,8 @@ impl Redis {
                 .hdel(&keys.outbox, &ids)
                 .ignore()
                 .zrem(&keys.outbox_at, &ids)
+                .ignore()
+                .srem(&keys.persisting, &ids)
                 .ignore()
                 .query_async::<()>(&mut conn)
                 .await

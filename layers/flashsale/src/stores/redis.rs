@@ -33,6 +33,8 @@ pub struct SaleKeys {
     pub outbox: String,
     pub outbox_at: String,
     pub released: String,
+    /// Orders a consumer has claimed for persistence: an undo leaves them standing.
+    pub persisting: String,
     /// When this sale's state was first found missing (ms), while it is rebuilt.
     pub lost_at: String,
 }
@@ -48,11 +50,12 @@ impl SaleKeys {
             outbox: format!("{tag}:outbox"),
             outbox_at: format!("{tag}:outbox_at"),
             released: format!("{tag}:released"),
+            persisting: format!("{tag}:persisting"),
             lost_at: format!("{tag}:lost_at"),
         }
     }
 
-    pub fn all(&self) -> [&str; 8] {
+    pub fn all(&self) -> [&str; 9] {
         [
             &self.meta,
             &self.stock,
@@ -61,6 +64,7 @@ impl SaleKeys {
             &self.outbox,
             &self.outbox_at,
             &self.released,
+            &self.persisting,
             &self.lost_at,
         ]
     }
@@ -101,6 +105,7 @@ pub(crate) struct Scripts {
     pub(crate) present: Script,
     pub(crate) claim: Script,
     pub(crate) lost: Script,
+    pub(crate) persisting: Script,
 }
 
 /// A script of `lua/` that reads or writes a sale's state, after the epoch check it shares.
@@ -161,6 +166,7 @@ impl Redis {
                 present: sale_script!("present.lua"),
                 claim: Script::new(include_str!("../../../../lua/claim.lua")),
                 lost: sale_script!("lost.lua"),
+                persisting: Script::new(include_str!("../../../../lua/persisting.lua")),
             },
             breaker: Breaker::new("redis", config.breaker_failures, config.breaker_cooldown, config.redis_timeout * 2),
         })
@@ -250,6 +256,7 @@ impl Redis {
                 .key(&keys.outbox_at)
                 .key(&keys.released)
                 .key(&keys.meta)
+                .key(&keys.persisting)
                 .arg(mode)
                 .arg(order.order_id.to_string())
                 .arg(order.user_id.as_str())

@@ -137,10 +137,15 @@ impl Mysql {
 
     /// As [`Mysql::connect`], to the server and as the user `options` name.
     pub fn connect_with(config: &Config, options: MySqlConnectOptions) -> Self {
-        let pool = MySqlPoolOptions::new()
-            .max_connections(config.db_max_connections)
-            .acquire_timeout(config.db_timeout)
-            .connect_lazy_with(options);
+        let mut pool =
+            MySqlPoolOptions::new().max_connections(config.db_max_connections).acquire_timeout(config.db_timeout);
+        if let Some(set) = session_timeouts(config) {
+            pool = pool.after_connect(move |conn, _| {
+                let set = set.clone();
+                Box::pin(async move { sqlx::Executor::execute(conn, set.as_str()).await.map(drop) })
+            });
+        }
+        let pool = pool.connect_lazy_with(options);
         Mysql {
             pool,
             breaker: Breaker::new("mysql", config.breaker_failures, config.breaker_cooldown, config.db_timeout * 2),
@@ -194,6 +199,21 @@ impl Mysql {
         released?;
         Ok(())
     }
+}
+
+/// The `SET` that gives each new connection the server-side timeouts of `config`, when
+/// it sets any. A transaction the client gave up on (its future dropped at the client
+/// timeout, its network cut) would otherwise keep a sale's hot row locked until the
+/// server noticed, and every consumer would queue behind it. `/*M! */` is run by MariaDB
+/// alone.
+fn session_timeouts(config: &Config) -> Option<Arc<String>> {
+    let (lock_wait, idle) = (config.db_lock_wait_secs, config.db_idle_transaction_secs);
+    if lock_wait == 0 && idle == 0 {
+        return None;
+    }
+    let lock_wait = if lock_wait > 0 { lock_wait.to_string() } else { "@@GLOBAL.innodb_lock_wait_timeout".into() };
+    let idle = if idle > 0 { format!(" /*M! , SESSION idle_transaction_timeout = {idle} */") } else { String::new() };
+    Some(Arc::new(format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}{idle}")))
 }
 
 /// Which of `ids` the `orders` table has.
