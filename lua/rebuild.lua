@@ -10,8 +10,9 @@
 --   stock, sold  the sale's stock and MySQL's sold
 --   holds        [[user, order id, quantity], ...] the live (UNPAID, PAID) orders
 --   settled      [order id, ...] the CLOSED and REJECTED orders: never released again
---   pending      [order message JSON, ...] admitted orders kept outside Redis (the
---                durable fallback), put back in the outbox
+--   pending      [order message JSON, ...] the orders recorded in the pending-orders
+--                table (every order sent to SQS is), put back in the outbox: MySQL
+--                lacks them, so they hold their units here
 -- Reply: the stock now on sale, or -1 when the sale was in Redis, written on this primary
 -- (epoch.lua), and force was not set.
 
@@ -24,7 +25,8 @@ end
 for _, message in ipairs(snapshot.pending) do
   local order = cjson.decode(message)
   if redis.call('HSETNX', KEYS[5], order.order_id, message) == 1 then
-    -- Score 0: stale at once, so the next check-back sends it.
+    -- Score 0: stale at once, so the next check-back sends it (again, most likely:
+    -- persisting it twice is a no-op).
     redis.call('ZADD', KEYS[6], 0, order.order_id)
   end
 end

@@ -150,7 +150,6 @@ pub async fn start(options: Options) -> Result<Stack> {
     };
     let resources = provision(&sdk, &names).await?;
     config.orders_queue_url = resources.orders_queue_url.clone();
-    config.orders_dlq_url = resources.orders_dlq_url.clone();
     config.timeouts_queue_url = resources.timeouts_queue_url.clone();
     let payments = local_payments(&sdk, &options, &mut config).await?;
     if options.migrate {

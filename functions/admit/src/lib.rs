@@ -1,15 +1,15 @@
 //! `admit`: `POST /api/sales/{id}/purchase`, the hot path of a flash sale.
 //!
 //! One EVALSHA decides (sale window by Redis's clock, per-user limit before any
-//! deduction, stock, outbox entry); then the order message goes to SQS through the
-//! container's [`HandOff`], which batches orders admitted together. A `202` is given
-//! only once the order is durable outside the primary's memory: acknowledged by
+//! deduction, stock, outbox entry); then the container's [`HandOff`] records the order
+//! in the pending-orders table (DynamoDB) and sends it to SQS, batching orders admitted
+//! together. A `202` is given only once the order is durable outside the primary's
+//! memory, where a rebuild finds it exactly: acknowledged by
 //! `FLASHSALE_REDIS_WAIT_REPLICAS` replicas (`WAIT`, on the admitted path only), else
-//! kept in the fallback table (DynamoDB), where a failover's rebuild finds it; with
-//! no replica configured, once SQS or the fallback table has it. When it can be kept
-//! nowhere, the admission is undone in Redis and the shopper gets 503. A replicated
-//! admission does not wait for SQS: the send goes on after the answer, and on Lambda
-//! the [`settle`] extension keeps the container from freezing until it has ended.
+//! recorded in the table. When it can be recorded nowhere, the admission is undone in
+//! Redis and the shopper gets 503. A replicated admission does not wait for the
+//! hand-off: it goes on after the answer, and on Lambda the [`settle`] extension keeps
+//! the container from freezing until it has ended (within a bound).
 //! Requests turned away do no queue, DynamoDB or MySQL work, with one exception: a
 //! sale Redis does not know is looked up in MySQL (at most once per memo period per
 //! container), and if Redis lost a running sale, it is rebuilt (see
@@ -70,7 +70,6 @@ fn may_have_run(e: &Error) -> bool {
 pub struct Admit {
     mysql: Mysql,
     redis: Redis,
-    queue: Arc<dyn Outbound>,
     fallback: Arc<dyn KeptOrders>,
     hand_off: HandOff,
     /// The replicas that must acknowledge an admission, when there are any.
@@ -101,8 +100,7 @@ impl Admit {
         Admit {
             mysql,
             redis,
-            hand_off: HandOff::start(queue.clone(), fallback.clone()),
-            queue,
+            hand_off: HandOff::start(queue, fallback.clone()),
             fallback,
             replication: (config.redis_wait_replicas > 0)
                 .then_some(Replication { replicas: config.redis_wait_replicas, timeout: config.admit_durable_bound }),
@@ -169,7 +167,7 @@ impl Admit {
         let (admission, replicated) = match self.admit_replicated(&order).await {
             Ok((Admission::UnknownSale, _)) => {
                 // A lost sale rebuilt by this call: this request goes on.
-                self.missing.recover(&self.mysql, &self.redis, &*self.queue, &*self.fallback, sale_id).await?;
+                self.missing.recover(&self.mysql, &self.redis, &*self.fallback, sale_id).await?;
                 self.admit_replicated(&order).await?
             }
             Ok(admitted) => admitted,
@@ -248,8 +246,8 @@ impl Admit {
 
     /// The order is in the outbox: tell the shopper 202 once it is durable outside the
     /// primary's memory, with the units left right after it when known (the page shows
-    /// the new stock at once); or take the admission back and answer 503. The message
-    /// goes to SQS in every case, the quick way into MySQL.
+    /// the new stock at once); or take the admission back and answer 503. The hand-off
+    /// records the order and sends it to SQS in every case, the quick way into MySQL.
     async fn admitted(&self, order: &OrderMessage, remaining: Option<u64>, replicated: bool) -> Result<Response<Body>> {
         tracing::Span::current().record("order_id", order.order_id.0);
         let handed = self.hand_off.submit(order.clone());
@@ -259,16 +257,19 @@ impl Admit {
         // Nowhere durable: take the admission back rather than answer with a 202 that the
         // primary alone remembers.
         if self.redis.undo_admission(order).await? {
+            // A record that failed ambiguously may have been written: a rebuild would count it.
+            if let Err(e) = self.fallback.forget(order).await {
+                tracing::warn!(error = %e, "undone order not forgotten in the pending-orders table; reconcile does");
+            }
             return Err(not_kept);
         }
         tracing::warn!("the order reached MySQL meanwhile; it stands");
         Ok(accepted(order, remaining))
     }
 
-    /// `Ok` once the order is somewhere a failover or a loss of Redis leaves it: on the
-    /// replicas that acknowledged it, in the fallback table, or, with no replica to ask,
-    /// in SQS. A failover's rebuild finds the first two exactly (the promoted replica's
-    /// outbox, the table), so with replicas SQS alone is the last resort.
+    /// `Ok` once the order is somewhere a failover or a loss of Redis leaves it, and
+    /// where a rebuild finds it exactly: on the replicas that acknowledged it (the
+    /// promoted replica's outbox), or recorded in the pending-orders table.
     async fn durable(
         &self,
         order: &OrderMessage,
@@ -280,24 +281,10 @@ impl Admit {
         if replicated {
             return Ok(());
         }
-        // How the hand-off ends: in SQS or, when SQS fails, the fallback table.
-        let handed_off = |handed: oneshot::Receiver<Result<()>>| async move {
-            handed.await.unwrap_or_else(|_| Err(Error::Internal("the hand-off task stopped".into())))
-        };
-        if self.replication.is_none() {
-            return match handed {
-                Some(handed) => handed_off(handed).await,
-                // Too many orders wait for the queue: the fallback table, at once.
-                None => self.fallback.keep(order).await,
-            };
-        }
-        match (self.fallback.keep(order).await, handed) {
-            (Ok(()), _) => Ok(()),
-            (Err(kept), Some(handed)) => {
-                tracing::warn!(error = %kept, "unreplicated admission not kept in the fallback table; waiting for SQS");
-                handed_off(handed).await.map_err(|_| kept)
-            }
-            (Err(kept), None) => Err(kept),
+        match handed {
+            Some(handed) => handed.await.unwrap_or_else(|_| Err(Error::Internal("the hand-off task stopped".into()))),
+            // Too many orders wait for the hand-off: recorded at once, sent by the check-back.
+            None => self.fallback.keep(order).await,
         }
     }
 }
@@ -343,20 +330,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_admitted_order_goes_to_sqs_and_the_shopper_hears_202() {
+    async fn an_admitted_order_is_recorded_then_sent_and_the_shopper_hears_202() {
         let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
-        let response = admit(&queue, &fallback).admitted(&order(), Some(8), false).await.unwrap();
+        let admit = admit(&queue, &fallback);
+        let response = admit.admitted(&order(), Some(8), false).await.unwrap();
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         assert_eq!(
             body(&response),
             j!({"order_id": "42", "sale_id": 3, "status": OrderStatus::Pending, "quantity": 2, "remaining": 8})
         );
+        assert_eq!(fallback.kept(), [order()], "where a rebuild counts it until MySQL has it");
+        admit.settled().await;
         assert_eq!(queue.orders(), [order()]);
-        assert!(fallback.kept().is_empty());
     }
 
     #[tokio::test]
-    async fn when_sqs_fails_the_order_is_kept_in_the_fallback_and_the_shopper_still_hears_202() {
+    async fn when_sqs_fails_the_recorded_order_still_gets_its_202() {
         let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
         queue.fail(true);
         let response = admit(&queue, &fallback).admitted(&order(), None, false).await.unwrap();
@@ -366,28 +355,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn without_replicas_the_shopper_hears_202_only_once_sqs_has_the_order() {
+    async fn without_replicas_the_shopper_hears_202_only_once_the_order_is_recorded() {
         let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
-        queue.slow(Duration::from_millis(300));
+        fallback.slow(Duration::from_millis(300));
         let started = std::time::Instant::now();
         let response = admit(&queue, &fallback).admitted(&order(), Some(8), false).await.unwrap();
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         assert!(started.elapsed() >= Duration::from_millis(300), "answered before the order left the primary");
-        assert_eq!(queue.orders(), [order()]);
+        assert_eq!(fallback.kept(), [order()]);
     }
 
     #[tokio::test]
-    async fn an_unreplicated_admission_is_kept_in_the_fallback_table_before_the_202() {
-        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
-        let response = admit_with_replicas(&queue, &fallback, 1).admitted(&order(), Some(8), false).await.unwrap();
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-        assert_eq!(fallback.kept(), [order()], "where a failover's rebuild finds it");
-        // Where the fallback table fails, SQS having it is the last resort.
-        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
-        fallback.fail(true);
-        let response = admit_with_replicas(&queue, &fallback, 1).admitted(&order(), Some(8), false).await.unwrap();
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-        assert_eq!(queue.orders(), [order()]);
+    async fn an_order_the_table_cannot_record_is_never_sent_and_gets_no_202() {
+        for replicas in [0, 1] {
+            let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+            fallback.fail(true);
+            let admit = admit_with_replicas(&queue, &fallback, replicas);
+            // Not replicated: the admission is taken back in Redis (unreachable here: an
+            // error either way).
+            let error = admit.admitted(&order(), Some(8), false).await.unwrap_err();
+            assert_eq!(problem(&error).status(), StatusCode::SERVICE_UNAVAILABLE, "{error}");
+            admit.settled().await;
+            // Sent unrecorded, it could land after a rebuild that did not count its units.
+            assert!(queue.orders().is_empty(), "sent without a record ({replicas} replicas)");
+        }
     }
 
     #[tokio::test]
@@ -401,7 +392,7 @@ mod tests {
         assert!(queue.orders().is_empty(), "still on its way");
         tokio::time::sleep(Duration::from_millis(800)).await;
         assert_eq!(queue.orders(), [order()], "the send went on after the answer");
-        assert!(fallback.kept().is_empty());
+        assert_eq!(fallback.kept(), [order()], "recorded first");
     }
 
     #[tokio::test]
@@ -429,22 +420,12 @@ mod tests {
             (0..25).map(|i| OrderMessage { order_id: OrderId(100 + i), ..order() }).collect();
         let answers = futures::future::join_all(orders.iter().map(|o| admit.admitted(o, None, false))).await;
         assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|r| r.status() == StatusCode::ACCEPTED)));
+        admit.settled().await;
         let mut batches = queue.batches();
         batches.sort();
         assert_eq!(batches, [5, 10, 10], "three calls, not 25");
         let mut sent = queue.orders();
         sent.sort_by_key(|o| o.order_id);
         assert_eq!(sent, orders);
-    }
-
-    #[tokio::test]
-    async fn with_sqs_and_the_fallback_both_failing_no_202_is_given() {
-        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
-        queue.fail(true);
-        fallback.fail(true);
-        // The admission is taken back in Redis, unreachable here too: an error either way.
-        let error = admit(&queue, &fallback).admitted(&order(), Some(8), false).await.unwrap_err();
-        assert_eq!(problem(&error).status(), StatusCode::SERVICE_UNAVAILABLE, "{error}");
-        assert!(queue.orders().is_empty() && fallback.kept().is_empty());
     }
 }

@@ -7,8 +7,10 @@
 //!   finishes what was left (close scheduling, release) and clears the entry. Either
 //!   way nothing is done twice.
 //! - A running sale whose Redis state is missing (a failover, a restart, a flush) is
-//!   counted in the `SalesMissingInRedis` metric and rebuilt from MySQL once the orders
-//!   in flight have landed (see [`recovery::recover`]).
+//!   counted in the `SalesMissingInRedis` metric and rebuilt from MySQL and the
+//!   pending-orders table (see [`recovery::recover`]).
+//! - Orders recorded in the pending-orders table that MySQL has (or whose admission was
+//!   undone) are forgotten there: a rebuild would hold their units.
 //! - Unpaid orders past their deadline by `FLASHSALE_OVERDUE_CLOSE_SECS` are closed
 //!   here, the same idempotent close as `close-expired`'s: a close message lost to the
 //!   DLQ holds no unit for long.
@@ -28,6 +30,8 @@ use std::time::Duration;
 use chrono::Utc;
 use flashsale::domain::OrderMessage;
 use flashsale::orders::Closing;
+use flashsale::outbox::handoff::record_and_send;
+use flashsale::outbox::ledger::forget_landed;
 use flashsale::pages::Publisher;
 use flashsale::payments::{received, Provider, Received};
 use flashsale::recovery::drift::{sale_report, SaleReport};
@@ -189,9 +193,7 @@ impl Reconcile {
     pub async fn check(&self, sale: &Sale) -> Result<SaleCheck> {
         let stores = &self.stores;
         let recovery =
-            match recovery::recover(&stores.mysql, &stores.redis, &*stores.queue, &*stores.fallback, sale, self.drain)
-                .await?
-            {
+            match recovery::recover(&stores.mysql, &stores.redis, &*stores.fallback, sale, self.drain).await? {
                 Recovery::Present | Recovery::NotLive => None,
                 other => {
                     tracing::warn!(sale_id = %sale.id, recovery = ?other, "sale state missing in Redis");
@@ -199,6 +201,10 @@ impl Reconcile {
                 }
             };
         let resent = self.check_back(sale.id).await?;
+        let forgotten = forget_landed(&stores.mysql, &stores.redis, &*stores.fallback, sale.id).await?;
+        if forgotten > 0 {
+            tracing::debug!(sale_id = %sale.id, forgotten, "recorded orders MySQL has forgotten in the pending-orders table");
+        }
         let payments_repaired = self.check_payments(sale).await?;
         let closed = self.close_overdue(sale).await?;
         // While the sale's state is missing or another primary's, the rebuild counts them.
@@ -218,22 +224,22 @@ impl Reconcile {
         Ok(SaleCheck { report, resent, closed, released, payments_repaired, recovery })
     }
 
-    /// Sends on to SQS what of a sale only Redis or the fallback table holds: the orders
-    /// kept in the fallback table, and the outbox entries older than the re-send age.
-    /// Needs no MySQL. Returns how many were sent.
+    /// Sends on to SQS, recorded first, the outbox entries older than the re-send age:
+    /// their message was never sent, or their consumer never finished. Needs no MySQL.
+    /// Returns how many were sent.
     async fn check_back(&self, sale: SaleId) -> Result<usize> {
-        let kept = self.send_kept(sale).await?;
-        let stale = self.stores.redis.outbox_before(sale, Utc::now() - self.resend_after, RESEND_BATCH).await?;
-        let (sent, failed) = delivered(&stale, self.stores.queue.send_orders(&stale).await);
+        let stores = &self.stores;
+        let stale = stores.redis.outbox_before(sale, Utc::now() - self.resend_after, RESEND_BATCH).await?;
+        let (sent, failed) = delivered(&stale, record_and_send(&*stores.queue, &*stores.fallback, &stale).await);
         let sent: Vec<_> = sent.iter().map(|m| m.order_id).collect();
-        self.stores.redis.touch_outbox(sale, &sent).await?;
+        stores.redis.touch_outbox(sale, &sent).await?;
         if let Some(e) = failed {
             return Err(e);
         }
         if !stale.is_empty() {
             tracing::warn!(sale_id = %sale, resent = stale.len(), "stale outbox entries sent again");
         }
-        Ok(stale.len() + kept)
+        Ok(stale.len())
     }
 
     /// The check-back of every sale whose keys live in Redis, for a run that cannot list
@@ -248,23 +254,6 @@ impl Reconcile {
                 tracing::warn!(sale_id = %sale, error = %e, "check-back of this sale failed; next run retries");
             }
         }
-    }
-
-    /// Sends on the orders `admit` kept in the durable fallback when SQS failed it, and
-    /// forgets each once SQS has it. Persisting one twice is a no-op.
-    async fn send_kept(&self, sale: SaleId) -> Result<usize> {
-        let kept = self.stores.fallback.of_sale(sale).await?;
-        let (sent, failed) = delivered(&kept, self.stores.queue.send_orders(&kept).await);
-        for order in sent {
-            self.stores.fallback.forget(order).await?;
-        }
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        if !kept.is_empty() {
-            tracing::warn!(sale_id = %sale, sent = kept.len(), "orders kept in the fallback sent on");
-        }
-        Ok(kept.len())
     }
 
     /// Asks the provider about every unpaid order with a payment started, and applies

@@ -17,7 +17,6 @@ use flashsale::payments::{checkout::checkout, Provider};
 use flashsale::recovery::{Drain, MissingSales};
 use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::Redis;
-use flashsale::stores::sqs::Outbound;
 use flashsale::stores::Stores;
 use flashsale::{Config, Error, Order, OrderId, Result, SaleId};
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
@@ -28,9 +27,7 @@ use tracing::Instrument;
 pub struct ShopApi {
     mysql: Mysql,
     redis: Redis,
-    /// Only to rebuild a sale Redis lost: whether orders are in flight, and the orders
-    /// kept in the fallback.
-    queue: Box<dyn Outbound>,
+    /// Only to rebuild a sale Redis lost: the orders recorded and not yet in MySQL.
     fallback: Box<dyn KeptOrders>,
     missing: MissingSales,
     provider: Provider,
@@ -38,8 +35,8 @@ pub struct ShopApi {
 
 impl ShopApi {
     pub fn new(stores: Stores, missing: MissingSales, provider: Provider) -> Self {
-        let Stores { mysql, redis, queue, fallback } = stores;
-        ShopApi { mysql, redis, queue, fallback, missing, provider }
+        let Stores { mysql, redis, fallback, .. } = stores;
+        ShopApi { mysql, redis, fallback, missing, provider }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
@@ -75,7 +72,7 @@ impl ShopApi {
             Some(sale) => sale,
             None => {
                 // Redis lost a running sale: it is rebuilt (503 meanwhile), not gone.
-                self.missing.recover(&self.mysql, &self.redis, &*self.queue, &*self.fallback, id).await?;
+                self.missing.recover(&self.mysql, &self.redis, &*self.fallback, id).await?;
                 self.redis.live_sale(id).await?.ok_or_else(flashsale::recovery::recovering)?
             }
         };

@@ -23,10 +23,6 @@ pub struct Config {
     pub db_max_connections: u32,
     /// `FLASHSALE_ORDERS_QUEUE_URL`
     pub orders_queue_url: String,
-    /// `FLASHSALE_ORDERS_DLQ_URL`: the orders queue's dead-letter queue. Its messages are
-    /// admitted orders MySQL does not have, so a lost sale waits for them too (until
-    /// they are redriven); empty: not counted.
-    pub orders_dlq_url: String,
     /// `FLASHSALE_TIMEOUTS_QUEUE_URL`
     pub timeouts_queue_url: String,
     /// `FLASHSALE_LEASE_TABLE`: DynamoDB table of Snowflake worker-id leases.
@@ -148,7 +144,6 @@ impl Config {
             database_iam_auth: flag("FLASHSALE_DATABASE_IAM_AUTH")?,
             db_max_connections: number("FLASHSALE_DB_MAX_CONNECTIONS", 10)?,
             orders_queue_url: var("FLASHSALE_ORDERS_QUEUE_URL", ""),
-            orders_dlq_url: var("FLASHSALE_ORDERS_DLQ_URL", ""),
             timeouts_queue_url: var("FLASHSALE_TIMEOUTS_QUEUE_URL", ""),
             lease_table: var("FLASHSALE_LEASE_TABLE", "flashsale-id-leases"),
             lease_duration: Duration::from_secs(number("FLASHSALE_LEASE_SECS", 60)?),

@@ -94,22 +94,24 @@ impl Outbound for RecordingQueue {
         let delay = delay_secs(msg.deadline_ms, now_ms, max_delay_secs);
         Box::pin(async move { self.sent(&self.closes, (msg.clone(), delay)) })
     }
-
-    fn orders_in_flight(&self) -> BoxFuture<'_, Result<u64>> {
-        Box::pin(async { Ok(0) })
-    }
 }
 
 /// A fallback table that keeps orders in memory; clones share them.
 #[derive(Clone, Default)]
 pub struct RecordingFallback {
     failing: Arc<AtomicBool>,
+    slowness: Arc<Mutex<Duration>>,
     kept: Arc<Mutex<Vec<OrderMessage>>>,
 }
 
 impl RecordingFallback {
     pub fn fail(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Each keep takes this long from now on.
+    pub fn slow(&self, by: Duration) {
+        *self.slowness.lock().unwrap() = by;
     }
 
     pub fn kept(&self) -> Vec<OrderMessage> {
@@ -126,7 +128,9 @@ impl RecordingFallback {
 
 impl KeptOrders for RecordingFallback {
     fn keep<'a>(&'a self, order: &'a OrderMessage) -> BoxFuture<'a, Result<()>> {
+        let slowness = *self.slowness.lock().unwrap();
         Box::pin(async move {
+            tokio::time::sleep(slowness).await;
             self.usable()?;
             let mut kept = self.kept.lock().unwrap();
             if !kept.contains(order) {

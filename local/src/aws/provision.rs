@@ -11,7 +11,7 @@ pub struct Names {
     /// Prefix of the queue names, so several stacks (or tests) share one moto.
     pub prefix: String,
     pub lease_table: String,
-    /// The durable fallback of admitted orders whose SQS send failed.
+    /// The pending-orders table: every admitted order, recorded before its SQS send.
     pub fallback_table: String,
     pub bucket: String,
     /// Receives before a message goes to its dead-letter queue.

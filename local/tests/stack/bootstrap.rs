@@ -76,7 +76,6 @@ fn env_vars(logical_id: &str, stack: &flashsale_local::Stack) -> HashMap<String,
         ("FLASHSALE_REDIS_URL", c.redis_url.expose().to_string()),
         ("FLASHSALE_DATABASE_URL", c.database_url.expose().to_string()),
         ("FLASHSALE_ORDERS_QUEUE_URL", c.orders_queue_url.clone()),
-        ("FLASHSALE_ORDERS_DLQ_URL", c.orders_dlq_url.clone()),
         ("FLASHSALE_TIMEOUTS_QUEUE_URL", c.timeouts_queue_url.clone()),
         ("FLASHSALE_LEASE_TABLE", c.lease_table.clone()),
         ("FLASHSALE_FALLBACK_TABLE", c.fallback_table.clone()),
@@ -196,13 +195,13 @@ async fn every_arm64_release_bootstrap_answers_its_sample_event_under_qemu() {
 /// before a slow hand-off ends (its replica acknowledged the order), and its extension
 /// holds the freeze for the hand-off, but only within the settle bound: a container held
 /// until a slow SQS answered would multiply the containers Lambda runs. Here AWS answers
-/// 1.5 s late and SQS refuses the order (its queue is gone): the order reaches the
-/// fallback table only after two slow round trips. The process is stopped at the moment
+/// 1.5 s late and SQS refuses the order (its queue is gone): the order is recorded in
+/// the pending-orders table only after a slow round trip. The process is stopped at the moment
 /// Lambda would freeze it: that is within the bound, with the order in the outbox
 /// (durable: the replica holds it), and the hand-off goes on once it thaws.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admit_holds_its_freeze_for_a_slow_hand_off_only_within_the_settle_bound() {
-    // A fallback table of its own: reconcile, run by other tests, sends kept orders on.
+    // A pending-orders table of its own: reconcile, run by other tests, forgets what MySQL has.
     let stack = stack_with(|o| {
         o.consumers = 0;
         o.config.fallback_table = format!("pending-{:08x}", rand::random::<u32>());
@@ -255,7 +254,7 @@ async fn admit_holds_its_freeze_for_a_slow_hand_off_only_within_the_settle_bound
     );
     let sdk = flashsale::stores::aws::sdk_config(&stack.config).await;
     let fallback = flashsale::outbox::FallbackTable::new(&sdk, &stack.config);
-    eventually("the order kept once the container thawed", Duration::from_secs(20), || async {
+    eventually("the order recorded once the container thawed", Duration::from_secs(20), || async {
         let kept = fallback.of_sale(flashsale::SaleId(sale)).await.unwrap();
         kept.iter().any(|o| json!(o.order_id) == order["order_id"]).then_some(())
     })

@@ -145,7 +145,8 @@ async fn a_failover_to_a_lagging_replica_breaks_no_promise() {
 
     // Replication healthy: the replica acknowledges each admission.
     stampede(&api, sale, (0..40).map(shopper), &mut outcomes).await;
-    // Replication cut: the replica lags, so admissions go to the fallback table.
+    // Replication cut: the replica lags, so each 202 waits for the order's record in the
+    // pending-orders table.
     link.cut();
     stampede(&api, sale, (40..80).map(shopper), &mut outcomes).await;
     let told_before = outcomes.told.len();

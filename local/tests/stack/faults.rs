@@ -176,7 +176,7 @@ pub(crate) fn faulty_stack_options(o: &mut flashsale_local::Options) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_restarted_empty_mid_sale_recovers_and_sells_out_exactly() {
+async fn redis_restarted_empty_mid_sale_is_rebuilt_with_its_orders_still_queued_and_sells_out_exactly() {
     let mut own = OwnRedis::start().await;
     let prefix = format!("test-{:08x}-", rand::random::<u32>());
     // The orders stay in the queue: nobody consumes them until the second stack starts.
@@ -196,41 +196,24 @@ async fn redis_restarted_empty_mid_sale_recovers_and_sells_out_exactly() {
     assert_eq!(outcomes.told.len(), 20);
 
     own.restart_empty().await;
-    // Recovering while its orders are in flight: 503 with Retry-After, never 404.
+    // Recovering while hand-offs begun before the loss may still be recording orders:
+    // 503 with Retry-After, never 404.
     let (status, body) = api.call("GET", &format!("/api/sales/{sale}"), None, None).await;
     assert_eq!((status, body["type"].as_str()), (503, Some("/problems/unavailable")), "{body}");
     stampede(&api, sale, (0..10).map(|i| format!("during-{i}")), &mut outcomes).await;
     assert_eq!(outcomes.told.len(), 20, "nothing admitted while the sale recovers");
     assert_eq!(outcomes.statuses[&503], 10);
 
-    // The queue drains; the next purchase finds it empty, rebuilds the sale, and goes on.
-    let consumers = stack_with(|o| {
-        faulty_stack_options(o);
-        o.queue_prefix = prefix.clone();
-        o.config.redis_url = (own.url()).into();
-        o.config.redis_wait_replicas = 0; // a single node
-    })
-    .await;
-    let db = mysql(&stack).await;
-    eventually("the 20 early orders persisted", Duration::from_secs(30), || async {
-        (mysql_orders(&db, sale).await.len() == 20).then_some(())
-    })
-    .await;
-    eventually("the sale reopens on its own", Duration::from_secs(30), || async {
+    // Rebuilt from MySQL (no order yet) and the pending-orders table (the 20), with all
+    // 20 messages still in the queue: no queue count is waited for.
+    let live = eventually("the sale reopens on its own", Duration::from_secs(30), || async {
         let (status, body) = api.call("GET", &format!("/api/sales/{sale}"), None, None).await;
         (status == 200).then_some(body)
     })
     .await;
-    let (_, live) = api.call("GET", &format!("/api/sales/{sale}"), None, None).await;
-    assert_eq!(live["remaining"], 10, "rebuilt from MySQL: 30 - 20 held {live}");
-    // admit goes on only once the queue has drained too (the consumers delete a batch's
-    // messages after its follow-ups), and remembers "recovering" for the memo's moment.
-    let sdk = flashsale::stores::aws::sdk_config(&stack.config).await;
-    let queue = flashsale::stores::sqs::Queue::new(&sdk, &stack.config);
-    eventually("the orders queue drained", Duration::from_secs(30), || async {
-        (flashsale::stores::sqs::Outbound::orders_in_flight(&queue).await.ok() == Some(0)).then_some(())
-    })
-    .await;
+    assert_eq!(live["remaining"], 10, "30 - 20 recorded in flight: {live}");
+    let sqs = aws_sdk_sqs::Client::new(&flashsale::stores::aws::sdk_config(&stack.config).await);
+    assert_eq!(queue_depth(&sqs, &stack.config.orders_queue_url).await, 20, "the orders still queued");
     tokio::time::sleep(stack.config.sold_out_ttl * 2).await;
 
     // Everyone at once, twice over: the early shoppers may take one more each (limit 2).
@@ -239,6 +222,14 @@ async fn redis_restarted_empty_mid_sale_recovers_and_sells_out_exactly() {
         stampede(&api, sale, users, &mut outcomes).await;
     }
     assert_eq!(outcomes.told.len(), 30, "sold out exactly: {:?}", outcomes.statuses);
+    // The queue drains only now: each of the 20 lands on a unit the rebuild held for it.
+    let consumers = stack_with(|o| {
+        faulty_stack_options(o);
+        o.queue_prefix = prefix.clone();
+        o.config.redis_url = (own.url()).into();
+        o.config.redis_wait_replicas = 0; // a single node
+    })
+    .await;
     settled_and_sound(&consumers, sale, &outcomes.told).await;
 }
 
@@ -637,16 +628,18 @@ async fn sqs_down_then_redis_flushed_loses_no_order_that_got_a_202() {
         outcomes.record(&user, response.status().as_u16(), &body);
     }
     assert_eq!(outcomes.told.len(), 17);
-    // Each 202 waited for the fallback table (SQS failed them first).
+    // Each 202 waited for its record in the pending-orders table; SQS failed them after.
     let stores = Stores::from_config(&config).await.unwrap();
-    assert_eq!(stores.fallback.of_sale(SaleId(sale)).await.unwrap().len(), 12);
+    let recorded: HashSet<String> =
+        stores.fallback.of_sale(SaleId(sale)).await.unwrap().iter().map(|o| o.user_id.to_string()).collect();
+    assert!((0..12).all(|i| recorded.contains(&format!("stranded-{i}"))), "{recorded:?}");
 
     // Redis forgets everything, the outbox of the stranded orders included.
     let mut flush = redis::Client::open(own.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("FLUSHALL").query_async(&mut flush).await.unwrap();
 
-    // SQS is back; reconcile rebuilds the sale (its queue is empty) and sends the kept
-    // orders on.
+    // SQS is back; reconcile rebuilds the sale counting the recorded orders and sends
+    // them on.
     config.outbox_resend_after = Duration::ZERO;
     let reconcile = reconcile::Reconcile::from_config(&config).await.unwrap();
     let sale_row = sale_row(&stack, sale).await;
@@ -664,8 +657,10 @@ async fn sqs_down_then_redis_flushed_loses_no_order_that_got_a_202() {
             other => panic!("reconcile rebuilds the sale: {other:?}"),
         }
     }
-    assert!(resent >= 12, "the kept orders were sent on ({resent})");
+    assert!(resent >= 12, "the recorded orders were sent on ({resent})");
     settled_and_sound(&stack, sale, &outcomes.told).await;
+    // Once MySQL has them, reconcile forgets them there: a rebuild would hold their units.
+    reconcile.check(&sale_row).await.unwrap();
     assert!(stores.fallback.of_sale(SaleId(sale)).await.unwrap().is_empty());
 }
 
@@ -766,7 +761,7 @@ async fn orders_only_redis_holds_are_sent_on_while_mysql_is_out_of_reach() {
     .await;
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(20, 1, 300, -1, 3600)).await;
-    // Admissions whose SQS send failed: the outbox and the fallback table hold them.
+    // Admissions whose SQS send failed: the outbox and the pending-orders table hold them.
     let mut config = stack.config.clone();
     config.breaker_failures = 1000;
     let live = flashsale::stores::aws::sdk_config(&config).await;
@@ -778,7 +773,7 @@ async fn orders_only_redis_holds_are_sent_on_while_mysql_is_out_of_reach() {
     assert_eq!(outbox(&mut redis, sale).await.len(), 8);
 
     // Reconcile whose MySQL is out of reach: it cannot list the open sales, and still
-    // sends on what only Redis and the fallback table hold; the consumers persist it.
+    // sends on what only Redis holds (recorded first); the consumers persist it.
     config.outbox_resend_after = Duration::ZERO;
     config.database_url = "mysql://flashsale:flashsale@127.0.0.1:1/flashsale".to_string().into();
     let reconcile = reconcile::Reconcile::from_config(&config).await.unwrap();
@@ -792,7 +787,7 @@ async fn orders_only_redis_holds_are_sent_on_while_mysql_is_out_of_reach() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_sale_waits_for_its_orders_in_the_dlq_and_sells_their_units_once() {
+async fn a_lost_sale_holds_the_units_of_its_orders_in_the_dlq_and_sells_only_the_rest() {
     let mut own = OwnRedis::start().await;
     let prefix = format!("test-{:08x}-", rand::random::<u32>());
     let stack = stack_with(|o| {
@@ -819,16 +814,19 @@ async fn a_lost_sale_waits_for_its_orders_in_the_dlq_and_sells_their_units_once(
     let (status, _) = api.buy(sale, "first-finder", None).await;
     assert_eq!(status, 503, "found lost: recovering");
 
-    // Every hand-off begun before the loss has ended and the orders queue is empty, but
-    // the DLQ holds admitted orders: rebuilt now, the sale would sell their units again.
-    tokio::time::sleep(stack.config.aws_timeout * 2 + Duration::from_millis(500)).await;
-    for i in 0..3 {
-        let (status, body) = api.buy(sale, &format!("too-early-{i}"), None).await;
-        assert_eq!(status, 503, "still recovering while orders wait in the DLQ: {body}");
-        tokio::time::sleep(stack.config.sold_out_ttl * 2).await;
+    // Rebuilt once every hand-off begun before the loss has ended, with the orders still
+    // in the DLQ: the pending-orders table holds their units, so only the rest is sold.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut next = 0;
+    while outcomes.statuses.get(&409).copied().unwrap_or(0) == 0 {
+        assert!(std::time::Instant::now() < deadline, "sold out while they wait: {:?}", outcomes.statuses);
+        stampede(&api, sale, (next..next + 4).map(|i| format!("after-{i}")), &mut outcomes).await;
+        next += 4;
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    assert_eq!(queue_depth(&sqs, dlq).await, 5, "still in the DLQ");
 
-    // Redriven and persisted, they hold their units in the rebuilt sale.
+    // Redriven and persisted, each lands on the unit held for it.
     assert_eq!(flashsale_local::ops::redrive::redrive(&sqs, dlq, queue).await.unwrap(), 5);
     let _consumers = stack_with(|o| {
         faulty_stack_options(o);
@@ -837,74 +835,68 @@ async fn a_lost_sale_waits_for_its_orders_in_the_dlq_and_sells_their_units_once(
         o.config.redis_wait_replicas = 0;
     })
     .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut next = 0;
-    while outcomes.statuses.get(&409).copied().unwrap_or(0) == 0 {
-        assert!(std::time::Instant::now() < deadline, "sold out once redriven: {:?}", outcomes.statuses);
-        stampede(&api, sale, (next..next + 4).map(|i| format!("after-{i}")), &mut outcomes).await;
-        next += 4;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
     assert_eq!(outcomes.told.len() as u32, stock, "each unit sold once: {:?}", outcomes.statuses);
     settled_and_sound(&stack, sale, &outcomes.told).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_admission_undone_after_an_ambiguous_send_is_never_persisted() {
-    // The consumer is the test's: it takes the message only after the undo (a consumer
-    // that claims it first makes the order stand, and the shopper hears 202).
+async fn an_admission_undone_after_an_ambiguous_record_is_never_sent_counted_or_persisted() {
     let stack = stack_with(|o| o.consumers = 0).await;
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(10, 1, 600, -1, 3600)).await;
-    // admit's SQS answers late (the message is delivered, the answer times out) and its
-    // fallback table is down: the order can be kept nowhere it knows of.
+    // admit's pending-orders table answers late (the record is written, the answer times
+    // out), and no replica holds the order: it is durable nowhere admit knows of.
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
     let upstream = endpoint.trim_start_matches("http://").parse().unwrap();
     let mut config = stack.config.clone();
     config.breaker_failures = 1000;
-    config.redis_wait_replicas = 0; // a replica would make it durable
+    config.redis_wait_replicas = 0;
     let proxy = LaggingProxy::start(upstream, config.aws_timeout * 3).await;
     proxy.lag_next_answers(u64::MAX);
-    let late_sqs = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let late_table = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(format!("http://{}", proxy.addr))
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder().operation_attempt_timeout(config.aws_timeout).build(),
         )
         .load()
         .await;
-    let stranded = admit_with(&config, &late_sqs, &unreachable_aws().await).await;
+    let live = flashsale::stores::aws::sdk_config(&stack.config).await;
+    let stranded = admit_with(&config, &live, &late_table).await;
     let response = stranded.handle(purchase_request(sale, "ghost")).await;
     assert_eq!(response.status(), 503, "told the order was not taken");
     let mut redis = redis(&stack).await;
     assert_eq!(redis_stock(&mut redis, sale).await, 10, "the admission undone");
+    stranded.settled().await;
 
-    // The message reached the queue all the same (each attempt of the late send): a
-    // consumer takes it.
-    let sqs = aws_sdk_sqs::Client::new(&flashsale::stores::aws::sdk_config(&stack.config).await);
-    let mut bodies = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while bodies.is_empty() && std::time::Instant::now() < deadline {
-        let received = sqs
-            .receive_message()
-            .queue_url(&stack.config.orders_queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
+    // Never sent: the record did not answer.
+    let sqs = aws_sdk_sqs::Client::new(&live);
+    let received =
+        sqs.receive_message().queue_url(&stack.config.orders_queue_url).wait_time_seconds(1).send().await.unwrap();
+    assert!(received.messages().is_empty(), "an unrecorded order was sent");
+
+    // The record may still be written after the undo forgot it (say the write was
+    // delayed): reconcile forgets it, since Redis says its admission was undone.
+    let released: Vec<u64> = redis.smembers(keys(sale).released).await.unwrap();
+    assert_eq!(released.len(), 1, "the undone admission");
+    let ghost = flashsale::domain::OrderMessage {
+        order_id: OrderId(released[0]),
+        sale_id: SaleId(sale),
+        user_id: flashsale::UserId::new("ghost").unwrap(),
+        quantity: 1,
+    };
+    let stores = Stores::from_config(&stack.config).await.unwrap();
+    stores.fallback.keep(&ghost).await.unwrap();
+    let forgotten =
+        flashsale::outbox::ledger::forget_landed(&stores.mysql, &stores.redis, &*stores.fallback, SaleId(sale))
             .await
             .unwrap();
-        bodies.extend(received.messages().iter().filter_map(|m| m.body().map(str::to_string)));
-    }
-    assert!(!bodies.is_empty(), "the late send delivered its message");
-    let persist = persist_orders::PersistOrders::new(
-        Stores::from_config(&stack.config).await.unwrap(),
-        stack.config.max_delay_secs,
-    );
-    let answer = persist.handle(sqs_event(&bodies)).await;
-    assert!(answer.batch_item_failures.is_empty(), "the message is done with");
+    assert_eq!(forgotten, 1);
+    assert!(stores.fallback.of_sale(SaleId(sale)).await.unwrap().is_empty());
+    // A rebuild now holds no unit for it.
+    let remaining = flashsale::recovery::rebuild(&stores.mysql, &stores.redis, SaleId(sale), &[], true).await.unwrap();
+    assert_eq!(remaining, Some(10));
     let db = mysql(&stack).await;
     assert!(mysql_orders(&db, sale).await.is_empty(), "no order nobody was told of");
-    assert_eq!(mysql_sale(&db, sale).await, (10, 0));
-    assert_eq!(redis_stock(&mut redis, sale).await, 10, "every unit on sale, once");
     // The shopper tries again and is admitted.
     assert_eq!(api.buy(sale, "ghost", None).await.0, 202);
 }

@@ -1,7 +1,7 @@
 //! A randomized fault schedule (a nemesis): shoppers buy while a seeded schedule applies,
 //! overlapping, a failover to a lagging replica, a Redis flush, SIGKILL and restart of
-//! the stack, a MySQL cut, a slow and a refusing AWS endpoint (SQS, and the fallback
-//! table behind the same endpoint), and the consumers stopped with SIGSTOP. Then every
+//! the stack, a MySQL cut, a slow and a refusing AWS endpoint (SQS, and the
+//! pending-orders table behind the same endpoint), and the consumers stopped with SIGSTOP. Then every
 //! promise is checked: each 202 exactly one MySQL order and none REJECTED, nothing
 //! oversold, nobody above the limit, every unit accounted for, the sale sold out, and no
 //! 5xx but 503 with `Retry-After`.
@@ -366,7 +366,7 @@ async fn a_random_fault_schedule_breaks_no_promise() {
         schedule.push((at, Duration::from_millis(rng.random_range(1_000..6_000)), fault));
     }
     // The one loss no design avoids: an admission its replica acknowledged, whose hand-off
-    // to SQS and the fallback table then failed (AWS refused, or the container died), is
+    // (its record in the pending-orders table, then SQS) then failed (AWS refused, or the container died), is
     // only in Redis until reconcile re-sends it from the outbox; a flush, which empties
     // the replicas too, loses it. So a flush comes only once such orders are out (README).
     let only_in_redis: Vec<(Duration, Duration)> = schedule

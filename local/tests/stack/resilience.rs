@@ -15,7 +15,7 @@ use redis::AsyncCommands;
 use tokio::net::{TcpListener, TcpStream};
 
 /// An `admit` under a leased worker id, whose SQS is reached through `sqs` (DynamoDB, for leases and the
-/// fallback, through the local services).
+/// pending-orders table, through the local services).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_down_still_admits_and_the_outbox_keeps_every_order() {
     let stack = stack_with(|o| o.consumers = 0).await;

@@ -1,8 +1,10 @@
-//! The hand-off of admitted orders to somewhere durable: SQS, or when SQS fails, the
-//! fallback table. Orders admitted together go out together (up to ten to one
-//! `SendMessageBatch`) and only a few batches are in flight at once, so a slow queue
-//! gets fewer calls, never one per admitted shopper all at the same moment; and an
-//! order never waits behind more than the batches ahead of it.
+//! The hand-off of admitted orders: recorded in the pending-orders table (durable from
+//! then on, and counted exactly by a rebuild), then sent to SQS, the quick way into
+//! MySQL. An order is never sent unrecorded: a message the table does not know of could
+//! land after a rebuild that did not count its units. Orders admitted together go out
+//! together (up to ten to one `SendMessageBatch`) and only a few batches are in flight
+//! at once, so a slow queue gets fewer calls, never one per admitted shopper all at the
+//! same moment; and an order never waits behind more than the batches ahead of it.
 
 use std::sync::Arc;
 
@@ -39,9 +41,9 @@ impl HandOff {
         HandOff { waiting, unsettled }
     }
 
-    /// Queues `order` for the hand-off. The answer says where it ended: `Ok` once SQS or
-    /// the fallback table has it, the fallback's error when neither took it. `None` when
-    /// too many orders wait already.
+    /// Queues `order` for the hand-off. The answer comes once it is recorded: `Ok`, or
+    /// the table's error (then it is not sent either; the outbox's check-back tries
+    /// again). `None` when too many orders wait already.
     pub fn submit(&self, order: OrderMessage) -> Option<oneshot::Receiver<Result<()>>> {
         let (done, answer) = oneshot::channel();
         self.unsettled.send_modify(|n| *n += 1);
@@ -86,19 +88,46 @@ async fn run(
 
 async fn hand_off(queue: &dyn Outbound, fallback: &dyn KeptOrders, batch: Vec<Waiting>) {
     let orders: Vec<OrderMessage> = batch.iter().map(|(order, _)| order.clone()).collect();
-    let sent = queue.send_orders(&orders).await;
-    let outcomes = futures::future::join_all(orders.iter().zip(sent).map(|(order, sent)| async move {
-        let Err(sqs) = sent else { return Ok(()) };
-        let kept = fallback.keep(order).await;
-        match &kept {
-            Ok(()) => tracing::warn!(order_id = %order.order_id, error = %sqs, "order message not sent; kept in the fallback table"),
-            Err(e) => tracing::error!(order_id = %order.order_id, %sqs, kept = %e, "order message could not be kept anywhere"),
+    let recorded = fallback.keep_all(&orders).await;
+    let mut to_send = Vec::with_capacity(orders.len());
+    for ((order, done), outcome) in batch.into_iter().zip(recorded) {
+        match &outcome {
+            Ok(()) => to_send.push(order),
+            Err(e) => {
+                tracing::error!(order_id = %order.order_id, error = %e, "order not recorded; it waits in the outbox")
+            }
         }
-        kept
-    }))
-    .await;
-    for ((_, done), outcome) in batch.into_iter().zip(outcomes) {
         // No one listens once the shopper has been answered: the order is sent anyway.
         let _ = done.send(outcome);
     }
+    send(queue, &to_send).await;
+}
+
+/// Sends recorded orders to SQS. One that fails waits in the outbox (and the table) for
+/// reconcile's check-back.
+async fn send(queue: &dyn Outbound, recorded: &[OrderMessage]) -> Vec<Result<()>> {
+    let sent = queue.send_orders(recorded).await;
+    for (order, outcome) in recorded.iter().zip(&sent) {
+        if let Err(e) = outcome {
+            tracing::warn!(order_id = %order.order_id, error = %e, "order message not sent; recorded, the check-back sends it");
+        }
+    }
+    sent
+}
+
+/// Records `orders` in the pending-orders table, then sends those recorded to SQS: the
+/// only way an order message goes out. One outcome per order, `Ok` once it is in both.
+pub async fn record_and_send(
+    queue: &dyn Outbound,
+    fallback: &dyn KeptOrders,
+    orders: &[OrderMessage],
+) -> Vec<Result<()>> {
+    let mut outcomes = fallback.keep_all(orders).await;
+    let recorded: Vec<OrderMessage> =
+        orders.iter().zip(&outcomes).filter(|(_, kept)| kept.is_ok()).map(|(o, _)| o.clone()).collect();
+    let mut sent = send(queue, &recorded).await.into_iter();
+    for outcome in outcomes.iter_mut().filter(|kept| kept.is_ok()) {
+        *outcome = sent.next().unwrap_or(Ok(()));
+    }
+    outcomes
 }

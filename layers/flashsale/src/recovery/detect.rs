@@ -1,6 +1,7 @@
 //! Finding a sale Redis lost: a running sale whose state is missing answers
-//! "recovering" (503) while the orders in flight land, then is rebuilt from MySQL
-//! ([`super::rebuild`]). One caller rebuilds; the others wait.
+//! "recovering" (503) until every hand-off begun before the loss has recorded its
+//! orders, then is rebuilt from MySQL and the pending-orders table ([`super::rebuild`]).
+//! One caller rebuilds; the others wait.
 
 use std::time::Duration;
 
@@ -13,7 +14,6 @@ use crate::memo::SaleMemo;
 use crate::stores::dynamodb::KeptOrders;
 use crate::stores::mysql::Mysql;
 use crate::stores::redis::{Redis, SaleKeys};
-use crate::stores::sqs::Outbound;
 
 /// How long one rebuilder holds the right to rebuild a sale.
 const REBUILD_CLAIM: Duration = Duration::from_secs(10);
@@ -25,10 +25,10 @@ pub enum Recovery {
     Present,
     /// Not published, or ended: nothing to rebuild.
     NotLive,
-    /// Orders are still in flight (or another caller is rebuilding): ask again shortly.
-    /// `stuck` once the wait has outlasted [`Drain::alarm_after`].
+    /// Hand-offs begun before the loss may still be recording orders, the table cannot
+    /// be read, or another caller is rebuilding: ask again shortly. `stuck` once the wait
+    /// has outlasted [`Drain::alarm_after`].
     Waiting {
-        in_flight: u64,
         stuck: bool,
     },
     Rebuilt {
@@ -39,12 +39,13 @@ pub enum Recovery {
 /// What a lost sale waits for before it is rebuilt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Drain {
-    /// By then every hand-off begun before the loss has ended: SQS, then the fallback
-    /// table, one `FLASHSALE_AWS_TIMEOUT_MS` call each.
+    /// By then every hand-off begun before the loss has recorded its orders in the
+    /// pending-orders table: one `FLASHSALE_AWS_TIMEOUT_MS` call, after the batches
+    /// ahead of it.
     pub hand_off: Duration,
     /// A sale still waiting this long after the loss is reported stuck (reconcile's
-    /// `RecoveryStuck` metric), and still not rebuilt: rebuilt before the orders in
-    /// flight land, it would sell their units again.
+    /// `RecoveryStuck` metric), and still not rebuilt: without the table's record of the
+    /// orders in flight, it would sell their units again.
     pub alarm_after: Duration,
 }
 
@@ -60,15 +61,16 @@ pub fn recovering() -> Error {
 }
 
 /// Brings back a published, running sale whose Redis state is missing (or is a promoted
-/// replica's copy), once every hand-off begun before the loss has ended and the orders
-/// queue is seen empty; never while it cannot be seen. Orders kept in the durable
-/// fallback go back into its outbox. Safe to call from many places at once: one caller
+/// replica's copy), once every hand-off begun before the loss has recorded its orders.
+/// What is admitted and not yet in MySQL is then exactly what the outbox (a promoted
+/// replica's) and the pending-orders table hold, wherever the messages are (queue,
+/// consumer, DLQ): the rebuild holds their units, no queue count involved. Never while
+/// the table cannot be read. Safe to call from many places at once: one caller
 /// rebuilds, the others wait.
 pub async fn recover(
     mysql: &Mysql,
     redis: &Redis,
-    queue: &dyn Outbound,
-    fallback: &dyn KeptOrders,
+    recorded: &dyn KeptOrders,
     sale: &Sale,
     drain: Drain,
 ) -> Result<Recovery> {
@@ -79,27 +81,25 @@ pub async fn recover(
         return Ok(Recovery::Present);
     }
     let waited = redis.mark_lost(sale.id).await?;
-    // Orders still in the queue hold units MySQL does not count yet; rebuilt before
-    // they land, the sale would sell them again (MySQL would refuse the excess, and a
-    // shopper told 202 would be refused).
-    let in_flight = match queue.orders_in_flight().await {
-        Ok(n) => n,
+    let stuck = waited >= drain.alarm_after;
+    if waited < drain.hand_off || !redis.claim_rebuild(sale.id, REBUILD_CLAIM).await? {
+        return Ok(Recovery::Waiting { stuck });
+    }
+    let pending = match recorded.of_sale(sale.id).await {
+        Ok(pending) => pending,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot see the orders queue; the sale stays recovering");
-            u64::MAX
+            // Rebuilt without them, the sale would sell the units of orders in flight again.
+            match stuck {
+                true => {
+                    tracing::error!(sale_id = %sale.id, error = %e, waited_secs = waited.as_secs(), "sale still recovering: the pending orders cannot be read")
+                }
+                false => {
+                    tracing::warn!(sale_id = %sale.id, error = %e, "the pending orders cannot be read; the sale stays recovering")
+                }
+            }
+            return Ok(Recovery::Waiting { stuck });
         }
     };
-    let stuck = waited >= drain.alarm_after;
-    if in_flight > 0 || waited < drain.hand_off {
-        if stuck {
-            tracing::error!(sale_id = %sale.id, in_flight, waited_secs = waited.as_secs(), "sale still recovering: orders in flight have not landed");
-        }
-        return Ok(Recovery::Waiting { in_flight, stuck });
-    }
-    if !redis.claim_rebuild(sale.id, REBUILD_CLAIM).await? {
-        return Ok(Recovery::Waiting { in_flight, stuck });
-    }
-    let pending = fallback.of_sale(sale.id).await?;
     Ok(match rebuild(mysql, redis, sale.id, &pending, false).await? {
         Some(remaining) => Recovery::Rebuilt { remaining },
         None => Recovery::Present,
@@ -128,7 +128,8 @@ impl Missing {
 
 /// What a function does when Redis does not know a sale a shopper asks for: MySQL says
 /// whether it never was (404), has ended (409), or is running and was lost by Redis
-/// (rebuilt once the orders in flight have landed; 503 "recovering" meanwhile). The
+/// (rebuilt once the hand-offs begun before the loss have ended; 503 "recovering"
+/// meanwhile). The
 /// verdict is remembered per container for a moment, so a crowd costs MySQL one read.
 pub struct MissingSales {
     memo: SaleMemo<Missing>,
@@ -147,23 +148,16 @@ impl MissingSales {
 
     /// `Ok` once the sale is in Redis again (rebuilt by this call or another); else the
     /// error to answer with.
-    pub async fn recover(
-        &self,
-        mysql: &Mysql,
-        redis: &Redis,
-        queue: &dyn Outbound,
-        fallback: &dyn KeptOrders,
-        sale: SaleId,
-    ) -> Result<()> {
+    pub async fn recover(&self, mysql: &Mysql, redis: &Redis, recorded: &dyn KeptOrders, sale: SaleId) -> Result<()> {
         if let Some(error) = self.known(sale) {
             return Err(error);
         }
         let verdict = match mysql.sale(sale).await? {
             Some(found) if found.published && found.ends_at > Utc::now() => {
-                match recover(mysql, redis, queue, fallback, &found, self.drain).await? {
+                match recover(mysql, redis, recorded, &found, self.drain).await? {
                     Recovery::Rebuilt { .. } | Recovery::Present => return Ok(()),
-                    Recovery::Waiting { in_flight, .. } => {
-                        tracing::warn!(sale_id = %sale, in_flight, "sale missing in Redis; recovering once the orders in flight land");
+                    Recovery::Waiting { .. } => {
+                        tracing::warn!(sale_id = %sale, "sale missing in Redis; recovering once the hand-offs begun before the loss have ended");
                         Missing::Recovering
                     }
                     Recovery::NotLive => Missing::Unknown,

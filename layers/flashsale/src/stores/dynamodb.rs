@@ -1,7 +1,10 @@
-//! The DynamoDB handle of the fallback table: the durable fallback of admitted orders. When `admit` cannot hand
-//! an order to SQS, the order is written here before the shopper hears `202`, so the
-//! answer never lives only in Redis (which may lose it in a failover). Reconcile sends
-//! what is here on and deletes it; a rebuild of a sale's Redis state counts it.
+//! The DynamoDB handle of the pending-orders table (still called the fallback table
+//! in configuration): the exact, durable ledger of orders admitted and not yet known to
+//! be in MySQL. Every order is written here before its message goes to SQS, and stays
+//! until reconcile sees MySQL has it. So wherever a message is (the queue, a consumer,
+//! the DLQ, a send that timed out and delivered anyway) its order is here, and a rebuild
+//! of a lost sale counts its units exactly, with no approximate queue count; and an
+//! order written here is durable before the shopper hears `202`, SQS or not.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -20,9 +23,13 @@ const TTL_SECS: i64 = 14 * 24 * 3600;
 pub trait KeptOrders: Send + Sync {
     /// Keeps an admitted order; idempotent (the order id is the key).
     fn keep<'a>(&'a self, order: &'a OrderMessage) -> BoxFuture<'a, Result<()>>;
+    /// [`KeptOrders::keep`] for many orders at once, with one outcome per order, in order.
+    fn keep_all<'a>(&'a self, orders: &'a [OrderMessage]) -> BoxFuture<'a, Vec<Result<()>>> {
+        Box::pin(futures::future::join_all(orders.iter().map(move |o| self.keep(o))))
+    }
     /// The orders kept for a sale.
     fn of_sale(&self, sale: SaleId) -> BoxFuture<'_, Result<Vec<OrderMessage>>>;
-    /// Forgets an order once SQS has it.
+    /// Forgets an order once MySQL has it, or once its admission was undone.
     fn forget<'a>(&'a self, order: &'a OrderMessage) -> BoxFuture<'a, Result<()>>;
 }
 

@@ -40,16 +40,11 @@ pub trait Outbound: Send + Sync {
     ) -> BoxFuture<'a, Vec<Result<()>>> {
         Box::pin(futures::future::join_all(msgs.iter().map(move |m| self.schedule_close(m, now_ms, max_delay_secs))))
     }
-    /// Order messages sent and not yet consumed (SQS's approximate counts), those in the
-    /// orders DLQ included: zero once the orders in flight have landed in MySQL.
-    fn orders_in_flight(&self) -> BoxFuture<'_, Result<u64>>;
 }
 
 pub struct Queue {
     client: Client,
     orders_url: String,
-    /// Counted as in flight too, when known (see [`Outbound::orders_in_flight`]).
-    orders_dlq_url: Option<String>,
     timeouts_url: String,
     breaker: Breaker,
 }
@@ -59,7 +54,6 @@ impl Queue {
         Queue {
             client: Client::new(sdk),
             orders_url: config.orders_queue_url.clone(),
-            orders_dlq_url: Some(config.orders_dlq_url.clone()).filter(|url| !url.is_empty()),
             timeouts_url: config.timeouts_queue_url.clone(),
             breaker: Breaker::new("sqs", config.breaker_failures, config.breaker_cooldown, config.aws_timeout),
         }
@@ -181,34 +175,6 @@ impl Outbound for Queue {
             .map(|m| (serde_json::to_string(m), delay_secs(m.deadline_ms, now_ms, max_delay_secs)))
             .collect();
         Box::pin(self.send_all(&self.timeouts_url, messages))
-    }
-
-    fn orders_in_flight(&self) -> BoxFuture<'_, Result<u64>> {
-        Box::pin(self.breaker.call(async {
-            let mut in_flight = self.messages(&self.orders_url).await?;
-            if let Some(dlq) = &self.orders_dlq_url {
-                in_flight += self.messages(dlq).await?;
-            }
-            Ok(in_flight)
-        }))
-    }
-}
-
-impl Queue {
-    /// A queue's messages by SQS's approximate counts: waiting, being received, delayed.
-    async fn messages(&self, url: &str) -> Result<u64> {
-        use aws_sdk_sqs::types::QueueAttributeName as A;
-        let attributes = self
-            .client
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(A::ApproximateNumberOfMessages)
-            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-            .attribute_names(A::ApproximateNumberOfMessagesDelayed)
-            .send()
-            .await
-            .map_err(|e| Error::aws("sqs", e))?;
-        Ok(attributes.attributes().map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum()).unwrap_or(0))
     }
 }
 
