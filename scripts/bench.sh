@@ -199,8 +199,8 @@ WRK_NGINX=$(column 1 "$WORK/wrk-nginx.txt"); WRK_STACK=$(column 1 "$WORK/wrk-sta
   echo "| the local stack: gateway, JWT, admit handler, Redis script | ${STACK_RPS%.*} | $(ratio "$STACK_RPS" "$NGINX") | $(ratio "$STACK_RPS" "$REDIS") |"
   echo
   echo "Stampede latency: p50 ${P50} ms, p99 ${P99} ms; the requests answered sold out, p99 ${P99_SOLD_OUT} ms;"
-  echo "the admitted, p50 ${P50_ADMITTED} ms and p99 ${P99_ADMITTED} ms (they wait for the order message, up to"
-  echo "\`FLASHSALE_ADMIT_SEND_BOUND_MS\`). ${PERSISTED} (median; through SQS on moto and \`persist-orders\`)."
+  echo "the admitted, p50 ${P50_ADMITTED} ms and p99 ${P99_ADMITTED} ms (they wait for the replica's acknowledgement,"
+  echo "up to \`FLASHSALE_ADMIT_DURABLE_BOUND_MS\`, else for their record in the pending-orders table). ${PERSISTED} (median; through SQS on moto and \`persist-orders\`)."
   echo "The audit of the last run:"
   echo
   echo '```'
