@@ -8,7 +8,8 @@
 -- KEYS ({sale:ID} hash tag): 1 stock, 2 released, 3 persisting
 -- ARGV: the order ids
 -- Reply: the ids among them whose hold has ended (an empty list when the sale is not in
---        Redis: a lost sale is rebuilt from MySQL once its orders in flight are persisted)
+--        Redis: a lost sale is rebuilt from MySQL and the pending-orders table, which
+--        counts these orders wherever they are)
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {}

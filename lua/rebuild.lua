@@ -24,14 +24,19 @@ end
 
 for _, message in ipairs(snapshot.pending) do
   local order = cjson.decode(message)
-  if redis.call('HSETNX', KEYS[5], order.order_id, message) == 1 then
+  -- A record of an admission undone here (its shopper told 503) is not an order: it
+  -- outlived the undo's forget, and reconcile forgets it.
+  if redis.call('SISMEMBER', KEYS[7], order.order_id) == 0
+      and redis.call('HSETNX', KEYS[5], order.order_id, message) == 1 then
     -- Score 0: stale at once, so the next check-back sends it (again, most likely:
     -- persisting it twice is a no-op).
     redis.call('ZADD', KEYS[6], 0, order.order_id)
   end
 end
 
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7], KEYS[8])
+-- The released set stays: an order whose hold ended never holds units again, and an
+-- undone admission (which MySQL never sees) is known only there.
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[8])
 -- A count of changes to the holders no copy taken before can carry: copies are retaken.
 local time = redis.call('TIME')
 -- Concatenated: Lua would print a number this large in exponent form.

@@ -16,8 +16,9 @@
 --           giving it back the stock is set to what MySQL and the outbox leave over.
 -- Reply: the stock now on sale; -1 when the sale is not in Redis (or is another
 --        primary's copy: the rebuild from MySQL counts the close or refusal), -2 when
---        settled before, -3 when an undo finds the order gone from the outbox or claimed
---        for persistence (it stands).
+--        settled before, -3 when an undo finds the order claimed for persistence (it
+--        stands), -4 when an undo finds it gone from the outbox (in MySQL, or lost with
+--        a failover: the caller asks MySQL).
 
 local mode, order_id, user, quantity = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -27,9 +28,11 @@ end
 if mode ~= 'undo' and redis.call('HGET', KEYS[7], 'epoch') ~= primary_epoch() then
   return -1
 end
-if mode == 'undo' and (redis.call('HEXISTS', KEYS[4], order_id) == 0
-    or redis.call('SISMEMBER', KEYS[8], order_id) == 1) then
+if mode == 'undo' and redis.call('SISMEMBER', KEYS[8], order_id) == 1 then
   return -3
+end
+if mode == 'undo' and redis.call('HEXISTS', KEYS[4], order_id) == 0 then
+  return -4
 end
 if redis.call('SADD', KEYS[6], order_id) == 0 then
   return -2

@@ -23,8 +23,8 @@ use flashsale::lambda::http::{self, json, problem};
 use flashsale::orders::{find_order, OrderFilter};
 use flashsale::outbox::{FallbackTable, KeptOrders};
 use flashsale::pages::Publisher;
-use flashsale::recovery;
 use flashsale::recovery::drift::{sale_report, StatusCount};
+use flashsale::recovery::{self, Drain, Recovery};
 use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::Redis;
 use flashsale::{Config, Error, Order, OrderId, OrderStatus, Result, Sale, SaleId, UserId};
@@ -39,14 +39,16 @@ const MAX_BODY: usize = 64 * 1024;
 pub struct AdminApi {
     mysql: Mysql,
     redis: Redis,
-    /// Admitted orders kept outside Redis, counted when a sale's state is rebuilt.
+    /// The pending-orders table: counted when a sale's state is rebuilt.
     fallback: FallbackTable,
     pages: Publisher,
+    /// What publishing again waits for when Redis lost the sale.
+    drain: Drain,
 }
 
 impl AdminApi {
-    pub fn new(mysql: Mysql, redis: Redis, fallback: FallbackTable, pages: Publisher) -> Self {
-        AdminApi { mysql, redis, fallback, pages }
+    pub fn new(mysql: Mysql, redis: Redis, fallback: FallbackTable, pages: Publisher, drain: Drain) -> Self {
+        AdminApi { mysql, redis, fallback, pages, drain }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
@@ -56,13 +58,14 @@ impl AdminApi {
             Redis::connect(config)?,
             FallbackTable::new(sdk, config),
             Publisher::from_config(sdk, config),
+            Drain::from_config(config),
         ))
     }
 
-    /// Sets the sale's Redis state from MySQL: with `force` always, else only if missing.
-    async fn rebuild(&self, id: SaleId, force: bool) -> Result<Option<i64>> {
-        let kept = self.fallback.of_sale(id).await?;
-        recovery::rebuild(&self.mysql, &self.redis, id, &kept, force).await
+    /// Sets the sale's Redis state from MySQL and the pending-orders table, present or not.
+    async fn resync(&self, id: SaleId) -> Result<Option<i64>> {
+        let recorded = self.fallback.of_sale(id).await?;
+        recovery::rebuild(&self.mysql, &self.redis, id, &recorded, true).await
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -89,7 +92,7 @@ impl AdminApi {
                 if !sale.published {
                     return Err(Error::NotOpen("the sale is not published"));
                 }
-                let remaining = self.rebuild(id, true).await?;
+                let remaining = self.resync(id).await?;
                 tracing::warn!(sale_id = %id, ?remaining, "sale re-synced from MySQL by an admin");
                 let sale = self.mysql.sale(id).await?.ok_or(Error::NotFound("sale"))?;
                 Ok(json(StatusCode::OK, &sale_report(&self.mysql, &self.redis, &sale).await?))
@@ -175,7 +178,13 @@ impl AdminApi {
     pub async fn publish(&self, id: SaleId) -> Result<Sale> {
         let sale = self.mysql.sale(id).await?.ok_or(Error::NotFound("sale"))?;
         if sale.published {
-            self.rebuild(id, false).await?;
+            // A state Redis lost is rebuilt only once the records in flight are written,
+            // as a shopper's request would.
+            if let Recovery::Waiting { .. } =
+                recovery::recover(&self.mysql, &self.redis, &self.fallback, &sale, self.drain).await?
+            {
+                return Err(recovery::recovering());
+            }
         } else {
             self.redis.warm(&sale).await?;
         }

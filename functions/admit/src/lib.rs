@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use flashsale::admission::{Admission, Holders, Replication};
+use flashsale::admission::{Admission, Holders, Replication, Undo};
 use flashsale::clock::SystemClock;
 use flashsale::config::Need;
 use flashsale::domain::OrderMessage;
@@ -90,6 +90,8 @@ pub struct Admit {
     missing: MissingSales,
     /// How long a container stays thawed after its answer for the sends still on their way.
     settle_bound: std::time::Duration,
+    /// How long an unreplicated order may wait for its record to begin.
+    record_within: std::time::Duration,
 }
 
 impl Admit {
@@ -110,6 +112,7 @@ impl Admit {
             holder_copies: Mutex::default(),
             missing: MissingSales::new(config.sold_out_ttl, Drain::from_config(config)),
             settle_bound: config.admit_settle_bound,
+            record_within: config.aws_timeout,
         }
     }
 
@@ -123,8 +126,8 @@ impl Admit {
         Ok(Admit::new(Stores::new(sdk, config)?, ids, config))
     }
 
-    /// Resolves once every order admitted so far has been through the hand-off: in SQS
-    /// or the fallback table, or, when neither took it, left to the outbox.
+    /// Resolves once every order admitted so far has been through the hand-off: recorded
+    /// and sent, or, where either failed, left to the outbox.
     pub async fn settled(&self) {
         self.hand_off.settled().await;
     }
@@ -250,21 +253,31 @@ impl Admit {
     /// records the order and sends it to SQS in every case, the quick way into MySQL.
     async fn admitted(&self, order: &OrderMessage, remaining: Option<u64>, replicated: bool) -> Result<Response<Body>> {
         tracing::Span::current().record("order_id", order.order_id.0);
-        let handed = self.hand_off.submit(order.clone());
+        // A shopper still waiting is answered from a record begun within the bound a
+        // rebuild waits out after a loss (`Drain::hand_off`), or is told 503.
+        let record_by = (!replicated).then(|| std::time::Instant::now() + self.record_within);
+        let handed = self.hand_off.submit(order.clone(), record_by);
         let Err(not_kept) = self.durable(order, replicated, handed).await else {
             return Ok(accepted(order, remaining));
         };
         // Nowhere durable: take the admission back rather than answer with a 202 that the
         // primary alone remembers.
-        if self.redis.undo_admission(order).await? {
-            // A record that failed ambiguously may have been written: a rebuild would count it.
-            if let Err(e) = self.fallback.forget(order).await {
-                tracing::warn!(error = %e, "undone order not forgotten in the pending-orders table; reconcile does");
-            }
-            return Err(not_kept);
+        let stands = match self.redis.undo_admission(order).await? {
+            Undo::Undone => false,
+            Undo::Claimed => true,
+            // Persisted (its entry cleared after the commit), or lost with the sale's
+            // state: then it is nowhere, and a 202 would promise nothing.
+            Undo::Gone => self.mysql.existing(&[order.order_id]).await.is_ok_and(|found| !found.is_empty()),
+        };
+        if stands {
+            tracing::warn!("the order reached a consumer meanwhile; it stands");
+            return Ok(accepted(order, remaining));
         }
-        tracing::warn!("the order reached MySQL meanwhile; it stands");
-        Ok(accepted(order, remaining))
+        // A record that failed ambiguously may have been written: a rebuild would count it.
+        if let Err(e) = self.fallback.forget(order).await {
+            tracing::warn!(error = %e, "undone order not forgotten in the pending-orders table; reconcile does");
+        }
+        Err(not_kept)
     }
 
     /// `Ok` once the order is somewhere a failover or a loss of Redis leaves it, and
@@ -379,6 +392,33 @@ mod tests {
             // Sent unrecorded, it could land after a rebuild that did not count its units.
             assert!(queue.orders().is_empty(), "sent without a record ({replicas} replicas)");
         }
+    }
+
+    #[tokio::test]
+    async fn an_order_whose_record_cannot_begin_in_time_is_neither_recorded_nor_sent() {
+        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+        let admit = admit(&queue, &fallback);
+        let too_late = std::time::Instant::now() - Duration::from_millis(1);
+        let answer = admit.hand_off.submit(order(), Some(too_late)).unwrap().await.unwrap();
+        assert!(answer.is_err(), "a record after a rebuild's wait could go uncounted");
+        admit.settled().await;
+        assert!(fallback.kept().is_empty() && queue.orders().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_slow_queue_delays_no_record() {
+        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+        queue.slow(Duration::from_millis(800));
+        let admit = admit(&queue, &fallback);
+        // Six batches: more than are recorded at once, each sent slowly after its record.
+        let orders: Vec<OrderMessage> =
+            (0..60).map(|i| OrderMessage { order_id: OrderId(300 + i), ..order() }).collect();
+        let started = std::time::Instant::now();
+        let answers = futures::future::join_all(orders.iter().map(|o| admit.admitted(o, None, false))).await;
+        assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|r| r.status() == StatusCode::ACCEPTED)));
+        assert!(started.elapsed() < Duration::from_millis(700), "records waited for sends: {:?}", started.elapsed());
+        admit.settled().await;
+        assert_eq!(queue.orders().len(), orders.len());
     }
 
     #[tokio::test]

@@ -10,7 +10,8 @@
 //!   counted in the `SalesMissingInRedis` metric and rebuilt from MySQL and the
 //!   pending-orders table (see [`recovery::recover`]).
 //! - Orders recorded in the pending-orders table that MySQL has (or whose admission was
-//!   undone) are forgotten there: a rebuild would hold their units.
+//!   undone) are forgotten there: a rebuild would hold their units. Recorded orders in
+//!   neither MySQL nor the outbox (Redis lost them, the sale ended) are sent on.
 //! - Unpaid orders past their deadline by `FLASHSALE_OVERDUE_CLOSE_SECS` are closed
 //!   here, the same idempotent close as `close-expired`'s: a close message lost to the
 //!   DLQ holds no unit for long.
@@ -31,7 +32,7 @@ use chrono::Utc;
 use flashsale::domain::OrderMessage;
 use flashsale::orders::Closing;
 use flashsale::outbox::handoff::record_and_send;
-use flashsale::outbox::ledger::forget_landed;
+use flashsale::outbox::ledger::settle_records;
 use flashsale::pages::Publisher;
 use flashsale::payments::{received, Provider, Received};
 use flashsale::recovery::drift::{sale_report, SaleReport};
@@ -175,8 +176,8 @@ impl Reconcile {
         // Redis state missing is not drift 0: a metric of its own, for an alarm.
         let missing = checks.iter().filter(|c| matches!(c.recovery, Some(Recovery::Waiting { .. }))).count();
         emit_metric(&[], "SalesMissingInRedis", missing as i64);
-        // A lost sale whose orders in flight have not landed long after the loss: still
-        // not rebuilt (it would sell their units again); someone must look.
+        // A lost sale still not rebuilt long after the loss (the pending-orders table
+        // cannot be read, or the rebuild fails): someone must look.
         let stuck = checks.iter().filter(|c| matches!(c.recovery, Some(Recovery::Waiting { stuck: true, .. }))).count();
         emit_metric(&[], "RecoveryStuck", stuck as i64);
         let repaired: usize = checks.iter().map(|c| c.payments_repaired).sum();
@@ -200,10 +201,19 @@ impl Reconcile {
                     Some(other)
                 }
             };
-        let resent = self.check_back(sale.id).await?;
-        let forgotten = forget_landed(&stores.mysql, &stores.redis, &*stores.fallback, sale.id).await?;
-        if forgotten > 0 {
-            tracing::debug!(sale_id = %sale.id, forgotten, "recorded orders MySQL has forgotten in the pending-orders table");
+        let mut resent = self.check_back(sale.id).await?;
+        let records = settle_records(&stores.mysql, &stores.redis, &*stores.fallback, sale.id).await?;
+        if records.forgotten > 0 {
+            tracing::debug!(sale_id = %sale.id, forgotten = records.forgotten, "landed or undone orders forgotten in the pending-orders table");
+        }
+        if !records.stranded.is_empty() {
+            // Recorded already: sending them twice is a no-op for persistence.
+            let (sent, failed) = delivered(&records.stranded, stores.queue.send_orders(&records.stranded).await);
+            tracing::warn!(sale_id = %sale.id, sent = sent.len(), "recorded orders in neither MySQL nor the outbox sent on");
+            resent += sent.len();
+            if let Some(e) = failed {
+                return Err(e);
+            }
         }
         let payments_repaired = self.check_payments(sale).await?;
         let closed = self.close_overdue(sale).await?;

@@ -30,8 +30,8 @@ pub struct Config {
     /// `FLASHSALE_LEASE_SECS`: how long a worker-id lease lasts; renewed at a third of it.
     pub lease_duration: Duration,
     /// `FLASHSALE_FALLBACK_TABLE` (formerly `FLASHSALE_PENDING_TABLE`, still accepted):
-    /// DynamoDB table where `admit` keeps an admitted order whose SQS send failed, before
-    /// it answers; reconcile sends it on.
+    /// the DynamoDB pending-orders table: every admitted order is recorded there before
+    /// its SQS send, until reconcile sees MySQL has it (see `outbox`).
     pub fallback_table: String,
     /// `FLASHSALE_BUCKET`: S3 bucket of the rendered pages.
     pub bucket: String,
@@ -41,12 +41,12 @@ pub struct Config {
     /// per call to an AWS service (SQS, DynamoDB, S3, CloudFront, Secrets Manager).
     pub aws_timeout: Duration,
     /// `FLASHSALE_REDIS_WAIT_REPLICAS`: how many Redis replicas must acknowledge an
-    /// admission (`WAIT`) for it to count as durable; 0 (no replica) leaves SQS and the
-    /// fallback table as the only places that make it so.
+    /// admission (`WAIT`) for it to count as durable; 0 (no replica) leaves its record
+    /// in the pending-orders table as the only thing that makes it so.
     pub redis_wait_replicas: u32,
     /// `FLASHSALE_ADMIT_DURABLE_BOUND_MS` (formerly `FLASHSALE_ADMIT_SEND_BOUND_MS`): how
-    /// long `admit` waits for the replicas' acknowledgement before it keeps the order in
-    /// the fallback table instead.
+    /// long `admit` waits for the replicas' acknowledgement before it waits for the
+    /// order's record in the pending-orders table instead.
     pub admit_durable_bound: Duration,
     /// `FLASHSALE_ADMIT_SETTLE_BOUND_MS`: how long, after answering, an `admit` container
     /// on Lambda stays thawed for the sends of the orders it admitted. Past it the
@@ -78,8 +78,9 @@ pub struct Config {
     pub max_delay_secs: u32,
     /// `FLASHSALE_OUTBOX_RESEND_AFTER_SECS`: outbox entries older than this are re-sent by reconcile.
     pub outbox_resend_after: Duration,
-    /// `FLASHSALE_RECOVERY_DRAIN_SECS`: a sale whose Redis state was lost is rebuilt once
-    /// the orders queue is empty, or this long after the loss was first seen.
+    /// `FLASHSALE_RECOVERY_DRAIN_SECS`: a sale whose Redis state was lost and is still
+    /// not rebuilt this long after the loss (the pending-orders table cannot be read) is
+    /// reported stuck.
     pub recovery_drain_bound: Duration,
     /// `FLASHSALE_OVERDUE_CLOSE_SECS`: reconcile closes unpaid orders this long past their
     /// deadline itself (their close message was lost or is stuck).

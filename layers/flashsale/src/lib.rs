@@ -10,7 +10,7 @@
 //! - [`catalog`]: sales created, read, listed and published; their live state in Redis.
 //! - [`admission`]: the admission script, its undo, and the per-user limit.
 //! - [`outbox`]: every admitted order is kept somewhere durable until MySQL has it: the
-//!   outbox in Redis, the hand-off to SQS, the fallback table.
+//!   outbox in Redis, its record in the pending-orders table, then SQS.
 //! - [`orders`]: persistence, the close, and the one read path.
 //! - [`payments`]: the money, through the payment provider: a payment started for an
 //!   order, the provider's word (webhook) applied, the refund of money that came late.

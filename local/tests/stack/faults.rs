@@ -686,6 +686,36 @@ async fn an_order_that_can_be_kept_nowhere_is_undone_and_answered_503() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_that_finds_the_order_gone_from_the_outbox_takes_nothing_back_and_says_so() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(10, 1, 600, -1, 3600)).await;
+    let stores = Stores::from_config(&stack.config).await.unwrap();
+    let mut redis = redis(&stack).await;
+    let mut orders = Vec::new();
+    for user in ["kept", "lost", "claimed"] {
+        let (status, body) = api.buy(sale, user, None).await;
+        assert_eq!(status, 202, "{body}");
+        orders.push(flashsale::domain::OrderMessage {
+            order_id: OrderId(body["order_id"].as_str().unwrap().parse().unwrap()),
+            sale_id: SaleId(sale),
+            user_id: flashsale::UserId::new(user).unwrap(),
+            quantity: 1,
+        });
+    }
+    // A failover to a replica that missed it takes the second's outbox entry; a consumer
+    // claimed the third.
+    let _: () = redis.hdel(keys(sale).outbox, orders[1].order_id.to_string()).await.unwrap();
+    stores.redis.claim_for_persisting(SaleId(sale), &[orders[2].order_id]).await.unwrap();
+    use flashsale::admission::Undo;
+    assert_eq!(stores.redis.undo_admission(&orders[1]).await.unwrap(), Undo::Gone, "not taken for undone");
+    assert_eq!(stores.redis.undo_admission(&orders[2]).await.unwrap(), Undo::Claimed);
+    assert_eq!(redis_stock(&mut redis, sale).await, 7, "nothing given back for either");
+    assert_eq!(stores.redis.undo_admission(&orders[0]).await.unwrap(), Undo::Undone);
+    assert_eq!(redis_stock(&mut redis, sale).await, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admission_whose_answer_timed_out_after_the_script_ran_is_a_202() {
     let own = OwnRedis::start().await;
     let proxy =
@@ -886,15 +916,20 @@ async fn an_admission_undone_after_an_ambiguous_record_is_never_sent_counted_or_
     };
     let stores = Stores::from_config(&stack.config).await.unwrap();
     stores.fallback.keep(&ghost).await.unwrap();
-    let forgotten =
-        flashsale::outbox::ledger::forget_landed(&stores.mysql, &stores.redis, &*stores.fallback, SaleId(sale))
+    // A re-sync meanwhile (a rebuild counting the table's records) holds no unit for it.
+    let recorded = stores.fallback.of_sale(SaleId(sale)).await.unwrap();
+    assert_eq!(recorded, std::slice::from_ref(&ghost));
+    let remaining =
+        flashsale::recovery::rebuild(&stores.mysql, &stores.redis, SaleId(sale), &recorded, true).await.unwrap();
+    assert_eq!(remaining, Some(10));
+    assert!(outbox(&mut redis, sale).await.is_empty(), "not put back in the outbox");
+    // Reconcile forgets it rather than send it.
+    let records =
+        flashsale::outbox::ledger::settle_records(&stores.mysql, &stores.redis, &*stores.fallback, SaleId(sale))
             .await
             .unwrap();
-    assert_eq!(forgotten, 1);
+    assert_eq!((records.forgotten, records.stranded.len()), (1, 0), "forgotten, not sent");
     assert!(stores.fallback.of_sale(SaleId(sale)).await.unwrap().is_empty());
-    // A rebuild now holds no unit for it.
-    let remaining = flashsale::recovery::rebuild(&stores.mysql, &stores.redis, SaleId(sale), &[], true).await.unwrap();
-    assert_eq!(remaining, Some(10));
     let db = mysql(&stack).await;
     assert!(mysql_orders(&db, sale).await.is_empty(), "no order nobody was told of");
     // The shopper tries again and is admitted.
@@ -916,7 +951,11 @@ async fn an_order_claimed_by_a_consumer_is_not_undone() {
     assert!(cut.persist(vec![message.clone()]).await[0].is_err());
     // An admit whose send failed meanwhile may not take it back now.
     let stores = Stores::from_config(&stack.config).await.unwrap();
-    assert!(!stores.redis.undo_admission(&message).await.unwrap(), "a claimed order stands");
+    assert_eq!(
+        stores.redis.undo_admission(&message).await.unwrap(),
+        flashsale::admission::Undo::Claimed,
+        "a claimed order stands"
+    );
     let persist = persist_orders::PersistOrders::new(stores, config.max_delay_secs);
     assert!(persist.persist(vec![message.clone()]).await[0].is_ok());
     let db = mysql(&stack).await;

@@ -64,6 +64,18 @@ impl Admission {
     }
 }
 
+/// What an undo found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Undo {
+    /// Taken back: the units are on sale again.
+    Undone,
+    /// A consumer claimed the order for persistence: it stands.
+    Claimed,
+    /// Not in the sale's outbox (or the sale not in Redis): in MySQL already, or lost
+    /// with the state a failover or a flush took. Only MySQL can say which.
+    Gone,
+}
+
 impl Redis {
     pub async fn admit(&self, order: &OrderMessage) -> Result<Admission> {
         Ok(self.admit_replicated(order, None).await?.0)
@@ -117,11 +129,14 @@ impl Redis {
         Ok((admission, acknowledged))
     }
 
-    /// Takes back an admission whose order could be kept nowhere durable, so the shopper
-    /// can be told 503 truthfully. `false` when the order had already left the outbox
-    /// for MySQL: then it stands.
-    pub async fn undo_admission(&self, order: &OrderMessage) -> Result<bool> {
-        Ok(self.run_release("undo", order, &[]).await? != -3)
+    /// Takes back an admission whose order could be recorded nowhere durable, so the
+    /// shopper can be told 503 truthfully.
+    pub async fn undo_admission(&self, order: &OrderMessage) -> Result<Undo> {
+        Ok(match self.run_release("undo", order, &[]).await? {
+            -3 => Undo::Claimed,
+            -4 | -1 => Undo::Gone,
+            _ => Undo::Undone,
+        })
     }
 }
 

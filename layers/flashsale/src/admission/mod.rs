@@ -5,5 +5,5 @@
 pub mod admit;
 pub mod limit;
 
-pub use admit::{Admission, Replication};
+pub use admit::{Admission, Replication, Undo};
 pub use limit::Holders;

@@ -2,29 +2,34 @@
 //! then on, and counted exactly by a rebuild), then sent to SQS, the quick way into
 //! MySQL. An order is never sent unrecorded: a message the table does not know of could
 //! land after a rebuild that did not count its units. Orders admitted together go out
-//! together (up to ten to one `SendMessageBatch`) and only a few batches are in flight
-//! at once, so a slow queue gets fewer calls, never one per admitted shopper all at the
-//! same moment; and an order never waits behind more than the batches ahead of it.
+//! together (up to ten to one `SendMessageBatch`) and only a few batches are being
+//! recorded at once, so the table gets fewer calls, never one per admitted shopper all
+//! at the same moment. A batch gives its slot up once recorded: a slow SQS delays no
+//! record. An order whose shopper waits for its record is recorded within a deadline
+//! or not at all, so a rebuild that waits out the deadline (and one call) after a loss
+//! sees every record that will ever be written for an unanswered shopper.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::domain::OrderMessage;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::stores::dynamodb::KeptOrders;
 use crate::stores::sqs::Outbound;
 
 /// Orders per `SendMessageBatch` (SQS's maximum).
 const BATCH: usize = 10;
-/// Batches in flight at once.
+/// Batches being recorded at once.
 const IN_FLIGHT: usize = 4;
 /// Orders waiting for a batch; past this the outbox alone holds an order until
 /// reconcile re-sends it.
 const WAITING: usize = 10_000;
 
-/// An order waiting for its batch, with where to say how its hand-off ended.
-type Waiting = (OrderMessage, oneshot::Sender<Result<()>>);
+/// An order waiting for its batch, the instant after which it is no longer recorded
+/// (`None`: whenever), and where to say how its record ended.
+type Waiting = (OrderMessage, Option<Instant>, oneshot::Sender<Result<()>>);
 
 pub struct HandOff {
     waiting: mpsc::Sender<Waiting>,
@@ -42,12 +47,13 @@ impl HandOff {
     }
 
     /// Queues `order` for the hand-off. The answer comes once it is recorded: `Ok`, or
-    /// the table's error (then it is not sent either; the outbox's check-back tries
+    /// the table's error, or an error once `record_by` passed before its record began
+    /// (then it is not sent either; while it is in the outbox the check-back tries
     /// again). `None` when too many orders wait already.
-    pub fn submit(&self, order: OrderMessage) -> Option<oneshot::Receiver<Result<()>>> {
+    pub fn submit(&self, order: OrderMessage, record_by: Option<Instant>) -> Option<oneshot::Receiver<Result<()>>> {
         let (done, answer) = oneshot::channel();
         self.unsettled.send_modify(|n| *n += 1);
-        if self.waiting.try_send((order, done)).is_err() {
+        if self.waiting.try_send((order, record_by, done)).is_err() {
             self.unsettled.send_modify(|n| *n -= 1);
             return None;
         }
@@ -79,20 +85,29 @@ async fn run(
         let (queue, fallback, unsettled) = (queue.clone(), fallback.clone(), unsettled.clone());
         tokio::spawn(async move {
             let orders = batch.len();
-            hand_off(&*queue, &*fallback, batch).await;
-            unsettled.send_modify(|n| *n -= orders);
+            let recorded = record(&*fallback, batch).await;
             drop(slot);
+            send(&*queue, &recorded).await;
+            unsettled.send_modify(|n| *n -= orders);
         });
     }
 }
 
-async fn hand_off(queue: &dyn Outbound, fallback: &dyn KeptOrders, batch: Vec<Waiting>) {
-    let orders: Vec<OrderMessage> = batch.iter().map(|(order, _)| order.clone()).collect();
-    let recorded = fallback.keep_all(&orders).await;
-    let mut to_send = Vec::with_capacity(orders.len());
-    for ((order, done), outcome) in batch.into_iter().zip(recorded) {
+/// Records a batch, answering each order's waiter; returns the orders recorded.
+async fn record(fallback: &dyn KeptOrders, batch: Vec<Waiting>) -> Vec<OrderMessage> {
+    let now = Instant::now();
+    let (late, batch): (Vec<Waiting>, Vec<Waiting>) =
+        batch.into_iter().partition(|(_, record_by, _)| record_by.is_some_and(|by| by < now));
+    for (order, _, done) in late {
+        tracing::warn!(order_id = %order.order_id, "order not recorded in time; it is undone");
+        let _ = done.send(Err(Error::Unavailable { service: "dynamodb (hand-off too late)", retry_after_secs: 1 }));
+    }
+    let orders: Vec<OrderMessage> = batch.iter().map(|(order, _, _)| order.clone()).collect();
+    let outcomes = fallback.keep_all(&orders).await;
+    let mut recorded = Vec::with_capacity(orders.len());
+    for ((order, _, done), outcome) in batch.into_iter().zip(outcomes) {
         match &outcome {
-            Ok(()) => to_send.push(order),
+            Ok(()) => recorded.push(order),
             Err(e) => {
                 tracing::error!(order_id = %order.order_id, error = %e, "order not recorded; it waits in the outbox")
             }
@@ -100,7 +115,7 @@ async fn hand_off(queue: &dyn Outbound, fallback: &dyn KeptOrders, batch: Vec<Wa
         // No one listens once the shopper has been answered: the order is sent anyway.
         let _ = done.send(outcome);
     }
-    send(queue, &to_send).await;
+    recorded
 }
 
 /// Sends recorded orders to SQS. One that fails waits in the outbox (and the table) for
@@ -127,7 +142,7 @@ pub async fn record_and_send(
         orders.iter().zip(&outcomes).filter(|(_, kept)| kept.is_ok()).map(|(o, _)| o.clone()).collect();
     let mut sent = send(queue, &recorded).await.into_iter();
     for outcome in outcomes.iter_mut().filter(|kept| kept.is_ok()) {
-        *outcome = sent.next().unwrap_or(Ok(()));
+        *outcome = sent.next().unwrap_or_else(|| Err(Error::Internal("no outcome for a sent order".into())));
     }
     outcomes
 }

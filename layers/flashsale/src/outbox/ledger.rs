@@ -1,28 +1,45 @@
 //! Keeping the pending-orders table to what is in flight: a recorded order is forgotten
 //! once MySQL has it, or once Redis says its hold ended without it (an admission undone
 //! after a record that failed ambiguously). Left there, a rebuild would hold its units.
+//! A record nothing else will send (its order in neither MySQL nor the sale's outbox:
+//! Redis lost it, say, with the sale ended and so never rebuilt) is sent from here.
 
-use crate::domain::{OrderId, SaleId};
+use crate::domain::{OrderId, OrderMessage, SaleId};
 use crate::error::{Error, Result};
 use crate::stores::dynamodb::KeptOrders;
 use crate::stores::mysql::{existing_ids, Mysql};
 use crate::stores::redis::{Redis, SaleKeys};
 
-/// Forgets the sale's recorded orders that are no longer in flight; returns how many.
-pub async fn forget_landed(mysql: &Mysql, redis: &Redis, recorded: &dyn KeptOrders, sale: SaleId) -> Result<usize> {
+/// What a look at a sale's records found.
+#[derive(Debug, Default)]
+pub struct Records {
+    /// Forgotten: MySQL has them, or their admission was undone.
+    pub forgotten: usize,
+    /// Recorded orders that are neither in MySQL nor in the outbox: to send from here.
+    pub stranded: Vec<OrderMessage>,
+}
+
+/// Forgets the sale's recorded orders that are no longer in flight, and finds those
+/// only the table holds.
+pub async fn settle_records(mysql: &Mysql, redis: &Redis, recorded: &dyn KeptOrders, sale: SaleId) -> Result<Records> {
     let orders = recorded.of_sale(sale).await?;
     if orders.is_empty() {
-        return Ok(0);
+        return Ok(Records::default());
     }
     let ids: Vec<OrderId> = orders.iter().map(|o| o.order_id).collect();
     let mut landed = mysql.existing(&ids).await?;
     landed.extend(redis.released_among(sale, &ids).await?);
-    let mut forgotten = 0;
-    for order in orders.iter().filter(|o| landed.contains(&o.order_id)) {
-        recorded.forget(order).await?;
-        forgotten += 1;
+    let in_outbox = redis.outbox_ids(sale).await?;
+    let mut records = Records::default();
+    for order in orders {
+        if landed.contains(&order.order_id) {
+            recorded.forget(&order).await?;
+            records.forgotten += 1;
+        } else if !in_outbox.contains(&order.order_id) {
+            records.stranded.push(order);
+        }
     }
-    Ok(forgotten)
+    Ok(records)
 }
 
 impl Mysql {

@@ -39,9 +39,11 @@ pub enum Recovery {
 /// What a lost sale waits for before it is rebuilt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Drain {
-    /// By then every hand-off begun before the loss has recorded its orders in the
-    /// pending-orders table: one `FLASHSALE_AWS_TIMEOUT_MS` call, after the batches
-    /// ahead of it.
+    /// By then every record an unanswered shopper waits for has been written or given
+    /// up: admitted, `WAIT`ed for at most the durable bound, its record begun within
+    /// one `FLASHSALE_AWS_TIMEOUT_MS` or not at all, and that call bounded by another
+    /// (see [`crate::outbox::handoff`]). A shopper already answered 202 has the order
+    /// on the replica, whose outbox the rebuild keeps.
     pub hand_off: Duration,
     /// A sale still waiting this long after the loss is reported stuck (reconcile's
     /// `RecoveryStuck` metric), and still not rebuilt: without the table's record of the
@@ -51,7 +53,10 @@ pub struct Drain {
 
 impl Drain {
     pub fn from_config(config: &crate::Config) -> Self {
-        Drain { hand_off: config.aws_timeout * 2, alarm_after: config.recovery_drain_bound }
+        Drain {
+            hand_off: config.aws_timeout * 2 + config.admit_durable_bound,
+            alarm_after: config.recovery_drain_bound,
+        }
     }
 }
 
@@ -82,7 +87,7 @@ pub async fn recover(
     }
     let waited = redis.mark_lost(sale.id).await?;
     let stuck = waited >= drain.alarm_after;
-    if waited < drain.hand_off || !redis.claim_rebuild(sale.id, REBUILD_CLAIM).await? {
+    if waited < drain.hand_off {
         return Ok(Recovery::Waiting { stuck });
     }
     let pending = match recorded.of_sale(sale.id).await {
@@ -100,6 +105,9 @@ pub async fn recover(
             return Ok(Recovery::Waiting { stuck });
         }
     };
+    if !redis.claim_rebuild(sale.id, REBUILD_CLAIM).await? {
+        return Ok(Recovery::Waiting { stuck });
+    }
     Ok(match rebuild(mysql, redis, sale.id, &pending, false).await? {
         Some(remaining) => Recovery::Rebuilt { remaining },
         None => Recovery::Present,
