@@ -4,6 +4,8 @@
 //! A record nothing else will send (its order in neither MySQL nor the sale's outbox:
 //! Redis lost it, say, with the sale ended and so never rebuilt) is sent from here.
 
+use std::collections::HashSet;
+
 use crate::domain::{OrderId, OrderMessage, SaleId};
 use crate::error::{Error, Result};
 use crate::stores::dynamodb::KeptOrders;
@@ -27,9 +29,9 @@ pub async fn settle_records(mysql: &Mysql, redis: &Redis, recorded: &dyn KeptOrd
         return Ok(Records::default());
     }
     let ids: Vec<OrderId> = orders.iter().map(|o| o.order_id).collect();
-    let mut landed = mysql.existing(&ids).await?;
+    let mut landed: HashSet<OrderId> = mysql.existing(&ids).await?.into_iter().collect();
     landed.extend(redis.released_among(sale, &ids).await?);
-    let in_outbox = redis.outbox_ids(sale).await?;
+    let in_outbox: HashSet<OrderId> = redis.outbox_ids(sale).await?.into_iter().collect();
     let mut records = Records::default();
     for order in orders {
         if landed.contains(&order.order_id) {

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::memo::SaleMemo;
 use crate::stores::dynamodb::KeptOrders;
 use crate::stores::mysql::Mysql;
-use crate::stores::redis::{Redis, SaleKeys};
+use crate::stores::redis::{Claim, Redis, SaleKeys};
 
 /// How long one rebuilder holds the right to rebuild a sale.
 const REBUILD_CLAIM: Duration = Duration::from_secs(10);
@@ -90,6 +90,10 @@ pub async fn recover(
     if waited < drain.hand_off {
         return Ok(Recovery::Waiting { stuck });
     }
+    // One caller reads the table and rebuilds; the crowd behind it waits.
+    let Some(claim) = redis.claim_rebuild(sale.id, REBUILD_CLAIM).await? else {
+        return Ok(Recovery::Waiting { stuck });
+    };
     let pending = match recorded.of_sale(sale.id).await {
         Ok(pending) => pending,
         Err(e) => {
@@ -102,12 +106,13 @@ pub async fn recover(
                     tracing::warn!(sale_id = %sale.id, error = %e, "the pending orders cannot be read; the sale stays recovering")
                 }
             }
+            // The next caller tries again at once, not once the claim lapses.
+            if let Err(e) = redis.give_up(claim).await {
+                tracing::warn!(error = %e, "rebuild claim left to lapse");
+            }
             return Ok(Recovery::Waiting { stuck });
         }
     };
-    if !redis.claim_rebuild(sale.id, REBUILD_CLAIM).await? {
-        return Ok(Recovery::Waiting { stuck });
-    }
     Ok(match rebuild(mysql, redis, sale.id, &pending, false).await? {
         Some(remaining) => Recovery::Rebuilt { remaining },
         None => Recovery::Present,
@@ -204,9 +209,9 @@ impl Redis {
         .await
     }
 
-    /// One rebuilder at a time per sale: `true` when this caller holds the right for `ttl`.
-    pub async fn claim_rebuild(&self, sale: SaleId, ttl: Duration) -> Result<bool> {
-        // Never given up: it lapses, by when the rebuild has long ended.
-        Ok(self.claim(&format!("{{sale:{sale}}}:rebuilding"), ttl).await?.is_some())
+    /// One rebuilder at a time per sale: `Some` when this caller holds the right for `ttl`.
+    pub async fn claim_rebuild(&self, sale: SaleId, ttl: Duration) -> Result<Option<Claim>> {
+        // Once the rebuild ran, never given up: it lapses, by when the rebuild has long ended.
+        self.claim(&format!("{{sale:{sale}}}:rebuilding"), ttl).await
     }
 }
