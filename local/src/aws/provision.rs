@@ -38,7 +38,7 @@ pub async fn provision(sdk: &aws_config::SdkConfig, names: &Names) -> Result<Res
     table(
         &ddb,
         &names.fallback_table,
-        &[("sale_id", ScalarAttributeType::N, KeyType::Hash), ("order_id", ScalarAttributeType::S, KeyType::Range)],
+        &[("shard", ScalarAttributeType::S, KeyType::Hash), ("order_id", ScalarAttributeType::S, KeyType::Range)],
     )
     .await?;
     bucket(&flashsale::stores::s3::client(sdk), &names.bucket).await?;
