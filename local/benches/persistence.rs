@@ -62,7 +62,7 @@ async fn handler_rate(
         .collect::<Vec<()>>()
         .await;
     let rate = orders as f64 / started.elapsed().as_secs_f64();
-    let counts = db.status_counts(sale).await.unwrap();
+    let counts = db.count_statuses(sale).await.unwrap();
     assert_eq!(counts.values().map(|(n, _)| n).sum::<u64>(), orders as u64, "every order persisted once");
     (rate, sale)
 }

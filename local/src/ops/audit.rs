@@ -27,10 +27,14 @@ fn check(name: &'static str, passed: bool, detail: String) -> Check {
 pub async fn audit(db: &Mysql, cache: &Redis, sale: SaleId, admitted: Option<&[OrderId]>) -> Result<Vec<Check>> {
     let row = db.sale(sale).await?.ok_or(Error::NotFound("sale"))?;
     let report = sale_report(db, cache, &row).await?;
+    // Counted over the orders, not read from the tallies: the audit checks those too.
+    let counted = db.count_statuses(sale).await?;
+    let money = db.count_money(sale).await?;
+    let tallied = db.tallies(sale).await?;
     let live: u64 = [OrderStatus::Unpaid, OrderStatus::Paid]
         .iter()
-        .filter_map(|status| report.orders.get(status))
-        .map(|count| count.units)
+        .filter_map(|status| counted.get(status))
+        .map(|(_, units)| units)
         .sum();
     let over_limit: Vec<String> = db
         .shoppers_above_limit(sale, row.per_user_limit, 10)
@@ -58,6 +62,11 @@ pub async fn audit(db: &Mysql, cache: &Redis, sale: SaleId, admitted: Option<&[O
             "MySQL sold equals live orders",
             u64::from(row.sold) == live,
             format!("sales.sold {}, UNPAID+PAID units {live}", row.sold),
+        ),
+        check(
+            "the tallies agree with the orders",
+            tallied.counts == counted && tallied.money == money,
+            format!("tallied {:?} {:?}, counted {counted:?} {money:?}", tallied.counts, tallied.money),
         ),
         match report.redis_remaining {
             Some(remaining) => check(

@@ -168,6 +168,27 @@ pub(crate) async fn settled_and_sound_besides(
     assert!(broken.is_empty(), "broken promises, 202s that MySQL refused: {broken:?}");
     let remaining = redis_stock(&mut redis, sale).await;
     assert_eq!(remaining + i64::from(sold), i64::from(stock), "every unit accounted for (the outbox is empty)");
+    let tallied: HashMap<String, (i64, i64)> = sqlx::query_as::<_, (String, i64, i64)>(
+        "SELECT status, orders, units FROM order_tallies WHERE sale_id = ? AND orders <> 0",
+    )
+    .bind(sale)
+    .fetch_all(&db)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(status, orders, units)| (status, (orders, units)))
+    .collect();
+    let counted: HashMap<String, (i64, i64)> = sqlx::query_as::<_, (String, i64, i64)>(
+        "SELECT status, COUNT(*), CAST(SUM(quantity) AS SIGNED) FROM orders WHERE sale_id = ? GROUP BY status",
+    )
+    .bind(sale)
+    .fetch_all(&db)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(status, orders, units)| (status, (orders, units)))
+    .collect();
+    assert_eq!(tallied, counted, "the tallies agree with the orders");
 }
 
 pub(crate) fn faulty_stack_options(o: &mut flashsale_local::Options) {

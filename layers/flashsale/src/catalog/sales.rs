@@ -1,20 +1,15 @@
 //! Sales as the shop defines them, in MySQL: create, read, list, publish.
 
-use std::collections::HashMap;
-
-use sqlx::Row;
-
-use crate::domain::{NewSale, OrderStatus, Sale, SaleId};
+use crate::domain::{NewSale, Sale, SaleId};
 use crate::error::{Error, Result};
-use crate::stores::mysql::{placeholders, sale_from, Mysql, SALE_COLUMNS};
-
-/// Orders and units per status.
-pub type StatusCounts = HashMap<OrderStatus, (u64, u64)>;
+use crate::orders::tallies::{self, StatusCounts};
+use crate::stores::mysql::{sale_from, Mysql, SALE_COLUMNS};
 
 impl Mysql {
     pub async fn create_sale(&self, new: &NewSale) -> Result<Sale> {
         let id = self
             .call("create sale", async {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "INSERT INTO sales (name, description, price_cents, currency, stock, per_user_limit, starts_at, \
                      ends_at, payment_window_secs, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
@@ -30,9 +25,12 @@ impl Mysql {
                 .bind(new.starts_at.naive_utc())
                 .bind(new.ends_at.naive_utc())
                 .bind(new.payment_window_secs)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                Ok(SaleId(done.last_insert_id()))
+                let id = SaleId(done.last_insert_id());
+                tallies::open(&mut tx, id).await?;
+                tx.commit().await?;
+                Ok(id)
             })
             .await?;
         self.sale(id).await?.ok_or(Error::Internal("sale vanished after insert".into()))
@@ -66,42 +64,25 @@ impl Mysql {
     /// Up to `limit` sales, newest first, older than `before` when given, each with its
     /// orders and units per status.
     pub async fn sales_page(&self, before: Option<SaleId>, limit: u32) -> Result<Vec<(Sale, StatusCounts)>> {
-        self.call("sales page", async {
-            let rows = sqlx::query(&format!("SELECT {SALE_COLUMNS} FROM sales WHERE id < ? ORDER BY id DESC LIMIT ?"))
-                .bind(before.map_or(u64::MAX, |id| id.0))
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-            let sales: Vec<Sale> = rows.iter().map(sale_from).collect::<Result<_>>()?;
-            if sales.is_empty() {
-                return Ok(Vec::new());
-            }
-            let sql = format!(
-                "SELECT sale_id, status, CAST(COUNT(*) AS SIGNED) AS orders, CAST(SUM(quantity) AS SIGNED) AS units \
-                 FROM orders WHERE sale_id IN ({}) GROUP BY sale_id, status",
-                placeholders(sales.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for sale in &sales {
-                query = query.bind(sale.id.0);
-            }
-            let mut counts: HashMap<SaleId, StatusCounts> = HashMap::new();
-            for row in query.fetch_all(&self.pool).await? {
-                let (orders, units): (i64, i64) = (row.try_get("orders")?, row.try_get("units")?);
-                counts
-                    .entry(SaleId(row.try_get("sale_id")?))
-                    .or_default()
-                    .insert(row.try_get::<String, _>("status")?.parse()?, (orders as u64, units as u64));
-            }
-            Ok(sales
-                .into_iter()
-                .map(|sale| {
-                    let sale_counts = counts.remove(&sale.id).unwrap_or_default();
-                    (sale, sale_counts)
-                })
-                .collect())
-        })
-        .await
+        let sales: Vec<Sale> = self
+            .call("sales page", async {
+                let rows =
+                    sqlx::query(&format!("SELECT {SALE_COLUMNS} FROM sales WHERE id < ? ORDER BY id DESC LIMIT ?"))
+                        .bind(before.map_or(u64::MAX, |id| id.0))
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await?;
+                rows.iter().map(sale_from).collect()
+            })
+            .await?;
+        let mut tallies = self.tallies_of(&sales.iter().map(|s| s.id).collect::<Vec<_>>()).await?;
+        Ok(sales
+            .into_iter()
+            .map(|sale| {
+                let counts = tallies.remove(&sale.id).unwrap_or_default().counts;
+                (sale, counts)
+            })
+            .collect())
     }
 
     pub async fn mark_published(&self, id: SaleId) -> Result<()> {

@@ -10,6 +10,7 @@ use sqlx::Row;
 
 use crate::domain::{Order, OrderId, OrderMessage, OrderStatus, SaleId};
 use crate::error::Result;
+use crate::orders::tallies;
 use crate::payments::{received, IntentStatus, Provider, Received};
 use crate::stores::mysql::{order_from, user_from, Mysql, ORDER_COLUMNS};
 use crate::stores::redis::{order_id, Redis, SaleKeys};
@@ -78,6 +79,7 @@ impl Mysql {
                 .bind(id.0)
                 .execute(&mut *tx)
                 .await?;
+                tallies::move_order(&mut tx, id, OrderStatus::Unpaid, OrderStatus::Closed).await?;
                 tx.commit().await?;
             } else {
                 tx.rollback().await?;

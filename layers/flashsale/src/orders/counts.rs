@@ -5,14 +5,17 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
+use super::tallies::StatusCounts;
+
 use crate::domain::{OrderId, OrderStatus, SaleId, UserId};
 use crate::error::Result;
 use crate::stores::mysql::{stored_user, Mysql};
 
 impl Mysql {
-    /// Orders and units per status for one sale.
-    pub async fn status_counts(&self, sale: SaleId) -> Result<HashMap<OrderStatus, (u64, u64)>> {
-        self.call("status counts", async {
+    /// Orders and units per status for one sale, counted over its orders: what the
+    /// audit checks the tallies ([`super::tallies`]) against. O(orders): not for a poll.
+    pub async fn count_statuses(&self, sale: SaleId) -> Result<StatusCounts> {
+        self.call("count statuses", async {
             let rows = sqlx::query(
                 "SELECT status, CAST(COUNT(*) AS SIGNED) AS orders, CAST(SUM(quantity) AS SIGNED) AS units \
                  FROM orders WHERE sale_id = ? GROUP BY status",

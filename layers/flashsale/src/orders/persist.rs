@@ -6,8 +6,9 @@ use std::collections::{HashMap, HashSet};
 use sqlx::Row;
 
 use crate::admission::limit::fitting;
-use crate::domain::{Order, OrderId, OrderMessage, SaleId};
+use crate::domain::{Order, OrderId, OrderMessage, OrderStatus, SaleId};
 use crate::error::{Error, Result};
+use crate::orders::tallies;
 use crate::stores::mysql::{existing_ids, placeholders, Mysql};
 
 /// What persisting an order message did.
@@ -112,6 +113,13 @@ impl Mysql {
                     != 1
             {
                 return Err(Error::Internal(format!("the stock guard of sale {sale} refused {units} units that fit")));
+            }
+            for status in [OrderStatus::Rejected, OrderStatus::Unpaid] {
+                let created = fresh.iter().zip(&fits).filter(|(_, fit)| **fit == (status == OrderStatus::Unpaid));
+                let tally = created.fold((0, 0, 0), |(orders, units, cents), (m, _)| {
+                    (orders + 1, units + u64::from(m.quantity), cents + price.saturating_mul(u64::from(m.quantity)))
+                });
+                tallies::add(&mut tx, sale, status, tally).await?;
             }
         }
         tx.commit().await?;

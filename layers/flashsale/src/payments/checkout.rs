@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::provider::{IntentStatus, Provider};
 use crate::domain::{OrderId, OrderStatus, UserId};
 use crate::error::{Error, Result};
+use crate::orders::tallies;
 use crate::stores::mysql::Mysql;
 
 /// What the shopper's page pays with.
@@ -25,6 +26,7 @@ impl Mysql {
     /// (by the database clock) and has none yet. `true` when this call attached it.
     pub async fn attach_intent(&self, id: OrderId, user: &UserId, intent: &str) -> Result<bool> {
         self.call("attach payment", async {
+            let mut tx = self.pool.begin().await?;
             let done = sqlx::query(
                 "UPDATE orders SET payment_intent = ?, payment_started_at = UTC_TIMESTAMP(3) \
                  WHERE id = ? AND user_id = ? AND status = 'UNPAID' \
@@ -33,9 +35,14 @@ impl Mysql {
             .bind(intent)
             .bind(id.0)
             .bind(user.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-            Ok(done.rows_affected() == 1)
+            let attached = done.rows_affected() == 1;
+            if attached {
+                tallies::payment_started(&mut tx, id).await?;
+            }
+            tx.commit().await?;
+            Ok(attached)
         })
         .await
     }

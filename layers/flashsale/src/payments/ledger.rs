@@ -18,8 +18,10 @@ pub struct Money {
 }
 
 impl Mysql {
-    pub async fn money(&self, sale: SaleId) -> Result<Money> {
-        self.call("money", async {
+    /// The money of a sale counted over its orders: what the audit checks the tallies
+    /// against. O(orders): not for a poll.
+    pub async fn count_money(&self, sale: SaleId) -> Result<Money> {
+        self.call("count money", async {
             let (captured, refunded, awaiting): (i64, i64, i64) = sqlx::query_as(
                 "SELECT \
                    CAST(COALESCE(SUM(CASE WHEN status IN ('PAID', 'REFUNDED') THEN amount_cents END), 0) AS SIGNED), \

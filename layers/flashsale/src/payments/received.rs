@@ -13,6 +13,7 @@
 use super::provider::{Intent, IntentStatus, Provider};
 use crate::domain::{Order, OrderId, OrderStatus, SaleId};
 use crate::error::{Error, Result};
+use crate::orders::tallies;
 use crate::stores::mysql::{order_from, Mysql, ORDER_COLUMNS};
 
 /// What applying the provider's word did.
@@ -34,15 +35,21 @@ impl Mysql {
     /// `UNPAID` → `PAID` for the order holding `intent`. `true` when this call paid it.
     pub async fn mark_paid(&self, id: OrderId, intent: &str) -> Result<bool> {
         self.call("mark paid", async {
+            let mut tx = self.pool.begin().await?;
             let done = sqlx::query(
                 "UPDATE orders SET status = 'PAID', paid_at = UTC_TIMESTAMP(3) \
                  WHERE id = ? AND status = 'UNPAID' AND payment_intent = ?",
             )
             .bind(id.0)
             .bind(intent)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-            Ok(done.rows_affected() == 1)
+            let paid = done.rows_affected() == 1;
+            if paid {
+                tallies::move_order(&mut tx, id, OrderStatus::Unpaid, OrderStatus::Paid).await?;
+            }
+            tx.commit().await?;
+            Ok(paid)
         })
         .await
     }
@@ -136,7 +143,7 @@ async fn refund_once(mysql: &Mysql, provider: &Provider, intent: &Intent, id: Op
     }
     let order = match order {
         Some(o) if o.status == OrderStatus::Closed => {
-            sqlx::query(
+            let refunded = sqlx::query(
                 "UPDATE orders SET status = 'REFUNDED', refunded_at = UTC_TIMESTAMP(3), refund_reason = ? \
                  WHERE id = ? AND status = 'CLOSED'",
             )
@@ -145,6 +152,11 @@ async fn refund_once(mysql: &Mysql, provider: &Provider, intent: &Intent, id: Op
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+            if refunded.rows_affected() == 1 {
+                tallies::move_order(&mut tx, o.order_id, OrderStatus::Closed, OrderStatus::Refunded)
+                    .await
+                    .map_err(db)?;
+            }
             let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
                 .bind(o.order_id.0)
                 .fetch_one(&mut *tx)

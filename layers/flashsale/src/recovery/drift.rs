@@ -36,13 +36,12 @@ pub struct SaleReport {
 }
 
 pub async fn sale_report(mysql: &Mysql, redis: &Redis, sale: &Sale) -> Result<SaleReport> {
-    let counts = mysql.status_counts(sale.id).await?;
-    let money = mysql.money(sale.id).await?;
+    let tallies = mysql.tallies(sale.id).await?;
     let redis_remaining = redis.remaining(sale.id).await?;
     let pending = redis.outbox_orders(sale.id).await?;
     let pending_units: u64 = pending.iter().map(|m| u64::from(m.quantity)).sum();
     let mut orders: BTreeMap<OrderStatus, StatusCount> =
-        counts.into_iter().map(|(status, (orders, units))| (status, StatusCount { orders, units })).collect();
+        tallies.counts.into_iter().map(|(status, (orders, units))| (status, StatusCount { orders, units })).collect();
     orders.insert(OrderStatus::Pending, StatusCount { orders: pending.len() as u64, units: pending_units });
     let drift = redis_remaining.map(|r| i64::from(sale.stock) - (r + pending_units as i64 + i64::from(sale.sold)));
     Ok(SaleReport {
@@ -54,6 +53,6 @@ pub async fn sale_report(mysql: &Mysql, redis: &Redis, sale: &Sale) -> Result<Sa
         pending_units,
         drift,
         orders,
-        money,
+        money: tallies.money,
     })
 }
