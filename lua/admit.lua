@@ -1,7 +1,8 @@
 -- Admits one purchase atomically, or says why not. One call per "Buy" press.
 --
 -- KEYS (all share the hash tag {sale:ID}, so this runs on a Redis cluster too):
---   1 meta      hash: limit, starts_at_ms, ends_at_ms, ...
+--   1 meta      hash: limit, starts_at_ms, ends_at_ms, ..., outbox_units (the units of
+--               the outbox's orders, kept with it: lua/clear.lua, release.lua, rebuild.lua)
 --   2 stock     units still on sale
 --   3 bought    hash: user -> units the user holds
 --   4 orders    hash: user -> space-separated order ids the user holds
@@ -72,6 +73,7 @@ redis.call('HINCRBY', KEYS[3], user, quantity)
 local ids = redis.call('HGET', KEYS[4], user)
 redis.call('HSET', KEYS[4], user, ids and (ids .. ' ' .. order_id) or order_id)
 redis.call('HSET', KEYS[5], order_id, ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'outbox_units', quantity)
 redis.call('ZADD', KEYS[6], now, order_id)
 redis.call('HINCRBY', KEYS[1], 'holders_v', 1)
 return {'admitted', order_id, tostring(remaining - quantity)}

@@ -71,6 +71,7 @@ for i = 1, #outbox, 2 do
     hold(order.user_id, outbox[i], tonumber(order.quantity))
   end
 end
+redis.call('HSET', KEYS[1], 'outbox_units', pending)
 for user, units in pairs(bought) do
   redis.call('HSET', KEYS[3], user, units)
   redis.call('HSET', KEYS[4], user, orders[user])

@@ -58,23 +58,23 @@ if ids then
     redis.call('HSET', KEYS[3], user, table.concat(kept, ' '))
   end
 end
-redis.call('HDEL', KEYS[4], order_id)
+if redis.call('HDEL', KEYS[4], order_id) == 1 and redis.call('EXISTS', KEYS[7]) == 1 then
+  redis.call('HINCRBY', KEYS[7], 'outbox_units', -quantity)
+end
 redis.call('ZREM', KEYS[5], order_id)
 
 if mode ~= 'reject' then
   return redis.call('INCRBY', KEYS[1], quantity)
 end
 -- Every unit is on sale, in the outbox, or sold in MySQL: what is not in the other two
--- is on sale. A unit MySQL refused for lack of room is in none of them.
-local known = {}
+-- is on sale. A unit MySQL refused for lack of room is in none of them. The outbox's
+-- units are meta's tally, less the entries MySQL already has: O(those), not O(outbox),
+-- while the caller holds the sale's row lock.
+local pending = tonumber(redis.call('HGET', KEYS[7], 'outbox_units') or '0')
 for i = 7, #ARGV do
-  known[ARGV[i]] = true
-end
-local pending = 0
-local outbox = redis.call('HGETALL', KEYS[4])
-for i = 1, #outbox, 2 do
-  if not known[outbox[i]] then
-    pending = pending + tonumber(cjson.decode(outbox[i + 1]).quantity)
+  local message = redis.call('HGET', KEYS[4], ARGV[i])
+  if message then
+    pending = pending - tonumber(cjson.decode(message).quantity)
   end
 end
 local remaining = math.max(0, tonumber(ARGV[5]) - tonumber(ARGV[6]) - pending)

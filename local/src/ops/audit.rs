@@ -31,6 +31,8 @@ pub async fn audit(db: &Mysql, cache: &Redis, sale: SaleId, admitted: Option<&[O
     let counted = db.count_statuses(sale).await?;
     let money = db.count_money(sale).await?;
     let tallied = db.tallies(sale).await?;
+    let outbox = cache.outbox_orders(sale).await?;
+    let outbox_units: i64 = outbox.iter().map(|m| i64::from(m.quantity)).sum();
     let live: u64 = [OrderStatus::Unpaid, OrderStatus::Paid]
         .iter()
         .filter_map(|status| counted.get(status))
@@ -67,6 +69,16 @@ pub async fn audit(db: &Mysql, cache: &Redis, sale: SaleId, admitted: Option<&[O
             "the tallies agree with the orders",
             tallied.counts == counted && tallied.money == money,
             format!("tallied {:?} {:?}, counted {counted:?} {money:?}", tallied.counts, tallied.money),
+        ),
+        check(
+            "the outbox tally agrees with the outbox",
+            (report.pending_orders, report.pending_units as i64) == (outbox.len() as u64, outbox_units),
+            format!(
+                "tallied {} orders of {} units, the outbox holds {} of {outbox_units}",
+                report.pending_orders,
+                report.pending_units,
+                outbox.len()
+            ),
         ),
         match report.redis_remaining {
             Some(remaining) => check(

@@ -189,6 +189,8 @@ pub(crate) async fn settled_and_sound_besides(
     .map(|(status, orders, units)| (status, (orders, units)))
     .collect();
     assert_eq!(tallied, counted, "the tallies agree with the orders");
+    let outbox_units: Option<i64> = redis.hget(keys(sale).meta, "outbox_units").await.unwrap();
+    assert_eq!(outbox_units.unwrap_or(0), 0, "the outbox's tally went back to 0 with it");
 }
 
 pub(crate) fn faulty_stack_options(o: &mut flashsale_local::Options) {
@@ -243,6 +245,21 @@ async fn redis_restarted_empty_mid_sale_is_rebuilt_with_its_orders_still_queued_
         stampede(&api, sale, users, &mut outcomes).await;
     }
     assert_eq!(outcomes.told.len(), 30, "sold out exactly: {:?}", outcomes.statuses);
+    // The console's report, with all 30 waiting in the outbox (20 put back by the
+    // rebuild, 10 admitted after it): the outbox's tally, read without reading the outbox.
+    let report = || async {
+        let (status, body) = api.call("GET", &format!("/api/admin/sales/{sale}/report"), Some(&api.admin), None).await;
+        (status == 200).then_some(body)
+    };
+    // Admin-api's connection predates the restart: its first use fails, as a poll may.
+    eventually("the report answers", Duration::from_secs(10), report).await;
+    let mut direct = redis::Client::open(own.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut direct).await.unwrap();
+    let report = report().await.expect("the report");
+    assert_eq!((report["pending_orders"].as_u64(), report["pending_units"].as_u64()), (Some(30), Some(30)), "{report}");
+    assert_eq!(report["drift"], 0, "{report}");
+    let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut direct).await.unwrap();
+    assert!(!stats.contains("cmdstat_hvals"), "the report read the whole outbox: {stats}");
     // The queue drains only now: each of the 20 lands on a unit the rebuild held for it.
     let consumers = stack_with(|o| {
         faulty_stack_options(o);

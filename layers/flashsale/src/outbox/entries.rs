@@ -68,7 +68,21 @@ impl Redis {
         .await
     }
 
-    /// Every outbox entry of a sale: admitted orders MySQL does not have yet.
+    /// How many orders the outbox holds and their units (meta's tally, kept by the scripts
+    /// that add and remove entries): O(1), what the console and reconcile read.
+    pub async fn outbox_tally(&self, sale: SaleId) -> Result<(u64, i64)> {
+        let keys = SaleKeys::new(sale);
+        let mut conn = self.conn.clone();
+        self.call("outbox tally", async {
+            let (orders, units): (u64, Option<i64>) =
+                redis::pipe().hlen(&keys.outbox).hget(&keys.meta, "outbox_units").query_async(&mut conn).await?;
+            Ok((orders, units.unwrap_or(0)))
+        })
+        .await
+    }
+
+    /// Every outbox entry of a sale: admitted orders MySQL does not have yet. O(outbox):
+    /// for the audit, which checks [`Redis::outbox_tally`] against it.
     pub async fn outbox_orders(&self, sale: SaleId) -> Result<Vec<OrderMessage>> {
         let keys = SaleKeys::new(sale);
         let mut conn = self.conn.clone();
@@ -117,8 +131,8 @@ impl Redis {
         ended.iter().map(|id| order_id(id)).collect()
     }
 
-    /// Forgets outbox entries (and their claims) once MySQL holds their orders, in one
-    /// round trip.
+    /// Forgets outbox entries (and their claims) once MySQL holds their orders, and their
+    /// units off the outbox's tally, in one round trip (`lua/clear.lua`).
     pub async fn clear_outbox(&self, sale: SaleId, orders: &[OrderId]) -> Result<()> {
         if orders.is_empty() {
             return Ok(());
@@ -127,17 +141,10 @@ impl Redis {
         let ids: Vec<String> = orders.iter().map(OrderId::to_string).collect();
         let mut conn = self.conn.clone();
         self.call("clear outbox", async {
-            redis::pipe()
-                .atomic()
-                .hdel(&keys.outbox, &ids)
-                .ignore()
-                .zrem(&keys.outbox_at, &ids)
-                .ignore()
-                .srem(&keys.persisting, &ids)
-                .ignore()
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(Error::from)
+            let mut clear = self.scripts.clear.key(&keys.meta);
+            clear.key(&keys.outbox).key(&keys.outbox_at).key(&keys.persisting).arg(&ids);
+            clear.invoke_async::<i64>(&mut conn).await.map_err(Error::from)?;
+            Ok(())
         })
         .await
     }

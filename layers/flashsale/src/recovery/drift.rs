@@ -38,18 +38,19 @@ pub struct SaleReport {
 pub async fn sale_report(mysql: &Mysql, redis: &Redis, sale: &Sale) -> Result<SaleReport> {
     let tallies = mysql.tallies(sale.id).await?;
     let redis_remaining = redis.remaining(sale.id).await?;
-    let pending = redis.outbox_orders(sale.id).await?;
-    let pending_units: u64 = pending.iter().map(|m| u64::from(m.quantity)).sum();
+    let (pending_orders, pending_units) = redis.outbox_tally(sale.id).await?;
     let mut orders: BTreeMap<OrderStatus, StatusCount> =
         tallies.counts.into_iter().map(|(status, (orders, units))| (status, StatusCount { orders, units })).collect();
-    orders.insert(OrderStatus::Pending, StatusCount { orders: pending.len() as u64, units: pending_units });
-    let drift = redis_remaining.map(|r| i64::from(sale.stock) - (r + pending_units as i64 + i64::from(sale.sold)));
+    // A tally gone wrong shows as drift; the count shown stays a count.
+    let drift = redis_remaining.map(|r| i64::from(sale.stock) - (r + pending_units + i64::from(sale.sold)));
+    let pending_units = pending_units.max(0) as u64;
+    orders.insert(OrderStatus::Pending, StatusCount { orders: pending_orders, units: pending_units });
     Ok(SaleReport {
         sale_id: sale.id,
         stock: sale.stock,
         mysql_sold: sale.sold,
         redis_remaining,
-        pending_orders: pending.len() as u64,
+        pending_orders,
         pending_units,
         drift,
         orders,

@@ -106,6 +106,7 @@ pub(crate) struct Scripts {
     pub(crate) claim: Script,
     pub(crate) lost: Script,
     pub(crate) persisting: Script,
+    pub(crate) clear: Script,
 }
 
 /// A script of `lua/` that reads or writes a sale's state, after the epoch check it shares.
@@ -167,6 +168,7 @@ impl Redis {
                 claim: Script::new(include_str!("../../../../lua/claim.lua")),
                 lost: sale_script!("lost.lua"),
                 persisting: Script::new(include_str!("../../../../lua/persisting.lua")),
+                clear: Script::new(include_str!("../../../../lua/clear.lua")),
             },
             breaker: Breaker::new("redis", config.breaker_failures, config.breaker_cooldown, config.redis_timeout * 2),
         })
