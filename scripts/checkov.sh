@@ -28,9 +28,10 @@ done
 
 # CKV_AWS_45 sees literals only: a dynamic reference resolves to the secret at deploy
 # time and lands in the function's configuration all the same. Only the resources that
-# must take a secret at creation may resolve one.
-if grep -n 'resolve:secretsmanager' template.yaml | grep -vE '^[0-9]+: +(MasterUsername|MasterUserPassword|AuthToken):'; then
-  echo "checkov: a secret is resolved into the template outside the database and Redis resources (above)" >&2
+# must take a secret at creation may resolve one: the database, Redis, and CloudFront's
+# origin header (the edge's value, which a distribution can hold nowhere else).
+if grep -n 'resolve:secretsmanager' template.yaml | grep -vE '^[0-9]+: +(MasterUsername|MasterUserPassword|AuthToken|HeaderValue):'; then
+  echo "checkov: a secret is resolved into the template outside the database, Redis and origin-header resources (above)" >&2
   exit 1
 fi
 

@@ -60,10 +60,13 @@ where
     Cost { p50_us: walls[n / 2], p99_us: walls[n * 99 / 100], cpu_us }
 }
 
-/// One invocation of `admit` for `user` buying on `sale`, answered `status`.
-async fn invoke(admit: &admit::Admit, sale: u64, user: String, status: u16) {
+/// One invocation of `admit` for `user` buying on `sale`, answered `status`, carrying
+/// the origin header as CloudFront forwards it.
+async fn invoke(admit: &admit::Admit, origin: &str, sale: u64, user: String, status: u16) {
     let claims = Some([("sub".to_string(), user)].into());
-    let response = admit.handle(lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b"")).await;
+    let mut request = lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b"");
+    request.headers_mut().insert(flashsale::lambda::http::ORIGIN_HEADER, origin.parse().unwrap());
+    let response = admit.handle(request).await;
     assert_eq!(response.status(), status);
 }
 
@@ -93,6 +96,7 @@ async fn main() {
             .await
             .unwrap();
 
+    let origin = stack.config.origin_verify[0].expose();
     let redis = redis::Client::open(stack.config.redis_url.expose()).unwrap();
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
     let replicas: i64 = redis::cmd("WAIT").arg(1).arg(1000).query_async(&mut conn).await.unwrap();
@@ -143,12 +147,12 @@ async fn main() {
             .await,
         );
         let replicated = sale(&stack, n as u32).await;
-        costs[2].push(cost(n, |i| invoke(&stack.functions.admit, replicated, format!("a{i}"), 202)).await);
+        costs[2].push(cost(n, |i| invoke(&stack.functions.admit, origin, replicated, format!("a{i}"), 202)).await);
         let queued = sale(&stack, n as u32).await;
-        costs[3].push(cost(n, |i| invoke(&unreplicated, queued, format!("q{i}"), 202)).await);
+        costs[3].push(cost(n, |i| invoke(&unreplicated, origin, queued, format!("q{i}"), 202)).await);
         // The first sale is sold out now: the flood after the last unit.
-        costs[4].push(cost(n, |i| invoke(&unmemoized, replicated, format!("late{i}"), 409)).await);
-        costs[5].push(cost(n, |i| invoke(&stack.functions.admit, replicated, format!("late{i}"), 409)).await);
+        costs[4].push(cost(n, |i| invoke(&unmemoized, origin, replicated, format!("late{i}"), 409)).await);
+        costs[5].push(cost(n, |i| invoke(&stack.functions.admit, origin, replicated, format!("late{i}"), 409)).await);
         eprintln!("round {} done", round + 1);
     }
     let medians: Vec<Cost> = costs

@@ -37,8 +37,13 @@ pub struct Functions {
 
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// `FLASHSALE_LOCAL_ADDR` (127.0.0.1:3000); port 0 picks a free one.
+    /// `FLASHSALE_LOCAL_ADDR` (127.0.0.1:3000): the edge (pages, and `/api/*` forwarded
+    /// with the origin header); port 0 picks a free one.
     pub addr: SocketAddr,
+    /// `FLASHSALE_LOCAL_API_ADDR` (127.0.0.1, a free port, logged at start): the API
+    /// Gateway endpoint itself, which the functions refuse to serve (a request there
+    /// skipped the edge).
+    pub api_addr: SocketAddr,
     pub config: Config,
     /// `FLASHSALE_LOCAL_QUEUE_PREFIX`: queue names are `<prefix>orders`, `<prefix>order-timeouts`.
     pub queue_prefix: String,
@@ -83,6 +88,7 @@ impl Options {
     pub fn from_env() -> Result<Self> {
         Ok(Options {
             addr: env_or("FLASHSALE_LOCAL_ADDR", SocketAddr::from(([127, 0, 0, 1], 3000)))?,
+            api_addr: env_or("FLASHSALE_LOCAL_API_ADDR", SocketAddr::from(([127, 0, 0, 1], 0)))?,
             config: Config::from_env()?,
             queue_prefix: env_or("FLASHSALE_LOCAL_QUEUE_PREFIX", "flashsale-".to_string())?,
             jwt_secret: env_or("FLASHSALE_DEV_JWT_SECRET", sign_in::DEFAULT_DEV_SECRET.to_string())?,
@@ -109,6 +115,8 @@ impl Options {
 /// A running local stack. Dropping it stops its server and consumers.
 pub struct Stack {
     pub addr: SocketAddr,
+    /// The API Gateway endpoint, beside the edge: refused.
+    pub api_addr: SocketAddr,
     /// The configuration the functions run with (queue URLs filled in).
     pub config: Config,
     pub resources: Resources,
@@ -152,6 +160,13 @@ pub async fn start(options: Options) -> Result<Stack> {
     config.orders_queue_url = resources.orders_queue_url.clone();
     config.timeouts_queue_url = resources.timeouts_queue_url.clone();
     let payments = local_payments(&sdk, &options, &mut config).await?;
+    if config.origin_verify.is_empty() {
+        config.origin_verify = vec![flashsale::config::Secret::new(format!("{:032x}", rand::random::<u128>()))];
+    }
+    let origin = config.origin_verify[0]
+        .expose()
+        .parse()
+        .map_err(|_| flashsale::Error::Config("the origin value is not a header value".into()))?;
     if options.migrate {
         Mysql::connect(&config)?.migrate().await?;
     }
@@ -209,15 +224,20 @@ pub async fn start(options: Options) -> Result<Stack> {
         tokens: sign_in::Verifier::new(options.jwt_secret.clone()),
         stage_bucket: TokenBucket::new(options.stage_rate.0, options.stage_rate.1),
         purchase_bucket: TokenBucket::new(options.purchase_rate.0, options.purchase_rate.1),
+        origin,
     });
     let edge = Arc::new(edge::Edge {
         bucket: flashsale::stores::s3::Bucket::new(flashsale::stores::s3::client(&sdk), config.bucket.clone()),
         jwt_secret: options.jwt_secret.clone(),
         codes: Default::default(),
     });
-    let app = axum::Router::new()
+    let direct = axum::Router::new()
         .route("/api", axum::routing::any(gateway::api))
         .route("/api/{*rest}", axum::routing::any(gateway::api))
+        .with_state(gateway.clone());
+    let app = axum::Router::new()
+        .route("/api", axum::routing::any(gateway::via_edge))
+        .route("/api/{*rest}", axum::routing::any(gateway::via_edge))
         .with_state(gateway)
         .merge(
             axum::Router::new()
@@ -238,8 +258,17 @@ pub async fn start(options: Options) -> Result<Stack> {
     }));
     let own = format!("http://{addr}/api/payments/webhook");
     register_webhook(&options.payments_url, &payments, payments.secret_key.expose(), &own).await?;
-    tracing::info!(%addr, "local stack serving");
-    Ok(Stack { addr, config, resources, functions, jwt_secret: options.jwt_secret, tasks })
+    let listener = tokio::net::TcpListener::bind(options.api_addr)
+        .await
+        .map_err(|e| flashsale::Error::Config(format!("cannot listen on {}: {e}", options.api_addr)))?;
+    let api_addr = listener.local_addr().map_err(|e| flashsale::Error::Internal(e.to_string()))?;
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, direct).await {
+            tracing::error!(error = %e, "local API endpoint stopped");
+        }
+    }));
+    tracing::info!(%addr, %api_addr, "local stack serving: the edge, and the API endpoint it forwards to");
+    Ok(Stack { addr, api_addr, config, resources, functions, jwt_secret: options.jwt_secret, tasks })
 }
 
 /// The payment provider's keys, as the stack's functions find them: an account of the

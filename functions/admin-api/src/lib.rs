@@ -44,22 +44,26 @@ pub struct AdminApi {
     pages: Publisher,
     /// What publishing again waits for when Redis lost the sale.
     drain: Drain,
+    edge: http::EdgeOnly,
 }
 
 impl AdminApi {
     pub fn new(mysql: Mysql, redis: Redis, fallback: FallbackTable, pages: Publisher, drain: Drain) -> Self {
-        AdminApi { mysql, redis, fallback, pages, drain }
+        AdminApi { mysql, redis, fallback, pages, drain, edge: http::EdgeOnly::default() }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
         let (sdk, config) = &flashsale::stores::aws::load(config).await?;
-        Ok(AdminApi::new(
-            Mysql::from_config(config, sdk)?,
-            Redis::connect(config)?,
-            FallbackTable::new(sdk, config),
-            Publisher::from_config(sdk, config),
-            Drain::from_config(config),
-        ))
+        Ok(AdminApi {
+            edge: http::EdgeOnly::from_config(config),
+            ..AdminApi::new(
+                Mysql::from_config(config, sdk)?,
+                Redis::connect(config)?,
+                FallbackTable::new(sdk, config),
+                Publisher::from_config(sdk, config),
+                Drain::from_config(config),
+            )
+        })
     }
 
     /// Sets the sale's Redis state from MySQL and the pending-orders table, present or not.
@@ -69,6 +73,9 @@ impl AdminApi {
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
+        if let Some(refused) = self.edge.refuses(&req) {
+            return refused;
+        }
         let span = http::request_span("admin-api", &req);
         self.route(req).instrument(span).await.unwrap_or_else(|e| problem(&e))
     }

@@ -92,6 +92,7 @@ pub struct Admit {
     settle_bound: std::time::Duration,
     /// How long an unreplicated order may wait for its record to begin.
     record_within: std::time::Duration,
+    edge: http::EdgeOnly,
 }
 
 impl Admit {
@@ -113,6 +114,7 @@ impl Admit {
             missing: MissingSales::new(config.sold_out_ttl, Drain::from_config(config)),
             settle_bound: config.admit_settle_bound,
             record_within: config.aws_timeout,
+            edge: http::EdgeOnly::default(),
         }
     }
 
@@ -123,7 +125,7 @@ impl Admit {
         config.require(&[Need::OrdersQueue])?;
         let (sdk, config) = &flashsale::stores::aws::load(config).await?;
         let ids = IdGenerator::leased(WorkerLeases::from_config(sdk, config), Arc::new(SystemClock)).await;
-        Ok(Admit::new(Stores::new(sdk, config)?, ids, config))
+        Ok(Admit { edge: http::EdgeOnly::from_config(config), ..Admit::new(Stores::new(sdk, config)?, ids, config) })
     }
 
     /// Resolves once every order admitted so far has been through the hand-off: recorded
@@ -133,6 +135,9 @@ impl Admit {
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
+        if let Some(refused) = self.edge.refuses(&req) {
+            return refused;
+        }
         let span = http::request_span("admit", &req);
         self.purchase(req).instrument(span).await.unwrap_or_else(|e| problem(&e))
     }

@@ -24,6 +24,7 @@ pub struct PaymentWebhook {
     provider: Provider,
     /// Every secret a delivery may be signed with (two while one is rotated).
     signing_secrets: Vec<Secret>,
+    edge: http::EdgeOnly,
 }
 
 /// The part of an event the webhook reads.
@@ -51,7 +52,7 @@ const MAX_BODY: usize = 256 * 1024;
 
 impl PaymentWebhook {
     pub fn new(mysql: Mysql, provider: Provider, signing_secrets: Vec<Secret>) -> Self {
-        PaymentWebhook { mysql, provider, signing_secrets }
+        PaymentWebhook { mysql, provider, signing_secrets, edge: http::EdgeOnly::default() }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
@@ -61,10 +62,16 @@ impl PaymentWebhook {
         if secrets.is_empty() {
             return Err(Error::Config("the payment provider's secret holds no webhook_secrets".into()));
         }
-        Ok(PaymentWebhook::new(Mysql::from_config(&config, &sdk)?, provider, secrets))
+        Ok(PaymentWebhook {
+            edge: http::EdgeOnly::from_config(&config),
+            ..PaymentWebhook::new(Mysql::from_config(&config, &sdk)?, provider, secrets)
+        })
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
+        if let Some(refused) = self.edge.refuses(&req) {
+            return refused;
+        }
         let span = http::request_span("payment-webhook", &req);
         self.route(req).instrument(span).await.unwrap_or_else(|e| problem(&e))
     }

@@ -31,25 +31,32 @@ pub struct ShopApi {
     fallback: Box<dyn KeptOrders>,
     missing: MissingSales,
     provider: Provider,
+    edge: http::EdgeOnly,
 }
 
 impl ShopApi {
     pub fn new(stores: Stores, missing: MissingSales, provider: Provider) -> Self {
         let Stores { mysql, redis, fallback, .. } = stores;
-        ShopApi { mysql, redis, fallback, missing, provider }
+        ShopApi { mysql, redis, fallback, missing, provider, edge: http::EdgeOnly::default() }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[flashsale::config::Need::OrdersQueue])?;
         let (sdk, config) = flashsale::stores::aws::load(config).await?;
-        Ok(ShopApi::new(
-            Stores::new(&sdk, &config)?,
-            MissingSales::new(config.sold_out_ttl, Drain::from_config(&config)),
-            Provider::from_config(&config)?,
-        ))
+        Ok(ShopApi {
+            edge: http::EdgeOnly::from_config(&config),
+            ..ShopApi::new(
+                Stores::new(&sdk, &config)?,
+                MissingSales::new(config.sold_out_ttl, Drain::from_config(&config)),
+                Provider::from_config(&config)?,
+            )
+        })
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
+        if let Some(refused) = self.edge.refuses(&req) {
+            return refused;
+        }
         let span = http::request_span("shop-api", &req);
         self.route(req).instrument(span).await.unwrap_or_else(|e| problem(&e))
     }

@@ -98,6 +98,14 @@ pub struct Config {
     /// keys as JSON (`{"secret_key": "sk_…", "webhook_secrets": ["whsec_…"]}`, the newest
     /// signing secret first while one is rotated), read at init; never in the environment.
     pub payments_secret: Option<String>,
+    /// `FLASHSALE_ORIGIN_SECRET`: the Secrets Manager secret holding the value CloudFront
+    /// sends in `x-origin-verify` to the API (`{"current": "…", "previous": "…"}`), read
+    /// at init. Set, the API functions refuse a request without it: one that reached the
+    /// API Gateway endpoint without passing the edge.
+    pub origin_secret: Option<String>,
+    /// The values accepted in `x-origin-verify`, once read (the local stack sets its own).
+    /// Empty: every request is taken (`sam local`, tests of a function alone).
+    pub origin_verify: Vec<Secret>,
     /// The keys themselves, once read ([`crate::stores::aws::load`]).
     pub payment_keys: Option<PaymentKeys>,
     /// `FLASHSALE_PAYMENTS_PUBLISHABLE_KEY`: the provider's public key the pages pay with.
@@ -182,6 +190,8 @@ impl Config {
             api_base: var("FLASHSALE_API_BASE", "/api"),
             payments_api_url: var("FLASHSALE_PAYMENTS_API_URL", "https://api.stripe.com"),
             payments_secret: Some(var("FLASHSALE_PAYMENTS_SECRET", "")).filter(|v| !v.is_empty()),
+            origin_secret: Some(var("FLASHSALE_ORIGIN_SECRET", "")).filter(|v| !v.is_empty()),
+            origin_verify: Vec::new(),
             payment_keys: None,
             payments_publishable_key: var("FLASHSALE_PAYMENTS_PUBLISHABLE_KEY", ""),
             payments_js_url: var("FLASHSALE_PAYMENTS_JS_URL", "https://js.stripe.com/v3/"),

@@ -74,3 +74,54 @@ async fn fifty_shoppers_five_units_pay_close_and_buy_again() {
     let (status, body) = api.buy(sale, "latecomer", None).await;
     assert_eq!(status, 202, "{body}");
 }
+
+/// The API is reachable only through the edge. Sent to the API Gateway endpoint directly
+/// (CloudFront skipped), a request to each API function is refused with 403 problem+json
+/// before any work, with no origin value or a forged one, and the sale is untouched;
+/// through the edge, where the origin header is set (a viewer's own value overwritten),
+/// the same purchase is a 202.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_skipped_the_edge_is_refused_and_changes_nothing() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(3, 1, 600, -1, 3600)).await;
+    let direct = format!("http://{}", stack.api_addr);
+    let webhook = "/api/payments/webhook";
+    let routes = [
+        ("POST", format!("/api/sales/{sale}/purchase"), Some(api.token("sly"))),
+        ("GET", format!("/api/sales/{sale}"), None),
+        ("GET", "/api/orders".to_string(), Some(api.token("sly"))),
+        ("GET", "/api/admin/sales".to_string(), Some(api.admin.clone())),
+        ("POST", webhook.to_string(), None),
+    ];
+    for forged in [None, Some("guessed"), Some("")] {
+        for (method, path, token) in &routes {
+            let mut request = api.http.request(method.parse().unwrap(), format!("{direct}{path}"));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            if let Some(value) = forged {
+                request = request.header("x-origin-verify", value);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!((status, body["type"].as_str()), (403, Some("/problems/forbidden")), "{method} {path}: {body}");
+            assert_eq!(content_type, "application/problem+json");
+        }
+    }
+    let (_, status) = api.call("GET", &format!("/api/sales/{sale}"), None, None).await;
+    assert_eq!(status["remaining"], 3, "nothing sold by the refused purchases: {status}");
+
+    // Through the edge, even with a viewer's own guess at the header: served.
+    let response = api
+        .http
+        .post(format!("{}/api/sales/{sale}/purchase", api.base))
+        .bearer_auth(api.token("sly"))
+        .header("x-origin-verify", "guessed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+}

@@ -22,7 +22,8 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
 
 /// The AWS configuration, and `config` with the credentials it names fetched: the
 /// Redis AUTH token from the secret `FLASHSALE_REDIS_AUTH_SECRET` names, the payment
-/// provider's keys from `FLASHSALE_PAYMENTS_SECRET`'s. An unreadable
+/// provider's keys from `FLASHSALE_PAYMENTS_SECRET`'s, the edge's origin values from
+/// `FLASHSALE_ORIGIN_SECRET`'s. An unreadable
 /// secret stops the function at init, where the reason is plain, not at its first
 /// request.
 pub async fn load(config: &Config) -> Result<(SdkConfig, Config)> {
@@ -37,6 +38,21 @@ pub async fn load(config: &Config) -> Result<(SdkConfig, Config)> {
             serde_json::from_str(keys.expose())
                 .map_err(|e| Error::Config(format!("secret {id} is not the payment provider's keys: {e}")))?,
         );
+    }
+    if let Some(id) = &config.origin_secret {
+        #[derive(serde::Deserialize)]
+        struct Values {
+            current: String,
+            #[serde(default)]
+            previous: String,
+        }
+        let values: Values = serde_json::from_str(secret_string(&sdk, id).await?.expose())
+            .map_err(|e| Error::Config(format!("secret {id} is not the edge's origin values: {e}")))?;
+        config.origin_verify =
+            [values.current, values.previous].into_iter().filter(|v| !v.is_empty()).map(Secret::new).collect();
+        if config.origin_verify.is_empty() {
+            return Err(Error::Config(format!("secret {id} holds no origin value")));
+        }
     }
     Ok((sdk, config))
 }
