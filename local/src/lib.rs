@@ -247,28 +247,27 @@ pub async fn start(options: Options) -> Result<Stack> {
                 .fallback(edge::static_file)
                 .with_state(edge),
         );
-    let listener = tokio::net::TcpListener::bind(options.addr)
-        .await
-        .map_err(|e| flashsale::Error::Config(format!("cannot listen on {}: {e}", options.addr)))?;
-    let addr = listener.local_addr().map_err(|e| flashsale::Error::Internal(e.to_string()))?;
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "local gateway stopped");
-        }
-    }));
+    let (addr, edge_task) = serve(options.addr, app, "the local edge").await?;
+    let (api_addr, api_task) = serve(options.api_addr, direct, "the local API endpoint").await?;
+    tasks.extend([edge_task, api_task]);
     let own = format!("http://{addr}/api/payments/webhook");
     register_webhook(&options.payments_url, &payments, payments.secret_key.expose(), &own).await?;
-    let listener = tokio::net::TcpListener::bind(options.api_addr)
-        .await
-        .map_err(|e| flashsale::Error::Config(format!("cannot listen on {}: {e}", options.api_addr)))?;
-    let api_addr = listener.local_addr().map_err(|e| flashsale::Error::Internal(e.to_string()))?;
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, direct).await {
-            tracing::error!(error = %e, "local API endpoint stopped");
-        }
-    }));
     tracing::info!(%addr, %api_addr, "local stack serving: the edge, and the API endpoint it forwards to");
     Ok(Stack { addr, api_addr, config, resources, functions, jwt_secret: options.jwt_secret, tasks })
+}
+
+/// Serves `app` on `addr` (port 0: a free one) until the stack stops; where it listens.
+async fn serve(addr: SocketAddr, app: axum::Router, what: &'static str) -> Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| flashsale::Error::Config(format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener.local_addr().map_err(|e| flashsale::Error::Internal(e.to_string()))?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "{what} stopped");
+        }
+    });
+    Ok((bound, task))
 }
 
 /// The payment provider's keys, as the stack's functions find them: an account of the

@@ -168,26 +168,18 @@ pub(crate) async fn settled_and_sound_besides(
     assert!(broken.is_empty(), "broken promises, 202s that MySQL refused: {broken:?}");
     let remaining = redis_stock(&mut redis, sale).await;
     assert_eq!(remaining + i64::from(sold), i64::from(stock), "every unit accounted for (the outbox is empty)");
-    let tallied: HashMap<String, (i64, i64)> = sqlx::query_as::<_, (String, i64, i64)>(
-        "SELECT status, orders, units FROM order_tallies WHERE sale_id = ? AND orders <> 0",
-    )
-    .bind(sale)
-    .fetch_all(&db)
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|(status, orders, units)| (status, (orders, units)))
-    .collect();
-    let counted: HashMap<String, (i64, i64)> = sqlx::query_as::<_, (String, i64, i64)>(
+    let per_status = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            let rows: Vec<(String, i64, i64)> = sqlx::query_as(sql).bind(sale).fetch_all(&db).await.unwrap();
+            rows.into_iter().map(|(status, orders, units)| (status, (orders, units))).collect::<HashMap<_, _>>()
+        }
+    };
+    let tallied = per_status("SELECT status, orders, units FROM order_tallies WHERE sale_id = ? AND orders <> 0").await;
+    let counted = per_status(
         "SELECT status, COUNT(*), CAST(SUM(quantity) AS SIGNED) FROM orders WHERE sale_id = ? GROUP BY status",
     )
-    .bind(sale)
-    .fetch_all(&db)
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|(status, orders, units)| (status, (orders, units)))
-    .collect();
+    .await;
     assert_eq!(tallied, counted, "the tallies agree with the orders");
     let outbox_units: Option<i64> = redis.hget(keys(sale).meta, "outbox_units").await.unwrap();
     assert_eq!(outbox_units.unwrap_or(0), 0, "the outbox's tally went back to 0 with it");
