@@ -233,7 +233,7 @@ WRK_NGINX=$(column 1 "$WORK/wrk-nginx.txt"); WRK_STACK=$(column 1 "$WORK/wrk-sta
   echo "\`cargo bench -p flashsale-local --bench handler_cost\`: \`admit\`'s handler fed its API Gateway"
   echo "payload-v2 event in this process, one invocation at a time as a Lambda container takes them,"
   echo "against Redis (with its replica) and moto; wall time per invocation and CPU per invocation"
-  echo "(every thread of the process, the hand-off's send after the answer included), next to the"
+  echo "(every thread of the process, the hand-off's record and send after the answer included), next to the"
   echo "raw round trips the admitted path needs, timed the same way in the same run."
   echo
   echo '```'

@@ -87,7 +87,7 @@ async fn main() {
     options.reconcile_every_secs = 0;
     options.config.redis_wait_replicas = 1;
     let stack = flashsale_local::start(options).await.expect("local services up?");
-    // The same handler without replicas to wait for: its 202 waits for SQS instead.
+    // The same handler without replicas to wait for: its 202 waits for the order's record instead.
     let unreplicated =
         admit::Admit::from_config(&flashsale::Config { redis_wait_replicas: 0, ..stack.config.clone() }).await.unwrap();
     // Turned away with the sold-out memo off: every click asks Redis.
@@ -130,7 +130,7 @@ async fn main() {
         "raw EVALSHA admit.lua (baseline)",
         "raw EVALSHA admit.lua + WAIT 1 (baseline)",
         "admit handler, admitted, WAIT 1 (replicated)",
-        "admit handler, admitted, no replicas (202 once SQS has it)",
+        "admit handler, admitted, no replicas (202 once recorded)",
         "admit handler, turned away, sold-out memo off (EVALSHA)",
         "admit handler, turned away, sold-out memo on",
     ];
