@@ -34,6 +34,14 @@ async fn sale(stack: &flashsale_local::Stack, stock: u32) -> u64 {
     sale.id.0
 }
 
+/// A purchase by `user` as CloudFront forwards it to `admit`: with the origin header.
+fn purchase(origin: &str, sale: u64, user: String) -> lambda_http::Request {
+    let claims = Some([("sub".to_string(), user)].into());
+    let mut request = lambda_request("POST", &format!("/api/sales/{sale}/purchase"), claims, b"");
+    request.headers_mut().insert(flashsale::lambda::http::ORIGIN_HEADER, origin.parse().unwrap());
+    request
+}
+
 #[tokio::main]
 async fn main() {
     let requests = env("BENCH_REQUESTS", 20_000);
@@ -101,16 +109,13 @@ async fn main() {
             .await,
         );
         let handler_sale = sale(&stack, requests as u32).await;
+        let origin = stack.config.origin_verify[0].expose().to_string();
         let before = queued().await;
         handler_admit.push(
             rate(requests, concurrency, |i| {
-                let functions = functions.clone();
+                let (functions, origin) = (functions.clone(), origin.clone());
                 async move {
-                    let claims = Some([("sub".to_string(), format!("u{i}"))].into());
-                    let r = functions
-                        .admit
-                        .handle(lambda_request("POST", &format!("/api/sales/{handler_sale}/purchase"), claims, b""))
-                        .await;
+                    let r = functions.admit.handle(purchase(&origin, handler_sale, format!("u{i}"))).await;
                     assert_eq!(r.status(), 202);
                 }
             })
@@ -143,13 +148,9 @@ async fn main() {
         );
         handler_reject.push(
             rate(requests, concurrency, |i| {
-                let functions = functions.clone();
+                let (functions, origin) = (functions.clone(), origin.clone());
                 async move {
-                    let claims = Some([("sub".to_string(), format!("late{i}"))].into());
-                    let r = functions
-                        .admit
-                        .handle(lambda_request("POST", &format!("/api/sales/{handler_sale}/purchase"), claims, b""))
-                        .await;
+                    let r = functions.admit.handle(purchase(&origin, handler_sale, format!("late{i}"))).await;
                     assert_eq!(r.status(), 409);
                 }
             })

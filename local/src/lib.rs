@@ -160,6 +160,8 @@ pub async fn start(options: Options) -> Result<Stack> {
     config.orders_queue_url = resources.orders_queue_url.clone();
     config.timeouts_queue_url = resources.timeouts_queue_url.clone();
     let payments = local_payments(&sdk, &options, &mut config).await?;
+    // The local edge sends the value the functions accept: its own, never a secret's.
+    config.origin_secret = None;
     if config.origin_verify.is_empty() {
         config.origin_verify = vec![flashsale::config::Secret::new(format!("{:032x}", rand::random::<u128>()))];
     }

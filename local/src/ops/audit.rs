@@ -31,6 +31,7 @@ pub async fn audit(db: &Mysql, cache: &Redis, sale: SaleId, admitted: Option<&[O
     let counted = db.count_statuses(sale).await?;
     let money = db.count_money(sale).await?;
     let tallied = db.tallies(sale).await?;
+    let negative = db.negative_tallies(sale).await?;
     let outbox = cache.outbox_orders(sale).await?;
     let outbox_units: i64 = outbox.iter().map(|m| i64::from(m.quantity)).sum();
     let live: u64 = [OrderStatus::Unpaid, OrderStatus::Paid]
@@ -67,8 +68,11 @@ pub async fn audit(db: &Mysql, cache: &Redis, sale: SaleId, admitted: Option<&[O
         ),
         check(
             "the tallies agree with the orders",
-            tallied.counts == counted && tallied.money == money,
-            format!("tallied {:?} {:?}, counted {counted:?} {money:?}", tallied.counts, tallied.money),
+            tallied.counts == counted && tallied.money == money && negative.is_empty(),
+            format!(
+                "tallied {:?} {:?}, counted {counted:?} {money:?}, below zero: {negative:?}",
+                tallied.counts, tallied.money
+            ),
         ),
         check(
             "the outbox tally agrees with the outbox",

@@ -414,6 +414,40 @@ async fn the_consoles_poll_reads_each_sales_tallies_and_no_order() {
         (t.counts, t.money)
     };
     assert_eq!(tallied().await, counted, "tallied as the orders changed");
+
+    // A tally gone wrong (below zero, say a release before the tallies wrote meanwhile)
+    // never stops an order's write, and the audit names it.
+    let drift = |by: i64| {
+        sqlx::query(
+            "UPDATE order_tallies SET orders = orders + ?, amount_cents = amount_cents + ?, \
+             started_cents = started_cents + ? WHERE status = 'UNPAID'",
+        )
+        .bind(by)
+        .bind(by * 1_000_000)
+        .bind(by * 1_000_000)
+        .execute(&raw)
+    };
+    drift(-1_000).await.unwrap();
+    let late = OrderMessage {
+        order_id: OrderId(5_000),
+        user_id: flashsale::UserId::new("late").unwrap(),
+        ..messages[0].clone()
+    };
+    db.persist_orders(sale.id, std::slice::from_ref(&late)).await.unwrap();
+    let unpaid: u64 =
+        sqlx::query_scalar("SELECT id FROM orders WHERE status = 'UNPAID' AND payment_intent IS NULL LIMIT 1")
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+    let order = db.order(OrderId(unpaid)).await.unwrap().unwrap();
+    assert!(db.attach_intent(order.order_id, &order.user_id, "pi_late").await.unwrap());
+    let redis = flashsale::stores::redis::Redis::connect(&config).unwrap();
+    let checks = flashsale_local::ops::audit::audit(&db, &redis, sale.id, None).await.unwrap();
+    let tallies = checks.iter().find(|c| c.name == "the tallies agree with the orders").unwrap();
+    assert!(!tallies.passed && tallies.detail.contains(r#"below zero: ["UNPAID"]"#), "{}", tallies.detail);
+    drift(1_000).await.unwrap();
+    let counted = (db.count_statuses(sale.id).await.unwrap(), db.count_money(sale.id).await.unwrap());
+    assert_eq!(tallied().await, counted, "and put right, agrees again");
     // The release that brought the tallies counts the sales before it once, from their orders.
     sqlx::query("DELETE FROM order_tallies").execute(&raw).await.unwrap();
     sqlx::raw_sql(include_str!("../../../migrations/20261206000002_order_tallies_backfill.sql"))
@@ -424,7 +458,6 @@ async fn the_consoles_poll_reads_each_sales_tallies_and_no_order() {
 
     sqlx::query("RENAME TABLE orders TO orders_elsewhere").execute(&raw).await.unwrap();
     assert!(db.count_statuses(sale.id).await.is_err(), "the orders are out of reach");
-    let redis = flashsale::stores::redis::Redis::connect(&config).unwrap();
     let report = flashsale::recovery::drift::sale_report(&db, &redis, &sale).await.unwrap();
     let page = db.sales_page(None, 10).await.unwrap();
     raw.close().await;
