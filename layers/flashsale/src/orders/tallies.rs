@@ -64,20 +64,21 @@ pub(crate) async fn add(
     .bind(status.as_str())
     .execute(&mut **tx)
     .await?;
-    untallied(sale.to_string(), done.rows_affected(), 1);
+    untallied(format_args!("sale {sale}"), done.rows_affected(), 1);
     Ok(())
 }
 
 /// A sale without its tally rows (created by a release before them, during a deploy)
 /// is not tallied: never a reason to fail an order's write, but the audit's to see.
-fn untallied(of: String, moved: u64, expected: u64) {
+fn untallied(of: impl std::fmt::Display, moved: u64, expected: u64) {
     if moved != expected {
-        tracing::error!(of, moved, expected, "order tallies missing: the console's counts are off");
+        tracing::error!(%of, moved, expected, "order tallies missing: the console's counts are off");
     }
 }
 
 /// Order `id` went from `from` to `to`: its count, units and money move with it (as
-/// signed numbers: MySQL refuses an unsigned product below 0). One statement, so the two rows are locked in index order, the same in every transaction.
+/// signed numbers: MySQL refuses an unsigned product below 0). One statement, so the
+/// two rows are locked in index order, the same in every transaction.
 pub(crate) async fn move_order(
     tx: &mut Transaction<'_, MySql>,
     id: OrderId,
@@ -103,7 +104,7 @@ pub(crate) async fn move_order(
     .bind(to.as_str())
     .execute(&mut **tx)
     .await?;
-    untallied(format!("order {id}"), done.rows_affected(), 2);
+    untallied(format_args!("order {id}"), done.rows_affected(), 2);
     Ok(())
 }
 
@@ -117,7 +118,7 @@ pub(crate) async fn payment_started(tx: &mut Transaction<'_, MySql>, id: OrderId
     .bind(id.0)
     .execute(&mut **tx)
     .await?;
-    untallied(format!("order {id}"), done.rows_affected(), 1);
+    untallied(format_args!("order {id}"), done.rows_affected(), 1);
     Ok(())
 }
 

@@ -28,7 +28,12 @@ pub const SHARDS: u64 = 16;
 /// Mixed, not the id's low bits: those are the Snowflake sequence, 0 for nearly every
 /// id a quiet container makes, so `id % SHARDS` would put most records in shard 0.
 pub fn shard_key(sale: SaleId, order: u64) -> String {
-    format!("{sale}#{}", mix(order) % SHARDS)
+    partition(sale, mix(order) % SHARDS)
+}
+
+/// The partition key of one of a sale's shards.
+fn partition(sale: SaleId, shard: u64) -> String {
+    format!("{sale}#{shard}")
 }
 
 /// SplitMix64's finalizer: every bit of the id moves every bit of the result.
@@ -109,7 +114,7 @@ impl FallbackTable {
     async fn query(&self, sale: SaleId) -> Result<Vec<OrderMessage>> {
         self.breaker
             .call(async {
-                let shards = (0..SHARDS).map(|shard| self.query_shard(format!("{sale}#{shard}")));
+                let shards = (0..SHARDS).map(|shard| self.query_shard(partition(sale, shard)));
                 let mut orders = Vec::new();
                 for shard in futures::future::try_join_all(shards).await? {
                     orders.extend(shard);
