@@ -8,7 +8,10 @@
 --   4 orders    hash: user -> space-separated order ids the user holds
 --   5 outbox    hash: order id -> order message, until MySQL has the order
 --   6 outbox_at sorted set: order id by admission time (ms), so stale entries are found by age
--- ARGV: user, quantity, order id (a string: Lua numbers are doubles), order message (JSON)
+--   7 passes    hash: waiting-room pass id -> the order it bought (a pass buys once)
+-- ARGV: user, quantity, order id (a string: Lua numbers are doubles), order message (JSON),
+--   the id of the purchase's waiting-room pass ('' when none; its signature, shopper,
+--   sale and expiry were checked before this call)
 --
 -- Replies, as arrays of strings:
 --   {'admitted', order_id, remaining}   {'limit', limit, ids}
@@ -17,8 +20,9 @@
 --                                        taken again only once it changed)
 --   {'not_started', starts_at_ms}       {'ended'}              {'unknown'}
 --   {'bad_quantity', limit}             {'stale'}              {'id_taken', order_id}
+--   {'pass_required'}                   {'pass_used'}
 
-local meta = redis.call('HMGET', KEYS[1], 'limit', 'starts_at_ms', 'ends_at_ms', 'epoch', 'holders_v')
+local meta = redis.call('HMGET', KEYS[1], 'limit', 'starts_at_ms', 'ends_at_ms', 'epoch', 'holders_v', 'q_mode')
 if not meta[1] then
   return {'unknown'}
 end
@@ -41,6 +45,17 @@ if now < tonumber(meta[2]) then
 end
 if now >= tonumber(meta[3]) then
   return {'ended'}
+end
+
+-- A sale behind a waiting room sells only to a pass, and to each pass once.
+local pass = ARGV[5]
+if meta[6] and meta[6] ~= '' then
+  if pass == '' then
+    return {'pass_required'}
+  end
+  if redis.call('HEXISTS', KEYS[7], pass) == 1 then
+    return {'pass_used'}
+  end
 end
 
 local limit = tonumber(meta[1])
@@ -76,4 +91,7 @@ redis.call('HSET', KEYS[5], order_id, ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'outbox_units', quantity)
 redis.call('ZADD', KEYS[6], now, order_id)
 redis.call('HINCRBY', KEYS[1], 'holders_v', 1)
+if pass ~= '' then
+  redis.call('HSET', KEYS[7], pass, order_id)
+end
 return {'admitted', order_id, tostring(remaining - quantity)}

@@ -35,13 +35,21 @@ for _, message in ipairs(snapshot.pending) do
 end
 
 -- The released set stays: an order whose hold ended never holds units again, and an
--- undone admission (which MySQL never sees) is known only there.
+-- undone admission (which MySQL never sees) is known only there. So do the waiting
+-- room's places, with the meta fields that count them and rebase its serving number.
+local room_fields = {'q_late', 'q_base', 'q_since_ms'}
+local room = redis.call('HMGET', KEYS[1], unpack(room_fields))
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[8])
 -- A count of changes to the holders no copy taken before can carry: copies are retaken.
 local time = redis.call('TIME')
 -- Concatenated: Lua would print a number this large in exponent form.
 local holders_v = time[1] .. string.format('%06d', tonumber(time[2]))
 redis.call('HSET', KEYS[1], 'epoch', epoch, 'holders_v', holders_v, unpack(snapshot.meta))
+for i, field in ipairs(room_fields) do
+  if room[i] then
+    redis.call('HSET', KEYS[1], field, room[i])
+  end
+end
 
 local bought, orders, known = {}, {}, {}
 local function hold(user, id, quantity)

@@ -53,6 +53,10 @@ pub struct Options {
     pub stage_rate: (f64, u32),
     /// `FLASHSALE_LOCAL_PURCHASE_RATE` / `FLASHSALE_LOCAL_PURCHASE_BURST`: purchase route throttling.
     pub purchase_rate: (f64, u32),
+    /// `FLASHSALE_LOCAL_QUEUE_RATE` / `FLASHSALE_LOCAL_QUEUE_BURST`: the waiting rooms' join route.
+    pub queue_rate: (f64, u32),
+    /// `FLASHSALE_LOCAL_PASS_RATE` / `FLASHSALE_LOCAL_PASS_BURST`: the waiting rooms' pass route.
+    pub pass_rate: (f64, u32),
     /// `FLASHSALE_LOCAL_VISIBILITY_SECS`: before a failed message is redelivered.
     pub visibility_timeout_secs: u32,
     /// `FLASHSALE_LOCAL_MAX_RECEIVES`: receives before a message goes to its DLQ.
@@ -97,6 +101,8 @@ impl Options {
                 env_or("FLASHSALE_LOCAL_PURCHASE_RATE", 5_000.0)?,
                 env_or("FLASHSALE_LOCAL_PURCHASE_BURST", 2_000)?,
             ),
+            queue_rate: (env_or("FLASHSALE_LOCAL_QUEUE_RATE", 5_000.0)?, env_or("FLASHSALE_LOCAL_QUEUE_BURST", 5_000)?),
+            pass_rate: (env_or("FLASHSALE_LOCAL_PASS_RATE", 2_000.0)?, env_or("FLASHSALE_LOCAL_PASS_BURST", 1_000)?),
             visibility_timeout_secs: env_or("FLASHSALE_LOCAL_VISIBILITY_SECS", 5)?,
             max_receives: env_or("FLASHSALE_LOCAL_MAX_RECEIVES", 5)?,
             consumers: env_or("FLASHSALE_LOCAL_CONSUMERS", 2)?,
@@ -169,6 +175,11 @@ pub async fn start(options: Options) -> Result<Stack> {
         .expose()
         .parse()
         .map_err(|_| flashsale::Error::Config("the origin value is not a header value".into()))?;
+    // One key for the stack's functions, as the secret is one for every container.
+    config.queue_secret = None;
+    if config.queue_key.is_none() {
+        config.queue_key = Some(flashsale::config::Secret::new(format!("{:064x}", rand::random::<u128>())));
+    }
     if options.migrate {
         Mysql::connect(&config)?.migrate().await?;
     }
@@ -225,7 +236,15 @@ pub async fn start(options: Options) -> Result<Stack> {
         functions: functions.clone(),
         tokens: sign_in::Verifier::new(options.jwt_secret.clone()),
         stage_bucket: TokenBucket::new(options.stage_rate.0, options.stage_rate.1),
-        purchase_bucket: TokenBucket::new(options.purchase_rate.0, options.purchase_rate.1),
+        route_buckets: [
+            ("POST /api/sales/{id}/purchase", options.purchase_rate),
+            ("POST /api/sales/{id}/queue", options.queue_rate),
+            ("POST /api/sales/{id}/pass", options.pass_rate),
+        ]
+        .into_iter()
+        .map(|(route, (rate, burst))| (route, TokenBucket::new(rate, burst)))
+        .collect(),
+        edge_cache: Default::default(),
         origin,
     });
     let edge = Arc::new(edge::Edge {

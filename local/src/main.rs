@@ -238,6 +238,7 @@ async fn serve(demo: bool) -> Result<(), Box<dyn std::error::Error>> {
             starts_at: now,
             ends_at: now + chrono::Duration::hours(2),
             payment_window_secs: 300,
+            waiting_room: None,
         })?;
         let sale = stack.functions.admin.create_sale(&new).await?;
         stack.functions.admin.publish(sale.id).await?;

@@ -195,7 +195,10 @@
     const FIELDS = ['name', 'description', 'price_cents', 'stock', 'per_user_limit', 'starts_at', 'ends_at', 'payment_window_secs'];
     const BUCKET_MS = 10_000, BUCKETS = 30;
     let watched = null;
+    // Whether the watched sale has a waiting room: null until known.
+    let watchedQueue = null;
     const samples = []; // cumulative admissions and payments of the watched sale, as polled
+    const show = (id, value) => { const el = $(id); const text = String(value ?? '–'); if (el.textContent !== text) el.textContent = text; };
 
     async function loadSales() {
       if (!storedToken()) return;
@@ -234,7 +237,12 @@
       $('live').dataset.saleId = sale.id;
       $('live-title').textContent = `${sale.name} (sale ${sale.id})`;
       $('publish').hidden = sale.state !== 'draft';
+      // A sale listed without a waiting room has none; otherwise the queue's own route says.
+      watchedQueue = sale.waiting_room === null ? false : null;
+      $('queue-admin').hidden = true;
+      $('q-rate-form').elements.rate.value = '';
       refreshLive();
+      refreshQueue();
     }
 
     async function refreshLive() {
@@ -243,7 +251,6 @@
       if (r.status !== 200) return;
       const report = r.body;
       const orders = (status) => (report.orders[status] || {}).orders || 0;
-      const show = (id, value) => { const el = $(id); const text = String(value ?? '–'); if (el.textContent !== text) el.textContent = text; };
       show('f-remaining', report.redis_remaining);
       show('f-pending', report.pending_orders);
       show('f-unpaid', orders('UNPAID'));
@@ -281,6 +288,54 @@
       $('chart').dataset.admitted = String(admitted.reduce((sum, v) => sum + v, 0));
     }
 
+    // The watched sale's waiting room: its numbers, pausing it and its rate.
+    async function refreshQueue() {
+      if (!watched || watchedQueue === false || !storedToken()) return;
+      const id = watched.id;
+      const r = await apiCall(api, 'GET', `/admin/sales/${id}/queue`);
+      if (!watched || watched.id !== id) return;
+      if (r.status === 200 && r.body) showQueue(r.body);
+      else if (r.status === 409) {
+        watchedQueue = false;
+        $('queue-admin').hidden = true;
+      }
+    }
+
+    function showQueue(q) {
+      watchedQueue = true;
+      const panel = $('queue-admin');
+      panel.hidden = false;
+      panel.dataset.paused = String(!!q.paused);
+      show('q-mode', q.mode);
+      show('q-length', q.length);
+      show('q-serving', q.serving);
+      show('q-rate', q.rate);
+      show('q-paused', q.paused ? 'Paused' : 'Moving');
+      show('q-difficulty', q.difficulty);
+      $('q-pause').hidden = !!q.paused;
+      $('q-resume').hidden = !q.paused;
+      const rate = $('q-rate-form').elements.rate;
+      if (rate.value === '' && document.activeElement !== rate) rate.value = String(q.rate);
+    }
+
+    async function changeQueue(change, done) {
+      if (!watched) return;
+      const id = watched.id;
+      const r = await apiCall(api, 'PATCH', `/admin/sales/${id}/queue`, change);
+      if (r.status !== 200 || !r.body) return say((r.body && r.body.detail) || 'The waiting room could not be changed: try again');
+      if (watched && watched.id === id) showQueue(r.body);
+      say(done(id));
+    }
+
+    $('q-pause').addEventListener('click', () => changeQueue({ paused: true }, (id) => `Sale ${id}'s waiting room is paused`));
+    $('q-resume').addEventListener('click', () => changeQueue({ paused: false }, (id) => `Sale ${id}'s waiting room is moving again`));
+    $('q-rate-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      const rate = Number(event.target.elements.rate.value);
+      if (!Number.isInteger(rate) || rate < 1) return say('The rate is a whole number of shoppers per second, at least 1');
+      changeQueue({ rate }, (id) => `Sale ${id}'s waiting room lets ${rate} shoppers through per second`);
+    });
+
     $('publish').addEventListener('click', async () => {
       const r = await apiCall(api, 'POST', `/admin/sales/${watched.id}/publish`);
       if (r.status !== 200) return say((r.body && r.body.detail) || 'Publishing failed: try again');
@@ -292,6 +347,9 @@
 
     const form = $('new-sale');
     const errorAt = (field, text) => { form.querySelector(`.field-error[data-for="${field}"]`).textContent = text; };
+    // The rate and difficulty only matter with a waiting room.
+    const showQueueFields = () => { $('queue-fields').hidden = form.elements.waiting_room.value === 'none'; };
+    form.elements.waiting_room.addEventListener('change', showQueueFields);
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
       form.querySelectorAll('.field-error').forEach((el) => { el.textContent = ''; });
@@ -301,21 +359,31 @@
       const when = (name) => (value(name) ? new Date(`${value(name)}Z`).toISOString() : null);
       const missing = ['starts_at', 'ends_at'].filter((name) => !value(name));
       if (missing.length) return missing.forEach((name) => errorAt(name, `${name} is required`));
+      const mode = value('waiting_room');
       const draft = {
         name: value('name'), description: value('description'), price_cents: number('price_cents'),
         stock: number('stock'), per_user_limit: number('per_user_limit'), starts_at: when('starts_at'),
         ends_at: when('ends_at'), payment_window_secs: number('payment_window_secs'),
+        // Without a difficulty the API picks its default.
+        waiting_room: mode === 'none' ? null : {
+          mode, rate: number('queue_rate'),
+          ...(value('queue_difficulty') === '' ? {} : { difficulty: number('queue_difficulty') }),
+        },
       };
       const r = await apiCall(api, 'POST', '/admin/sales', draft);
       if (r.status === 201) {
         form.reset();
+        showQueueFields();
         say(`Sale ${r.body.id} created: publish it to put it on sale`);
         await loadSales();
         return select({ ...r.body, state: 'draft' });
       }
       const detail = (r.body && r.body.detail) || 'The sale could not be created';
-      // The API names the field its message is about first.
-      const field = (detail.match(new RegExp(`\\b(${FIELDS.join('|')})\\b`)) || [])[1];
+      // The API names the field its message is about first; the waiting room's own
+      // fields may come as `waiting_room.rate` or plain `rate`.
+      const named = (detail.match(new RegExp(`\\b(waiting_room(?:\\.\\w+)?|rate|difficulty|${FIELDS.join('|')})\\b`)) || [])[1];
+      const field = { rate: 'waiting_room.rate', difficulty: 'waiting_room.difficulty' }[named]
+        || (named && form.querySelector(`.field-error[data-for="${named}"]`) ? named : named && named.split('.')[0]);
       if (field) errorAt(field, detail.replace(/^invalid request: /, '')); else say(detail);
     });
 
@@ -354,7 +422,7 @@
     });
 
     await loadSales();
-    setInterval(() => { loadSales(); refreshLive(); }, 2000);
+    setInterval(() => { loadSales(); refreshLive(); refreshQueue(); }, 2000);
   }
 
   if ($('my-orders')) return myOrders($('my-orders'));
@@ -379,11 +447,14 @@
 
   let token = store.get(TOKEN_KEY);
   // Knowing the expiry up front beats a 401 in the very second the sale opens.
-  const tokenExpiry = (t) => {
+  const claims = (t) => {
     try {
-      const claims = JSON.parse(atob(t.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
-      return typeof claims.exp === 'number' ? claims.exp * 1000 : Infinity;
-    } catch { return Infinity; }
+      return JSON.parse(atob(t.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))) || {};
+    } catch { return {}; }
+  };
+  const tokenExpiry = (t) => {
+    const exp = claims(t).exp;
+    return typeof exp === 'number' ? exp * 1000 : Infinity;
   };
   let expiry = token ? tokenExpiry(token) : 0;
   const signIn = root.dataset.signInUrl || '/sign-in';
@@ -401,7 +472,9 @@
   let sale = null, order = null, buying = false, paying = false, orderTimer = 0, watching = 0, openTimer = 0;
 
   // The sale is public and cached at the edge: no Authorization there, so every shopper shares the cache.
-  async function call(method, path, { body, auth = true } = {}) {
+  // `cache` is the fetch's cache mode: 'no-store' (which also asks the caches on the way
+  // for a fresh answer), or 'default' for an answer the edge's cache is meant to give.
+  async function call(method, path, { body, auth = true, cache = 'no-store' } = {}) {
     const headers = { Accept: 'application/json' };
     if (auth && token) headers.Authorization = `Bearer ${token}`;
     if (body) headers['Content-Type'] = 'application/json';
@@ -409,7 +482,7 @@
     try {
       const res = await fetch(api + path, {
         method, headers, body: body && JSON.stringify(body),
-        cache: 'no-store', signal: AbortSignal.timeout(10000),
+        cache, signal: AbortSignal.timeout(10000),
       });
       const json = await res.json().catch(() => null);
       return { status: res.status, body: json, t0, t1: performance.now(), age: Number(res.headers.get('Age')) || 0 };
@@ -422,6 +495,8 @@
     token = null;
     expiry = 0;
     store.del(TOKEN_KEY);
+    // A place in the queue is the shopper's: it comes back (the stored flag) after signing in again.
+    Object.assign(queue, { joined: false, position: null, pass: null, passExpires: 0 });
     say('Sign in to buy');
     render();
   }
@@ -451,6 +526,7 @@
       sale = { ...r.body, starts: Date.parse(r.body.starts_at), ends: Date.parse(r.body.ends_at) };
       put($('stock'), String(sale.stock));
       showRemaining(sale.remaining);
+      if (queued()) watchQueue();
     }
     render();
     setTimeout(pollSale, SALE_POLL_MS);
@@ -460,6 +536,10 @@
     const s = Math.max(0, Math.ceil(ms / 1000));
     return `${pad(Math.floor(s / 3600))}:${pad(Math.floor(s / 60) % 60)}:${pad(s % 60)}`;
   };
+
+  // One unit per shopper in flight; a paid order also holds a limit of one.
+  const holding = () => !!order && (['PENDING', 'UNPAID'].includes(order.status) ||
+    (order.status === 'PAID' && !!sale && sale.per_user_limit <= 1));
 
   function render() {
     const now = serverNow();
@@ -478,10 +558,14 @@
     } else {
       put($('countdown'), state === 'open' ? `Ends in ${countdown(sale.ends - now)}` : '');
     }
-    // One unit per shopper in flight; a paid order also holds a limit of one.
-    const held = order && (['PENDING', 'UNPAID'].includes(order.status) ||
-      (order.status === 'PAID' && sale && sale.per_user_limit <= 1));
-    $('buy').disabled = !token || state !== 'open' || buying || !!held;
+    const held = holding();
+    // With a waiting room, the queue's panel stands in for the button until a pass is held.
+    if (queued()) advanceQueue(queuePhase());
+    const phase = queued() ? queuePhase() : null;
+    $('queue').hidden = phase === null;
+    if (phase !== null) showQueue(phase);
+    $('buy').hidden = phase !== null && !buying && !(phase === 'turn' && queue.pass);
+    $('buy').disabled = !token || state !== 'open' || buying || !!held || (phase !== null && !queue.pass);
     $('signin').hidden = !!token;
 
     const left = order && order.status === 'UNPAID' && order.expires_at ? Date.parse(order.expires_at) - now : null;
@@ -547,17 +631,37 @@
     orderTimer = setTimeout(() => watchOrder(id), delay);
   }
 
-  async function buy() {
-    buying = true;
-    render();
-    let r;
-    // Full jitter spreads a crowd's retries instead of having them all come back at once.
+  // A call the API may throttle (429): full jitter spreads a crowd's retries instead of
+  // having them all come back at once.
+  async function retrying(method, path, options) {
     for (let attempt = 0; ; attempt++) {
-      r = await call('POST', `/sales/${encodeURIComponent(saleId)}/purchase`, { body: { quantity: 1 } });
-      if (r.status !== 429 || attempt === 5) break;
+      const r = await call(method, path, options);
+      if (r.status !== 429 || attempt === 5) return r;
       say('Lots of shoppers right now — retrying…');
       await sleep(Math.random() * Math.min(4000, 250 * 2 ** attempt));
     }
+  }
+
+  async function buy() {
+    buying = true;
+    render();
+    // Behind a waiting room the purchase carries the shopper's pass; one that lapsed
+    // (or is refused: expired, already spent) is replaced once.
+    const withPass = queued();
+    if (withPass && !queue.pass) await getPass({ asked: true });
+    if (withPass && !queue.pass) {
+      buying = false;
+      return render();
+    }
+    const purchase = () => retrying('POST', `/sales/${encodeURIComponent(saleId)}/purchase`,
+      { body: withPass ? { quantity: 1, pass: queue.pass } : { quantity: 1 } });
+    let r = await purchase();
+    if (withPass && r.status === 403 && problem(r.body) === 'pass-refused') {
+      queue.pass = null;
+      if (await getPass({ asked: true })) r = await purchase();
+    }
+    // Spent, refused or of no more use; a pass the answer did not settle (no answer, 429, 5xx) is kept.
+    if (withPass && [202, 403, 409].includes(r.status)) queue.pass = null;
     buying = false;
     const kind = problem(r.body);
     if (r.status === 202 && r.body) {
@@ -575,6 +679,8 @@
       if (ids.length) follow(String(ids[0]));
     } else if (r.status === 409 && kind === 'not-open') {
       say('The sale is not open');
+    } else if (r.status === 403 && kind === 'pass-refused') {
+      say('Your pass to buy was not accepted — getting you a new one');
     } else if (r.status === 401) {
       signOut();
     } else if (r.status === 429) {
@@ -583,6 +689,285 @@
       say('Something went wrong — please try again');
     }
     render();
+  }
+
+  // The waiting room, for a sale that has one. A shopper joins the queue with a proof of
+  // work the page solves (ALTCHA's: a few seconds of hashing for one shopper, a real cost
+  // for a farm of bots), watches the public status, and when the number served reaches
+  // their place takes a short-lived pass, which the purchase carries. The pass stays in
+  // memory; all that is stored is whose place this browser holds (no secret), so a
+  // reload asks for the same place again without a new proof.
+  const QUEUE_POLL_MS = 1500;
+  const QUEUE_KEY = `flashsale.queue.${saleId}`;
+  const PASS_RETRY_MS = 1500;
+  const queue = {
+    watching: false, status: null, timer: 0, stopped: null, resumeArmed: false, strictAfter: 0,
+    joined: false, joining: null, position: null, rejoinBusy: false, rejoinAt: null,
+    pass: null, passExpires: 0, passBusy: false, passAfter: 0, gone: false,
+  };
+  const queued = () => !!(sale && sale.waiting_room) && !queue.gone;
+  const member = () => (token && claims(token).sub) || '';
+  const queuePath = (tail) => `/sales/${encodeURIComponent(saleId)}/${tail}`;
+  const opensAt = () => {
+    const at = queue.status && Date.parse(queue.status.opens_at);
+    return Number.isFinite(at) ? at : sale.starts;
+  };
+
+  // What the panel shows, first match wins.
+  function queuePhase() {
+    const st = queue.status;
+    if ((st && st.ended) || saleState() === 'ended') return 'ended';
+    if (holding()) return 'through';
+    if ((st && st.sold_out) || saleState() === 'sold_out') return 'sold_out';
+    if (queue.joining) return 'joining';
+    if (!queue.joined) return 'idle';
+    if (queue.position === null) return 'drawing';
+    if (queue.pass || (st && st.serving >= queue.position)) return 'turn';
+    return 'waiting';
+  }
+
+  // Starts the status poll once the sale says it has a waiting room, and brings back
+  // the place this shopper already holds. After a sellout the poll stops; it starts
+  // again if units come back (an unpaid reservation lapsed), as the sale's own poll
+  // sees them go from none to some.
+  function watchQueue() {
+    if (!queue.watching) {
+      queue.watching = true;
+      pollQueue();
+      if (token && store.get(QUEUE_KEY) === member()) rejoin({ quietly: true });
+      return;
+    }
+    if (queue.stopped !== 'sold_out') return;
+    if (sale.remaining <= 0) queue.resumeArmed = true;
+    else if (queue.resumeArmed) {
+      queue.stopped = null;
+      queue.resumeArmed = false;
+      queue.strictAfter = performance.now() + 5 * QUEUE_POLL_MS; // past the edge's cached answers
+      pollQueue();
+    }
+  }
+
+  // The status is public and cached at the edge for everyone alike: no Authorization
+  // (the edge would key its cache by it), and the browser's cache may serve it too.
+  async function pollQueue() {
+    clearTimeout(queue.timer);
+    queue.timer = 0;
+    const r = await call('GET', queuePath('queue/status'), { auth: false, cache: 'default' });
+    if (r.status === 200 && r.body) queue.status = r.body;
+    const st = queue.status;
+    if ((st && st.ended) || saleState() === 'ended') queue.stopped = 'ended';
+    else if (st && st.sold_out && performance.now() >= queue.strictAfter) queue.stopped = 'sold_out';
+    else queue.timer = setTimeout(pollQueue, QUEUE_POLL_MS * (0.8 + Math.random() * 0.4));
+    render();
+  }
+
+  async function join() {
+    if (!token || queue.joining || queue.joined) return;
+    let r = null;
+    // A refused proof (expired, used, or an unsolvable challenge) gets one fresh challenge.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      queue.joining = 'checking';
+      render();
+      const challenge = await retrying('GET', queuePath('queue/challenge'));
+      if (challenge.status !== 200 || !challenge.body) {
+        r = challenge;
+        break;
+      }
+      const proof = await solve(challenge.body);
+      r = { status: 403, body: { type: '/problems/proof-refused' } };
+      if (!proof) continue;
+      queue.joining = 'joining';
+      render();
+      r = await retrying('POST', queuePath('queue'), { body: { proof } });
+      if (!(r.status === 403 && problem(r.body) === 'proof-refused')) break;
+    }
+    queue.joining = null;
+    const kind = problem(r.body);
+    // 201 for a new place, 200 for the one the shopper had.
+    if ((r.status === 200 || r.status === 201) && r.body) {
+      placed(r.body);
+      say(''); // the panel tells the place
+    } else if (r.status === 403 && kind === 'proof-refused') {
+      say('Your browser could not be checked — please try again');
+    } else if (r.status === 409 && kind === 'no-waiting-room') {
+      queue.gone = true; // the sale is bought as any other
+      say('');
+    } else if ((r.status === 409 && kind === 'not-open') || r.status === 404) {
+      say('This sale has ended');
+    } else if (r.status === 401) {
+      signOut();
+    } else if (r.status === 429) {
+      say('Too many shoppers right now — please try again in a moment');
+    } else {
+      say('Something went wrong — please try again');
+    }
+    render();
+  }
+
+  function placed(body) {
+    queue.joined = true;
+    queue.position = Number.isInteger(body.position) ? body.position : null;
+    if (queue.position !== null) queue.rejoinAt = null;
+    store.set(QUEUE_KEY, member());
+  }
+
+  // Asks for the place already held, without a proof: after a reload, and for a place
+  // drawn at the opening. Refused: this shopper holds none (any more).
+  async function rejoin({ quietly = false } = {}) {
+    queue.rejoinBusy = true;
+    if (quietly) queue.joining = 'joining';
+    const r = await retrying('POST', queuePath('queue'), { body: {} });
+    queue.rejoinBusy = false;
+    if (quietly) queue.joining = null;
+    const kind = problem(r.body);
+    if (r.status === 200 && r.body) placed(r.body);
+    else if (r.status === 403 && kind === 'proof-refused') {
+      Object.assign(queue, { joined: false, position: null });
+      store.del(QUEUE_KEY);
+    } else if (r.status === 409 && kind === 'no-waiting-room') queue.gone = true;
+    else if (r.status === 401) signOut();
+    render();
+  }
+
+  // The proof of work: the number in 0..=maxnumber whose SHA-256 of salt + number is
+  // the challenge. Digests go out a batch at a time and the page gets a turn between
+  // batches, so it stays responsive; the time it took is left on the panel.
+  async function solve(c) {
+    const target = typeof c.challenge === 'string' && /^[0-9a-f]{64}$/i.test(c.challenge)
+      ? Uint8Array.from(c.challenge.toLowerCase().match(/../g), (h) => parseInt(h, 16)) : null;
+    if (c.algorithm !== 'SHA-256' || !target || typeof c.salt !== 'string' || !Number.isSafeInteger(c.maxnumber) || c.maxnumber < 0) {
+      return null;
+    }
+    const salt = new TextEncoder().encode(c.salt);
+    const BATCH = 1000;
+    const t0 = performance.now();
+    let found = null, paused = t0;
+    for (let start = 0; start <= c.maxnumber && found === null; start += BATCH) {
+      const digests = [];
+      for (let n = start; n <= Math.min(c.maxnumber, start + BATCH - 1); n++) {
+        const digits = String(n);
+        const input = new Uint8Array(salt.length + digits.length);
+        input.set(salt);
+        for (let i = 0; i < digits.length; i++) input[salt.length + i] = digits.charCodeAt(i);
+        digests.push(crypto.subtle.digest('SHA-256', input));
+      }
+      const hashes = await Promise.all(digests);
+      for (let i = 0; i < hashes.length && found === null; i++) {
+        const hash = new Uint8Array(hashes[i]);
+        if (target.every((byte, j) => hash[j] === byte)) found = start + i;
+      }
+      if (performance.now() - paused > 50) {
+        await sleep(0);
+        paused = performance.now();
+      }
+    }
+    const panel = $('queue').dataset;
+    panel.powMaxnumber = String(c.maxnumber);
+    panel.powMs = (performance.now() - t0).toFixed(1);
+    panel.powNumber = found === null ? '' : String(found);
+    if (found === null) return null;
+    return { algorithm: c.algorithm, challenge: c.challenge, number: found, salt: c.salt, signature: c.signature };
+  }
+
+  // The pass, once the number served reaches the shopper's place. `asked`: the shopper
+  // pressed Buy, so a refusal is worth saying.
+  async function getPass({ asked = false } = {}) {
+    if (queue.passBusy) return false;
+    queue.passBusy = true;
+    const r = await call('POST', queuePath('pass'));
+    queue.passBusy = false;
+    queue.passAfter = performance.now() + PASS_RETRY_MS * (1 + Math.random());
+    const kind = problem(r.body);
+    if (r.status === 200 && r.body && typeof r.body.pass === 'string') {
+      queue.pass = r.body.pass;
+      const expires = Date.parse(r.body.expires_at);
+      queue.passExpires = Number.isFinite(expires) ? expires : serverNow() + 30_000;
+      if (Number.isInteger(r.body.position)) queue.position = r.body.position;
+      return true;
+    }
+    if (r.status === 409 && kind === 'not-your-turn') {
+      // Fresher than the edge's status: keep waiting on these.
+      if (r.body.position === null || Number.isInteger(r.body.position)) queue.position = r.body.position;
+      if (queue.status && Number.isInteger(r.body.serving)) queue.status = { ...queue.status, serving: r.body.serving };
+      if (asked) say('Not your turn yet — please wait');
+    } else if (r.status === 409 && kind === 'sold-out') {
+      showRemaining(0); // until the next poll says otherwise
+      say('Sold out — every unit has been taken');
+    } else if (r.status === 409 && kind === 'not-open') {
+      if (asked) say('The sale is not open');
+    } else if (r.status === 404) {
+      Object.assign(queue, { joined: false, position: null });
+      store.del(QUEUE_KEY);
+      say('Your place in the queue was lost — please join again');
+    } else if (r.status === 401) {
+      signOut();
+    } else if (asked) {
+      say(r.status === 429 ? 'Too many shoppers right now — please try again in a moment' : 'Something went wrong — please try again');
+    }
+    return false;
+  }
+
+  // What the queue does next, on every tick: learn a place drawn at the opening, drop a
+  // pass that lapsed, and take the pass when the turn has come.
+  function advanceQueue(phase) {
+    if (!token || queue.stopped === 'ended') return;
+    const now = serverNow();
+    if (phase === 'drawing' && !queue.rejoinBusy) {
+      // Spread over a second and a half: every early joiner asks at the opening.
+      if (queue.rejoinAt === null) queue.rejoinAt = opensAt() + Math.random() * 1500;
+      if (now >= queue.rejoinAt) {
+        queue.rejoinAt = now + 2000;
+        rejoin();
+      }
+    }
+    if (queue.pass && !buying && now >= queue.passExpires - 1000) queue.pass = null;
+    if (phase === 'turn' && !queue.pass && !queue.passBusy && !buying && saleState() === 'open'
+      && performance.now() >= queue.passAfter) getPass();
+  }
+
+  const about = (secs) => (secs < 90 ? `about ${Math.max(1, Math.ceil(secs))} s` : `about ${Math.round(secs / 60)} min`);
+
+  function queueEta(phase) {
+    const st = queue.status;
+    if (phase === 'drawing') return 'Places are drawn at the opening';
+    if (phase === 'turn') {
+      return queue.pass ? `Your pass is good for ${Math.max(0, Math.ceil((queue.passExpires - serverNow()) / 1000))} s more` : 'Getting your pass…';
+    }
+    if (phase !== 'waiting' || !st) return '';
+    if (st.paused) return 'The queue is paused — your place is kept';
+    if (!(st.rate > 0)) return 'Your wait is unknown for now';
+    // Before the opening the wait until it counts too.
+    return `Your turn in ${about(Math.max(0, opensAt() - serverNow()) / 1000 + (queue.position - st.serving) / st.rate)}`;
+  }
+
+  const QUEUE_NOTE = {
+    joining: () => (queue.joining === 'checking' ? 'Checking your browser…' : 'Joining the queue…'),
+    idle: () => (token ? 'Join the queue for your turn to buy' : 'Sign in to join the queue'),
+    drawing: () => "You're in the queue",
+    waiting: () => "You're in the queue — keep this page open",
+    turn: () => (queue.pass ? "It's your turn — buy now" : "It's your turn"),
+    through: () => "You're through — your order is below",
+    sold_out: () => 'Sold out',
+    ended: () => 'This sale has ended',
+  };
+
+  function showQueue(phase) {
+    const panel = $('queue');
+    const mark = (key, value) => { if (panel.dataset[key] !== value) panel.dataset[key] = value; };
+    const st = queue.status;
+    mark('phase', phase);
+    mark('joined', String(queue.joined));
+    if (st) mark('serving', String(st.serving));
+    if (queue.position !== null) mark('position', String(queue.position));
+    $('join').hidden = !token || !['idle', 'joining'].includes(phase);
+    $('join').disabled = phase === 'joining';
+    put($('queue-note'), QUEUE_NOTE[phase]());
+    $('queue-place-line').hidden = !queue.joined || queue.position === null;
+    put($('queue-place'), queue.position === null ? '–' : String(queue.position));
+    put($('queue-serving'), st ? String(st.serving) : '–');
+    put($('queue-length'), st ? `${st.length} ${st.length === 1 ? 'shopper' : 'shoppers'} in the queue` : '');
+    put($('queue-eta'), queueEta(phase));
+    put($('queue-message'), (st && typeof st.message === 'string') ? st.message : '');
   }
 
   // The payment provider's script (Stripe.js) collects the card in its own fields; the
@@ -632,6 +1017,7 @@
   }
 
   $('buy').addEventListener('click', buy);
+  $('join').addEventListener('click', join);
   $('payment').addEventListener('submit', pay);
   if (!token) signOut();
   const resumed = store.get(ORDER_KEY);

@@ -11,13 +11,15 @@
 //! - `GET /api/admin/sales/{id}/report`: orders per status and the Redis/MySQL drift.
 //! - `GET /api/admin/sales/{id}/orders`: its orders, newest first, with their shoppers;
 //!   `?status=`, `?user=`, paged as above.
+//! - `GET /api/admin/sales/{id}/queue`: its waiting room: settings, joiners, the number
+//!   served; `PATCH` it with `{"rate", "paused", "difficulty"}` (any of them).
 //! - `GET /api/admin/orders/{id}`: one order, its shopper and its history (admitted,
 //!   persisted, paid or closed); `PENDING` while only the outbox has it.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use flashsale::domain::{NewSale, SaleDraft, SaleState};
+use flashsale::domain::{NewSale, SaleDraft, SaleState, WaitingRoom};
 use flashsale::ids::snowflake::minted_at_ms;
 use flashsale::lambda::http::{self, json, problem};
 use flashsale::orders::{find_order, OrderFilter};
@@ -26,6 +28,7 @@ use flashsale::pages::Publisher;
 use flashsale::recovery::drift::{sale_report, StatusCount};
 use flashsale::recovery::{self, Drain, Recovery};
 use flashsale::stores::mysql::Mysql;
+use flashsale::stores::redis::ms_to_time;
 use flashsale::stores::redis::Redis;
 use flashsale::{Config, Error, Order, OrderId, OrderStatus, Result, Sale, SaleId, UserId};
 use lambda_http::http::{Method, StatusCode};
@@ -35,6 +38,15 @@ use serde_json::json as j;
 use tracing::Instrument;
 
 const MAX_BODY: usize = 64 * 1024;
+
+/// Staff's change to a waiting room: what is left out stays.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueChange {
+    rate: Option<u32>,
+    paused: Option<bool>,
+    difficulty: Option<u32>,
+}
 
 pub struct AdminApi {
     mysql: Mysql,
@@ -113,17 +125,68 @@ impl AdminApi {
                 Ok(json(StatusCode::OK, &sale))
             }
             (["admin", "sales"], Method::GET) => self.sales(&req).await,
+            (["admin", "sales", id, "queue"], Method::GET) => self.queue(http::path_id(id)?).await,
+            (["admin", "sales", id, "queue"], Method::PATCH) => {
+                let change: QueueChange =
+                    http::body(&req, MAX_BODY)?.ok_or(Error::Invalid("a change is required".into()))?;
+                self.change_queue(http::path_id(id)?, change).await
+            }
             (["admin", "sales", id, "orders"], Method::GET) => self.orders(&req, http::path_id(id)?).await,
             (["admin", "orders", id], Method::GET) => self.order(http::path_id(id)?).await,
             (
                 ["admin", "sales"]
                 | ["admin", "sales", _]
-                | ["admin", "sales", _, "publish" | "resync" | "report" | "orders"]
+                | ["admin", "sales", _, "publish" | "resync" | "report" | "orders" | "queue"]
                 | ["admin", "orders", _],
                 _,
             ) => Err(Error::MethodNotAllowed),
             _ => Err(Error::NotFound("route")),
         }
+    }
+
+    /// A sale's waiting room as staff watch it: Redis's while the sale is live there,
+    /// else as MySQL keeps its settings.
+    async fn queue(&self, id: SaleId) -> Result<Response<Body>> {
+        let sale = self.mysql.sale(id).await?.ok_or(Error::NotFound("sale"))?;
+        let settings = sale.waiting_room.ok_or(Error::NoWaitingRoom)?;
+        let live = self.redis.room(id, None).await?;
+        let (settings, length, serving, now) = match &live {
+            Some(room) => (room.settings(), room.length, room.serving(), ms_to_time(room.now_ms)),
+            None => (settings, 0, 0, Utc::now()),
+        };
+        Ok(json(
+            StatusCode::OK,
+            &j!({
+                "mode": settings.mode,
+                "rate": settings.rate,
+                "paused": settings.paused,
+                "difficulty": settings.difficulty,
+                "length": length,
+                "serving": serving,
+                "server_time": now,
+            }),
+        ))
+    }
+
+    /// Changes a waiting room's rate, pause or difficulty: kept in MySQL, then applied
+    /// to the running room (whose number served is rebased, never moved back).
+    async fn change_queue(&self, id: SaleId, change: QueueChange) -> Result<Response<Body>> {
+        let sale = self.mysql.sale(id).await?.ok_or(Error::NotFound("sale"))?;
+        let current = sale.waiting_room.ok_or(Error::NoWaitingRoom)?;
+        let room = WaitingRoom {
+            rate: change.rate.unwrap_or(current.rate),
+            paused: change.paused.unwrap_or(current.paused),
+            difficulty: change.difficulty.unwrap_or(current.difficulty),
+            ..current
+        };
+        room.check()?;
+        self.mysql.set_waiting_room(id, &room).await?;
+        if sale.published {
+            self.redis.control_room(id, &room).await?;
+        }
+        tracing::warn!(sale_id = %id, rate = room.rate, paused = room.paused, difficulty = room.difficulty,
+            "waiting room changed by an admin");
+        self.queue(id).await
     }
 
     async fn sales(&self, req: &Request) -> Result<Response<Body>> {

@@ -29,6 +29,7 @@ use flashsale::ids::{IdGenerator, WorkerLeases};
 use flashsale::lambda::http::{self, json, problem};
 use flashsale::memo::SaleMemo;
 use flashsale::outbox::{HandOff, KeptOrders};
+use flashsale::queue::QueueKeys;
 use flashsale::recovery::{self, Drain, MissingSales};
 use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::Redis;
@@ -59,6 +60,9 @@ const REPLICAS_LATE_FOR_MS: i64 = 1000;
 #[serde(deny_unknown_fields)]
 struct Purchase {
     quantity: u32,
+    /// The waiting room's pass, for a sale that has one.
+    #[serde(default)]
+    pass: Option<String>,
 }
 
 /// Whether a failed Redis call may still have run the script (a time-out or a broken
@@ -92,6 +96,8 @@ pub struct Admit {
     settle_bound: std::time::Duration,
     /// How long an unreplicated order may wait for its record to begin.
     record_within: std::time::Duration,
+    /// Checks the waiting rooms' passes (the script spends them).
+    queue: QueueKeys,
     edge: http::EdgeOnly,
 }
 
@@ -114,6 +120,7 @@ impl Admit {
             missing: MissingSales::new(config.sold_out_ttl, Drain::from_config(config)),
             settle_bound: config.admit_settle_bound,
             record_within: config.aws_timeout,
+            queue: QueueKeys::from_config(config),
             edge: http::EdgeOnly::default(),
         }
     }
@@ -153,7 +160,14 @@ impl Admit {
             return Err(Error::MethodNotAllowed);
         }
         let caller = http::caller(&req)?;
-        let quantity = http::body::<Purchase>(&req, MAX_BODY)?.map_or(1, |p| p.quantity);
+        let (quantity, pass) = http::body::<Purchase>(&req, MAX_BODY)?.map_or((1, None), |p| (p.quantity, p.pass));
+        // A pass is checked here (signature, shopper, sale, expiry); the script spends it.
+        let pass = match pass {
+            Some(token) => {
+                Some(self.queue.check_pass(&token, sale_id, &caller.user, chrono::Utc::now().timestamp_millis())?)
+            }
+            None => None,
+        };
         if quantity == 0 || quantity > flashsale::domain::NewSale::MAX_PER_USER {
             return Err(Error::Invalid("quantity must be a positive number within the per-user limit".into()));
         }
@@ -172,11 +186,12 @@ impl Admit {
             return Err(answer);
         }
         let order = OrderMessage { order_id: self.ids.next_id().await?, sale_id, user_id: caller.user, quantity };
-        let (admission, replicated) = match self.admit_replicated(&order).await {
+        let pass = pass.as_deref();
+        let (admission, replicated) = match self.admit_replicated(&order, pass).await {
             Ok((Admission::UnknownSale, _)) => {
                 // A lost sale rebuilt by this call: this request goes on.
                 self.missing.recover(&self.mysql, &self.redis, &*self.fallback, sale_id).await?;
-                self.admit_replicated(&order).await?
+                self.admit_replicated(&order, pass).await?
             }
             Ok(admitted) => admitted,
             // The script may have run before the call failed: its outbox entry says.
@@ -209,15 +224,16 @@ impl Admit {
             Admission::Ended => Err(Error::NotOpen("the sale has ended")),
             Admission::UnknownSale => Err(recovery::recovering()),
             Admission::BadQuantity { limit } => Err(Error::Invalid(format!("quantity must be between 1 and {limit}"))),
+            Admission::PassRefused(refused) => Err(refused.into()),
         }
     }
 
     /// The admission, and whether the replicas acknowledged it. After a `WAIT` that timed
     /// out, the next second's admissions do not ask.
-    async fn admit_replicated(&self, order: &OrderMessage) -> Result<(Admission, bool)> {
+    async fn admit_replicated(&self, order: &OrderMessage, pass: Option<&str>) -> Result<(Admission, bool)> {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let replication = self.replication.filter(|_| now_ms >= self.replicas_late_until_ms.load(Ordering::Relaxed));
-        let (admission, replicated) = self.redis.admit_replicated(order, replication).await?;
+        let (admission, replicated) = self.redis.admit_replicated(order, pass, replication).await?;
         if replication.is_some() && matches!(admission, Admission::Admitted { .. }) && !replicated {
             tracing::warn!("the replicas did not acknowledge the admission in time");
             self.replicas_late_until_ms.store(now_ms + REPLICAS_LATE_FOR_MS, Ordering::Relaxed);

@@ -6,22 +6,33 @@
 //!   `?before=` the previous page's `next`). One admitted a moment ago may still be on
 //!   its way there (`GET /api/orders/{id}` finds it).
 //! - `GET /api/orders/{id}`: the caller's order; `PENDING` while only the outbox knows it.
+//! - The waiting room of a sale that has one (see [`flashsale::queue`]):
+//!   `GET /api/sales/{id}/queue/challenge` a proof-of-work challenge;
+//!   `POST /api/sales/{id}/queue` join with it solved (again: the same place);
+//!   `GET /api/sales/{id}/queue/status` the number served, public and cached a second
+//!   at the edge; `POST /api/sales/{id}/pass` a short-lived pass once the caller's
+//!   place is served, which `admit` takes.
 //! - `POST /api/orders/{id}/payment`: the order's payment at the provider (started once,
 //!   the same one when asked again) and the client secret the page pays with. The order
 //!   becomes `PAID` only on the provider's word (`payment-webhook`), never here.
 
+use chrono::Utc;
 use flashsale::lambda::http::{self, json, problem, Caller};
 use flashsale::orders::{find_order, OrderFilter};
 use flashsale::outbox::KeptOrders;
 use flashsale::payments::{checkout::checkout, Provider};
+use flashsale::queue::{Proof, QueueKeys, RoomState};
 use flashsale::recovery::{Drain, MissingSales};
 use flashsale::stores::mysql::Mysql;
+use flashsale::stores::redis::ms_to_time;
 use flashsale::stores::redis::Redis;
 use flashsale::stores::Stores;
-use flashsale::{Config, Error, Order, OrderId, Result, SaleId};
+use flashsale::{Config, Error, Order, OrderId, Result, SaleId, UserId};
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
 use serde_json::json as j;
+use std::time::Duration;
 use tracing::Instrument;
 
 pub struct ShopApi {
@@ -31,13 +42,34 @@ pub struct ShopApi {
     fallback: Box<dyn KeptOrders>,
     missing: MissingSales,
     provider: Provider,
+    queue: QueueKeys,
+    pass_ttl: Duration,
     edge: http::EdgeOnly,
 }
 
+/// A join: the solved challenge, which a shopper already in the queue need not send.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Join {
+    #[serde(default)]
+    proof: Option<Proof>,
+}
+
+const MAX_BODY: usize = 4096;
+
 impl ShopApi {
-    pub fn new(stores: Stores, missing: MissingSales, provider: Provider) -> Self {
+    pub fn new(stores: Stores, missing: MissingSales, provider: Provider, config: &Config) -> Self {
         let Stores { mysql, redis, fallback, .. } = stores;
-        ShopApi { mysql, redis, fallback, missing, provider, edge: http::EdgeOnly::default() }
+        ShopApi {
+            mysql,
+            redis,
+            fallback,
+            missing,
+            provider,
+            queue: QueueKeys::from_config(config),
+            pass_ttl: config.pass_ttl,
+            edge: http::EdgeOnly::default(),
+        }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
@@ -49,6 +81,7 @@ impl ShopApi {
                 Stores::new(&sdk, &config)?,
                 MissingSales::new(config.sold_out_ttl, Drain::from_config(&config)),
                 Provider::from_config(&config)?,
+                &config,
             )
         })
     }
@@ -66,10 +99,25 @@ impl ShopApi {
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         match (segments.as_slice(), method) {
             (["sales", id], Method::GET) => self.sale(http::path_id(id)?).await,
+            (["sales", id, "queue", "challenge"], Method::GET) => {
+                self.challenge(&http::caller(&req)?, http::path_id(id)?).await
+            }
+            (["sales", id, "queue"], Method::POST) => self.join(&req, http::path_id(id)?).await,
+            (["sales", id, "queue", "status"], Method::GET) => self.queue_status(http::path_id(id)?).await,
+            (["sales", id, "pass"], Method::POST) => self.pass(&http::caller(&req)?, http::path_id(id)?).await,
             (["orders"], Method::GET) => self.my_orders(&req).await,
             (["orders", id], Method::GET) => self.order(&http::caller(&req)?, http::path_id(id)?).await,
             (["orders", id, "payment"], Method::POST) => self.payment(&http::caller(&req)?, http::path_id(id)?).await,
-            (["sales", _] | ["orders"] | ["orders", _] | ["orders", _, "payment"], _) => Err(Error::MethodNotAllowed),
+            (
+                ["sales", _]
+                | ["sales", _, "queue"]
+                | ["sales", _, "queue", "challenge" | "status"]
+                | ["sales", _, "pass"]
+                | ["orders"]
+                | ["orders", _]
+                | ["orders", _, "payment"],
+                _,
+            ) => Err(Error::MethodNotAllowed),
             _ => Err(Error::NotFound("route")),
         }
     }
@@ -96,11 +144,90 @@ impl ShopApi {
                 "starts_at": sale.starts_at,
                 "ends_at": sale.ends_at,
                 "server_time": sale.server_time,
+                "waiting_room": sale.waiting_room.map(|mode| j!({ "mode": mode })),
             }),
         );
         // A second at the edge absorbs the polling crowd; stock is a hint, admission decides.
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=1"));
         Ok(response)
+    }
+
+    /// The sale's waiting room now, with `user`'s place when given. A running sale Redis
+    /// lost is rebuilt first (503 meanwhile).
+    async fn room(&self, id: SaleId, user: Option<&UserId>) -> Result<RoomState> {
+        if let Some(room) = self.redis.room(id, user).await? {
+            return Ok(room);
+        }
+        self.missing.recover(&self.mysql, &self.redis, &*self.fallback, id).await?;
+        self.redis.room(id, user).await?.ok_or_else(flashsale::recovery::recovering)
+    }
+
+    async fn challenge(&self, caller: &Caller, id: SaleId) -> Result<Response<Body>> {
+        let room = self.room(id, None).await?;
+        let challenge = self.queue.challenge(id, &caller.user, room.difficulty, room.now_ms);
+        Ok(no_store(json(StatusCode::OK, &challenge)))
+    }
+
+    async fn join(&self, req: &Request, id: SaleId) -> Result<Response<Body>> {
+        let caller = http::caller(req)?;
+        let proof = http::body::<Join>(req, MAX_BODY)?.and_then(|join| join.proof);
+        // Two hashes, before Redis is asked anything; the script spends the proof.
+        let spent = match proof {
+            Some(proof) => Some(self.queue.check_proof(&proof, id, &caller.user, Utc::now().timestamp_millis())?),
+            None => None,
+        };
+        let joined = match self.redis.join_queue(id, &caller.user, spent.as_ref()).await? {
+            Some(joined) => joined,
+            None => {
+                self.missing.recover(&self.mysql, &self.redis, &*self.fallback, id).await?;
+                let joined = self.redis.join_queue(id, &caller.user, spent.as_ref()).await?;
+                joined.ok_or_else(flashsale::recovery::recovering)?
+            }
+        };
+        let status = if joined.new { StatusCode::CREATED } else { StatusCode::OK };
+        let body = j!({ "position": joined.position, "mode": joined.mode, "length": joined.length });
+        Ok(no_store(json(status, &body)))
+    }
+
+    async fn queue_status(&self, id: SaleId) -> Result<Response<Body>> {
+        let room = self.room(id, None).await?;
+        let mut response = json(
+            StatusCode::OK,
+            &j!({
+                "serving": room.serving(),
+                "rate": room.clock.rate,
+                "paused": room.clock.paused,
+                "sold_out": room.sold_out(),
+                "ended": room.ended(),
+                "length": room.length,
+                "opens_at": ms_to_time(room.opens_ms),
+                "server_time": ms_to_time(room.now_ms),
+                "message": room.message(),
+            }),
+        );
+        // Public and the same for everyone: one read per edge location per second,
+        // whatever the crowd, and "sold out" reaches every waiter within that second.
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=1"));
+        Ok(response)
+    }
+
+    async fn pass(&self, caller: &Caller, id: SaleId) -> Result<Response<Body>> {
+        let room = self.room(id, Some(&caller.user)).await?;
+        let place = room.place.ok_or(Error::NotFound("queue place"))?;
+        if room.ended() {
+            return Err(Error::NotOpen("the sale has ended"));
+        }
+        if room.sold_out() {
+            return Err(Error::SoldOut { remaining: 0 });
+        }
+        let serving = room.serving();
+        let position = match place {
+            Some(position) if position <= serving => position,
+            position => return Err(Error::NotYourTurn { position, serving }),
+        };
+        let pass = self.queue.issue_pass(id, &caller.user, room.now_ms, self.pass_ttl);
+        let body = j!({ "pass": pass.token, "expires_at": ms_to_time(pass.expires_ms), "position": position });
+        Ok(no_store(json(StatusCode::OK, &body)))
     }
 
     /// The caller's order: MySQL's word once it has it, the outbox's (`PENDING`) before.
@@ -127,11 +254,7 @@ impl ShopApi {
 
     async fn payment(&self, caller: &Caller, id: OrderId) -> Result<Response<Body>> {
         match checkout(&self.mysql, &self.provider, &caller.user, id).await {
-            Ok(checkout) => {
-                let mut response = json(StatusCode::OK, &checkout);
-                response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                Ok(response)
-            }
+            Ok(checkout) => Ok(no_store(json(StatusCode::OK, &checkout))),
             Err(Error::NotFound(_)) => {
                 // Not in MySQL yet: the caller's own order still in the outbox, or none.
                 let order = self.find_order(caller, id).await?;
@@ -143,4 +266,9 @@ impl ShopApi {
             Err(e) => Err(e),
         }
     }
+}
+
+fn no_store(mut response: Response<Body>) -> Response<Body> {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

@@ -106,6 +106,14 @@ pub struct Config {
     /// The values accepted in `x-origin-verify`, once read (the local stack sets its own).
     /// Empty: every request is taken (`sam local`, tests of a function alone).
     pub origin_verify: Vec<Secret>,
+    /// `FLASHSALE_QUEUE_SECRET`: the Secrets Manager secret holding the key that signs
+    /// the waiting rooms' passes and proof-of-work challenges, read at init.
+    pub queue_secret: Option<String>,
+    /// That key, once read (the local stack sets its own). Unset, each container makes
+    /// one of its own: enough for one process (`sam local`), not for a fleet.
+    pub queue_key: Option<Secret>,
+    /// `FLASHSALE_PASS_TTL_SECS`: how long a waiting room's pass may be used.
+    pub pass_ttl: Duration,
     /// The keys themselves, once read ([`crate::stores::aws::load`]).
     pub payment_keys: Option<PaymentKeys>,
     /// `FLASHSALE_PAYMENTS_PUBLISHABLE_KEY`: the provider's public key the pages pay with.
@@ -192,6 +200,9 @@ impl Config {
             payments_secret: Some(var("FLASHSALE_PAYMENTS_SECRET", "")).filter(|v| !v.is_empty()),
             origin_secret: Some(var("FLASHSALE_ORIGIN_SECRET", "")).filter(|v| !v.is_empty()),
             origin_verify: Vec::new(),
+            queue_secret: Some(var("FLASHSALE_QUEUE_SECRET", "")).filter(|v| !v.is_empty()),
+            queue_key: None,
+            pass_ttl: Duration::from_secs(number::<u64>("FLASHSALE_PASS_TTL_SECS", 60)?.clamp(5, 3600)),
             payment_keys: None,
             payments_publishable_key: var("FLASHSALE_PAYMENTS_PUBLISHABLE_KEY", ""),
             payments_js_url: var("FLASHSALE_PAYMENTS_JS_URL", "https://js.stripe.com/v3/"),

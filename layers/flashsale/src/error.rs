@@ -25,6 +25,14 @@ pub enum Error {
     LimitReached { limit: u32, order_ids: Vec<OrderId> },
     #[error("sale is not open: {0}")]
     NotOpen(&'static str),
+    #[error("the sale has no waiting room")]
+    NoWaitingRoom,
+    #[error("not your turn yet")]
+    NotYourTurn { position: Option<u64>, serving: u64 },
+    #[error("pass refused: {0}")]
+    PassRefused(#[from] crate::queue::PassRefused),
+    #[error("proof of work refused: {0}")]
+    ProofRefused(#[from] crate::queue::ProofRefused),
     #[error("order is {status} and cannot be paid: {reason}")]
     NotPayable { status: OrderStatus, reason: &'static str },
     #[error("{service} unavailable, retry in {retry_after_secs}s")]

@@ -35,6 +35,7 @@ pub mod orders;
 pub mod outbox;
 pub mod pages;
 pub mod payments;
+pub mod queue;
 pub mod recovery;
 pub mod stores;
 

@@ -25,6 +25,7 @@ pub fn open_sale(name: &str, stock: u32) -> NewSale {
         starts_at: now - chrono::Duration::seconds(1),
         ends_at: now + chrono::Duration::hours(1),
         payment_window_secs: 600,
+        waiting_room: None,
     })
     .unwrap()
 }

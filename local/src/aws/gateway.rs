@@ -58,6 +58,10 @@ impl Route {
 pub const ROUTES: &[Route] = &[
     Route { key: "POST /api/sales/{id}/purchase", target: Target::Admit, authorized: true },
     Route { key: "GET /api/sales/{id}", target: Target::Shop, authorized: false },
+    Route { key: "GET /api/sales/{id}/queue/challenge", target: Target::Shop, authorized: true },
+    Route { key: "POST /api/sales/{id}/queue", target: Target::Shop, authorized: true },
+    Route { key: "GET /api/sales/{id}/queue/status", target: Target::Shop, authorized: false },
+    Route { key: "POST /api/sales/{id}/pass", target: Target::Shop, authorized: true },
     Route { key: "GET /api/orders", target: Target::Shop, authorized: true },
     Route { key: "GET /api/orders/{id}", target: Target::Shop, authorized: true },
     Route { key: "POST /api/orders/{id}/payment", target: Target::Shop, authorized: true },
@@ -100,7 +104,10 @@ pub struct Gateway {
     pub functions: Arc<Functions>,
     pub tokens: crate::sign_in::Verifier,
     pub stage_bucket: TokenBucket,
-    pub purchase_bucket: TokenBucket,
+    /// Route throttles by route key, as the stage's `RouteSettings` in template.yaml.
+    pub route_buckets: HashMap<&'static str, TokenBucket>,
+    /// What the edge keeps of the API's answers, as CloudFront's API cache policy does.
+    pub edge_cache: EdgeCache,
     /// The value the edge adds in the origin header, as CloudFront's origin custom header
     /// does: the functions refuse a request without it.
     pub origin: http::HeaderValue,
@@ -108,9 +115,81 @@ pub struct Gateway {
 
 /// `/api/*` through the edge: the request as CloudFront forwards it, with the origin
 /// header set (a viewer's own value for it is overwritten, as CloudFront does).
+///
+/// A `GET` answer the API marks `public, max-age=N` is kept N seconds (at most a
+/// minute, as the cache policy's MaxTTL) under its path and Authorization, the cache
+/// policy's key, and served to the next viewers without reaching the API.
 pub async fn via_edge(State(gateway): State<Arc<Gateway>>, mut request: Request) -> Response {
     request.headers_mut().insert(ORIGIN_HEADER, gateway.origin.clone());
-    api(State(gateway), request).await
+    if request.method() != Method::GET {
+        return api(State(gateway), request).await;
+    }
+    let key = EdgeCache::key(&request);
+    if let Some(kept) = gateway.edge_cache.get(&key) {
+        return kept;
+    }
+    let response = api(State(gateway.clone()), request).await;
+    gateway.edge_cache.keep(key, response).await
+}
+
+/// Answers kept at the edge, each until its `max-age` ran out.
+#[derive(Default)]
+pub struct EdgeCache {
+    kept: std::sync::Mutex<HashMap<String, KeptAnswer>>,
+}
+
+struct KeptAnswer {
+    until: std::time::Instant,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+}
+
+/// CloudFront's MaxTTL of the API's cache policy (template.yaml `ApiCachePolicy`).
+const EDGE_MAX_TTL_SECS: u64 = 60;
+
+impl EdgeCache {
+    fn key(request: &Request) -> String {
+        let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        format!("{}\n{authorization}", request.uri().path())
+    }
+
+    fn get(&self, key: &str) -> Option<Response> {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        match kept.get(key) {
+            Some(answer) if answer.until > std::time::Instant::now() => {
+                let mut response = (answer.status, answer.body.clone()).into_response();
+                *response.headers_mut() = answer.headers.clone();
+                Some(response)
+            }
+            Some(_) => {
+                kept.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    async fn keep(&self, key: String, response: Response) -> Response {
+        let max_age = response
+            .headers()
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.split(',').any(|d| d.trim() == "public"))
+            .and_then(|v| v.split(',').find_map(|d| d.trim().strip_prefix("max-age=")?.parse::<u64>().ok()))
+            .filter(|secs| *secs > 0 && response.status() == StatusCode::OK);
+        let Some(max_age) = max_age else {
+            return response;
+        };
+        let (parts, body) = response.into_parts();
+        let Ok(body) = to_bytes(body, MAX_BODY).await else {
+            return gateway_problem(StatusCode::BAD_GATEWAY, "bad-gateway", "the answer could not be read");
+        };
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(max_age.min(EDGE_MAX_TTL_SECS));
+        let answer = KeptAnswer { until, status: parts.status, headers: parts.headers.clone(), body: body.clone() };
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).insert(key, answer);
+        Response::from_parts(parts, AxumBody::from(body))
+    }
 }
 
 fn gateway_problem(status: StatusCode, kind: &str, detail: &str) -> Response {
@@ -129,7 +208,8 @@ pub async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
     let Some((route, params)) = find_route(&parts.method, parts.uri.path()) else {
         return gateway_problem(StatusCode::NOT_FOUND, "not-found", "no such route");
     };
-    if !gateway.stage_bucket.try_take() || (route.target == Target::Admit && !gateway.purchase_bucket.try_take()) {
+    let route_bucket = gateway.route_buckets.get(route.key);
+    if !gateway.stage_bucket.try_take() || route_bucket.is_some_and(|bucket| !bucket.try_take()) {
         return gateway_problem(StatusCode::TOO_MANY_REQUESTS, "throttled", "too many requests, retry shortly");
     }
     let claims = match bearer(&parts.headers).and_then(|t| gateway.tokens.verify(t)) {

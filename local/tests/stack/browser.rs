@@ -1,7 +1,8 @@
 //! The shopper pages and the staff console in a real browser: headless Chromium
 //! (Debian's) driven by playwright-core from `e2e/`, against the local stack. `scripts/browser.sh` (run by
 //! `make test`) installs both. Screenshots of each state land in
-//! `target/browser-screenshots/`.
+//! `target/browser-screenshots/`. The waiting room's test runs first, on a sale that
+//! opens while its shoppers wait.
 
 use std::path::PathBuf;
 
@@ -17,10 +18,26 @@ async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
     );
     let stack = stack_with(|o| o.config.bucket = format!("pages-{:08x}", rand::random::<u32>())).await;
     let api = Api::new(&stack);
+    let screenshots = repo.join("target/browser-screenshots");
+    // The waiting room first, on a sale of its own: one unit, one shopper a second,
+    // opening while both of its shoppers wait.
+    let mut queued = sale_spec(1, 1, 120, 15, 3600);
+    queued["waiting_room"] = serde_json::json!({ "mode": "fifo", "rate": 1, "difficulty": 1000 });
+    let queued = api.sale(queued).await;
+    let status = tokio::process::Command::new("node")
+        .args(["--test", "waiting.test.mjs"])
+        .current_dir(&e2e)
+        .env("BASE_URL", stack.url(""))
+        .env("PAYMENTS_URL", &stack.config.payments_api_url)
+        .env("QUEUE_SALE_ID", queued.to_string())
+        .env("SCREENSHOT_DIR", &screenshots)
+        .status()
+        .await
+        .expect("node runs");
+    assert!(status.success(), "the waiting-room browser test failed (screenshots in {})", screenshots.display());
     // Opens a little after the browser has loaded the page, so it sees the countdown.
     let sale = api.sale(sale_spec(5, 1, 120, 15, 3600)).await;
     let sold = api.sale(sale_spec(1, 1, 120, -1, 3600)).await;
-    let screenshots = repo.join("target/browser-screenshots");
     let status = tokio::process::Command::new("node")
         .args(["--test", "--test-concurrency=1", "shopper.test.mjs", "staff.test.mjs"])
         .current_dir(&e2e)
@@ -45,6 +62,10 @@ async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
         "10-console-invalid-field.png",
         "11-console-funnel.png",
         "12-console-found.png",
+        "20-queue-joined.png",
+        "21-queue-waiting.png",
+        "22-queue-bought.png",
+        "23-queue-sold-out.png",
     ] {
         assert!(screenshots.join(shot).exists(), "missing screenshot {shot}");
     }

@@ -370,6 +370,7 @@ async fn the_consoles_poll_reads_each_sales_tallies_and_no_order() {
         starts_at: now - chrono::Duration::seconds(1),
         ends_at: now + chrono::Duration::hours(1),
         payment_window_secs: 600,
+        waiting_room: None,
     };
     let sale = db.create_sale(&flashsale::domain::NewSale::try_from(draft).unwrap()).await.unwrap();
     // 50 orders of 1 or 2 units for 40 units: some fit, the rest are REJECTED.

@@ -19,3 +19,4 @@ mod pages;
 mod payments;
 mod purchase_path;
 mod resilience;
+mod waiting_room;

@@ -68,6 +68,7 @@ fn sale(id: u64, name: &str) -> Sale {
         starts_at: t,
         ends_at: t + Duration::hours(1),
         payment_window_secs: 300,
+        waiting_room: None,
         published: true,
         created_at: t,
     }

@@ -40,6 +40,9 @@ pub enum Admission {
     BadQuantity {
         limit: u32,
     },
+    /// The sale has a waiting room and the purchase came without a pass, or with one
+    /// spent already.
+    PassRefused(crate::queue::PassRefused),
 }
 
 impl Admission {
@@ -59,6 +62,8 @@ impl Admission {
                 return Err(Error::Internal(format!("order id {} admitted before with another order", field(1))))
             }
             "bad_quantity" => Admission::BadQuantity { limit: number(1)? as u32 },
+            "pass_required" => Admission::PassRefused(crate::queue::PassRefused::Missing),
+            "pass_used" => Admission::PassRefused(crate::queue::PassRefused::Used),
             _ => return Err(Error::Internal(format!("admit.lua replied {reply:?}"))),
         })
     }
@@ -78,11 +83,12 @@ pub enum Undo {
 
 impl Redis {
     pub async fn admit(&self, order: &OrderMessage) -> Result<Admission> {
-        Ok(self.admit_replicated(order, None).await?.0)
+        Ok(self.admit_replicated(order, None, None).await?.0)
     }
 
-    /// Runs the admission script and, when it admitted and `replication` asks for it,
-    /// waits until that many replicas hold it: `true` when they acknowledged in time.
+    /// Runs the admission script, spending `pass` (a checked pass's id) when it admits,
+    /// and, when it admitted and `replication` asks for it, waits until that many
+    /// replicas hold it: `true` when they acknowledged in time.
     ///
     /// `WAIT` counts the writes of its own connection, so it follows the script on the
     /// same one, lent to this call alone (see [`Redis::lend_admitting`]); a turned-away
@@ -90,6 +96,7 @@ impl Redis {
     pub async fn admit_replicated(
         &self,
         order: &OrderMessage,
+        pass: Option<&str>,
         replication: Option<Replication>,
     ) -> Result<(Admission, bool)> {
         let keys = SaleKeys::new(order.sale_id);
@@ -106,10 +113,12 @@ impl Redis {
                     .key(&keys.orders)
                     .key(&keys.outbox)
                     .key(&keys.outbox_at)
+                    .key(&keys.passes)
                     .arg(order.user_id.as_str())
                     .arg(order.quantity)
                     .arg(order.order_id.to_string())
                     .arg(payload)
+                    .arg(pass.unwrap_or(""))
                     .invoke_async(&mut conn)
                     .await?;
                 Ok((reply, conn))

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
-use crate::domain::{Sale, SaleId, SaleState};
+use crate::domain::{QueueMode, Sale, SaleId, SaleState};
 use crate::error::{Error, Result};
 use crate::stores::redis::{ms_to_time, Redis, SaleKeys, LIVE_SALES_KEY};
 
@@ -27,6 +27,8 @@ pub struct LiveSale {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub server_time: DateTime<Utc>,
+    /// The mode of its waiting room, when it has one.
+    pub waiting_room: Option<QueueMode>,
 }
 
 impl LiveSale {
@@ -46,6 +48,12 @@ pub(crate) fn meta_fields(sale: &Sale) -> Vec<(&'static str, String)> {
         ("starts_at_ms", sale.starts_at.timestamp_millis().to_string()),
         ("ends_at_ms", sale.ends_at.timestamp_millis().to_string()),
         ("payment_window_secs", sale.payment_window_secs.to_string()),
+        // The waiting room's settings ('' mode: none); the number it serves is rebased
+        // by lua/queue_control.lua only.
+        ("q_mode", sale.waiting_room.map_or("", |room| room.mode.as_str()).to_string()),
+        ("q_rate", sale.waiting_room.map_or(0, |room| room.rate).to_string()),
+        ("q_paused", u8::from(sale.waiting_room.is_some_and(|room| room.paused)).to_string()),
+        ("q_difficulty", sale.waiting_room.map_or(0, |room| room.difficulty).to_string()),
     ]
 }
 
@@ -132,6 +140,7 @@ impl Redis {
             starts_at: ms_to_time(num("starts_at_ms")),
             ends_at: ms_to_time(num("ends_at_ms")),
             server_time: ms_to_time(secs * 1000 + micros / 1000),
+            waiting_room: meta.get("q_mode").and_then(|mode| QueueMode::parse(mode)),
         }))
     }
 

@@ -1,6 +1,6 @@
 //! Sales as the shop defines them, in MySQL: create, read, list, publish.
 
-use crate::domain::{NewSale, Sale, SaleId};
+use crate::domain::{NewSale, Sale, SaleId, WaitingRoom};
 use crate::error::{Error, Result};
 use crate::orders::tallies::{self, StatusCounts};
 use crate::stores::mysql::{sale_from, Mysql, SALE_COLUMNS};
@@ -12,7 +12,8 @@ impl Mysql {
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "INSERT INTO sales (name, description, price_cents, currency, stock, per_user_limit, starts_at, \
-                     ends_at, payment_window_secs, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
+                     ends_at, payment_window_secs, queue_mode, queue_rate, queue_paused, queue_difficulty, created_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
                 )
                 .bind(&new.name)
                 .bind(&new.description)
@@ -25,6 +26,10 @@ impl Mysql {
                 .bind(new.starts_at.naive_utc())
                 .bind(new.ends_at.naive_utc())
                 .bind(new.payment_window_secs)
+                .bind(new.waiting_room.map(|room| room.mode.as_str()))
+                .bind(new.waiting_room.map_or(0, |room| room.rate))
+                .bind(new.waiting_room.is_some_and(|room| room.paused))
+                .bind(new.waiting_room.map_or(0, |room| room.difficulty))
                 .execute(&mut *tx)
                 .await?;
                 let id = SaleId(done.last_insert_id());
@@ -83,6 +88,25 @@ impl Mysql {
                 (sale, counts)
             })
             .collect())
+    }
+
+    /// Staff's changes to a sale's waiting room (its rate, pause, difficulty), kept so a
+    /// rebuilt sale's room is the one staff left.
+    pub async fn set_waiting_room(&self, id: SaleId, room: &WaitingRoom) -> Result<()> {
+        self.call("set waiting room", async {
+            sqlx::query(
+                "UPDATE sales SET queue_mode = ?, queue_rate = ?, queue_paused = ?, queue_difficulty = ? WHERE id = ?",
+            )
+            .bind(room.mode.as_str())
+            .bind(room.rate)
+            .bind(room.paused)
+            .bind(room.difficulty)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn mark_published(&self, id: SaleId) -> Result<()> {

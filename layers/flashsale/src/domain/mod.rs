@@ -5,9 +5,11 @@
 mod ids;
 mod messages;
 mod order;
+mod queue;
 mod sale;
 
 pub use ids::{BadId, BadUserId, OrderId, SaleId, UserId};
 pub use messages::{OrderMessage, TimeoutMessage};
 pub use order::{Order, OrderStatus, Refund, UnknownStatus};
+pub use queue::{place, QueueMode, ServingClock, WaitingRoom};
 pub use sale::{Currency, InvalidSale, NewSale, Sale, SaleDraft, SaleState};

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::SaleId;
+use super::{SaleId, WaitingRoom};
 
 /// What a shopper sees of a sale at a given instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +45,8 @@ pub struct Sale {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub payment_window_secs: u32,
+    /// Staff's waiting room in front of the sale, if any.
+    pub waiting_room: Option<WaitingRoom>,
     pub published: bool,
     pub created_at: DateTime<Utc>,
 }
@@ -66,6 +68,9 @@ pub struct SaleDraft {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub payment_window_secs: u32,
+    /// A waiting room in front of the sale: purchases then need a pass from it.
+    #[serde(default)]
+    pub waiting_room: Option<WaitingRoom>,
 }
 
 /// An ISO 4217 currency code, lower case (`usd`, `eur`), as the payment provider spells
@@ -180,6 +185,8 @@ impl SaleDraft {
             Some("ends_at must be after starts_at")
         } else if self.payment_window_secs == 0 || self.payment_window_secs > N::MAX_PAYMENT_WINDOW_SECS {
             Some("payment_window_secs must be between 1 and 86400")
+        } else if let Some(room) = &self.waiting_room {
+            return room.check();
         } else {
             None
         };
@@ -234,6 +241,7 @@ mod tests {
             starts_at: now,
             ends_at: now + Duration::hours(1),
             payment_window_secs: 60,
+            waiting_room: None,
         };
         assert!(NewSale::try_from(ok.clone()).is_ok());
         let bad = SaleDraft { ends_at: now, ..ok.clone() };

@@ -83,6 +83,10 @@ pub fn problem(err: &Error) -> Response<Body> {
         Error::LimitReached { .. } => (StatusCode::CONFLICT, "limit-reached", "Purchase limit reached"),
         Error::NotOpen(_) => (StatusCode::CONFLICT, "not-open", "The sale is not open"),
         Error::NotPayable { .. } => (StatusCode::CONFLICT, "not-payable", "The order cannot be paid"),
+        Error::NoWaitingRoom => (StatusCode::CONFLICT, "no-waiting-room", "The sale has no waiting room"),
+        Error::NotYourTurn { .. } => (StatusCode::CONFLICT, "not-your-turn", "Not your turn yet"),
+        Error::PassRefused(_) => (StatusCode::FORBIDDEN, "pass-refused", "The pass is not valid"),
+        Error::ProofRefused(_) => (StatusCode::FORBIDDEN, "proof-refused", "The proof of work is not valid"),
         Error::Unavailable { .. }
         | Error::CircuitOpen { .. }
         | Error::Redis { .. }
@@ -115,6 +119,10 @@ pub fn problem(err: &Error) -> Response<Body> {
             body["order_ids"] = json!(order_ids);
         }
         Error::NotPayable { status, .. } => body["order_status"] = json!(status),
+        Error::NotYourTurn { position, serving } => {
+            body["position"] = json!(position);
+            body["serving"] = json!(serving);
+        }
         _ => {}
     }
     let mut response = Response::builder()

@@ -293,6 +293,7 @@ mod tests {
             starts_at: t,
             ends_at: t + Duration::hours(2),
             payment_window_secs: 600,
+            waiting_room: None,
             published: true,
             created_at: t,
         }

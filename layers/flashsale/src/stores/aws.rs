@@ -23,7 +23,8 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
 /// The AWS configuration, and `config` with the credentials it names fetched: the
 /// Redis AUTH token from the secret `FLASHSALE_REDIS_AUTH_SECRET` names, the payment
 /// provider's keys from `FLASHSALE_PAYMENTS_SECRET`'s, the edge's origin values from
-/// `FLASHSALE_ORIGIN_SECRET`'s. An unreadable
+/// `FLASHSALE_ORIGIN_SECRET`'s, the waiting rooms' key from `FLASHSALE_QUEUE_SECRET`'s.
+/// An unreadable
 /// secret stops the function at init, where the reason is plain, not at its first
 /// request.
 pub async fn load(config: &Config) -> Result<(SdkConfig, Config)> {
@@ -53,6 +54,13 @@ pub async fn load(config: &Config) -> Result<(SdkConfig, Config)> {
         if config.origin_verify.is_empty() {
             return Err(Error::Config(format!("secret {id} holds no origin value")));
         }
+    }
+    if let Some(id) = &config.queue_secret {
+        let key = secret_string(&sdk, id).await?;
+        if key.expose().len() < 32 {
+            return Err(Error::Config(format!("secret {id} holds a key shorter than 32 characters")));
+        }
+        config.queue_key = Some(key);
     }
     Ok((sdk, config))
 }

@@ -37,6 +37,15 @@ pub struct SaleKeys {
     pub persisting: String,
     /// When this sale's state was first found missing (ms), while it is rebuilt.
     pub lost_at: String,
+    /// The waiting room's places: user -> `e` (an early joiner of a shuffled room) or
+    /// their number among the later joiners.
+    pub queue: String,
+    /// A shuffled room's early joiners by the draw made at their join.
+    pub queue_early: String,
+    /// The passes spent: pass id -> the order it bought.
+    pub passes: String,
+    /// Followed by a proof's nonce: the key that spends it (it expires with the proof).
+    pub proof_prefix: String,
 }
 
 impl SaleKeys {
@@ -52,10 +61,14 @@ impl SaleKeys {
             released: format!("{tag}:released"),
             persisting: format!("{tag}:persisting"),
             lost_at: format!("{tag}:lost_at"),
+            queue: format!("{tag}:queue"),
+            queue_early: format!("{tag}:queue_early"),
+            passes: format!("{tag}:passes"),
+            proof_prefix: format!("{tag}:proof:"),
         }
     }
 
-    pub fn all(&self) -> [&str; 9] {
+    pub fn all(&self) -> [&str; 12] {
         [
             &self.meta,
             &self.stock,
@@ -66,6 +79,9 @@ impl SaleKeys {
             &self.released,
             &self.persisting,
             &self.lost_at,
+            &self.queue,
+            &self.queue_early,
+            &self.passes,
         ]
     }
 }
@@ -107,6 +123,8 @@ pub(crate) struct Scripts {
     pub(crate) lost: Script,
     pub(crate) persisting: Script,
     pub(crate) clear: Script,
+    pub(crate) join: Script,
+    pub(crate) queue_control: Script,
 }
 
 /// A script of `lua/` that reads or writes a sale's state, after the epoch check it shares.
@@ -130,7 +148,7 @@ pub(crate) fn order_ids(text: &str) -> Result<Vec<OrderId>> {
     text.split_whitespace().map(order_id).collect()
 }
 
-pub(crate) fn ms_to_time(ms: i64) -> DateTime<Utc> {
+pub fn ms_to_time(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
@@ -169,6 +187,8 @@ impl Redis {
                 lost: sale_script!("lost.lua"),
                 persisting: Script::new(include_str!("../../../../lua/persisting.lua")),
                 clear: Script::new(include_str!("../../../../lua/clear.lua")),
+                join: Script::new(include_str!("../../../../lua/join.lua")),
+                queue_control: Script::new(include_str!("../../../../lua/queue_control.lua")),
             },
             breaker: Breaker::new("redis", config.breaker_failures, config.breaker_cooldown, config.redis_timeout * 2),
         })

@@ -19,7 +19,7 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Currency, Order, OrderId, Refund, Sale, SaleId, UserId};
+use crate::domain::{Currency, Order, OrderId, QueueMode, Refund, Sale, SaleId, UserId, WaitingRoom};
 use crate::error::{Error, Result};
 use crate::stores::breaker::Breaker;
 
@@ -48,7 +48,8 @@ pub(crate) const ORDER_COLUMNS: &str =
 
 pub(crate) const SALE_COLUMNS: &str =
     "id, name, description, price_cents, currency, stock, sold, per_user_limit, starts_at, ends_at, \
-     payment_window_secs, published_at IS NOT NULL AS published, created_at";
+     payment_window_secs, queue_mode, queue_rate, queue_paused, queue_difficulty, \
+     published_at IS NOT NULL AS published, created_at";
 
 pub(crate) fn user_from(row: &MySqlRow) -> Result<UserId> {
     // A binary collation makes the column read as bytes.
@@ -96,6 +97,15 @@ pub(crate) fn sale_from(row: &MySqlRow) -> Result<Sale> {
         starts_at: row.try_get("starts_at")?,
         ends_at: row.try_get("ends_at")?,
         payment_window_secs: row.try_get("payment_window_secs")?,
+        waiting_room: match row.try_get::<Option<String>, _>("queue_mode")? {
+            Some(mode) => Some(WaitingRoom {
+                mode: QueueMode::parse(&mode).ok_or_else(|| Error::Internal(format!("sales.queue_mode {mode:?}")))?,
+                rate: row.try_get("queue_rate")?,
+                paused: row.try_get::<i8, _>("queue_paused")? != 0,
+                difficulty: row.try_get("queue_difficulty")?,
+            }),
+            None => None,
+        },
         published: row.try_get::<i64, _>("published")? != 0,
         created_at: row.try_get("created_at")?,
     })

@@ -1,0 +1,160 @@
+//! The proof of work asked at a join, in ALTCHA's format (so its widget or any solver of
+//! it works): the page finds `number` in `0..=maxnumber` whose SHA-256 of
+//! `salt + number` is `challenge`; `signature` is our HMAC of `challenge`, so a challenge
+//! is ours without anything stored. The salt carries its expiry, the sale and a tag of
+//! the shopper, so a solution is good for one shopper's join of one sale, once (the join
+//! spends it, `lua/join.lua`).
+//!
+//! Written here rather than taken from `altcha-lib-rs`: that crate brings second major
+//! versions of `hmac`, `sha2` and `rand` into every function's build, and compares
+//! signatures as strings, not in constant time.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use hmac::Mac;
+
+use super::{mac, QueueKeys};
+use crate::domain::{SaleId, UserId};
+
+/// How long a challenge may be solved and used.
+pub const CHALLENGE_TTL: Duration = Duration::from_secs(300);
+
+const ALGORITHM: &str = "SHA-256";
+
+/// A challenge as the page receives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    pub algorithm: String,
+    pub challenge: String,
+    pub maxnumber: u64,
+    pub salt: String,
+    pub signature: String,
+}
+
+/// A solution as the page sends it (ALTCHA's payload; `took` is the widget's own note).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proof {
+    pub algorithm: String,
+    pub challenge: String,
+    pub number: u64,
+    pub salt: String,
+    pub signature: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took: Option<u64>,
+}
+
+/// A proof that checked out: the nonce the join spends, and until when it had to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpentProof {
+    pub nonce: String,
+    pub expires_ms: i64,
+}
+
+/// Why a proof does not let a shopper join.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProofRefused {
+    #[error("joining takes a solved challenge: fetch one from .../queue/challenge")]
+    Missing,
+    #[error("the challenge is not ours or not solved")]
+    Wrong,
+    #[error("the challenge is for another sale or shopper")]
+    NotYours,
+    #[error("the challenge has expired: fetch a new one")]
+    Expired,
+    #[error("the challenge was used already: fetch a new one")]
+    Used,
+}
+
+impl QueueKeys {
+    pub fn challenge(&self, sale: SaleId, user: &UserId, maxnumber: u32, now_ms: i64) -> Challenge {
+        let expires = (now_ms + CHALLENGE_TTL.as_millis() as i64) / 1000;
+        let nonce = format!("{:024x}", rand::random::<u128>() >> 32);
+        let salt = format!("{nonce}?expires={expires}&sale={sale}&user={}&", user_tag(user));
+        let number = rand::random_range(0..=u64::from(maxnumber));
+        let challenge = digest(&salt, number);
+        let signature = hex::encode(mac(&self.challenge, &challenge).finalize().into_bytes());
+        Challenge { algorithm: ALGORITHM.into(), challenge, maxnumber: maxnumber.into(), salt, signature }
+    }
+
+    /// Checks a solution: ours, solved, unexpired, for this sale and shopper. Two hashes;
+    /// whether it was used before is the join's to say.
+    pub fn check_proof(
+        &self,
+        proof: &Proof,
+        sale: SaleId,
+        user: &UserId,
+        now_ms: i64,
+    ) -> Result<SpentProof, ProofRefused> {
+        let signature = hex::decode(&proof.signature).map_err(|_| ProofRefused::Wrong)?;
+        mac(&self.challenge, &proof.challenge).verify_slice(&signature).map_err(|_| ProofRefused::Wrong)?;
+        if proof.algorithm != ALGORITHM || digest(&proof.salt, proof.number) != proof.challenge {
+            return Err(ProofRefused::Wrong);
+        }
+        // The salt is signed with the challenge: its parameters are ours.
+        let (nonce, params) = proof.salt.split_once('?').ok_or(ProofRefused::Wrong)?;
+        let param = |name: &str| params.split('&').find_map(|p| p.strip_prefix(name)?.strip_prefix('='));
+        let expires_ms = param("expires").and_then(|e| e.parse::<i64>().ok()).ok_or(ProofRefused::Wrong)? * 1000;
+        if param("sale") != Some(&sale.to_string()) || param("user") != Some(&user_tag(user)) {
+            return Err(ProofRefused::NotYours);
+        }
+        if now_ms >= expires_ms {
+            return Err(ProofRefused::Expired);
+        }
+        Ok(SpentProof { nonce: nonce.to_string(), expires_ms })
+    }
+}
+
+fn digest(salt: &str, number: u64) -> String {
+    hex::encode(Sha256::new().chain_update(salt).chain_update(number.to_string()).finalize())
+}
+
+/// The shopper, as the salt names them: a digest, not the id itself.
+fn user_tag(user: &UserId) -> String {
+    hex::encode(&Sha256::digest(user.as_str())[..8])
+}
+
+/// Solves a challenge the way a page does, trying every number in turn: for tests,
+/// benchmarks and tools.
+pub fn solve(challenge: &Challenge) -> Option<Proof> {
+    let number = (0..=challenge.maxnumber).find(|n| digest(&challenge.salt, *n) == challenge.challenge)?;
+    Some(Proof {
+        algorithm: challenge.algorithm.clone(),
+        challenge: challenge.challenge.clone(),
+        number,
+        salt: challenge.salt.clone(),
+        signature: challenge.signature.clone(),
+        took: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    #[test]
+    fn a_solved_challenge_proves_work_for_its_shopper_and_sale_until_it_expires() {
+        let keys = QueueKeys::new(&Secret::new("k".repeat(32)));
+        let (ann, bob) = (UserId::new("ann").unwrap(), UserId::new("bob").unwrap());
+        let challenge = keys.challenge(SaleId(3), &ann, 2_000, 1_000);
+        let proof = solve(&challenge).expect("solvable within maxnumber");
+        let spent = keys.check_proof(&proof, SaleId(3), &ann, 1_000).unwrap();
+        assert_eq!(spent.expires_ms, 301_000);
+        assert_eq!(keys.check_proof(&proof, SaleId(3), &bob, 1_000), Err(ProofRefused::NotYours));
+        assert_eq!(keys.check_proof(&proof, SaleId(4), &ann, 1_000), Err(ProofRefused::NotYours));
+        assert_eq!(keys.check_proof(&proof, SaleId(3), &ann, 301_000), Err(ProofRefused::Expired));
+        let wrong = Proof { number: proof.number + 1, ..proof.clone() };
+        assert_eq!(keys.check_proof(&wrong, SaleId(3), &ann, 1_000), Err(ProofRefused::Wrong));
+        // A salt rewritten for a longer life, or a challenge of our own making, is not signed.
+        let forged = Challenge { salt: challenge.salt.replace("sale=3", "sale=4"), ..challenge.clone() };
+        let forged = Challenge { challenge: digest(&forged.salt, 0), ..forged };
+        let forged = Proof { number: 0, ..solve(&forged).unwrap() };
+        assert_eq!(keys.check_proof(&forged, SaleId(4), &ann, 1_000), Err(ProofRefused::Wrong));
+        let theirs = QueueKeys::new(&Secret::new("x".repeat(32)));
+        assert_eq!(theirs.check_proof(&proof, SaleId(3), &ann, 1_000), Err(ProofRefused::Wrong));
+    }
+}
