@@ -9,6 +9,8 @@
 --   5 outbox    hash: order id -> order message, until MySQL has the order
 --   6 outbox_at sorted set: order id by admission time (ms), so stale entries are found by age
 --   7 passes    hash: waiting-room pass id -> the order it bought (a pass buys once)
+--   8 released  set: orders whose hold ended; a pass whose order was undone (its shopper
+--               told 503, retry) or closed buys again
 -- ARGV: user, quantity, order id (a string: Lua numbers are doubles), order message (JSON),
 --   the id of the purchase's waiting-room pass ('' when none; its signature, shopper,
 --   sale and expiry were checked before this call)
@@ -53,7 +55,8 @@ if meta[6] and meta[6] ~= '' then
   if pass == '' then
     return {'pass_required'}
   end
-  if redis.call('HEXISTS', KEYS[7], pass) == 1 then
+  local bought = redis.call('HGET', KEYS[7], pass)
+  if bought and redis.call('SISMEMBER', KEYS[8], bought) == 0 then
     return {'pass_used'}
   end
 end

@@ -3,7 +3,7 @@
 -- given in the snapshot added): orders MySQL does not have yet still hold their units.
 --
 -- KEYS ({sale:ID} hash tag): 1 meta, 2 stock, 3 bought, 4 orders, 5 outbox, 6 outbox_at,
---   7 released, 8 lost_at
+--   7 released, 8 lost_at, ..., 10 the waiting room's places (SaleKeys::all's order)
 -- ARGV[1]: the snapshot, JSON, read from MySQL under the sale's row lock:
 --   force        rebuild even when the sale is in Redis (a re-sync)
 --   meta         [field, value, ...] as lua/warm.lua writes them
@@ -36,8 +36,9 @@ end
 
 -- The released set stays: an order whose hold ended never holds units again, and an
 -- undone admission (which MySQL never sees) is known only there. So do the waiting
--- room's places, with the meta fields that count them and rebase its serving number.
-local room_fields = {'q_late', 'q_base', 'q_since_ms'}
+-- room's places, with the meta fields that count them and give its serving number: the
+-- running room's own (its base was rebased with its rate and pause, whatever MySQL says).
+local room_fields = {'q_late', 'q_base', 'q_since_ms', 'q_rate', 'q_paused', 'q_difficulty'}
 local room = redis.call('HMGET', KEYS[1], unpack(room_fields))
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[8])
 -- A count of changes to the holders no copy taken before can carry: copies are retaken.
@@ -48,6 +49,16 @@ redis.call('HSET', KEYS[1], 'epoch', epoch, 'holders_v', holders_v, unpack(snaps
 for i, field in ipairs(room_fields) do
   if room[i] then
     redis.call('HSET', KEYS[1], field, room[i])
+  end
+end
+-- Places that outlived their count: later joiners are numbered after the last one.
+if not room[1] and KEYS[10] then
+  local last = 0
+  for _, held in ipairs(redis.call('HVALS', KEYS[10])) do
+    last = math.max(last, tonumber(held) or 0)
+  end
+  if last > 0 then
+    redis.call('HSET', KEYS[1], 'q_late', last)
   end
 end
 

@@ -91,6 +91,11 @@ BENCH_ROUNDS="$ROUNDS" cargo bench --workspace --bench persistence 2>/dev/null >
 # time, next to the raw Redis round trips of the same run.
 echo "handler cost benchmark" >&2
 BENCH_ROUNDS="$ROUNDS" cargo bench -p flashsale-local --bench handler_cost 2>/dev/null > "$WORK/handler.txt"
+# The waiting room: status reads and joins through the edge next to nginx (started above)
+# under the same client, and the function's CPU per proof and pass check.
+echo "waiting room benchmark" >&2
+BENCH_ROUNDS="$ROUNDS" BENCH_NGINX_URL=http://127.0.0.1:3200/ \
+  cargo bench -p flashsale-local --bench waiting_room 2>/dev/null > "$WORK/waiting.txt"
 
 # wrk's shoppers: one dev token each, a random one per request.
 "$BIN/flashsale-local" token --user wrk --count "$SHOPPERS" --ttl-secs 7200 > "$WORK/tokens.txt"
@@ -239,6 +244,19 @@ WRK_NGINX=$(column 1 "$WORK/wrk-nginx.txt"); WRK_STACK=$(column 1 "$WORK/wrk-sta
   echo '```'
   cat "$WORK/handler.txt"
   echo '```'
+  echo
+  echo "## The waiting room"
+  echo
+  echo "\`cargo bench -p flashsale-local --bench waiting_room\`: the local stack in the benchmark's process,"
+  echo "HTTP from the same process to the edge, to the API endpoint behind it and to nginx, in the same run;"
+  echo "then the function's CPU per check on one core. The proof of work's solve time in a browser is"
+  echo "printed by the browser test (\`e2e/waiting.test.mjs\`, headless Chromium, difficulty 50,000)."
+  echo
+  echo '```'
+  cat "$WORK/waiting.txt"
+  echo '```'
+  echo
+  cat docs/waiting-room-cost.md
   echo
   echo "## Functions: local init time and binary size"
   echo

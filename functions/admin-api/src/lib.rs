@@ -168,8 +168,8 @@ impl AdminApi {
         ))
     }
 
-    /// Changes a waiting room's rate, pause or difficulty: kept in MySQL, then applied
-    /// to the running room (whose number served is rebased, never moved back).
+    /// Changes a waiting room's rate, pause or difficulty: applied to the running room
+    /// (whose number served is rebased, never moved back), then kept in MySQL.
     async fn change_queue(&self, id: SaleId, change: QueueChange) -> Result<Response<Body>> {
         let sale = self.mysql.sale(id).await?.ok_or(Error::NotFound("sale"))?;
         let current = sale.waiting_room.ok_or(Error::NoWaitingRoom)?;
@@ -180,10 +180,12 @@ impl AdminApi {
             ..current
         };
         room.check()?;
-        self.mysql.set_waiting_room(id, &room).await?;
+        // The running room first: a rebuild keeps its settings with the number they
+        // served, so MySQL's copy, written next, matters only to a room built anew.
         if sale.published {
             self.redis.control_room(id, &room).await?;
         }
+        self.mysql.set_waiting_room(id, &room).await?;
         tracing::warn!(sale_id = %id, rate = room.rate, paused = room.paused, difficulty = room.difficulty,
             "waiting room changed by an admin");
         self.queue(id).await

@@ -97,7 +97,7 @@ pub struct Admit {
     /// How long an unreplicated order may wait for its record to begin.
     record_within: std::time::Duration,
     /// Checks the waiting rooms' passes (the script spends them).
-    queue: QueueKeys,
+    queue: Option<QueueKeys>,
     edge: http::EdgeOnly,
 }
 
@@ -164,7 +164,8 @@ impl Admit {
         // A pass is checked here (signature, shopper, sale, expiry); the script spends it.
         let pass = match pass {
             Some(token) => {
-                Some(self.queue.check_pass(&token, sale_id, &caller.user, chrono::Utc::now().timestamp_millis())?)
+                let keys = QueueKeys::required(&self.queue)?;
+                Some(keys.check_pass(&token, sale_id, &caller.user, chrono::Utc::now().timestamp_millis())?)
             }
             None => None,
         };

@@ -42,7 +42,7 @@ pub struct ShopApi {
     fallback: Box<dyn KeptOrders>,
     missing: MissingSales,
     provider: Provider,
-    queue: QueueKeys,
+    queue: Option<QueueKeys>,
     pass_ttl: Duration,
     edge: http::EdgeOnly,
 }
@@ -164,7 +164,7 @@ impl ShopApi {
 
     async fn challenge(&self, caller: &Caller, id: SaleId) -> Result<Response<Body>> {
         let room = self.room(id, None).await?;
-        let challenge = self.queue.challenge(id, &caller.user, room.difficulty, room.now_ms);
+        let challenge = QueueKeys::required(&self.queue)?.challenge(id, &caller.user, room.difficulty, room.now_ms);
         Ok(no_store(json(StatusCode::OK, &challenge)))
     }
 
@@ -173,7 +173,12 @@ impl ShopApi {
         let proof = http::body::<Join>(req, MAX_BODY)?.and_then(|join| join.proof);
         // Two hashes, before Redis is asked anything; the script spends the proof.
         let spent = match proof {
-            Some(proof) => Some(self.queue.check_proof(&proof, id, &caller.user, Utc::now().timestamp_millis())?),
+            Some(proof) => Some(QueueKeys::required(&self.queue)?.check_proof(
+                &proof,
+                id,
+                &caller.user,
+                Utc::now().timestamp_millis(),
+            )?),
             None => None,
         };
         let joined = match self.redis.join_queue(id, &caller.user, spent.as_ref()).await? {
@@ -225,7 +230,7 @@ impl ShopApi {
             Some(position) if position <= serving => position,
             position => return Err(Error::NotYourTurn { position, serving }),
         };
-        let pass = self.queue.issue_pass(id, &caller.user, room.now_ms, self.pass_ttl);
+        let pass = QueueKeys::required(&self.queue)?.issue_pass(id, &caller.user, room.now_ms, self.pass_ttl);
         let body = j!({ "pass": pass.token, "expires_at": ms_to_time(pass.expires_ms), "position": position });
         Ok(no_store(json(StatusCode::OK, &body)))
     }

@@ -109,8 +109,8 @@ pub struct Config {
     /// `FLASHSALE_QUEUE_SECRET`: the Secrets Manager secret holding the key that signs
     /// the waiting rooms' passes and proof-of-work challenges, read at init.
     pub queue_secret: Option<String>,
-    /// That key, once read (the local stack sets its own). Unset, each container makes
-    /// one of its own: enough for one process (`sam local`), not for a fleet.
+    /// That key, once read (the local stack sets its own). Unset, the waiting rooms'
+    /// routes fail: shop-api signs what admit checks, so the key must be one.
     pub queue_key: Option<Secret>,
     /// `FLASHSALE_PASS_TTL_SECS`: how long a waiting room's pass may be used.
     pub pass_ttl: Duration,

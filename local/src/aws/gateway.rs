@@ -148,10 +148,20 @@ struct KeptAnswer {
 /// CloudFront's MaxTTL of the API's cache policy (template.yaml `ApiCachePolicy`).
 const EDGE_MAX_TTL_SECS: u64 = 60;
 
+/// Answers kept before the expired ones are swept out.
+const EDGE_MAX_KEPT: usize = 10_000;
+
 impl EdgeCache {
+    /// The cache policy's key: the path and Authorization, or the path alone for the
+    /// answers that are everyone's (template.yaml `PublicApiCachePolicy`: a waiting room's
+    /// status), where a made-up Authorization must not miss the cache.
     fn key(request: &Request) -> String {
+        let path = request.uri().path();
+        if path.ends_with("/queue/status") {
+            return path.to_string();
+        }
         let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-        format!("{}\n{authorization}", request.uri().path())
+        format!("{path}\n{authorization}")
     }
 
     fn get(&self, key: &str) -> Option<Response> {
@@ -187,7 +197,14 @@ impl EdgeCache {
         };
         let until = std::time::Instant::now() + std::time::Duration::from_secs(max_age.min(EDGE_MAX_TTL_SECS));
         let answer = KeptAnswer { until, status: parts.status, headers: parts.headers.clone(), body: body.clone() };
-        self.kept.lock().unwrap_or_else(|e| e.into_inner()).insert(key, answer);
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        // Answers nobody asked for again are dropped once there are many.
+        if kept.len() >= EDGE_MAX_KEPT {
+            let now = std::time::Instant::now();
+            kept.retain(|_, answer| answer.until > now);
+        }
+        kept.insert(key, answer);
+        drop(kept);
         Response::from_parts(parts, AxumBody::from(body))
     }
 }

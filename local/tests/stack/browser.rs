@@ -22,7 +22,7 @@ async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
     // The waiting room first, on a sale of its own: one unit, one shopper a second,
     // opening while both of its shoppers wait.
     let mut queued = sale_spec(1, 1, 120, 15, 3600);
-    queued["waiting_room"] = serde_json::json!({ "mode": "fifo", "rate": 1, "difficulty": 1000 });
+    queued["waiting_room"] = serde_json::json!({ "mode": "fifo", "rate": 1, "difficulty": 50_000 });
     let queued = api.sale(queued).await;
     let status = tokio::process::Command::new("node")
         .args(["--test", "waiting.test.mjs"])

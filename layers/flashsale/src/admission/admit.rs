@@ -114,6 +114,7 @@ impl Redis {
                     .key(&keys.outbox)
                     .key(&keys.outbox_at)
                     .key(&keys.passes)
+                    .key(&keys.released)
                     .arg(order.user_id.as_str())
                     .arg(order.quantity)
                     .arg(order.order_id.to_string())

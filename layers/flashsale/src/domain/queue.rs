@@ -41,7 +41,7 @@ pub struct WaitingRoom {
     /// Shoppers let through per second.
     pub rate: u32,
     /// The largest number a join's proof-of-work challenge hides: a browser tries half
-    /// of them on average (50,000 is well under a second on a phone).
+    /// of them on average (at 50,000, about 0.2 s in desktop Chromium: BENCHMARKS.md).
     #[serde(default = "WaitingRoom::default_difficulty")]
     pub difficulty: u32,
     #[serde(default)]

@@ -19,6 +19,7 @@ pub use pass::{IssuedPass, PassRefused};
 pub use room::{Joined, RoomState};
 
 use crate::config::{Config, Secret};
+use crate::error::{Error, Result};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -39,16 +40,21 @@ impl QueueKeys {
         QueueKeys { pass: derive("flashsale pass v1"), challenge: derive("flashsale challenge v1") }
     }
 
-    /// The configured key's, or, without one, a key of this container's own (a single
-    /// process, as `sam local` runs, agrees with itself; a fleet would not).
-    pub fn from_config(config: &Config) -> Self {
-        match &config.queue_key {
-            Some(key) => QueueKeys::new(key),
-            None => {
-                tracing::warn!("no FLASHSALE_QUEUE_SECRET: waiting rooms sign with this container's own key");
-                QueueKeys::new(&Secret::new(format!("{:032x}", rand::random::<u128>())))
-            }
+    /// The configured key's (`FLASHSALE_QUEUE_SECRET`); `None` without one, and then
+    /// the waiting rooms' routes fail rather than sign with a key no other container
+    /// shares (shop-api signs what admit checks).
+    pub fn from_config(config: &Config) -> Option<Self> {
+        if config.queue_key.is_none() {
+            tracing::warn!("no FLASHSALE_QUEUE_SECRET: waiting rooms cannot be joined or bought from");
         }
+        config.queue_key.as_ref().map(QueueKeys::new)
+    }
+
+    /// The keys, or why a waiting room cannot be served.
+    pub fn required(keys: &Option<QueueKeys>) -> Result<&QueueKeys> {
+        keys.as_ref().ok_or_else(|| {
+            Error::Config("FLASHSALE_QUEUE_SECRET is not set: waiting rooms cannot sign or check passes".into())
+        })
     }
 }
 
