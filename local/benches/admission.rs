@@ -9,23 +9,11 @@ mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flashsale_local::aws::gateway::lambda_request;
-use futures::stream::{self, StreamExt};
 
-use common::{env, median, open_sale};
-
-/// Runs `requests` calls of `call(i)` with `concurrency` in flight; returns calls/s.
-async fn rate<F, Fut>(requests: usize, concurrency: usize, call: F) -> f64
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let started = Instant::now();
-    stream::iter(0..requests).map(&call).buffer_unordered(concurrency).collect::<Vec<()>>().await;
-    requests as f64 / started.elapsed().as_secs_f64()
-}
+use common::{env, median, open_sale, rate};
 
 async fn sale(stack: &flashsale_local::Stack, stock: u32) -> u64 {
     let new = open_sale("bench", stock);

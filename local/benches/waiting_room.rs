@@ -22,18 +22,7 @@ use flashsale::{SaleId, UserId};
 use futures::stream::{self, StreamExt};
 use sha2::{Digest, Sha256};
 
-use common::{env, median, open_sale};
-
-/// Runs `requests` calls of `call(i)` with `concurrency` in flight; returns calls/s.
-async fn rate<F, Fut>(requests: usize, concurrency: usize, call: F) -> f64
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let started = Instant::now();
-    stream::iter(0..requests).map(&call).buffer_unordered(concurrency).collect::<Vec<()>>().await;
-    requests as f64 / started.elapsed().as_secs_f64()
-}
+use common::{env, median, open_sale, rate};
 
 /// Nanoseconds per call of `f`, over `n` calls.
 fn per_call(n: usize, mut f: impl FnMut(usize)) -> f64 {

@@ -1,7 +1,10 @@
 //! What the benchmarks share: their settings from the environment, medians, and the
 //! sale they run on.
 
+use std::time::Instant;
+
 use flashsale::domain::{NewSale, SaleDraft};
+use futures::stream::{self, StreamExt};
 
 pub fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -28,4 +31,16 @@ pub fn open_sale(name: &str, stock: u32) -> NewSale {
         waiting_room: None,
     })
     .unwrap()
+}
+
+/// Runs `requests` calls of `call(i)` with `concurrency` in flight; returns calls/s.
+#[allow(dead_code)] // not every benchmark drives requests
+pub async fn rate<F, Fut>(requests: usize, concurrency: usize, call: F) -> f64
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let started = Instant::now();
+    stream::iter(0..requests).map(&call).buffer_unordered(concurrency).collect::<Vec<()>>().await;
+    requests as f64 / started.elapsed().as_secs_f64()
 }
