@@ -6,9 +6,7 @@
 //   SCREENSHOT_DIR=/tmp/shots npm test
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium, pageChecks, storedToken } from './common.mjs';
 
 const env = process.env;
 const required = ['BASE_URL', 'PAYMENTS_URL', 'SALE_ID', 'SOLD_SALE_ID', 'FOREIGN_TOKEN', 'SCREENSHOT_DIR'];
@@ -26,18 +24,7 @@ let contextA;
 const problems = []; // page errors and requests that left the origin, checked after each test
 
 before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  const executablePath = env.CHROMIUM || '/usr/bin/chromium';
-  try {
-    browser = await chromium.launch({
-      executablePath,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-  } catch (e) {
-    throw new Error(`cannot launch Chromium at ${executablePath} (set CHROMIUM): ${e.message}`);
-  }
+  browser = await launchChromium(env, SHOTS);
 });
 
 after(async () => {
@@ -76,8 +63,6 @@ function checkNoProblems() {
   assert.deepEqual(found, [], `the page misbehaved:\n${found.join('\n')}`);
 }
 
-const shot = (page, file) => page.screenshot({ path: join(SHOTS, file), fullPage: true });
-
 // What the shopper sees, for failure messages.
 const visible = (page) => page.evaluate(() => {
   const q = (s) => document.querySelector(s);
@@ -98,36 +83,7 @@ const visible = (page) => page.evaluate(() => {
   });
 }).catch((e) => `(page unreadable: ${e.message})`);
 
-// Waits for a selector; on timeout, fails with what the page showed and a screenshot.
-async function expectSoon(page, selector, what, { timeout = 10_000, state = 'attached' } = {}) {
-  try {
-    await page.locator(selector).first().waitFor({ state, timeout });
-  } catch {
-    const file = `failed-${what.replace(/\W+/g, '-')}.png`;
-    await shot(page, file).catch(() => {});
-    assert.fail(`${what}: no ${selector} (${state}) within ${timeout} ms; the page shows ${await visible(page)}; see ${join(SHOTS, file)}`);
-  }
-}
-
-const storedToken = (page) => page.evaluate(() => localStorage.getItem('flashsale.token'));
-const subject = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).sub;
-
-// Signs in from the sale page shown, as a shopper does: the sign-in link, the dev
-// sign-in's form, and back to the same page with a code the page trades for a token.
-async function signIn(page, user) {
-  const salePage = page.url();
-  await expectSoon(page, '#signin', 'a sign-in link', { state: 'visible' });
-  await page.locator('#signin').click();
-  await page.waitForURL(/\/dev\/oauth2\/authorize\?/, { timeout: 10_000 });
-  const asked = new URL(page.url()).searchParams;
-  assert.equal(asked.get('code_challenge_method'), 'S256', 'PKCE with S256');
-  assert.match(asked.get('state'), /^[\w-]{43}$/, 'state is a fresh nonce, not a path');
-  await page.locator('#user').fill(user);
-  await page.locator('button[type=submit]').click();
-  await page.waitForURL(salePage, { timeout: 10_000 });
-  assert.equal(subject(await storedToken(page)), user, `${user} is signed in`);
-  assert.equal(new URL(page.url()).search, '', 'no code is left in the address bar');
-}
+const { shot, expectSoon, signIn } = pageChecks(SHOTS, visible);
 
 test('shopper A signs in, waits for the countdown, buys and pays', async () => {
   const shopper = await newShopper('A', DESKTOP);

@@ -7,9 +7,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './common.mjs';
 
 const env = process.env;
 const missing = ['BASE_URL', 'PAYMENTS_URL', 'SCREENSHOT_DIR'].filter((name) => !env[name]);
@@ -19,13 +18,7 @@ const SHOTS = env.SCREENSHOT_DIR;
 
 let browser;
 before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium(env, SHOTS);
 });
 after(async () => { await browser?.close(); });
 

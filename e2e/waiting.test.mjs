@@ -13,9 +13,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium, pageChecks } from './common.mjs';
 
 const env = process.env;
 const required = ['BASE_URL', 'QUEUE_SALE_ID', 'SCREENSHOT_DIR'];
@@ -34,18 +32,7 @@ if (env.PAYMENTS_URL) allowed.add(new URL(env.PAYMENTS_URL).origin);
 const offsite = []; // requests to other origins, judged once the payment script's origin is known
 
 before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  const executablePath = env.CHROMIUM || '/usr/bin/chromium';
-  try {
-    browser = await chromium.launch({
-      executablePath,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-  } catch (e) {
-    throw new Error(`cannot launch Chromium at ${executablePath} (set CHROMIUM): ${e.message}`);
-  }
+  browser = await launchChromium(env, SHOTS);
 });
 
 after(async () => {
@@ -120,8 +107,6 @@ function checkNoProblems() {
   assert.deepEqual(found, [], `the page misbehaved:\n${found.join('\n')}`);
 }
 
-const shot = (page, file) => page.screenshot({ path: join(SHOTS, file), fullPage: true });
-
 // What the shopper sees, for failure messages.
 const visible = (page) => page.evaluate(() => {
   const q = (s) => document.querySelector(s);
@@ -145,32 +130,7 @@ const visible = (page) => page.evaluate(() => {
   });
 }).catch((e) => `(page unreadable: ${e.message})`);
 
-// Waits for a selector; on timeout, fails with what the page showed and a screenshot.
-async function expectSoon(page, selector, what, { timeout = 10_000, state = 'attached' } = {}) {
-  try {
-    await page.locator(selector).first().waitFor({ state, timeout });
-  } catch {
-    const file = `failed-${what.replace(/\W+/g, '-')}.png`;
-    await shot(page, file).catch(() => {});
-    assert.fail(`${what}: no ${selector} (${state}) within ${timeout} ms; the page shows ${await visible(page)}; see ${join(SHOTS, file)}`);
-  }
-}
-
-const storedToken = (page) => page.evaluate(() => localStorage.getItem('flashsale.token'));
-const subject = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).sub;
-
-// Signs in from the sale page shown, as a shopper does: the sign-in link, the dev
-// sign-in's form, and back to the same page with a code the page trades for a token.
-async function signIn(page, user) {
-  const salePage = page.url();
-  await expectSoon(page, '#signin', 'a sign-in link', { state: 'visible' });
-  await page.locator('#signin').click();
-  await page.waitForURL(/\/dev\/oauth2\/authorize\?/, { timeout: 10_000 });
-  await page.locator('#user').fill(user);
-  await page.locator('button[type=submit]').click();
-  await page.waitForURL(salePage, { timeout: 10_000 });
-  assert.equal(subject(await storedToken(page)), user, `${user} is signed in`);
-}
+const { shot, expectSoon, signIn } = pageChecks(SHOTS, visible);
 
 // Joins the queue from the page: the button, the proof of work solved in the page, the
 // join. Returns the proof the page sent.
