@@ -148,7 +148,11 @@ impl AdminApi {
     /// else as MySQL keeps its settings.
     async fn queue(&self, id: SaleId) -> Result<Response<Body>> {
         let sale = self.mysql.sale(id).await?.ok_or(Error::NotFound("sale"))?;
-        let settings = sale.waiting_room.ok_or(Error::NoWaitingRoom)?;
+        self.room_view(id, sale.waiting_room.ok_or(Error::NoWaitingRoom)?).await
+    }
+
+    /// The room's answer, with `settings` as MySQL keeps them for a room not in Redis.
+    async fn room_view(&self, id: SaleId, settings: WaitingRoom) -> Result<Response<Body>> {
         let live = self.redis.room(id, None).await?;
         let (settings, length, serving, now) = match &live {
             Some(room) => (room.settings(), room.length, room.serving(), ms_to_time(room.now_ms)),
@@ -188,7 +192,7 @@ impl AdminApi {
         self.mysql.set_waiting_room(id, &room).await?;
         tracing::warn!(sale_id = %id, rate = room.rate, paused = room.paused, difficulty = room.difficulty,
             "waiting room changed by an admin");
-        self.queue(id).await
+        self.room_view(id, room).await
     }
 
     async fn sales(&self, req: &Request) -> Result<Response<Body>> {
