@@ -1,26 +1,37 @@
 //! `migrate`: the CloudFormation custom resource behind the stack's schema. On Create
 //! and Update it creates the database if missing, applies `migrations/` (compiled in,
-//! serialised by a lock, so a deploy racing another is safe) and creates or updates the
-//! application's own MySQL user with only the rights the functions use. Delete leaves
-//! the data alone. It always answers CloudFormation, FAILED with the reason included,
-//! so a broken migration fails the deploy at once instead of hanging it for an hour.
+//! serialised by a lock, so a deploy racing another is safe; see
+//! `flashsale::stores::mysql::schema` for the rollback and repair rules) and creates or
+//! updates the application's own MySQL user with only the rights the functions use.
+//! Delete leaves the data alone.
+//!
+//! It answers CloudFormation on every exit, so that no create, update, rollback or
+//! delete waits out the resource's `ServiceTimeout`: the work is bounded by the
+//! invocation's deadline less what answering needs, each answer attempt has its own
+//! timeouts, and a panic (`panic = "abort"` in release builds: no unwinding, no drop)
+//! answers FAILED from the panic hook before the process ends.
 //!
 //! Credentials come from Secrets Manager at run time (`FLASHSALE_DB_ADMIN_SECRET`, the
 //! master user; `FLASHSALE_DB_APP_SECRET`, the application user), never from the
 //! environment: `FLASHSALE_DATABASE_URL` names only the host and the database.
 
+use std::future::Future;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::cloudformation::{
     CloudFormationCustomResourceRequest as Request, CloudFormationCustomResourceResponse as Response,
     CloudFormationCustomResourceResponseStatus as Status,
 };
 use flashsale::config::Secret;
-use flashsale::stores::mysql::Mysql;
+use flashsale::stores::mysql::{schema, Mysql};
 use flashsale::{Config, Error, Result};
 use serde::Deserialize;
+use sqlx::migrate::Migrator;
 use sqlx::mysql::MySqlConnectOptions;
 use sqlx::ConnectOptions;
+
+pub mod panics;
 
 /// A Secrets Manager secret of a MySQL user, as RDS and RDS Proxy use them.
 #[derive(Deserialize)]
@@ -35,7 +46,13 @@ pub struct Migrate {
     admin_secret: String,
     app_secret: String,
     http: reqwest::Client,
+    migrations: Migrator,
 }
+
+/// Kept back from the invocation's deadline for answering CloudFormation.
+const ANSWER_RESERVE: Duration = Duration::from_secs(20);
+/// One attempt at the answer, connecting included; then another, within the reserve.
+const ANSWER_ATTEMPT: Duration = Duration::from_secs(5);
 
 /// Names go into SQL as identifiers: letters, digits and `_` only.
 fn identifier(name: &str) -> Result<&str> {
@@ -48,6 +65,13 @@ fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+/// When the work must stop to leave its answer time: the reserve, or half of what is
+/// left if that is less.
+fn work_until(deadline: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    deadline - ANSWER_RESERVE.min(left / 2)
+}
+
 fn required(name: &str) -> Result<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| Error::Config(format!("{name} must be set")))
 }
@@ -55,7 +79,25 @@ fn required(name: &str) -> Result<String> {
 impl Migrate {
     pub fn new(config: &Config, sdk: &aws_config::SdkConfig, admin_secret: String, app_secret: String) -> Self {
         flashsale::stores::aws::install_crypto_provider();
-        Migrate { config: config.clone(), sdk: sdk.clone(), admin_secret, app_secret, http: reqwest::Client::new() }
+        let http = reqwest::Client::builder()
+            .connect_timeout(ANSWER_ATTEMPT)
+            .timeout(ANSWER_ATTEMPT)
+            .build()
+            .expect("a client with timeouts builds");
+        Migrate {
+            config: config.clone(),
+            sdk: sdk.clone(),
+            admin_secret,
+            app_secret,
+            http,
+            migrations: schema::migrations(),
+        }
+    }
+
+    /// The same function with another set of migrations (another release's, in tests).
+    pub fn with_migrations(mut self, migrations: Migrator) -> Self {
+        self.migrations = migrations;
+        self
     }
 
     pub async fn from_env(config: &Config) -> Result<Self> {
@@ -63,55 +105,88 @@ impl Migrate {
         Ok(Migrate::new(config, &flashsale::stores::aws::sdk_config(config).await, admin, app))
     }
 
-    /// Does the work the request asks for and reports to CloudFormation.
-    pub async fn handle(&self, request: Request) -> Result<()> {
-        let (outcome, response_url, stack_id, request_id, logical_id, physical_id) = match &request {
-            Request::Create(r) => {
-                (self.apply().await, &r.response_url, &r.stack_id, &r.request_id, &r.logical_resource_id, None)
+    /// Does the work the request asks for and reports to CloudFormation, all before
+    /// `deadline` (the invocation's).
+    pub async fn handle(&self, request: Request, deadline: Instant) -> Result<()> {
+        let work = async {
+            match &request {
+                // Boxed: the whole future nested in `answering` is deeper than rustc's layout limit.
+                Request::Create(_) | Request::Update(_) => Box::pin(self.apply()).await,
+                // The schema and its data outlive the resource: nothing to undo.
+                Request::Delete(_) => Ok(()),
+                _ => Err(Error::Internal("unknown request type".into())),
             }
-            Request::Update(r) => (
-                self.apply().await,
-                &r.response_url,
-                &r.stack_id,
-                &r.request_id,
-                &r.logical_resource_id,
-                Some(&r.physical_resource_id),
-            ),
-            // The schema and its data outlive the resource: nothing to undo.
-            Request::Delete(r) => (
-                Ok(()),
-                &r.response_url,
-                &r.stack_id,
-                &r.request_id,
-                &r.logical_resource_id,
-                Some(&r.physical_resource_id),
-            ),
-            _ => (
-                Err(Error::Internal("unknown request type".into())),
-                &String::new(),
-                &String::new(),
-                &String::new(),
-                &String::new(),
-                None,
-            ),
         };
+        self.answering(&request, deadline, work).await
+    }
+
+    /// Runs `work` for `request` and answers CloudFormation with its outcome: FAILED if
+    /// it fails, outlasts `deadline` less the answer's reserve, or panics.
+    pub async fn answering(
+        &self,
+        request: &Request,
+        deadline: Instant,
+        work: impl Future<Output = Result<()>>,
+    ) -> Result<()> {
+        let mut response = Response::default();
+        let (response_url, physical_id) = match request {
+            Request::Create(r) => {
+                (response.stack_id, response.request_id) = (r.stack_id.clone(), r.request_id.clone());
+                response.logical_resource_id = r.logical_resource_id.clone();
+                (&r.response_url, None)
+            }
+            Request::Update(r) => {
+                (response.stack_id, response.request_id) = (r.stack_id.clone(), r.request_id.clone());
+                response.logical_resource_id = r.logical_resource_id.clone();
+                (&r.response_url, Some(&r.physical_resource_id))
+            }
+            Request::Delete(r) => {
+                (response.stack_id, response.request_id) = (r.stack_id.clone(), r.request_id.clone());
+                response.logical_resource_id = r.logical_resource_id.clone();
+                (&r.response_url, Some(&r.physical_resource_id))
+            }
+            _ => return Err(Error::Internal("a request of an unknown type names no one to answer".into())),
+        };
+        // One physical id for the life of the resource: an update never replaces it.
+        response.physical_resource_id =
+            physical_id.cloned().unwrap_or_else(|| format!("{}-schema", response.logical_resource_id));
+
+        let armed = panics::arm(response_url, &response);
+        let outcome = panics::ANSWERING
+            .scope(armed.id(), tokio::time::timeout_at(work_until(deadline).into(), work))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Internal(
+                    "the migrations did not finish within the invocation; the next run repairs what they left".into(),
+                ))
+            });
+        drop(armed);
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "migration failed");
         }
-        let mut response = Response::default();
         response.status = if outcome.is_ok() { Status::Success } else { Status::Failed };
         response.reason = outcome.as_ref().err().map(|e| format!("{e} (see the function's log)"));
-        // One physical id for the life of the resource: an update never replaces it.
-        response.physical_resource_id = physical_id.cloned().unwrap_or_else(|| format!("{logical_id}-schema"));
-        response.stack_id = stack_id.clone();
-        response.request_id = request_id.clone();
-        response.logical_resource_id = logical_id.clone();
-        let body = serde_json::to_vec(&response).map_err(|e| Error::Internal(e.to_string()))?;
-        // The pre-signed URL is signed for no content type: send none.
-        let sent = self.http.put(response_url.as_str()).body(body).send().await;
-        match sent.map(|r| r.error_for_status()) {
-            Ok(Ok(_)) => outcome,
-            Ok(Err(e)) | Err(e) => Err(Error::Internal(format!("could not answer CloudFormation: {e}"))),
+        self.answer(response_url, &response, deadline).await?;
+        outcome
+    }
+
+    /// PUTs `response` to the pre-signed URL, attempt after attempt until one is taken
+    /// or `deadline` comes.
+    async fn answer(&self, url: &str, response: &Response, deadline: Instant) -> Result<()> {
+        let body = serde_json::to_vec(response).map_err(|e| Error::Internal(e.to_string()))?;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // The pre-signed URL is signed for no content type: send none.
+            let sent = self.http.put(url).timeout(left.min(ANSWER_ATTEMPT)).body(body.clone()).send().await;
+            let error = match sent.and_then(|r| r.error_for_status()) {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            tracing::warn!(error = %error, "answering CloudFormation failed");
+            if deadline.saturating_duration_since(Instant::now()) < Duration::from_secs(1) {
+                return Err(Error::Internal(format!("could not answer CloudFormation: {error}")));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
@@ -124,10 +199,12 @@ impl Migrate {
             .username(&admin.username)
             .password(admin.password.expose());
         let database = identifier(target.get_database().unwrap_or("flashsale"))?.to_string();
-        let mut server = target.clone().database("information_schema").connect().await?;
+        // This connection sends the application user's password (`IDENTIFIED BY`): none
+        // of its statements may reach the log, slow ones included.
+        let mut server = target.clone().database("information_schema").disable_statement_logging().connect().await?;
         sqlx::raw_sql(&format!("CREATE DATABASE IF NOT EXISTS `{database}`")).execute(&mut server).await?;
 
-        Mysql::connect_with(&self.config, target.database(&database)).migrate().await?;
+        Mysql::connect_with(&self.config, target.database(&database)).migrate_with(&self.migrations).await?;
         tracing::info!(database, "migrations applied");
 
         let user = identifier(&app.username)?;

@@ -6,6 +6,7 @@
 //! payment is started only while `expires_at > now`, close needs `expires_at <= now`.
 
 pub mod iam;
+pub mod schema;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -188,12 +189,17 @@ impl Mysql {
         Ok(())
     }
 
-    /// Applies `migrations/`, one process at a time. sqlx's own lock is
+    /// Applies `migrations/` (see [`schema`]).
+    pub async fn migrate(&self) -> Result<()> {
+        self.migrate_with(&schema::migrations()).await
+    }
+
+    /// Applies `migrator`, one process at a time. sqlx's own lock is
     /// `GET_LOCK(name, -1)` with its answer ignored, and MariaDB answers a negative
     /// timeout with NULL at once: two processes migrating an empty database together
     /// both insert the first version and one fails (1062). So the migrations run on
     /// one connection that first holds a lock of ours, with a real wait.
-    pub async fn migrate(&self) -> Result<()> {
+    pub async fn migrate_with(&self, migrator: &sqlx::migrate::Migrator) -> Result<()> {
         const LOCK: &str = "flashsale.migrate";
         const WAIT_SECS: u32 = 120;
         self.signed_in().await?;
@@ -203,7 +209,7 @@ impl Mysql {
         if held != Some(1) {
             return Err(Error::Internal(format!("no migration lock within {WAIT_SECS}s")));
         }
-        let migrated = sqlx::migrate!("../../migrations").run_direct(&mut *conn).await;
+        let migrated = schema::run(&mut conn, migrator).await;
         let released = sqlx::query("SELECT RELEASE_LOCK(?)").bind(LOCK).execute(&mut *conn).await;
         migrated?;
         released?;
