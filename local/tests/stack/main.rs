@@ -19,4 +19,5 @@ mod pages;
 mod payments;
 mod purchase_path;
 mod resilience;
+mod template;
 mod waiting_room;

@@ -1,0 +1,264 @@
+//! `template.yaml` as CloudFormation orders it: a dependency graph from `Ref`,
+//! `Fn::GetAtt`, `Fn::Sub`, `DependsOn` and both branches of `Fn::If`, with SAM's
+//! `Globals` merged into each function. CloudFormation creates a resource after what it
+//! depends on and deletes it before; so the schema's custom resource, which must answer
+//! CloudFormation through S3 from inside the VPC, must depend on every part of that path,
+//! or a stack delete (or the rollback of a failed create) takes the path away first and
+//! the resource waits out its `ServiceTimeout` for an answer that cannot come.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_yaml::Value;
+
+struct Template {
+    resources: BTreeMap<String, Value>,
+    parameters: BTreeSet<String>,
+    globals: Option<Value>,
+}
+
+impl Template {
+    fn load() -> Self {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let names = |section: &str| -> BTreeMap<String, Value> {
+            doc.get(section)
+                .and_then(Value::as_mapping)
+                .map(|m| m.iter().map(|(k, v)| (k.as_str().unwrap().to_string(), v.clone())).collect())
+                .unwrap_or_default()
+        };
+        Template {
+            resources: names("Resources"),
+            parameters: names("Parameters").into_keys().collect(),
+            globals: doc.get("Globals").and_then(|g| g.get("Function")).cloned(),
+        }
+    }
+
+    /// A resource's definition as deployed: a SAM function gets `Globals.Function`
+    /// (maps merged, the function's keys winning; lists added to; other values replaced).
+    fn definition(&self, name: &str) -> Value {
+        let mut resource = self.resources[name].clone();
+        if resource.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function") {
+            if let Some(globals) = &self.globals {
+                let properties = resource.get("Properties").cloned().unwrap_or(Value::Null);
+                resource["Properties"] = merged(globals.clone(), properties);
+            }
+            // SAM makes it a CodeDeploy deployment group of its own, which refers to the
+            // function's alias and its rollback alarms; the function refers to none of it.
+            if let Some(properties) = resource.get_mut("Properties").and_then(Value::as_mapping_mut) {
+                properties.remove("DeploymentPreference");
+            }
+        }
+        resource
+    }
+
+    /// The names a resource refers to (resources, parameters, pseudo parameters), by
+    /// any of CloudFormation's ways.
+    fn references(&self, name: &str) -> BTreeSet<String> {
+        let resource = self.definition(name);
+        let mut found = BTreeSet::new();
+        match resource.get("DependsOn") {
+            Some(Value::String(one)) => {
+                found.insert(one.clone());
+            }
+            Some(Value::Sequence(many)) => found.extend(many.iter().filter_map(Value::as_str).map(str::to_string)),
+            _ => {}
+        }
+        for section in ["Properties", "Metadata"] {
+            if let Some(value) = resource.get(section) {
+                walk(value, &mut found);
+            }
+        }
+        found
+    }
+
+    /// What `name` depends on, directly: the resources among its references.
+    fn dependencies(&self, name: &str) -> BTreeSet<String> {
+        self.references(name).into_iter().filter(|r| self.resources.contains_key(r)).collect()
+    }
+
+    /// Everything `name` depends on, through any chain.
+    fn needs(&self, name: &str) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![name.to_string()];
+        while let Some(next) = todo.pop() {
+            for dep in self.dependencies(&next) {
+                if seen.insert(dep.clone()) {
+                    todo.push(dep);
+                }
+            }
+        }
+        seen
+    }
+
+    fn of_type(&self, kinds: &[&str]) -> Vec<String> {
+        self.resources
+            .iter()
+            .filter(|(_, r)| r.get("Type").and_then(Value::as_str).is_some_and(|t| kinds.contains(&t)))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
+fn merged(globals: Value, local: Value) -> Value {
+    match (globals, local) {
+        (Value::Mapping(mut g), Value::Mapping(l)) => {
+            for (k, v) in l {
+                let joined = match g.remove(&k) {
+                    Some(gv) => merged(gv, v),
+                    None => v,
+                };
+                g.insert(k, joined);
+            }
+            Value::Mapping(g)
+        }
+        (Value::Sequence(mut g), Value::Sequence(l)) => {
+            g.extend(l);
+            Value::Sequence(g)
+        }
+        (g, Value::Null) => g,
+        (_, l) => l,
+    }
+}
+
+/// The resource or parameter a `Ref`/`GetAtt` target names (`X`, `X.Attr`, SAM's `X.Version`).
+fn target(name: &str) -> String {
+    name.split('.').next().unwrap_or(name).to_string()
+}
+
+/// The names `${…}` in a `Fn::Sub` string refers to (`${!…}` is a literal).
+fn sub_names(text: &str, found: &mut BTreeSet<String>) {
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        rest = &rest[at + 2..];
+        let Some(end) = rest.find('}') else { break };
+        let name = &rest[..end];
+        if !name.starts_with('!') {
+            found.insert(target(name));
+        }
+        rest = &rest[end + 1..];
+    }
+}
+
+fn walk(value: &Value, found: &mut BTreeSet<String>) {
+    match value {
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let inner = &tagged.value;
+            match (tag.trim_start_matches('!'), inner) {
+                ("Ref", Value::String(name)) => {
+                    found.insert(target(name));
+                }
+                ("GetAtt", Value::String(path)) => {
+                    found.insert(target(path));
+                }
+                ("GetAtt", Value::Sequence(parts)) => {
+                    if let Some(name) = parts.first().and_then(Value::as_str) {
+                        found.insert(name.to_string());
+                    }
+                }
+                ("Sub", Value::String(text)) => sub_names(text, found),
+                ("Sub", Value::Sequence(parts)) => {
+                    // Names the variable map defines are the map's, not the template's.
+                    let local: BTreeSet<String> = parts
+                        .get(1)
+                        .and_then(Value::as_mapping)
+                        .map(|m| m.keys().filter_map(Value::as_str).map(str::to_string).collect())
+                        .unwrap_or_default();
+                    if let Some(text) = parts.first().and_then(Value::as_str) {
+                        let mut named = BTreeSet::new();
+                        sub_names(text, &mut named);
+                        found.extend(named.into_iter().filter(|n| !local.contains(n)));
+                    }
+                    parts.iter().skip(1).for_each(|p| walk(p, found));
+                }
+                // The condition's name, then both branches: either may be taken.
+                ("If", Value::Sequence(parts)) => parts.iter().skip(1).for_each(|p| walk(p, found)),
+                _ => walk(inner, found),
+            }
+        }
+        Value::Mapping(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner) {
+                    (Some("Ref"), Value::String(name)) | (Some("Fn::GetAtt"), Value::String(name)) => {
+                        found.insert(target(name));
+                    }
+                    (Some("Fn::Sub"), Value::String(text)) => sub_names(text, found),
+                    _ => walk(inner, found),
+                }
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|i| walk(i, found)),
+        _ => {}
+    }
+}
+
+/// Every name a resource refers to exists, and no chain of dependencies comes back to
+/// where it started (CloudFormation refuses a circular template).
+#[test]
+fn every_reference_resolves_and_the_graph_has_no_cycle() {
+    let template = Template::load();
+    for name in template.resources.keys() {
+        for reference in template.references(name) {
+            let known = template.resources.contains_key(&reference)
+                || template.parameters.contains(&reference)
+                || reference.starts_with("AWS::");
+            assert!(known, "{name} refers to {reference}, which the template does not define");
+        }
+        assert!(!template.needs(name).contains(name), "{name} depends on itself through a chain");
+    }
+}
+
+/// The migrate function answers CloudFormation by a PUT to S3 from the private subnets:
+/// through the S3 gateway endpoint on the private route table, or the NAT gateway; it
+/// reads its secrets through the Secrets Manager endpoint, in its security group, and
+/// logs to its log group. `DatabaseSchema` depends on all of it, so on a delete (or the
+/// rollback of a failed create) it goes first, while it can still answer.
+#[test]
+fn the_schema_resource_is_deleted_before_anything_it_needs_to_answer() {
+    let template = Template::load();
+    let needs = template.needs("DatabaseSchema");
+    let path = template.of_type(&[
+        "AWS::EC2::VPCEndpoint",
+        "AWS::EC2::SubnetRouteTableAssociation",
+        "AWS::EC2::Route",
+        "AWS::EC2::RouteTable",
+        "AWS::EC2::NatGateway",
+        "AWS::EC2::EIP",
+        "AWS::EC2::InternetGateway",
+        "AWS::EC2::VPCGatewayAttachment",
+        "AWS::EC2::Subnet",
+    ]);
+    assert!(path.len() >= 10, "the template's network: {path:?}");
+    // Its own security group, the endpoints', and the way to the database (Redis's is
+    // not on its path).
+    let own = [
+        "MigrateFunction",
+        "MigrateLogs",
+        "FunctionSecurityGroup",
+        "EndpointSecurityGroup",
+        "DatabaseProxySecurityGroup",
+    ];
+    let missing: Vec<&str> = path.iter().map(String::as_str).chain(own).filter(|r| !needs.contains(*r)).collect();
+    assert!(missing.is_empty(), "DatabaseSchema does not depend on {missing:?}, so a delete may remove them first");
+
+    // And it waits minutes, not CloudFormation's default hour, for an answer.
+    let timeout = template.definition("DatabaseSchema")["Properties"]["ServiceTimeout"].as_u64();
+    let function_timeout = template.definition("MigrateFunction")["Properties"]["Timeout"].as_u64().unwrap();
+    assert!(
+        timeout.is_some_and(|t| t > function_timeout && t <= 900),
+        "DatabaseSchema's ServiceTimeout ({timeout:?}) outlasts the function's {function_timeout} s by a little"
+    );
+}
+
+/// The graph is not vacuous: it sees a dependency only a `Fn::Sub` or a `Fn::If` branch
+/// names, and Globals' (the functions' security group).
+#[test]
+fn the_graph_sees_sub_if_and_globals() {
+    let template = Template::load();
+    let needs = template.needs("AdmitFunction");
+    for expected in ["Redis", "DatabaseProxy", "FunctionSecurityGroup", "PrivateSubnetA", "UserPoolClient"] {
+        assert!(needs.contains(expected), "AdmitFunction needs {expected}: {needs:?}");
+    }
+    assert!(!template.needs("Vpc").contains("DatabaseSchema"));
+}
