@@ -135,6 +135,13 @@ impl Admit {
         Ok(Admit { edge: http::EdgeOnly::from_config(config), ..Admit::new(Stores::new(sdk, config)?, ids, config) })
     }
 
+    /// The container is shutting down (SIGTERM): hand-offs under way end, then the
+    /// worker id goes back to the lease table for the next container.
+    pub async fn shut_down(&self) {
+        self.settled().await;
+        self.ids.release().await;
+    }
+
     /// Resolves once every order admitted so far has been through the hand-off: recorded
     /// and sent, or, where either failed, left to the outbox.
     pub async fn settled(&self) {

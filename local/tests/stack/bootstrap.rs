@@ -183,6 +183,7 @@ async fn every_bootstrap_answers_its_sample_event() {
 /// `FLASHSALE_ARM64_DIR`; a plain `cargo test` without it checks the native ones only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_arm64_release_bootstrap_answers_its_sample_event_under_qemu() {
+    let _heavy = one_heavy_test_at_a_time().await;
     if std::env::var_os("FLASHSALE_ARM64_DIR").is_none() {
         eprintln!("FLASHSALE_ARM64_DIR is not set: the arm64 bootstraps are checked by make test");
         return;
@@ -282,4 +283,54 @@ async fn a_bootstrap_missing_configuration_aws_needs_stops_at_init_and_says_what
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(&format!("{missing} must be set")), "{binary} says what is missing: {stderr}");
     }
+}
+
+/// Lambda ends a container with an extension registered (admit's) by SIGTERM, then
+/// SIGKILL 500 ms later: admit gives its worker id back in between, so the next
+/// container can take it at once instead of after the lease's minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admit_gives_its_worker_id_back_when_lambda_ends_its_container() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(10, 1, 60, -1, 3600)).await;
+    let runtime = RuntimeApi::start().await.unwrap();
+    let mut admit = Build::Native
+        .command("admit")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .envs(env_vars("AdmitFunction", &stack))
+        .envs(runtime.variables("admit"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    runtime.ready(Duration::from_secs(30)).await.expect("admit ready");
+    let answer: Value =
+        serde_json::from_str(&runtime.invoke(sample("admit", sale), Duration::from_secs(9)).await.unwrap()).unwrap();
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    let order: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    let order = flashsale::OrderId(order["order_id"].as_str().unwrap().parse().unwrap());
+    let worker = flashsale::ids::snowflake::worker_of(order);
+
+    let sdk = flashsale::stores::aws::sdk_config(&stack.config).await;
+    let leases = aws_sdk_dynamodb::Client::new(&sdk);
+    let lease = || async {
+        let item = leases
+            .get_item()
+            .table_name(&stack.config.lease_table)
+            .key("worker_id", aws_sdk_dynamodb::types::AttributeValue::N(worker.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        item.item().and_then(|i| i.get("owner")).and_then(|o| o.as_s().ok()).cloned()
+    };
+    let owner = lease().await.expect("the container holds the worker id its order carries");
+
+    let pid = admit.id().unwrap().to_string();
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let exited = tokio::time::timeout(Duration::from_millis(1500), admit.wait()).await;
+    assert!(exited.is_ok_and(|s| s.unwrap().success()), "admit ends cleanly within Lambda's bound");
+    assert_ne!(lease().await, Some(owner), "worker id {worker} given back");
 }
