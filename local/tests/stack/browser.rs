@@ -10,6 +10,7 @@ use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
+    let _heavy = one_heavy_test_at_a_time().await;
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let e2e = repo.join("e2e");
     assert!(
@@ -24,21 +25,20 @@ async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
     let mut queued = sale_spec(1, 1, 120, 15, 3600);
     queued["waiting_room"] = serde_json::json!({ "mode": "fifo", "rate": 1, "difficulty": 50_000 });
     let queued = api.sale(queued).await;
-    let status = tokio::process::Command::new("node")
+    let mut waiting = tokio::process::Command::new("node");
+    waiting
         .args(["--test", "waiting.test.mjs"])
         .current_dir(&e2e)
         .env("BASE_URL", stack.url(""))
         .env("PAYMENTS_URL", &stack.config.payments_api_url)
         .env("QUEUE_SALE_ID", queued.to_string())
-        .env("SCREENSHOT_DIR", &screenshots)
-        .status()
-        .await
-        .expect("node runs");
-    assert!(status.success(), "the waiting-room browser test failed (screenshots in {})", screenshots.display());
+        .env("SCREENSHOT_DIR", &screenshots);
+    run_node(waiting, "the waiting-room browser test", &screenshots).await;
     // Opens a little after the browser has loaded the page, so it sees the countdown.
     let sale = api.sale(sale_spec(5, 1, 120, 15, 3600)).await;
     let sold = api.sale(sale_spec(1, 1, 120, -1, 3600)).await;
-    let status = tokio::process::Command::new("node")
+    let mut shopper = tokio::process::Command::new("node");
+    shopper
         .args(["--test", "--test-concurrency=1", "shopper.test.mjs", "staff.test.mjs"])
         .current_dir(&e2e)
         .env("BASE_URL", stack.url(""))
@@ -47,11 +47,8 @@ async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
         .env("SOLD_SALE_ID", sold.to_string())
         // A valid token of another shopper, for a crafted sign-in link.
         .env("FOREIGN_TOKEN", api.token("someone-else"))
-        .env("SCREENSHOT_DIR", &screenshots)
-        .status()
-        .await
-        .expect("node runs");
-    assert!(status.success(), "the browser test failed (screenshots in {})", screenshots.display());
+        .env("SCREENSHOT_DIR", &screenshots);
+    run_node(shopper, "the browser test", &screenshots).await;
     for shot in [
         "01-countdown.png",
         "02-open.png",
@@ -68,5 +65,21 @@ async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
         "23-queue-sold-out.png",
     ] {
         assert!(screenshots.join(shot).exists(), "missing screenshot {shot}");
+    }
+}
+
+/// Runs a `node --test` file set, prints its report, and fails with its failures' own
+/// words (the report's `not ok` blocks), so that a failure reads in the test's message.
+async fn run_node(mut command: tokio::process::Command, what: &str, screenshots: &std::path::Path) {
+    let output = command.output().await.expect("node runs");
+    let report = String::from_utf8_lossy(&output.stdout);
+    println!("{report}");
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    if !output.status.success() {
+        let failures: Vec<&str> =
+            report.split("\nnot ok ").skip(1).map(|block| block.split("\n  ...").next().unwrap_or(block)).collect();
+        let mut why = failures.join("\n---\n");
+        why.truncate(why.floor_char_boundary(4000));
+        panic!("{what} failed (screenshots in {}):\nnot ok {why}", screenshots.display());
     }
 }

@@ -123,6 +123,7 @@ impl PrimaryEndpoint {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_to_a_lagging_replica_breaks_no_promise() {
+    let _heavy = one_heavy_test_at_a_time().await;
     let mut primary = OwnRedis::start().await;
     let link = Proxy::start(format!("127.0.0.1:{}", primary.port).parse().unwrap()).await;
     let replica = OwnRedis::replica_of(link.addr).await;

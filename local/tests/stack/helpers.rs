@@ -182,6 +182,15 @@ impl Api {
     }
 }
 
+/// The tests that load the machine (a crowd of thousands, qemu, a browser) or that check
+/// what they see against a schedule of their own (the failover, the nemesis) run one at
+/// a time: on two cores, two of them together starve each other past their bounds.
+/// Lighter tests still run beside whichever holds this.
+pub async fn one_heavy_test_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}
+
 /// Polls `check` until it yields a value, failing the test after `timeout`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where

@@ -11,6 +11,7 @@ use flashsale_local::ops::load::{run, LoadOptions, Tokens};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stampede_of_20000_requests_sells_exactly_500_and_passes_the_audit() {
+    let _heavy = one_heavy_test_at_a_time().await;
     // moto, the SQS and DynamoDB stand-in, takes the 500 sends of the opening second
     // more slowly than SQS does: give its calls room, or their timeouts open the
     // breakers and the admissions are undone (503), which is not what this test is about.

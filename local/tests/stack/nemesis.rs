@@ -280,6 +280,7 @@ async fn wave(http: &reqwest::Client, api: &Api, sale: u64, users: Vec<String>, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_random_fault_schedule_breaks_no_promise() {
+    let _heavy = one_heavy_test_at_a_time().await;
     // `make test` replays one schedule; `scripts/nemesis.sh` draws new ones.
     let seed: u64 = match std::env::var("FLASHSALE_NEMESIS_SEED").as_deref() {
         Ok("random") => rand::random(),

@@ -72,6 +72,7 @@ fn spearman(a: &[u64], b: &[u64]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_joiners_get_one_place_each_drawn_at_the_opening_and_later_ones_queue_in_order() {
+    let _heavy = one_heavy_test_at_a_time().await;
     const EARLY: usize = 20_000;
     let stack = stack_with(|o| o.queue_rate = (1e6, 1_000_000)).await;
     let api = Api::new(&stack);
