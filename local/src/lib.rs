@@ -12,6 +12,7 @@ pub mod aws;
 pub mod ops;
 pub mod sign_in;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -75,6 +76,17 @@ pub struct Options {
     /// Apply `migrations/` on start, as the deploy's `migrate` function does on AWS.
     /// Off for a database user with only the functions' rights.
     pub migrate: bool,
+    /// Each function's own MySQL and Redis users, by function name (as on AWS; see
+    /// `flashsale::stores::access`); a function not named here uses `config`'s.
+    pub function_users: BTreeMap<String, FunctionUser>,
+}
+
+/// A function's own sign-ins.
+#[derive(Clone, Debug)]
+pub struct FunctionUser {
+    pub database_url: flashsale::config::Secret,
+    /// Its Redis ACL user and password.
+    pub redis: Option<(String, flashsale::config::Secret)>,
 }
 
 /// `name` parsed, `default` when unset or empty; a value that does not parse is refused
@@ -114,6 +126,7 @@ impl Options {
                 .map(str::to_string)
                 .collect(),
             migrate: true,
+            function_users: BTreeMap::new(),
         })
     }
 }
@@ -184,14 +197,26 @@ pub async fn start(options: Options) -> Result<Stack> {
         Mysql::connect(&config)?.migrate().await?;
     }
 
+    let config_of = |function: &str| {
+        let mut own = config.clone();
+        if let Some(user) = options.function_users.get(function) {
+            own.database_url = user.database_url.clone();
+            if let Some((name, password)) = &user.redis {
+                (own.redis_username, own.redis_password) = (Some(name.clone()), Some(password.clone()));
+                // Its own user, not the stack's token.
+                own.redis_auth_secret = None;
+            }
+        }
+        own
+    };
     let functions = Arc::new(Functions {
-        admit: admit::Admit::from_config(&config).await?,
-        shop: shop_api::ShopApi::from_config(&config).await?,
-        admin: admin_api::AdminApi::from_config(&config).await?,
-        persist: persist_orders::PersistOrders::from_config(&config).await?,
-        close: close_expired::CloseExpired::from_config(&config).await?,
-        reconcile: reconcile::Reconcile::from_config(&config).await?,
-        payments: payment_webhook::PaymentWebhook::from_config(&config).await?,
+        admit: admit::Admit::from_config(&config_of("admit")).await?,
+        shop: shop_api::ShopApi::from_config(&config_of("shop-api")).await?,
+        admin: admin_api::AdminApi::from_config(&config_of("admin-api")).await?,
+        persist: persist_orders::PersistOrders::from_config(&config_of("persist-orders")).await?,
+        close: close_expired::CloseExpired::from_config(&config_of("close-expired")).await?,
+        reconcile: reconcile::Reconcile::from_config(&config_of("reconcile")).await?,
+        payments: payment_webhook::PaymentWebhook::from_config(&config_of("payment-webhook")).await?,
     });
 
     let mut tasks = Vec::new();

@@ -24,6 +24,7 @@ use aws_lambda_events::event::cloudformation::{
     CloudFormationCustomResourceResponseStatus as Status,
 };
 use flashsale::config::Secret;
+use flashsale::stores::access;
 use flashsale::stores::mysql::{schema, Mysql};
 use flashsale::{Config, Error, Result};
 use serde::Deserialize;
@@ -47,6 +48,8 @@ pub struct Migrate {
     app_secret: String,
     http: reqwest::Client,
     migrations: Migrator,
+    /// `FLASHSALE_DB_FUNCTION_SECRETS`: each function's MySQL user, one secret each.
+    function_secrets: Vec<String>,
 }
 
 /// Kept back from the invocation's deadline for answering CloudFormation.
@@ -91,7 +94,15 @@ impl Migrate {
             app_secret,
             http,
             migrations: schema::migrations(),
+            function_secrets: Vec::new(),
         }
+    }
+
+    /// The same function, creating too the functions' own users these secrets hold
+    /// (see `flashsale::stores::access`).
+    pub fn with_function_users(mut self, secrets: Vec<String>) -> Self {
+        self.function_secrets = secrets;
+        self
     }
 
     /// The same function with another set of migrations (another release's, in tests).
@@ -102,7 +113,15 @@ impl Migrate {
 
     pub async fn from_env(config: &Config) -> Result<Self> {
         let (admin, app) = (required("FLASHSALE_DB_ADMIN_SECRET")?, required("FLASHSALE_DB_APP_SECRET")?);
-        Ok(Migrate::new(config, &flashsale::stores::aws::sdk_config(config).await, admin, app))
+        let functions: Vec<String> = std::env::var("FLASHSALE_DB_FUNCTION_SECRETS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok(Migrate::new(config, &flashsale::stores::aws::sdk_config(config).await, admin, app)
+            .with_function_users(functions))
     }
 
     /// Does the work the request asks for and reports to CloudFormation, all before
@@ -218,6 +237,40 @@ impl Migrate {
         .execute(&mut server)
         .await?;
         tracing::info!(user, "application user ready");
+
+        // Each function's own user, with the rights of what it runs: granted afresh, so a
+        // right a release no longer lists is taken back.
+        for id in &self.function_secrets {
+            let secret = self.user_secret(id).await?;
+            let access = access::of_mysql_user(&secret.username).ok_or_else(|| {
+                Error::Config(format!("secret {id} names {:?}, which is no function's MySQL user", secret.username))
+            })?;
+            // The master user is never narrowed to a function's rights.
+            if access.mysql_user == admin.username {
+                return Err(Error::Config(format!("{} is the master user, not a function's", admin.username)));
+            }
+            let user = identifier(access.mysql_user)?;
+            let password = literal(secret.password.expose());
+            let grants: String = access
+                .mysql_grants
+                .iter()
+                .map(|grant| {
+                    let (privileges, table) = grant.split_once(" ON ").unwrap_or((grant, ""));
+                    format!(
+                        "GRANT {privileges} ON `{database}`.`{}` TO '{user}'@'%'; ",
+                        identifier(table).unwrap_or("-")
+                    )
+                })
+                .collect();
+            sqlx::raw_sql(&format!(
+                "CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY {password}; \
+                 ALTER USER '{user}'@'%' IDENTIFIED BY {password}; \
+                 REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{user}'@'%'; {grants}"
+            ))
+            .execute(&mut server)
+            .await?;
+            tracing::info!(user, function = access.function, "function user ready");
+        }
         Ok(())
     }
 

@@ -9,10 +9,15 @@ use crate::error::{Error, Result};
 pub struct Config {
     /// `FLASHSALE_REDIS_URL`: a secret, since a URL may carry a password.
     pub redis_url: Secret,
-    /// `FLASHSALE_REDIS_AUTH_SECRET`: the Secrets Manager secret holding Redis's AUTH
-    /// token, read at init ([`crate::stores::aws::load`]); unset, no AUTH (locally).
+    /// `FLASHSALE_REDIS_AUTH_SECRET`: the Secrets Manager secret holding the function's
+    /// Redis user (`{"username", "password"}`, ElastiCache RBAC) or an AUTH token (a
+    /// plain string), read at init ([`crate::stores::aws::load`]); unset, no AUTH
+    /// (locally).
     pub redis_auth_secret: Option<String>,
-    /// The AUTH token itself, once read; never from the environment.
+    /// The Redis user to sign in as, once read (or set by a local stack); `None`: the
+    /// default user.
+    pub redis_username: Option<String>,
+    /// Its password, or the AUTH token, once read; never from the environment.
     pub redis_password: Option<Secret>,
     /// `FLASHSALE_DATABASE_URL`: without a password when IAM authentication is on.
     pub database_url: Secret,
@@ -153,6 +158,7 @@ impl Config {
         Ok(Config {
             redis_url: Secret::new(var("FLASHSALE_REDIS_URL", "redis://127.0.0.1:6379")),
             redis_auth_secret: Some(var("FLASHSALE_REDIS_AUTH_SECRET", "")).filter(|v| !v.is_empty()),
+            redis_username: None,
             redis_password: None,
             database_url: Secret::new(var(
                 "FLASHSALE_DATABASE_URL",

@@ -1,6 +1,8 @@
 //! A first deploy into an empty account: the `migrate` custom resource, run on a server
-//! without the database, creates it, applies the schema and the application's own
-//! user; the whole purchase path then runs as that user, with only the rights it got.
+//! without the database, creates it, applies the schema and each function's own user;
+//! the whole purchase path then runs with each function signed in as its own MySQL
+//! user and its own Redis ACL user, with only the rights `flashsale::stores::access`
+//! lists, and Redis refuses every command a function does not run.
 //! Then every path of a later deploy: an update that adds a migration, a rollback to the
 //! release before, a migration that fails and one a dead run left dirty, a response URL
 //! that never answers, work that outlasts the invocation, and a panic: each answered,
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::*;
 use flashsale::clock::Clock;
+use flashsale::stores::access;
 use flashsale::stores::mysql::iam::RdsAuth;
 use flashsale::stores::mysql::Mysql;
 use flashsale::{Config, SaleId};
@@ -114,8 +117,17 @@ async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() 
     let (app_user, app_password) = (format!("app_{tag}"), format!("Pw{tag}{:08x}", rand::random::<u32>()));
     let app = secret(&sdk, &app_user, &app_password).await;
     let cfn = CloudFormation::start().await;
+    // Each function's MySQL user, in a secret of its own as the template makes them.
+    let mut function_secrets = Vec::new();
+    let mut passwords = std::collections::BTreeMap::new();
+    for f in access::FUNCTIONS {
+        let password = format!("Pw{:016x}", rand::random::<u64>());
+        function_secrets.push(secret(&sdk, f.mysql_user, &password).await);
+        passwords.insert(f.function, password);
+    }
 
-    let migrate = migrate::Migrate::new(&config, &sdk, admin.clone(), app.clone());
+    let migrate =
+        migrate::Migrate::new(&config, &sdk, admin.clone(), app.clone()).with_function_users(function_secrets.clone());
     migrate.handle(cfn.event("Create"), soon()).await.unwrap();
     let answer = cfn.last();
     assert_eq!(answer["Status"], "SUCCESS", "{answer}");
@@ -133,12 +145,40 @@ async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() 
     let redis_token = format!("Tk{tag}{:016x}", rand::random::<u64>());
     let own_redis = OwnRedis::start_with(Some(&redis_token), true).await;
     let redis_secret = plain_secret(&sdk, &redis_token).await;
+    // Each function's Redis user, with the access string the template gives it.
+    let mut root = redis::Client::open(own_redis.url().replacen("://", &format!("://:{redis_token}@"), 1))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for f in access::FUNCTIONS {
+        if let Some((user, rules)) = f.redis {
+            let mut setuser = redis::cmd("ACL");
+            setuser.arg("SETUSER").arg(user).arg("reset").arg(format!(">{}", passwords[f.function]));
+            setuser.arg(rules.split_whitespace().collect::<Vec<_>>());
+            setuser.query_async::<()>(&mut root).await.unwrap();
+        }
+    }
+    redis::cmd("ACL").arg("LOG").arg("RESET").query_async::<()>(&mut root).await.unwrap();
+    let users: std::collections::BTreeMap<String, flashsale_local::FunctionUser> = access::FUNCTIONS
+        .iter()
+        .map(|f| {
+            let password = &passwords[f.function];
+            let user = flashsale_local::FunctionUser {
+                database_url: format!("mysql://{}:{password}@{address}/{database}", f.mysql_user).into(),
+                redis: f.redis.map(|(user, _)| (user.to_string(), password.clone().into())),
+            };
+            (f.function.to_string(), user)
+        })
+        .collect();
     let stack = stack_with(|o| {
         o.migrate = false;
         o.config.database_url = (app_url.clone()).into();
         o.config.redis_url = (own_redis.url()).into();
         o.config.redis_wait_replicas = 0; // a single node
         o.config.redis_auth_secret = Some(redis_secret.clone());
+        o.function_users = users.clone();
+        o.reconcile_every_secs = 2;
     })
     .await;
     let anonymous = async {
@@ -180,6 +220,46 @@ async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() 
     {
         assert!(sqlx::query(ddl).execute(&db).await.is_err(), "the application user may not: {ddl}");
     }
+    // No function ran a command its Redis user may not: Redis logs every refusal.
+    let refused: Vec<redis::Value> = redis::cmd("ACL").arg("LOG").query_async(&mut root).await.unwrap();
+    assert!(refused.is_empty(), "commands Redis refused a function: {refused:?}");
+    // The internet-facing function, as its own users, can do nothing else.
+    let shop = access::of("shop-api").unwrap();
+    let shop_db = sqlx::MySqlPool::connect(&format!(
+        "mysql://{}:{}@{address}/{database}",
+        shop.mysql_user, passwords["shop-api"]
+    ))
+    .await
+    .unwrap();
+    for statement in [
+        "DELETE FROM orders",
+        "INSERT INTO orders (id, sale_id, user_id, quantity, amount_cents, status) VALUES (1, 1, 'x', 1, 1, 'PAID')",
+        "INSERT INTO order_tallies (sale_id, status) VALUES (1, 'PAID')",
+        "INSERT INTO sales (name) VALUES ('x')",
+        "DROP TABLE payment_events",
+    ] {
+        assert!(sqlx::query(statement).execute(&shop_db).await.is_err(), "shop-api's user may not: {statement}");
+    }
+    shop_db.close().await;
+    let (shop_user, _) = shop.redis.unwrap();
+    let mut shop_redis =
+        redis::Client::open(own_redis.url().replacen("://", &format!("://{shop_user}:{}@", passwords["shop-api"]), 1))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+    for command in [
+        vec!["FLUSHALL"],
+        vec!["KEYS", "*"],
+        vec!["CONFIG", "GET", "*"],
+        vec!["SET", "elsewhere", "1"],
+        vec!["SCRIPT", "FLUSH"],
+    ] {
+        let refused = redis::cmd(command[0]).arg(&command[1..]).query_async::<redis::Value>(&mut shop_redis).await;
+        let error = refused.expect_err("refused");
+        assert!(error.to_string().contains("no permissions"), "{command:?}: {error}");
+    }
+    assert_eq!(redis_stock(&mut redis.clone(), sale).await, 2, "nothing was flushed");
 
     // A secret that cannot be read fails the deploy at once, with the reason.
     let broken = migrate::Migrate::new(&config, &sdk, "no-such-secret".into(), app.clone());
@@ -195,6 +275,9 @@ async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() 
     db.close().await;
     let root = sqlx::MySqlPool::connect(&format!("mysql://flashsale_admin:flashsale_admin@{address}")).await.unwrap();
     sqlx::raw_sql(&format!("DROP DATABASE `{database}`; DROP USER '{app_user}'@'%'")).execute(&root).await.unwrap();
+    for f in access::FUNCTIONS {
+        sqlx::raw_sql(&format!("DROP USER IF EXISTS '{}'@'%'", f.mysql_user)).execute(&root).await.unwrap();
+    }
 }
 
 /// Counts time by hand, so a test can step past a token's renewal.

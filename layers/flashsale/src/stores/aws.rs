@@ -21,7 +21,7 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
 }
 
 /// The AWS configuration, and `config` with the credentials it names fetched: the
-/// Redis AUTH token from the secret `FLASHSALE_REDIS_AUTH_SECRET` names, the payment
+/// Redis user (or AUTH token) from the secret `FLASHSALE_REDIS_AUTH_SECRET` names, the payment
 /// provider's keys from `FLASHSALE_PAYMENTS_SECRET`'s, the edge's origin values from
 /// `FLASHSALE_ORIGIN_SECRET`'s, the waiting rooms' key from `FLASHSALE_QUEUE_SECRET`'s.
 /// An unreadable
@@ -31,7 +31,17 @@ pub async fn load(config: &Config) -> Result<(SdkConfig, Config)> {
     let sdk = sdk_config(config).await;
     let mut config = config.clone();
     if let Some(id) = &config.redis_auth_secret {
-        config.redis_password = Some(secret_string(&sdk, id).await?);
+        let secret = secret_string(&sdk, id).await?;
+        // A user of its own (RBAC): JSON; an AUTH token: the string itself.
+        #[derive(serde::Deserialize)]
+        struct User {
+            username: String,
+            password: Secret,
+        }
+        match serde_json::from_str::<User>(secret.expose()) {
+            Ok(user) => (config.redis_username, config.redis_password) = (Some(user.username), Some(user.password)),
+            Err(_) => config.redis_password = Some(secret),
+        }
     }
     if let Some(id) = &config.payments_secret {
         let keys = secret_string(&sdk, id).await?;

@@ -5,6 +5,7 @@
 //! SDK's setup and the secrets read at init ([`aws`]); the [`breaker`]. The worker-id
 //! lease table is used by the id generator alone and lives with it (`ids::leases`).
 
+pub mod access;
 pub mod aws;
 pub mod breaker;
 pub mod cloudfront;

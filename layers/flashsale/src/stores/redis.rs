@@ -159,7 +159,10 @@ impl Redis {
         crate::stores::aws::install_crypto_provider();
         let mut info = redis::IntoConnectionInfo::into_connection_info(config.redis_url.expose())?;
         if let Some(password) = &config.redis_password {
-            let settings = info.redis_settings().clone().set_password(password.expose());
+            let mut settings = info.redis_settings().clone().set_password(password.expose());
+            if let Some(user) = &config.redis_username {
+                settings = settings.set_username(user);
+            }
             info = info.set_redis_settings(settings);
         }
         let client = redis::Client::open(info)?;
