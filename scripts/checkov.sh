@@ -30,7 +30,7 @@ done
 # time and lands in the function's configuration all the same. Only the resources that
 # must take a secret at creation may resolve one: the database, Redis, and CloudFront's
 # origin header (the edge's value, which a distribution can hold nowhere else).
-if grep -n 'resolve:secretsmanager' template.yaml | grep -vE '^[0-9]+: +(MasterUsername|MasterUserPassword|AuthToken|HeaderValue):'; then
+if grep -n 'resolve:secretsmanager' template.yaml | grep -vE '^[0-9]+: +(MasterUsername|MasterUserPassword|AuthToken|Passwords|HeaderValue):'; then
   echo "checkov: a secret is resolved into the template outside the database, Redis and origin-header resources (above)" >&2
   exit 1
 fi

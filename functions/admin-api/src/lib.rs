@@ -15,6 +15,11 @@
 //!   served; `PATCH` it with `{"rate", "paused", "difficulty"}` (any of them).
 //! - `GET /api/admin/orders/{id}`: one order, its shopper and its history (admitted,
 //!   persisted, paid or closed); `PENDING` while only the outbox has it.
+//! - `GET /api/admin/audit`: the audit trail, newest first: every change above (create,
+//!   publish, resync, a waiting room's change) with who asked, when, what, and how it
+//!   ended; `?sale=` one sale's, paged as above.
+//!
+//! Every change is entered in the audit trail before it is made (`flashsale::audit`).
 
 use std::collections::BTreeMap;
 
@@ -40,7 +45,7 @@ use tracing::Instrument;
 const MAX_BODY: usize = 64 * 1024;
 
 /// Staff's change to a waiting room: what is left out stays.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct QueueChange {
     rate: Option<u32>,
@@ -93,28 +98,41 @@ impl AdminApi {
     }
 
     async fn route(&self, req: Request) -> Result<Response<Body>> {
-        http::admin(&req)?;
+        let caller = http::admin(&req)?;
         let (method, segments) = http::route(&req);
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         match (segments.as_slice(), method) {
             (["admin", "sales"], Method::POST) => {
                 let draft: SaleDraft =
                     http::body(&req, MAX_BODY)?.ok_or(Error::Invalid("a sale is required".into()))?;
-                Ok(json(StatusCode::CREATED, &self.create_sale(&NewSale::try_from(draft)?).await?))
+                let detail = serde_json::to_value(&draft).unwrap_or_default();
+                let new = NewSale::try_from(draft)?;
+                let sale = self
+                    .audited(&caller, "create", None, detail, |sale: &Sale| Some(sale.id), self.create_sale(&new))
+                    .await?;
+                Ok(json(StatusCode::CREATED, &sale))
             }
             (["admin", "sales", id, "publish"], Method::POST) => {
-                Ok(json(StatusCode::OK, &self.publish(http::path_id(id)?).await?))
+                let id = http::path_id(id)?;
+                let sale = self.audited(&caller, "publish", Some(id), j!({}), |_| None, self.publish(id)).await?;
+                Ok(json(StatusCode::OK, &sale))
             }
             (["admin", "sales", id, "resync"], Method::POST) => {
                 let id: SaleId = http::path_id(id)?;
-                let sale = self.mysql.sale(id).await?.ok_or(Error::NotFound("sale"))?;
-                if !sale.published {
-                    return Err(Error::NotOpen("the sale is not published"));
-                }
-                let remaining = self.resync(id).await?;
-                tracing::warn!(sale_id = %id, ?remaining, "sale re-synced from MySQL by an admin");
-                let sale = self.mysql.sale(id).await?.ok_or(Error::NotFound("sale"))?;
-                Ok(json(StatusCode::OK, &sale_report(&self.mysql, &self.redis, &sale).await?))
+                let report = self.audited(&caller, "resync", Some(id), j!({}), |_| None, self.resync_sale(id)).await?;
+                Ok(json(StatusCode::OK, &report))
+            }
+            (["admin", "audit"], Method::GET) => {
+                let sale = http::query(&req, "sale")
+                    .map(|s| s.parse::<SaleId>().map_err(|_| Error::Invalid("sale must be a sale's id".into())))
+                    .transpose()?;
+                let limit = http::page_limit(&req, 50, 100)?;
+                let before = http::query(&req, "before")
+                    .map(|b| b.parse::<u64>().map_err(|_| Error::Invalid("before must be an entry's id".into())))
+                    .transpose()?;
+                let trail = self.mysql.audit_trail(sale, before, limit).await?;
+                let next = (trail.len() == limit as usize).then(|| trail.last().map(|a| a.id.to_string())).flatten();
+                Ok(json(StatusCode::OK, &j!({ "actions": trail, "next": next })))
             }
             (["admin", "sales", id, "report"], Method::GET) => {
                 let sale = self.mysql.sale(http::path_id(id)?).await?.ok_or(Error::NotFound("sale"))?;
@@ -129,7 +147,9 @@ impl AdminApi {
             (["admin", "sales", id, "queue"], Method::PATCH) => {
                 let change: QueueChange =
                     http::body(&req, MAX_BODY)?.ok_or(Error::Invalid("a change is required".into()))?;
-                self.change_queue(http::path_id(id)?, change).await
+                let id = http::path_id(id)?;
+                let detail = serde_json::to_value(&change).unwrap_or_default();
+                self.audited(&caller, "waiting_room", Some(id), detail, |_| None, self.change_queue(id, change)).await
             }
             (["admin", "sales", id, "orders"], Method::GET) => self.orders(&req, http::path_id(id)?).await,
             (["admin", "orders", id], Method::GET) => self.order(http::path_id(id)?).await,
@@ -137,11 +157,48 @@ impl AdminApi {
                 ["admin", "sales"]
                 | ["admin", "sales", _]
                 | ["admin", "sales", _, "publish" | "resync" | "report" | "orders" | "queue"]
-                | ["admin", "orders", _],
+                | ["admin", "orders", _]
+                | ["admin", "audit"],
                 _,
             ) => Err(Error::MethodNotAllowed),
             _ => Err(Error::NotFound("route")),
         }
+    }
+
+    /// Enters `action` in the audit trail as `caller`'s, makes the change (`work`), and
+    /// enters how it ended, with the sale a creation made. If the trail cannot take the
+    /// entry, the change is not made.
+    async fn audited<T>(
+        &self,
+        caller: &http::Caller,
+        action: &str,
+        sale: Option<SaleId>,
+        detail: serde_json::Value,
+        made: impl Fn(&T) -> Option<SaleId>,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let entry = self.mysql.audit_begin(&caller.user, action, sale, &detail).await?;
+        let done = work.await;
+        let (outcome, made) = match &done {
+            Ok(value) => ("done".to_string(), made(value)),
+            Err(e) => (format!("failed: {e}"), None),
+        };
+        if let Err(e) = self.mysql.audit_end(entry, &outcome, made).await {
+            tracing::error!(error = %e, action, "the audit trail could not record how a change ended");
+        }
+        done
+    }
+
+    /// Sets a published sale's Redis state from MySQL; its report after.
+    async fn resync_sale(&self, id: SaleId) -> Result<serde_json::Value> {
+        let sale = self.mysql.sale(id).await?.ok_or(Error::NotFound("sale"))?;
+        if !sale.published {
+            return Err(Error::NotOpen("the sale is not published"));
+        }
+        let remaining = self.resync(id).await?;
+        tracing::warn!(sale_id = %id, ?remaining, "sale re-synced from MySQL by an admin");
+        let sale = self.mysql.sale(id).await?.ok_or(Error::NotFound("sale"))?;
+        Ok(serde_json::to_value(sale_report(&self.mysql, &self.redis, &sale).await?).unwrap_or_default())
     }
 
     /// A sale's waiting room as staff watch it: Redis's while the sale is live there,

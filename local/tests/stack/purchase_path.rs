@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::helpers::*;
 use futures::future::join_all;
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_shoppers_five_units_pay_close_and_buy_again() {
@@ -124,4 +125,81 @@ async fn a_request_that_skipped_the_edge_is_refused_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 202);
+}
+
+/// Every change an admin asks for is in the audit trail before it is made, with who
+/// asked, when, what, and how it ended: concurrent changes by several admins each once,
+/// a refused one as failed. Shoppers cannot read the trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_admin_change_is_in_the_audit_trail_with_who_when_and_how_it_ended() {
+    let stack = stack_with(|o| o.consumers = 0).await;
+    let api = Api::new(&stack);
+    let admin = |who: &str| stack.token(who, true);
+    let since = chrono::Utc::now() - chrono::Duration::seconds(1);
+
+    let mut spec = sale_spec(5, 1, 120, 60, 3600);
+    spec["waiting_room"] = json!({ "mode": "fifo", "rate": 10, "difficulty": 1000 });
+    let (status, created) = api.call("POST", "/api/admin/sales", Some(&admin("alice")), Some(spec.clone())).await;
+    assert_eq!(status, 201, "{created}");
+    let sale = created["id"].as_u64().unwrap();
+    let publish = format!("/api/admin/sales/{sale}/publish");
+    assert_eq!(api.call("POST", &publish, Some(&admin("alice")), None).await.0, 200);
+    // Eight admins change the waiting room at once: eight entries, each done.
+    let queue = format!("/api/admin/sales/{sale}/queue");
+    let changes = (0..8).map(|i| {
+        let (api, queue, token) = (&api, &queue, admin(&format!("staff-{i}")));
+        async move { api.call("PATCH", queue, Some(&token), Some(json!({ "rate": 20 + i }))).await.0 }
+    });
+    assert!(futures::future::join_all(changes).await.iter().all(|s| *s == 200));
+    let resync = format!("/api/admin/sales/{sale}/resync");
+    assert_eq!(api.call("POST", &resync, Some(&admin("bob")), None).await.0, 200);
+    // A change that is refused is entered too, as failed.
+    let (status, _) = api.call("POST", "/api/admin/sales/999999999/publish", Some(&admin("carol")), None).await;
+    assert_eq!(status, 404);
+
+    let (status, body) = api.call("GET", &format!("/api/admin/audit?sale={sale}"), Some(&admin("dave")), None).await;
+    assert_eq!(status, 200, "{body}");
+    let actions = body["actions"].as_array().unwrap();
+    let seen: Vec<(&str, &str, &str)> = actions
+        .iter()
+        .map(|a| (a["action"].as_str().unwrap(), a["actor"].as_str().unwrap(), a["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen.len(), 11, "{seen:?}");
+    assert_eq!(seen[0], ("resync", "bob", "done"), "newest first: {seen:?}");
+    assert_eq!(&seen[9..], &[("publish", "alice", "done"), ("create", "alice", "done")], "{seen:?}");
+    let mut staff: Vec<&str> = seen[1..9]
+        .iter()
+        .map(|(action, actor, outcome)| {
+            assert_eq!((*action, *outcome), ("waiting_room", "done"));
+            *actor
+        })
+        .collect();
+    staff.sort();
+    assert_eq!(staff, (0..8).map(|i| format!("staff-{i}")).collect::<Vec<_>>());
+    let rates: std::collections::BTreeSet<u64> =
+        actions[1..9].iter().map(|a| a["detail"]["rate"].as_u64().unwrap()).collect();
+    assert_eq!(rates, (20..28).collect(), "each change's own request");
+    assert_eq!(actions[10]["detail"]["stock"], spec["stock"], "the creation's request");
+    for a in actions {
+        let at: chrono::DateTime<chrono::Utc> = a["at"].as_str().unwrap().parse().unwrap();
+        let ended: chrono::DateTime<chrono::Utc> = a["ended_at"].as_str().unwrap().parse().unwrap();
+        assert!(since <= at && at <= ended && ended <= chrono::Utc::now(), "{a}");
+        assert_eq!(a["sale_id"], json!(sale), "{a}");
+    }
+
+    // Other tests' admins write to the trail too: carol's entry, by the sale it named.
+    let (_, all) = api.call("GET", "/api/admin/audit?sale=999999999", Some(&admin("dave")), None).await;
+    let refused = all["actions"].as_array().unwrap().iter().find(|a| a["actor"] == "carol").expect("carol's entry");
+    assert_eq!((refused["action"].as_str(), refused["sale_id"].as_u64()), (Some("publish"), Some(999999999)));
+    assert!(refused["outcome"].as_str().unwrap().starts_with("failed:"), "{refused}");
+    // Paged: the page after the first entry holds the rest.
+    let first = actions[0]["id"].as_str().map(str::to_string).unwrap_or_else(|| actions[0]["id"].to_string());
+    let (_, rest) =
+        api.call("GET", &format!("/api/admin/audit?sale={sale}&before={first}"), Some(&admin("dave")), None).await;
+    assert_eq!(rest["actions"].as_array().unwrap().len(), 10);
+
+    let (status, _) = api.call("GET", "/api/admin/audit", Some(&api.token("shopper")), None).await;
+    assert_eq!(status, 403, "a shopper cannot read the trail");
+    let (status, _) = api.call("GET", "/api/admin/audit?sale=abc", Some(&admin("dave")), None).await;
+    assert_eq!(status, 400);
 }

@@ -262,3 +262,71 @@ fn the_graph_sees_sub_if_and_globals() {
     }
     assert!(!template.needs("Vpc").contains("DatabaseSchema"));
 }
+
+/// The username a secret's generated JSON carries (`SecretStringTemplate`).
+fn secret_username(template: &Template, secret: &str) -> Option<String> {
+    let text =
+        template.definition(secret)["Properties"]["GenerateSecretString"]["SecretStringTemplate"].as_str()?.to_string();
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["username"].as_str().map(str::to_string)
+}
+
+/// The resource a `!Ref` names.
+fn ref_target(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(t) if t.tag == "!Ref" || t.tag == "Ref" => t.value.as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// The template gives each function the users `flashsale::stores::access` lists: its
+/// database URL names its MySQL user, whose secret migrate reads; its Redis secret is
+/// its Redis user's, and that ElastiCache user's access string is the one the local
+/// tests run the purchase path under.
+#[test]
+fn each_function_signs_in_as_the_users_stores_access_lists() {
+    use flashsale::stores::access::FUNCTIONS;
+    let template = Template::load();
+    let collapse = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let migrate_reads = template.references("MigrateFunction");
+    for f in FUNCTIONS {
+        let logical: String =
+            f.function.split('-').map(|w| w[..1].to_uppercase() + &w[1..]).collect::<String>() + "Function";
+        let function = template.definition(&logical);
+        let env = &function["Properties"]["Environment"]["Variables"];
+        let url = match &env["FLASHSALE_DATABASE_URL"] {
+            Value::Tagged(t) => t.value.as_str().unwrap_or_default().to_string(),
+            other => other.as_str().unwrap_or_default().to_string(),
+        };
+        assert!(
+            url.starts_with(&format!("mysql://{}@", f.mysql_user)),
+            "{logical} signs in as {}: {url}",
+            f.mysql_user
+        );
+        assert!(url.contains("ssl-mode=verify-identity"), "{logical} checks the proxy's certificate: {url}");
+        let db_secret = template
+            .resources
+            .keys()
+            .find(|name| secret_username(&template, name).as_deref() == Some(f.mysql_user))
+            .unwrap_or_else(|| panic!("no secret holds {}", f.mysql_user));
+        assert!(migrate_reads.contains(db_secret), "migrate creates {} from {db_secret}", f.mysql_user);
+
+        let redis_secret = ref_target(&env["FLASHSALE_REDIS_AUTH_SECRET"]);
+        match f.redis {
+            None => assert!(redis_secret.is_none(), "{logical} has no Redis user"),
+            Some((user, access)) => {
+                let secret = redis_secret.unwrap_or_else(|| panic!("{logical} has its Redis user's secret"));
+                assert_eq!(secret_username(&template, &secret).as_deref(), Some(user), "{secret}");
+                let users: Vec<&Value> = template
+                    .resources
+                    .values()
+                    .filter(|r| r["Type"].as_str() == Some("AWS::ElastiCache::User"))
+                    .filter(|r| r["Properties"]["UserName"].as_str() == Some(user))
+                    .collect();
+                assert_eq!(users.len(), 1, "one ElastiCache user {user}");
+                let string = users[0]["Properties"]["AccessString"].as_str().unwrap_or_default();
+                assert_eq!(collapse(string), collapse(access), "{user}'s access string");
+            }
+        }
+    }
+}

@@ -29,7 +29,7 @@ impl FromStr for SaleId {
     }
 }
 
-/// An order's id: a Snowflake id, 63 bits. JavaScript rounds numbers above 2^53,
+/// An order's id: a Snowflake id, 64 bits (`ids::snowflake`). JavaScript rounds numbers above 2^53,
 /// so it always travels as a decimal string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OrderId(pub u64);

@@ -52,8 +52,8 @@ pub struct Sale {
 }
 
 /// A sale to create, as the admin API receives it, not yet checked. Unknown fields are
-/// refused so a typo cannot silently drop a setting.
-#[derive(Clone, Debug, Deserialize)]
+/// refused so a typo cannot silently drop a setting. Serialized for the audit trail.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SaleDraft {
     pub name: String,

@@ -60,6 +60,8 @@ pub const FUNCTIONS: [FunctionAccess; 8] = [
             "SELECT ON orders",
             "SELECT, INSERT, UPDATE ON order_tallies",
             "SELECT ON payment_events",
+            // The audit trail: written and read, never deleted from.
+            "SELECT, INSERT, UPDATE ON admin_actions",
         ],
         redis: Some(("admin-api", writer_acl!())),
     },
@@ -131,7 +133,7 @@ mod tests {
 
     #[test]
     fn users_are_distinct_and_rights_name_tables_of_the_schema() {
-        let tables = ["sales", "orders", "order_tallies", "payment_events"];
+        let tables = ["sales", "orders", "order_tallies", "payment_events", "admin_actions"];
         let mut users = std::collections::HashSet::new();
         for f in FUNCTIONS {
             assert!(users.insert(f.mysql_user), "{} shares a MySQL user", f.function);
