@@ -50,6 +50,9 @@ pub struct Options {
     pub queue_prefix: String,
     /// `FLASHSALE_DEV_JWT_SECRET`
     pub jwt_secret: String,
+    /// `FLASHSALE_DEV_TOKEN_TTL_SECS` (3600, Cognito's default): the lifetime of the ID and
+    /// access tokens of the dev sign-in; the pages renew them with the refresh token.
+    pub dev_token_ttl_secs: u64,
     /// `FLASHSALE_LOCAL_RATE` / `FLASHSALE_LOCAL_BURST`: stage throttling.
     pub stage_rate: (f64, u32),
     /// `FLASHSALE_LOCAL_PURCHASE_RATE` / `FLASHSALE_LOCAL_PURCHASE_BURST`: purchase route throttling.
@@ -108,6 +111,10 @@ impl Options {
             config: Config::from_env()?,
             queue_prefix: env_or("FLASHSALE_LOCAL_QUEUE_PREFIX", "flashsale-".to_string())?,
             jwt_secret: env_or("FLASHSALE_DEV_JWT_SECRET", sign_in::DEFAULT_DEV_SECRET.to_string())?,
+            dev_token_ttl_secs: match env_or("FLASHSALE_DEV_TOKEN_TTL_SECS", 3600)? {
+                0 => return Err(flashsale::Error::Config("FLASHSALE_DEV_TOKEN_TTL_SECS must be at least 1".into())),
+                secs => secs,
+            },
             stage_rate: (env_or("FLASHSALE_LOCAL_RATE", 10_000.0)?, env_or("FLASHSALE_LOCAL_BURST", 5_000)?),
             purchase_rate: (
                 env_or("FLASHSALE_LOCAL_PURCHASE_RATE", 5_000.0)?,
@@ -275,6 +282,7 @@ pub async fn start(options: Options) -> Result<Stack> {
     let edge = Arc::new(edge::Edge {
         bucket: flashsale::stores::s3::Bucket::new(flashsale::stores::s3::client(&sdk), config.bucket.clone()),
         jwt_secret: options.jwt_secret.clone(),
+        token_ttl_secs: options.dev_token_ttl_secs,
         codes: Default::default(),
     });
     let direct = axum::Router::new()

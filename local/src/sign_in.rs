@@ -1,12 +1,14 @@
 //! Development sign-in: HS256 tokens signed with `FLASHSALE_DEV_JWT_SECRET`. On AWS the
 //! HTTP API's JWT authorizer verifies Cognito's tokens instead; the functions see the
-//! same claims either way.
+//! same claims either way. Refresh tokens, as Cognito's, are for the token endpoint only:
+//! signed with a key of their own, so the API never takes one for a bearer token.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// For local use only: anyone who knows it can sign in as anyone.
 pub const DEFAULT_DEV_SECRET: &str = "flashsale-local-dev-secret-not-for-production";
@@ -34,6 +36,55 @@ pub fn token(secret: &str, user: &str, admin: bool, ttl_secs: u64) -> String {
     };
     encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
         .expect("HS256 signing cannot fail")
+}
+
+/// How long a dev refresh token lives: Cognito's default (`RefreshTokenDays` in
+/// template.yaml), after which the shopper signs in again.
+pub const REFRESH_TTL_SECS: u64 = 30 * 24 * 3600;
+
+/// What a refresh token stands for: who signed in, as what, for which app client.
+#[derive(Debug, Serialize, Deserialize)]
+struct RefreshClaims {
+    sub: String,
+    admin: bool,
+    client_id: String,
+    token_use: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// The refresh tokens' key, derived from the secret: never the access tokens' own.
+fn refresh_key(secret: &str) -> Vec<u8> {
+    let mut digest = Sha256::new();
+    digest.update(b"flashsale-dev-refresh-token\0");
+    digest.update(secret.as_bytes());
+    digest.finalize().to_vec()
+}
+
+/// A refresh token of `user` (in the admin group when `admin`) for `client_id`.
+pub fn refresh_token(secret: &str, user: &str, admin: bool, client_id: &str, ttl_secs: u64) -> String {
+    let now = now_secs();
+    let claims = RefreshClaims {
+        sub: user.to_string(),
+        admin,
+        client_id: client_id.to_string(),
+        token_use: "refresh".to_string(),
+        iat: now,
+        exp: now + ttl_secs,
+    };
+    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&refresh_key(secret)))
+        .expect("HS256 signing cannot fail")
+}
+
+/// The user and admin flag a refresh token was issued for, if it is one of ours, for
+/// `client_id`, and still live (no leeway: a lapsed one means signing in again).
+pub fn redeem_refresh_token(secret: &str, token: &str, client_id: &str) -> Option<(String, bool)> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_aud = false;
+    validation.leeway = 0;
+    let data = decode::<RefreshClaims>(token, &DecodingKey::from_secret(&refresh_key(secret)), &validation).ok()?;
+    let claims = data.claims;
+    (claims.token_use == "refresh" && claims.client_id == client_id).then_some((claims.sub, claims.admin))
 }
 
 /// Verifies a bearer token and returns its claims the way an HTTP API JWT authorizer
@@ -129,5 +180,39 @@ mod tests {
         .unwrap();
         assert!(verifier.verify(&expired).is_none());
         assert!(verifier.verify(&expired).is_none());
+    }
+
+    #[test]
+    fn refresh_tokens_name_their_user_and_client_and_nothing_else_takes_them() {
+        let refresh = refresh_token("s3cret", "alice", true, "app", 600);
+        assert_eq!(redeem_refresh_token("s3cret", &refresh, "app"), Some(("alice".to_string(), true)));
+        let shopper = refresh_token("s3cret", "bob", false, "app", 600);
+        assert_eq!(redeem_refresh_token("s3cret", &shopper, "app"), Some(("bob".to_string(), false)));
+        // Another client's, another secret's, a tampered or a made-up one: refused.
+        assert!(redeem_refresh_token("s3cret", &refresh, "other-app").is_none());
+        assert!(redeem_refresh_token("other", &refresh, "app").is_none());
+        let mut tampered = refresh.clone();
+        tampered.pop();
+        assert!(redeem_refresh_token("s3cret", &tampered, "app").is_none());
+        assert!(redeem_refresh_token("s3cret", "not-a-refresh-token", "app").is_none());
+        // An access token is no refresh token, and a refresh token is no bearer token.
+        assert!(redeem_refresh_token("s3cret", &token("s3cret", "alice", true, 600), "app").is_none());
+        assert!(verify("s3cret", &refresh).is_none());
+        assert!(Verifier::new("s3cret".into()).verify(&refresh).is_none());
+        // Lapsed, even by a second: refused.
+        let lapsed = encode(
+            &Header::new(Algorithm::HS256),
+            &RefreshClaims {
+                sub: "alice".into(),
+                admin: false,
+                client_id: "app".into(),
+                token_use: "refresh".into(),
+                iat: 0,
+                exp: now_secs() - 1,
+            },
+            &EncodingKey::from_secret(&refresh_key("s3cret")),
+        )
+        .unwrap();
+        assert!(redeem_refresh_token("s3cret", &lapsed, "app").is_none());
     }
 }

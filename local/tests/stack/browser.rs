@@ -2,11 +2,17 @@
 //! (Debian's) driven by playwright-core from `e2e/`, against the local stack. `scripts/browser.sh` (run by
 //! `make test`) installs both. Screenshots of each state land in
 //! `target/browser-screenshots/`. The waiting room's test runs first, on a sale that
-//! opens while its shoppers wait.
+//! opens while its shoppers wait. The stack's sign-in issues tokens of
+//! [`TOKEN_TTL_SECS`], so that every page here outlives its first token and renews it;
+//! `session.test.mjs` checks the renewal itself.
 
 use std::path::PathBuf;
 
 use crate::helpers::*;
+
+/// The lifetime of the dev sign-in's tokens in this test: short enough that pages renew
+/// them while the test watches, long enough for a sign-in and a first call.
+const TOKEN_TTL_SECS: u64 = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
@@ -17,7 +23,11 @@ async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
         e2e.join("node_modules/playwright-core").exists(),
         "the browser test needs scripts/browser.sh (make test runs it)"
     );
-    let stack = stack_with(|o| o.config.bucket = format!("pages-{:08x}", rand::random::<u32>())).await;
+    let stack = stack_with(|o| {
+        o.config.bucket = format!("pages-{:08x}", rand::random::<u32>());
+        o.dev_token_ttl_secs = TOKEN_TTL_SECS;
+    })
+    .await;
     let api = Api::new(&stack);
     let screenshots = repo.join("target/browser-screenshots");
     // The waiting room first, on a sale of its own: one unit, one shopper a second,
@@ -49,6 +59,15 @@ async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
         .env("FOREIGN_TOKEN", api.token("someone-else"))
         .env("SCREENSHOT_DIR", &screenshots);
     run_node(shopper, "the browser test", &screenshots).await;
+    // Last: it waits out a token's lifetime, which the sales above do not wait for.
+    let mut session = tokio::process::Command::new("node");
+    session
+        .args(["--test", "session.test.mjs"])
+        .current_dir(&e2e)
+        .env("BASE_URL", stack.url(""))
+        .env("TOKEN_TTL_SECS", TOKEN_TTL_SECS.to_string())
+        .env("SCREENSHOT_DIR", &screenshots);
+    run_node(session, "the staying-signed-in browser test", &screenshots).await;
     for shot in [
         "01-countdown.png",
         "02-open.png",
@@ -59,6 +78,7 @@ async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
         "10-console-invalid-field.png",
         "11-console-funnel.png",
         "12-console-found.png",
+        "13-console-renewed.png",
         "20-queue-joined.png",
         "21-queue-waiting.png",
         "22-queue-bought.png",
