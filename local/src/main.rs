@@ -64,6 +64,11 @@ enum Command {
         #[arg(long)]
         sale: u64,
     },
+    /// The staging smoke test through a deployed stack's site: a sale created, bought by
+    /// two shoppers, one paid, the other closed. Tokens come from the environment:
+    /// FLASHSALE_SMOKE_ADMIN_TOKEN (an admin's) and FLASHSALE_SMOKE_SHOPPER_TOKENS (two
+    /// shoppers', comma separated). Exits 1 at the first step that fails
+    Smoke(SmokeArgs),
     /// Milliseconds from start until each bootstrap asks for work
     InitTime {
         #[arg(required = true)]
@@ -114,6 +119,25 @@ struct LoadArgs {
     settle_secs: u64,
 }
 
+#[derive(Args)]
+struct SmokeArgs {
+    /// The site (the stack's SiteUrl output)
+    #[arg(long)]
+    site_url: String,
+    /// The payment provider's API, to pay with its test card (with --publishable-key)
+    #[arg(long, default_value = "https://api.stripe.com")]
+    payments_api: String,
+    /// The provider's publishable test key; without it the payment step is skipped
+    #[arg(long)]
+    publishable_key: Option<String>,
+    /// The smoke sale's payment window: the close step waits this long
+    #[arg(long, default_value_t = 30)]
+    window_secs: u32,
+    /// How long each other step may take to show its effect
+    #[arg(long, default_value_t = 120)]
+    within_secs: u64,
+}
+
 type Outcome = Result<(), Box<dyn std::error::Error>>;
 
 #[tokio::main]
@@ -152,12 +176,39 @@ async fn main() -> Outcome {
             exit_on_failure(&checks);
             Ok(())
         }
+        Command::Smoke(args) => smoke(args).await,
         Command::InitTime { bootstraps } => {
             for binary in &bootstraps {
                 let ms = flashsale_local::ops::init_time::measure(binary).await?;
                 println!("{}\t{ms:.1} ms", binary.display());
             }
             Ok(())
+        }
+    }
+}
+
+async fn smoke(args: SmokeArgs) -> Outcome {
+    let variable = |name: &str| std::env::var(name).map_err(|_| format!("{name} must be set (see --help)"));
+    let shoppers: Vec<String> =
+        variable("FLASHSALE_SMOKE_SHOPPER_TOKENS")?.split(',').map(|t| t.trim().to_string()).collect();
+    let [first, second] = <[String; 2]>::try_from(shoppers)
+        .map_err(|_| "FLASHSALE_SMOKE_SHOPPER_TOKENS must hold two tokens, comma separated")?;
+    let smoke = flashsale_local::ops::smoke::Smoke {
+        base: args.site_url,
+        admin_token: variable("FLASHSALE_SMOKE_ADMIN_TOKEN")?,
+        shopper_tokens: [first, second],
+        payments: args.publishable_key.map(|key| (args.payments_api, key)),
+        window_secs: args.window_secs,
+        within: std::time::Duration::from_secs(args.within_secs),
+    };
+    match flashsale_local::ops::smoke::run(&smoke).await {
+        Ok(report) => {
+            report.iter().for_each(|line| println!("smoke: ok  {line}"));
+            Ok(())
+        }
+        Err(failed) => {
+            eprintln!("smoke: FAILED  {failed}");
+            std::process::exit(1);
         }
     }
 }

@@ -19,5 +19,6 @@ mod pages;
 mod payments;
 mod purchase_path;
 mod resilience;
+mod smoke;
 mod template;
 mod waiting_room;

@@ -330,3 +330,52 @@ fn each_function_signs_in_as_the_users_stores_access_lists() {
         }
     }
 }
+
+/// The queue a `!GetAtt Queue.Arn` or `!GetAtt Queue.QueueName` names.
+fn getatt_target(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(t) if t.tag == "!GetAtt" || t.tag == "GetAtt" => t.value.as_str().map(target),
+        _ => None,
+    }
+}
+
+/// No function takes SAM's poller events (SQS, Kinesis, DynamoDB streams), whose managed
+/// execution policies allow reading and deleting from every queue or stream of the
+/// account; each queue's poller is an event source mapping, and its function may poll
+/// that queue and no other.
+#[test]
+fn each_consumer_may_poll_its_own_queue_only() {
+    let template = Template::load();
+    let functions: Vec<&String> = template
+        .resources
+        .keys()
+        .filter(|name| template.resources[*name]["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .collect();
+    for name in &functions {
+        let events = template.definition(name)["Properties"]["Events"].clone();
+        for (event, definition) in events.as_mapping().into_iter().flatten() {
+            let kind = definition["Type"].as_str().unwrap_or_default();
+            assert!(
+                !["SQS", "Kinesis", "DynamoDB", "MSK", "MQ"].contains(&kind),
+                "{name}'s event {event:?} is SAM's {kind} poller: its managed policy allows every queue"
+            );
+        }
+    }
+    let mut mappings = 0;
+    for (name, resource) in &template.resources {
+        if resource["Type"].as_str() != Some("AWS::Lambda::EventSourceMapping") {
+            continue;
+        }
+        mappings += 1;
+        let function = ref_target(&resource["Properties"]["FunctionName"]).expect("the mapping's function by !Ref");
+        let queue = getatt_target(&resource["Properties"]["EventSourceArn"]).expect("the mapping's queue by !GetAtt");
+        let polled: Vec<String> = template.definition(&function)["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|policy| getatt_target(&policy.get("SQSPollerPolicy")?["QueueName"]))
+            .collect();
+        assert_eq!(polled, vec![queue.clone()], "{name}: {function} may poll {queue}, and only that queue");
+    }
+    assert_eq!(mappings, 2, "the orders' and the payment deadlines' pollers");
+}
