@@ -17,20 +17,16 @@ pub struct FunctionAccess {
     pub redis: Option<(&'static str, &'static str)>,
 }
 
-/// The commands of the Lua scripts and of the direct calls a function that changes a
-/// sale's live state runs (the scripts are shared, so their commands are too); script
-/// calls by hash, loading a script the server lacks, and the connection's own
-/// commands. `info` is read inside the scripts (`lua/epoch.lua`). Nothing else: no
+/// A Redis access string: `keys` (patterns), then `-@all`, the commands named and the
+/// connection's own (`AUTH`, `HELLO`, `PING`, `SELECT`). A function that runs scripts
+/// names `EVALSHA` and `SCRIPT LOAD` (the crate answers `NOSCRIPT` with `SCRIPT LOAD`,
+/// never `EVAL`). Redis checks each command a script runs against the caller's user, so a
+/// function's commands are those of every script it may run and of its direct calls
+/// (the tests below derive them from `lua/` and list the direct calls). Nothing else: no
 /// `FLUSHALL`, `KEYS`, `CONFIG`, `SCRIPT FLUSH`, `DEBUG`, `CLIENT KILL`, `SHUTDOWN`.
-macro_rules! writer_acl {
-    () => {
-        "on ~{sale:* ~flashsale:* -@all \
-         +get +set +del +exists +incrby +decrby +pexpire +pexpireat +pttl \
-         +hget +hset +hsetnx +hmget +hgetall +hkeys +hvals +hlen +hexists +hincrby +hdel \
-         +sadd +srem +sismember +smismember \
-         +zadd +zrem +zrank +zscore +zcard +zrangebyscore +zremrangebyscore \
-         +time +info +wait +evalsha +script|load \
-         +auth +hello +ping +select"
+macro_rules! acl {
+    ($keys:literal, $commands:literal) => {
+        concat!("on ", $keys, " -@all ", $commands, " +auth +hello +ping +select")
     };
 }
 
@@ -42,7 +38,14 @@ pub const FUNCTIONS: [FunctionAccess; 8] = [
         // Sales Redis does not know, and a lost sale's rebuild under its row lock
         // (`FOR UPDATE` needs UPDATE on MySQL 8), reading its orders.
         mysql_grants: &["SELECT, UPDATE ON sales", "SELECT ON orders"],
-        redis: Some(("admit", writer_acl!())),
+        redis: Some((
+            "admit",
+            acl!(
+                "~{sale:* ~flashsale:*",
+                "+get +set +del +exists +incrby +decrby +pexpire +hget +hset +hsetnx +hmget +hgetall +hvals +hlen \
+                 +hexists +hincrby +hdel +sadd +sismember +zadd +zrem +zremrangebyscore +time +info +wait +evalsha +script|load"
+            ),
+        )),
     },
     FunctionAccess {
         function: "shop-api",
@@ -50,7 +53,14 @@ pub const FUNCTIONS: [FunctionAccess; 8] = [
         // Sales and a shopper's orders; the payment started on an order (and counted in
         // the sale's tallies); rebuilds.
         mysql_grants: &["SELECT, UPDATE ON sales", "SELECT, UPDATE ON orders", "SELECT, UPDATE ON order_tallies"],
-        redis: Some(("shop-api", writer_acl!())),
+        redis: Some((
+            "shop-api",
+            acl!(
+                "~{sale:* ~flashsale:*",
+                "+get +set +del +pexpire +hget +hset +hsetnx +hmget +hgetall +hvals +hlen +hincrby +hdel +sadd \
+                 +sismember +zadd +zrem +zrank +zscore +zcard +zrangebyscore +zremrangebyscore +time +info +evalsha +script|load"
+            ),
+        )),
     },
     FunctionAccess {
         function: "admin-api",
@@ -63,7 +73,14 @@ pub const FUNCTIONS: [FunctionAccess; 8] = [
             // The audit trail: written and read, never deleted from.
             "SELECT, INSERT, UPDATE ON admin_actions",
         ],
-        redis: Some(("admin-api", writer_acl!())),
+        redis: Some((
+            "admin-api",
+            acl!(
+                "~{sale:* ~flashsale:*",
+                "+get +set +del +pexpire +hget +hset +hsetnx +hmget +hgetall +hvals +hlen +hdel +sadd +sismember \
+                 +zadd +zrem +zrank +zscore +zcard +zrangebyscore +zremrangebyscore +time +info +evalsha +script|load"
+            ),
+        )),
     },
     FunctionAccess {
         function: "persist-orders",
@@ -73,7 +90,14 @@ pub const FUNCTIONS: [FunctionAccess; 8] = [
             "SELECT, INSERT ON orders",
             "SELECT, INSERT, UPDATE ON order_tallies",
         ],
-        redis: Some(("persist-orders", writer_acl!())),
+        redis: Some((
+            "persist-orders",
+            acl!(
+                "~{sale:*",
+                "+set +exists +incrby +pexpire +pttl +hget +hset +hkeys +hexists +hincrby +hdel +sadd +srem \
+                 +sismember +zrem +info +evalsha +script|load"
+            ),
+        )),
     },
     FunctionAccess {
         function: "close-expired",
@@ -84,7 +108,10 @@ pub const FUNCTIONS: [FunctionAccess; 8] = [
             "SELECT, INSERT, UPDATE ON order_tallies",
             "SELECT, INSERT ON payment_events",
         ],
-        redis: Some(("close-expired", writer_acl!())),
+        redis: Some((
+            "close-expired",
+            acl!("~{sale:*", "+set +exists +incrby +hget +hset +hexists +hincrby +hdel +sadd +sismember +zrem +info +evalsha +script|load"),
+        )),
     },
     FunctionAccess {
         function: "reconcile",
@@ -95,7 +122,15 @@ pub const FUNCTIONS: [FunctionAccess; 8] = [
             "SELECT, INSERT, UPDATE ON order_tallies",
             "SELECT, INSERT ON payment_events",
         ],
-        redis: Some(("reconcile", writer_acl!())),
+        redis: Some((
+            "reconcile",
+            acl!(
+                "~{sale:* ~flashsale:*",
+                "+get +set +del +exists +incrby +pexpire +pexpireat +hget +hset +hsetnx +hmget +hgetall +hkeys \
+                 +hvals +hlen +hexists +hincrby +hdel +sadd +sismember +smismember +zadd +zrem +zrangebyscore \
+                 +zremrangebyscore +time +info +evalsha +script|load"
+            ),
+        )),
     },
     FunctionAccess {
         function: "payment-webhook",
@@ -113,7 +148,7 @@ pub const FUNCTIONS: [FunctionAccess; 8] = [
         mysql_user: "flashsale_pages",
         mysql_grants: &["SELECT ON sales"],
         // A sale's remaining stock, for its page.
-        redis: Some(("render-pages", "on ~{sale:* -@all +get +auth +hello +ping +select")),
+        redis: Some(("render-pages", acl!("~{sale:*", "+get"))),
     },
 ];
 
@@ -130,6 +165,128 @@ pub fn of_mysql_user(user: &str) -> Option<&'static FunctionAccess> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+
+    /// Each Lua script and whether `lua/epoch.lua` (`INFO`) is put in front of it, as
+    /// `stores/redis.rs` builds them.
+    const SCRIPTS: [(&str, &str, bool); 12] = [
+        ("admit", include_str!("../../../../lua/admit.lua"), true),
+        ("release", include_str!("../../../../lua/release.lua"), true),
+        ("warm", include_str!("../../../../lua/warm.lua"), true),
+        ("rebuild", include_str!("../../../../lua/rebuild.lua"), true),
+        ("present", include_str!("../../../../lua/present.lua"), true),
+        ("lost", include_str!("../../../../lua/lost.lua"), true),
+        ("holders", include_str!("../../../../lua/holders.lua"), false),
+        ("claim", include_str!("../../../../lua/claim.lua"), false),
+        ("persisting", include_str!("../../../../lua/persisting.lua"), false),
+        ("clear", include_str!("../../../../lua/clear.lua"), false),
+        ("join", include_str!("../../../../lua/join.lua"), false),
+        ("queue_control", include_str!("../../../../lua/queue_control.lua"), false),
+    ];
+
+    /// What a lost sale's recovery runs (`recovery::detect::recover`), from any function
+    /// that meets one: the scripts, the rebuild claim's `SET NX PX`, and the live-sale
+    /// index's `ZADD` and `ZREMRANGEBYSCORE` (`catalog::live::track_live`).
+    const RECOVER: (&[&str], &[&str]) =
+        (&["present", "lost", "claim", "rebuild"], &["set", "zadd", "zremrangebyscore"]);
+
+    /// What each function runs in Redis, read off its code on every path: the scripts,
+    /// and the commands it sends itself (pipelines included); whether it may recover a
+    /// lost sale.
+    fn runs(function: &str) -> (Vec<&'static str>, Vec<&'static str>, bool) {
+        let (scripts, direct, recovers): (&[&str], &[&str], bool) = match function {
+            // The limit's pipeline (HGET), the outbox check after a timeout (HEXISTS),
+            // WAIT for the replica; holders, and the undo.
+            "admit" => (&["admit", "holders", "release"], &["hget", "hexists", "wait"], true),
+            // The shoppers' sale read (HGETALL, GET, TIME), the waiting room's status
+            // (+ZRANK, ZCARD, HLEN) and join, an order found in the outbox through the
+            // live-sale index (ZRANGEBYSCORE, HGET, ZSCORE).
+            "shop-api" => (
+                &["join"],
+                &["hgetall", "get", "time", "hget", "zrank", "zcard", "hlen", "zrangebyscore", "zscore"],
+                true,
+            ),
+            // Publishing (warm, then the index), the room's view and control, drift and
+            // the report (GET, HLEN, HGET), an order found as shop-api finds it.
+            "admin-api" => (
+                &["warm", "queue_control"],
+                &["get", "hlen", "hget", "hgetall", "zrank", "zcard", "time", "zrangebyscore", "zscore"],
+                true,
+            ),
+            // Marking a batch persisting, a refusal's correction (HKEYS, then release's
+            // reject), clearing what landed.
+            "persist-orders" => (&["persisting", "release", "clear"], &["hkeys"], false),
+            "close-expired" => (&["release"], &[], false),
+            // Its run claim, the ledger (SMISMEMBER, HKEYS), the outbox's overdue entries
+            // (ZRANGEBYSCORE, HMGET, ZADD XX), closes, keys' expiry (HLEN, PEXPIREAT),
+            // reports and pages (GET, HGET, HLEN).
+            "reconcile" => (
+                &["claim", "release"],
+                &["set", "zrangebyscore", "hmget", "zadd", "smismember", "hkeys", "hlen", "pexpireat", "get", "hget"],
+                true,
+            ),
+            // A sale's remaining stock.
+            "render-pages" => (&[], &["get"], false),
+            other => panic!("{other}: say what it runs in Redis"),
+        };
+        (scripts.to_vec(), direct.to_vec(), recovers)
+    }
+
+    /// The commands a script runs, as `redis.call('NAME'` / `redis.pcall("NAME"` name them.
+    fn commands_of(script: &str) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        for call in ["redis.call(", "redis.pcall("] {
+            for (at, _) in script.match_indices(call) {
+                let rest = script[at + call.len()..].trim_start();
+                let quote = rest.chars().next().filter(|q| *q == '\'' || *q == '"');
+                if let Some(name) = quote.and_then(|q| rest[1..].split(q).next()) {
+                    found.insert(name.to_lowercase());
+                }
+            }
+        }
+        found
+    }
+
+    /// Each function's Redis user may run exactly the commands its scripts and calls
+    /// need: a script that starts using a command, or a function that starts running
+    /// another script, fails here until the access string says so (and then the
+    /// template, which another test holds to this list).
+    #[test]
+    fn each_redis_user_may_run_exactly_what_its_function_runs() {
+        let script = |name: &str| SCRIPTS.iter().find(|s| s.0 == name).unwrap_or_else(|| panic!("no script {name}"));
+        assert!(commands_of(include_str!("../../../../lua/epoch.lua")).contains("info"));
+        assert_eq!(
+            commands_of("redis.call('HGET', k) redis.pcall(\"ZAdd\", k)"),
+            ["hget", "zadd"].map(String::from).into()
+        );
+        for f in FUNCTIONS {
+            let Some((user, acl)) = f.redis else { continue };
+            let (mut scripts, mut direct, recovers) = runs(f.function);
+            if recovers {
+                scripts.extend(RECOVER.0);
+                direct.extend(RECOVER.1);
+            }
+            let mut needed: BTreeSet<String> = direct.iter().map(|c| c.to_string()).collect();
+            for name in &scripts {
+                let (_, text, epoch) = script(name);
+                needed.extend(commands_of(text));
+                if *epoch {
+                    needed.insert("info".into());
+                }
+            }
+            if !scripts.is_empty() {
+                needed.extend(["evalsha".to_string(), "script|load".to_string()]);
+            }
+            needed.extend(["auth", "hello", "ping", "select"].map(String::from));
+            let allowed: BTreeSet<String> =
+                acl.split_whitespace().filter_map(|rule| rule.strip_prefix('+')).map(str::to_string).collect();
+            assert_eq!(
+                allowed.symmetric_difference(&needed).collect::<Vec<_>>(),
+                Vec::<&String>::new(),
+                "{user}: the access string allows {allowed:?}, the function runs {needed:?}"
+            );
+        }
+    }
 
     #[test]
     fn users_are_distinct_and_rights_name_tables_of_the_schema() {
