@@ -111,7 +111,7 @@ pub struct Redis {
     breaker: Breaker,
 }
 
-/// The Lua scripts of `lua/`, loaded once (EVALSHA, falling back to EVAL on a new server).
+/// The Lua scripts of `lua/`, called by hash (EVALSHA; on a server without it, SCRIPT LOAD and again).
 pub(crate) struct Scripts {
     pub(crate) admit: Script,
     pub(crate) release: Script,
