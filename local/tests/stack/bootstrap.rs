@@ -137,6 +137,24 @@ async fn invoke(build: Build, binary: &str, logical_id: &str, event: String, sta
     serde_json::from_str(&body).unwrap_or(Value::String(body))
 }
 
+/// The native admit bootstrap with only `vars` and the Lambda runtime API of `runtime`,
+/// once it asks for work.
+async fn admit_on(runtime: &RuntimeApi, vars: HashMap<String, String>) -> tokio::process::Child {
+    let admit = Build::Native
+        .command("admit")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .envs(vars)
+        .envs(runtime.variables("admit"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    runtime.ready(Duration::from_secs(30)).await.expect("admit ready");
+    admit
+}
+
 /// A sample event with its sale id pointed at a sale of this test.
 fn sample(name: &str, sale: u64) -> String {
     std::fs::read_to_string(repo().join("events").join(format!("{name}.json")))
@@ -221,18 +239,7 @@ async fn admit_holds_its_freeze_for_a_slow_hand_off_only_within_the_settle_bound
     // The replica acknowledges the admission: the 202 goes out before the hand-off ends.
     vars.insert("FLASHSALE_REDIS_WAIT_REPLICAS".into(), "1".into());
     vars.insert("FLASHSALE_ADMIT_SETTLE_BOUND_MS".into(), "200".into());
-    let admit = Build::Native
-        .command("admit")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .envs(vars)
-        .envs(runtime.variables("admit"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    runtime.ready(Duration::from_secs(30)).await.expect("admit ready");
+    let admit = admit_on(&runtime, vars).await;
     assert_eq!(runtime.extensions().len(), 1, "admit registers its extension during init");
     slow_aws.lag_next_answers(u64::MAX);
 
@@ -294,18 +301,7 @@ async fn admit_gives_its_worker_id_back_when_lambda_ends_its_container() {
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(10, 1, 60, -1, 3600)).await;
     let runtime = RuntimeApi::start().await.unwrap();
-    let mut admit = Build::Native
-        .command("admit")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .envs(env_vars("AdmitFunction", &stack))
-        .envs(runtime.variables("admit"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    runtime.ready(Duration::from_secs(30)).await.expect("admit ready");
+    let mut admit = admit_on(&runtime, env_vars("AdmitFunction", &stack)).await;
     let answer: Value =
         serde_json::from_str(&runtime.invoke(sample("admit", sale), Duration::from_secs(9)).await.unwrap()).unwrap();
     assert_eq!(answer["statusCode"], 202, "{answer}");
