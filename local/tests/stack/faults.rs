@@ -129,11 +129,22 @@ pub(crate) async fn settled_and_sound_besides(
     let mut redis = redis(stack).await;
     let told_ids: HashSet<u64> = told.iter().map(|(_, id)| id.parse().unwrap()).collect();
     assert_eq!(told_ids.len(), told.len(), "no order id was handed out twice");
-    eventually("every 202 in MySQL and the outbox empty", Duration::from_secs(60), || async {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
         let stored: HashSet<u64> = mysql_orders(&db, sale).await.into_iter().map(|(id, _, _)| id).collect();
-        (told_ids.is_subset(&stored) && outbox(&mut redis.clone(), sale).await.is_empty()).then_some(())
-    })
-    .await;
+        let missing: Vec<&u64> = told_ids.difference(&stored).collect();
+        let waiting = outbox(&mut redis.clone(), sale).await;
+        if missing.is_empty() && waiting.is_empty() {
+            break;
+        }
+        // What is still out, to tell a lost order from a slow one.
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for every 202 in MySQL and the outbox empty: 202s not in MySQL {missing:?}, \
+             outbox {waiting:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (stock, sold) = mysql_sale(&db, sale).await;
     let orders = mysql_orders(&db, sale).await;
     let limit: u32 =

@@ -305,10 +305,20 @@ async fn a_random_fault_schedule_breaks_no_promise() {
         LaggingProxy::start(moto.trim_start_matches("http://").parse().unwrap(), Duration::from_millis(700)).await;
     let aws = Proxy::start(slow_aws.addr).await;
 
+    // A database of the nemesis's own: reconcile looks at every open sale, and in the
+    // shared one, other tests' sales (in other Redis servers) would each look lost to
+    // it and be rebuilt in this one, run after run, delaying the re-send of what only
+    // this sale's outbox holds past the flush that takes it.
+    let config = flashsale::Config::from_env().unwrap();
+    let server = config.database_url.expose().rsplit_once('/').unwrap().0.to_string();
+    let database = format!("flashsale_nemesis_{:08x}", rand::random::<u32>());
+    let admin = sqlx::MySqlPool::connect(&server).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {database}")).execute(&admin).await.unwrap();
     // The sale, created through an in-process stack on the same Redis and database.
     let setup = stack_with(|o| {
         o.consumers = 0;
         o.config.redis_url = endpoint.url().into();
+        o.config.database_url = format!("{server}/{database}").into();
     })
     .await;
     let stock = 400;
@@ -484,4 +494,5 @@ async fn a_random_fault_schedule_breaks_no_promise() {
     if let Ok(path) = std::env::var("FLASHSALE_NEMESIS_REPORT") {
         std::fs::write(path, format!("{report}\n")).unwrap();
     }
+    sqlx::query(&format!("DROP DATABASE {database}")).execute(&admin).await.unwrap();
 }
