@@ -65,6 +65,17 @@ struct Purchase {
     pass: Option<String>,
 }
 
+/// What a purchase's body asks for: its quantity, within the most any sale allows (one
+/// when the body is empty), and the pass it carries. The first thing a stranger's bytes
+/// meet: anything else is a 4xx.
+fn purchase_of(req: &Request) -> Result<(u32, Option<String>)> {
+    let (quantity, pass) = http::body::<Purchase>(req, MAX_BODY)?.map_or((1, None), |p| (p.quantity, p.pass));
+    if quantity == 0 || quantity > flashsale::domain::NewSale::MAX_PER_USER {
+        return Err(Error::Invalid("quantity must be a positive number within the per-user limit".into()));
+    }
+    Ok((quantity, pass))
+}
+
 /// Whether a failed Redis call may still have run the script (a time-out or a broken
 /// connection after sending), as opposed to a breaker that never sent it.
 fn may_have_run(e: &Error) -> bool {
@@ -167,7 +178,7 @@ impl Admit {
             return Err(Error::MethodNotAllowed);
         }
         let caller = http::caller(&req)?;
-        let (quantity, pass) = http::body::<Purchase>(&req, MAX_BODY)?.map_or((1, None), |p| (p.quantity, p.pass));
+        let (quantity, pass) = purchase_of(&req)?;
         // A pass is checked here (signature, shopper, sale, expiry); the script spends it.
         let pass = match pass {
             Some(token) => {
@@ -176,9 +187,6 @@ impl Admit {
             }
             None => None,
         };
-        if quantity == 0 || quantity > flashsale::domain::NewSale::MAX_PER_USER {
-            return Err(Error::Invalid("quantity must be a positive number within the per-user limit".into()));
-        }
         if let Some(holders) = self.sold_out.get(sale_id) {
             // A repeat click of a shopper who holds orders still gets them back.
             let held = match holders {
@@ -496,5 +504,86 @@ mod tests {
         let mut sent = queue.orders();
         sent.sort_by_key(|o| o.order_id);
         assert_eq!(sent, orders);
+    }
+}
+
+/// Fuzzing the purchase body, the bytes any signed-in stranger sends: a fixed number of
+/// cases, in `cargo test`.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn purchase(body: Vec<u8>) -> Request {
+        lambda_http::http::Request::builder()
+            .method("POST")
+            .uri("/api/sales/1/purchase")
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    /// A JSON value of any kind a field might be given.
+    fn any_json() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            ".{0,40}".prop_map(serde_json::Value::from),
+            Just(j!([1, 2])),
+            Just(j!({"quantity": 1})),
+        ]
+    }
+
+    /// Bodies shaped like a purchase, with fields of every kind, missing or extra.
+    fn purchase_like() -> impl Strategy<Value = Vec<u8>> {
+        (
+            prop::option::of(prop_oneof![(0u32..20).prop_map(serde_json::Value::from), any_json()]),
+            prop::option::of(any_json()),
+            prop::option::of(("[a-z_]{1,10}", any_json())),
+        )
+            .prop_map(|(quantity, pass, extra)| {
+                let mut body = serde_json::Map::new();
+                quantity.map(|q| body.insert("quantity".into(), q));
+                pass.map(|p| body.insert("pass".into(), p));
+                extra.map(|(k, v)| body.insert(k, v));
+                serde_json::to_vec(&body).unwrap()
+            })
+    }
+
+    fn ok_or_a_4xx(body: &[u8]) -> std::result::Result<(), TestCaseError> {
+        match purchase_of(&purchase(body.to_vec())) {
+            Ok((quantity, _)) => prop_assert!((1..=flashsale::domain::NewSale::MAX_PER_USER).contains(&quantity)),
+            Err(e) => prop_assert!(problem(&e).status().is_client_error(), "{e}: {}", problem(&e).status()),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_bytes_are_a_purchase_or_a_4xx(body in prop::collection::vec(any::<u8>(), 0..1_200)) {
+            ok_or_a_4xx(&body)?;
+        }
+
+        #[test]
+        fn any_purchase_shaped_body_is_a_purchase_or_a_4xx(body in purchase_like()) {
+            ok_or_a_4xx(&body)?;
+        }
+    }
+
+    #[test]
+    fn the_bounds_of_a_purchase() {
+        let quantity =
+            |body: &str| purchase_of(&purchase(body.into())).map(|(q, _)| q).map_err(|e| problem(&e).status());
+        assert_eq!(quantity(""), Ok(1));
+        assert_eq!(quantity(r#"{"quantity":2,"pass":"p"}"#), Ok(2));
+        assert_eq!(quantity(r#"{"quantity":0}"#), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(quantity(r#"{"quantity":-1}"#), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(quantity(r#"{"quantity":1,"price":0}"#), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(quantity(&" ".repeat(MAX_BODY + 1)), Err(StatusCode::PAYLOAD_TOO_LARGE));
     }
 }

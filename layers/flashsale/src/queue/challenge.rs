@@ -97,7 +97,8 @@ impl QueueKeys {
         // The salt is signed with the challenge: its parameters are ours.
         let (nonce, params) = proof.salt.split_once('?').ok_or(ProofRefused::Wrong)?;
         let param = |name: &str| params.split('&').find_map(|p| p.strip_prefix(name)?.strip_prefix('='));
-        let expires_ms = param("expires").and_then(|e| e.parse::<i64>().ok()).ok_or(ProofRefused::Wrong)? * 1000;
+        let expires_ms =
+            param("expires").and_then(|e| e.parse::<i64>().ok()?.checked_mul(1000)).ok_or(ProofRefused::Wrong)?;
         if param("sale") != Some(&sale.to_string()) || param("user") != Some(&user_tag(user)) {
             return Err(ProofRefused::NotYours);
         }
@@ -156,5 +157,92 @@ mod tests {
         assert_eq!(keys.check_proof(&forged, SaleId(4), &ann, 1_000), Err(ProofRefused::Wrong));
         let theirs = QueueKeys::new(&Secret::new("x".repeat(32)));
         assert_eq!(theirs.check_proof(&proof, SaleId(3), &ann, 1_000), Err(ProofRefused::Wrong));
+    }
+
+    /// Fuzzing the proof a join sends, which any signed-in stranger may: a fixed number of
+    /// cases.
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn keys() -> QueueKeys {
+            QueueKeys::new(&Secret::new("k".repeat(32)))
+        }
+
+        fn ann() -> UserId {
+            UserId::new("ann").unwrap()
+        }
+
+        /// Text shaped like a proof's field, or anything.
+        fn field() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(ALGORITHM.to_string()),
+                prop::collection::vec(any::<u8>(), 32).prop_map(hex::encode),
+                "[0-9a-fA-F]{0,70}",
+                "[0-9a-f]{0,24}\\?expires=[-0-9]{0,21}&sale=[0-9]{0,3}&user=[0-9a-f]{0,16}&",
+                ".{0,80}",
+            ]
+        }
+
+        fn proof() -> impl Strategy<Value = Proof> {
+            (field(), field(), any::<u64>(), field(), field(), any::<Option<u64>>()).prop_map(
+                |(algorithm, challenge, number, salt, signature, took)| Proof {
+                    algorithm,
+                    challenge,
+                    number,
+                    salt,
+                    signature,
+                    took,
+                },
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn no_made_up_proof_is_accepted(proof in proof(), sale in 0u64..5, now_ms in any::<i64>()) {
+                prop_assert!(keys().check_proof(&proof, SaleId(sale), &ann(), now_ms).is_err());
+            }
+
+            #[test]
+            fn any_json_is_a_proof_or_refused_and_never_accepted(json in prop_oneof![".{0,300}", proof().prop_map(|p| serde_json::to_string(&p).unwrap())]) {
+                if let Ok(proof) = serde_json::from_str::<Proof>(&json) {
+                    prop_assert!(keys().check_proof(&proof, SaleId(3), &ann(), 1_000).is_err());
+                }
+            }
+
+            #[test]
+            fn our_challenge_is_accepted_only_with_its_solution(number in 0u64..=64, now_ms in 0i64..4_000_000_000_000) {
+                let keys = keys();
+                let challenge = keys.challenge(SaleId(3), &ann(), 64, now_ms);
+                let solved = solve(&challenge).unwrap();
+                let proof = Proof { number, ..solved.clone() };
+                let checked = keys.check_proof(&proof, SaleId(3), &ann(), now_ms);
+                prop_assert_eq!(checked.is_ok(), number == solved.number, "{:?}", checked);
+            }
+
+            /// Even a salt we signed ourselves (as if our key had leaked), whatever it says,
+            /// is refused or accepted without a panic: no overflow in its expiry.
+            #[test]
+            fn any_salt_we_signed_is_checked_without_a_panic(salt in field(), number in any::<u64>(), now_ms in any::<i64>()) {
+                let keys = keys();
+                let challenge = digest(&salt, number);
+                let signature = hex::encode(mac(&keys.challenge, &challenge).finalize().into_bytes());
+                let proof = Proof { algorithm: ALGORITHM.into(), challenge, number, salt, signature, took: None };
+                let _ = keys.check_proof(&proof, SaleId(3), &ann(), now_ms);
+            }
+        }
+
+        #[test]
+        fn an_expiry_past_the_range_is_wrong_not_an_overflow() {
+            let keys = keys();
+            let salt = format!("00?expires={}&sale=3&user={}&", i64::MAX / 10, user_tag(&ann()));
+            let challenge = digest(&salt, 0);
+            let signature = hex::encode(mac(&keys.challenge, &challenge).finalize().into_bytes());
+            let proof = Proof { algorithm: ALGORITHM.into(), challenge, number: 0, salt, signature, took: None };
+            assert_eq!(keys.check_proof(&proof, SaleId(3), &ann(), 0), Err(ProofRefused::Wrong));
+        }
     }
 }

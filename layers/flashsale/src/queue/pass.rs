@@ -51,12 +51,17 @@ impl QueueKeys {
         else {
             return Err(PassRefused::Malformed);
         };
+        // Each part in the one spelling the pass was issued in (digits without a sign or
+        // leading zeros, lower-case hex), so a pass has no second spelling.
+        if !canonical_number(for_sale) || !canonical_number(expires) || !lower_hex(signature, SIGNATURE_HEX_LEN) {
+            return Err(PassRefused::Malformed);
+        }
         let (Ok(for_sale), Ok(expires_ms), Ok(signature)) =
             (for_sale.parse::<u64>(), expires.parse::<i64>(), hex::decode(signature))
         else {
             return Err(PassRefused::Malformed);
         };
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !lower_hex(id, ID_HEX_LEN) {
             return Err(PassRefused::Malformed);
         }
         if for_sale != sale.0 {
@@ -71,6 +76,19 @@ impl QueueKeys {
         }
         Ok(id.to_string())
     }
+}
+
+/// Hex digits of a pass's unique id and of its HMAC-SHA256.
+const ID_HEX_LEN: usize = 32;
+const SIGNATURE_HEX_LEN: usize = 64;
+
+/// A whole number as `format!` writes it: digits, no sign, no leading zero.
+fn canonical_number(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'))
+}
+
+fn lower_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn signed(sale: SaleId, user: &UserId, id: &str, expires_ms: i64) -> String {
@@ -98,6 +116,85 @@ mod tests {
         assert_eq!(other_key.check_pass(&pass.token, SaleId(7), &ann, 1_000), Err(PassRefused::NotValid));
         for junk in ["", "7", "7.1.2.3", "7.61000.zz.00", "7.61000.0123456789abcdef0123456789abcdef.zz.1"] {
             assert_eq!(keys.check_pass(junk, SaleId(7), &ann, 1_000), Err(PassRefused::Malformed), "{junk}");
+        }
+    }
+
+    #[test]
+    fn a_pass_has_one_spelling() {
+        let keys = QueueKeys::new(&Secret::new("k".repeat(32)));
+        let ann = UserId::new("ann").unwrap();
+        let pass = keys.issue_pass(SaleId(7), &ann, 1_000, Duration::from_secs(60));
+        let [sale, expires, id, signature] = pass.token.split('.').collect::<Vec<_>>()[..] else { unreachable!() };
+        for respelled in [
+            format!("+{sale}.{expires}.{id}.{signature}"),
+            format!("0{sale}.{expires}.{id}.{signature}"),
+            format!("{sale}.+{expires}.{id}.{signature}"),
+            format!("{sale}.0{expires}.{id}.{signature}"),
+            format!("{sale}.{expires}.{}.{signature}", id.to_uppercase()),
+            format!("{sale}.{expires}.{id}.{}", signature.to_uppercase()),
+        ] {
+            assert_eq!(keys.check_pass(&respelled, SaleId(7), &ann, 1_000), Err(PassRefused::Malformed), "{respelled}");
+        }
+    }
+
+    /// Fuzzing the pass, which any signed-in stranger may send: a fixed number of cases.
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn keys() -> QueueKeys {
+            QueueKeys::new(&Secret::new("k".repeat(32)))
+        }
+
+        /// Tokens shaped like passes, with parts of every kind.
+        fn pass_like() -> impl Strategy<Value = String> {
+            let number = prop_oneof![
+                any::<u64>().prop_map(|n| n.to_string()),
+                any::<i64>().prop_map(|n| n.to_string()),
+                "[-+0-9]{0,22}"
+            ];
+            let hex = |len: usize| {
+                prop_oneof![
+                    prop::collection::vec(any::<u8>(), len / 2).prop_map(hex::encode),
+                    "[0-9a-fA-F]{0,70}",
+                    ".{0,8}"
+                ]
+            };
+            (number.clone(), number, hex(ID_HEX_LEN), hex(SIGNATURE_HEX_LEN))
+                .prop_map(|(sale, expires, id, signature)| format!("{sale}.{expires}.{id}.{signature}"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn no_token_verifies_unless_issued(
+                token in prop_oneof![".{0,200}", pass_like()],
+                sale in prop_oneof![Just(7u64), any::<u64>()],
+                now_ms in any::<i64>(),
+            ) {
+                let ann = UserId::new("ann").unwrap();
+                prop_assert!(keys().check_pass(&token, SaleId(sale), &ann, now_ms).is_err(), "{token} verified");
+            }
+
+            #[test]
+            fn an_issued_pass_with_any_byte_changed_is_refused(
+                sale in any::<u64>(),
+                now_ms in 0i64..4_000_000_000_000,
+                at in any::<prop::sample::Index>(),
+                byte in 0x20u8..0x7f,
+            ) {
+                let (keys, ann) = (keys(), UserId::new("ann").unwrap());
+                let pass = keys.issue_pass(SaleId(sale), &ann, now_ms, Duration::from_secs(60));
+                prop_assert_eq!(keys.check_pass(&pass.token, SaleId(sale), &ann, now_ms), Ok(pass.id.clone()));
+                let mut changed = pass.token.clone().into_bytes();
+                let at = at.index(changed.len());
+                prop_assume!(changed[at] != byte);
+                changed[at] = byte;
+                let changed = String::from_utf8(changed).unwrap();
+                prop_assert!(keys.check_pass(&changed, SaleId(sale), &ann, now_ms).is_err(), "{changed} verified");
+            }
         }
     }
 }
