@@ -7,11 +7,19 @@
 -- ARGV: user, the draw (a random integer below 2^53, as a string), the proof's expiry
 --   (ms), '' when no proof came with the request
 --
+-- The number served grows with time (base + rate x elapsed, see lua/queue_control.lua),
+-- so while nobody waits it runs ahead of the queue, and the next crowd would be let
+-- through at once. A later joiner who finds it more than the room's burst (one second
+-- of its rate) past the queue's end first moves the end up to that: the places nobody
+-- took are skipped, so after a lull arrivals are metered at the room's rate as a queue
+-- is at the opening, and the number served never moves back.
+--
 -- Replies: {'joined' | 'member', held, early rank or '', early count, drawn '1'/'0', length,
 --   mode}
 --   {'unknown'}  {'no_queue'}  {'ended'}  {'proof_required'}  {'proof_used'}
 
-local meta = redis.call('HMGET', KEYS[1], 'q_mode', 'starts_at_ms', 'ends_at_ms')
+local meta = redis.call('HMGET', KEYS[1], 'q_mode', 'starts_at_ms', 'ends_at_ms', 'q_base', 'q_since_ms',
+  'q_rate', 'q_paused', 'q_late')
 if not meta[2] then
   return {'unknown'}
 end
@@ -40,6 +48,16 @@ if not held then
     redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
     held = 'e'
   else
+    local base, since = tonumber(meta[4] or '0'), tonumber(meta[5] or meta[2])
+    local rate = tonumber(meta[6] or '0')
+    local serving = base
+    if meta[7] ~= '1' and now > since then
+      serving = base + math.floor((now - since) * rate / 1000)
+    end
+    local skipped = serving - math.max(rate, 1) - (redis.call('ZCARD', KEYS[3]) + tonumber(meta[8] or '0'))
+    if skipped > 0 then
+      redis.call('HINCRBY', KEYS[1], 'q_late', skipped)
+    end
     held = tostring(redis.call('HINCRBY', KEYS[1], 'q_late', 1))
   end
   redis.call('HSET', KEYS[2], ARGV[1], held)

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use flashsale_local::aws::gateway::lambda_request;
 
-use common::{env, median, open_sale, rate};
+use common::{admit_call, env, median, open_sale, rate};
 
 async fn sale(stack: &flashsale_local::Stack, stock: u32) -> u64 {
     let new = open_sale("bench", stock);
@@ -75,23 +75,8 @@ async fn main() {
             rate(requests, concurrency, |i| {
                 let (mut conn, script, id) = (conn.clone(), &script, next_id.fetch_add(1, Ordering::Relaxed));
                 async move {
-                    let keys = flashsale::stores::redis::SaleKeys::new(flashsale::SaleId(raw_sale));
-                    let payload =
-                        format!("{{\"order_id\":\"{id}\",\"sale_id\":{raw_sale},\"user_id\":\"u{i}\",\"quantity\":1}}");
-                    let _: Vec<String> = script
-                        .key(&keys.meta)
-                        .key(&keys.stock)
-                        .key(&keys.bought)
-                        .key(&keys.orders)
-                        .key(&keys.outbox)
-                        .key(&keys.outbox_at)
-                        .arg(format!("u{i}"))
-                        .arg(1)
-                        .arg(id.to_string())
-                        .arg(payload)
-                        .invoke_async(&mut conn)
-                        .await
-                        .unwrap();
+                    let _: Vec<String> =
+                        admit_call(script, raw_sale, &format!("u{i}"), id).invoke_async(&mut conn).await.unwrap();
                 }
             })
             .await,
@@ -115,21 +100,8 @@ async fn main() {
             rate(requests, concurrency, |i| {
                 let (mut conn, script) = (conn.clone(), &script);
                 async move {
-                    let keys = flashsale::stores::redis::SaleKeys::new(flashsale::SaleId(raw_sale));
-                    let _: Vec<String> = script
-                        .key(&keys.meta)
-                        .key(&keys.stock)
-                        .key(&keys.bought)
-                        .key(&keys.orders)
-                        .key(&keys.outbox)
-                        .key(&keys.outbox_at)
-                        .arg(format!("late{i}"))
-                        .arg(1)
-                        .arg("0")
-                        .arg("{}")
-                        .invoke_async(&mut conn)
-                        .await
-                        .unwrap();
+                    let _: Vec<String> =
+                        admit_call(script, raw_sale, &format!("late{i}"), 0).invoke_async(&mut conn).await.unwrap();
                 }
             })
             .await,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use flashsale_local::aws::gateway::lambda_request;
 
-use common::{env, median, open_sale};
+use common::{admit_call, env, median, open_sale};
 
 /// The process's CPU time so far: every thread's time on a CPU (Linux's schedstat, in
 /// nanoseconds; a thread that ended takes its time with it, and none end here).
@@ -106,22 +106,7 @@ async fn main() {
     let evalsha = |sale: u64, user: String| {
         let (mut conn, script, id) = (conn.clone(), &script, next_id.fetch_add(1, Ordering::Relaxed));
         async move {
-            let keys = flashsale::stores::redis::SaleKeys::new(flashsale::SaleId(sale));
-            let payload = format!("{{\"order_id\":\"{id}\",\"sale_id\":{sale},\"user_id\":\"{user}\",\"quantity\":1}}");
-            let answer: Vec<String> = script
-                .key(&keys.meta)
-                .key(&keys.stock)
-                .key(&keys.bought)
-                .key(&keys.orders)
-                .key(&keys.outbox)
-                .key(&keys.outbox_at)
-                .arg(&user)
-                .arg(1)
-                .arg(id.to_string())
-                .arg(payload)
-                .invoke_async(&mut conn)
-                .await
-                .unwrap();
+            let answer: Vec<String> = admit_call(script, sale, &user, id).invoke_async(&mut conn).await.unwrap();
             assert_eq!(answer[0], "admitted");
             conn
         }

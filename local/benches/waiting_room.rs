@@ -2,14 +2,17 @@
 //!
 //! - status reads/s and joins/s through the local edge (HTTP, as the pages send them),
 //!   next to a static answer from nginx under the same client (`BENCH_NGINX_URL`,
-//!   default `http://127.0.0.1:3200/`, which `scripts/bench.sh` starts), and status reads
+//!   default `http://127.0.0.1:3200/`, which `scripts/bench.sh` starts; `none` puts a
+//!   static answer served in this process in its place, for the short round `make test`
+//!   runs where there is no nginx), and status reads
 //!   straight to the API with the edge's cache out of the way;
 //! - the function's CPU per proof-of-work check and per pass check, next to one SHA-256
 //!   of the same input.
 //!
 //! `cargo bench -p flashsale-local --bench waiting_room` with the local services up.
 //! `BENCH_REQUESTS` (default 20000) per phase and round, `BENCH_CONCURRENCY` (default
-//! 64), `BENCH_ROUNDS` (default 3); medians are printed.
+//! 64), `BENCH_ROUNDS` (default 3), `BENCH_CHECKS` (default 200000) checks timed per
+//! round; medians are printed.
 
 mod common;
 
@@ -33,12 +36,26 @@ fn per_call(n: usize, mut f: impl FnMut(usize)) -> f64 {
     started.elapsed().as_nanos() as f64 / n as f64
 }
 
+/// A server of this process's own answering every request with a short static body:
+/// the baseline where no nginx runs. Its address.
+async fn static_answer() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(|| async { "ok" });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/")
+}
+
 #[tokio::main]
 async fn main() {
     let requests = env("BENCH_REQUESTS", 20_000);
     let concurrency = env("BENCH_CONCURRENCY", 64);
     let rounds = env("BENCH_ROUNDS", 3);
-    let nginx = std::env::var("BENCH_NGINX_URL").unwrap_or_else(|_| "http://127.0.0.1:3200/".into());
+    let (nginx, baseline) = match std::env::var("BENCH_NGINX_URL").as_deref() {
+        Ok("none") => (static_answer().await, "static answer served in this process (baseline)"),
+        Ok(url) => (url.to_string(), "static answer from nginx, same client (baseline)"),
+        Err(_) => ("http://127.0.0.1:3200/".to_string(), "static answer from nginx, same client (baseline)"),
+    };
     let mut options = flashsale_local::Options::from_env().unwrap();
     options.addr = "127.0.0.1:0".parse().unwrap();
     options.queue_prefix = format!("bench-{:08x}-", rand::random::<u32>());
@@ -128,7 +145,7 @@ async fn main() {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let proof = solve(&keys.challenge(SaleId(1), &user, 1_000, now_ms)).unwrap();
     let pass = keys.issue_pass(SaleId(1), &user, now_ms, Duration::from_secs(60));
-    let n = 200_000;
+    let n = env("BENCH_CHECKS", 200_000);
     let (mut sha, mut proofs, mut passes) = (vec![], vec![], vec![]);
     for _ in 0..rounds {
         sha.push(per_call(n, |i| {
@@ -146,7 +163,7 @@ async fn main() {
         (median(nginx_rates), median(edge_rates), median(origin_rates), median(join_rates));
     println!("waiting room through the local edge, medians of {rounds} rounds of {requests} requests, {concurrency} in flight");
     println!("{:<66} {:>10} {:>8}", "", "requests/s", "ratio");
-    println!("{:<66} {:>10.0} {:>8.2}", "static answer from nginx, same client (baseline)", nginx, 1.0);
+    println!("{:<66} {:>10.0} {:>8.2}", baseline, nginx, 1.0);
     println!("{:<66} {:>10.0} {:>8.2}", "GET .../queue/status through the edge (cached a second)", edge, edge / nginx);
     println!(
         "{:<66} {:>10.0} {:>8.2}",

@@ -44,3 +44,19 @@ where
     stream::iter(0..requests).map(&call).buffer_unordered(concurrency).collect::<Vec<()>>().await;
     requests as f64 / started.elapsed().as_secs_f64()
 }
+
+/// The raw `lua/admit.lua` call the function makes for `user` buying one unit of `sale`
+/// as order `id`, built by the function's own code: the baseline always calls the
+/// script as the function does.
+#[allow(dead_code)] // not every benchmark calls the script raw
+pub fn admit_call<'s>(script: &'s redis::Script, sale: u64, user: &str, id: u64) -> redis::ScriptInvocation<'s> {
+    let order = flashsale::domain::OrderMessage {
+        order_id: flashsale::OrderId(id),
+        sale_id: flashsale::SaleId(sale),
+        user_id: flashsale::UserId::new(user).expect("a valid user id"),
+        quantity: 1,
+    };
+    let keys = flashsale::stores::redis::SaleKeys::new(order.sale_id);
+    let payload = serde_json::to_string(&order).expect("an order message serializes");
+    flashsale::admission::admit::invocation(script, &keys, &order, &payload, None)
+}

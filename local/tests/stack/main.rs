@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod abuse;
 mod admission;
 mod api;
 mod bootstrap;
