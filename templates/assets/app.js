@@ -298,7 +298,17 @@
   const pageRoot = document.querySelector('main[data-sign-in-url]');
   const session = openSession(pageRoot && pageRoot.dataset.signInUrl);
   const storedToken = session.token;
-  const dollars = (cents) => `$${(cents / 100).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+  // An amount in its currency's minor unit (cents, fils, yen), with the currency's own
+  // decimals, as the rendered pages print it: `$1,234.50`, `12.340 KWD`, `5,000 JPY`.
+  const money = (minor, currency) => {
+    const code = String(currency || 'usd').toUpperCase();
+    let digits = 2;
+    try {
+      digits = new Intl.NumberFormat('en-US', { style: 'currency', currency: code }).resolvedOptions().maximumFractionDigits;
+    } catch { /* a code the browser does not know: hundredths, as sales were priced before */ }
+    const text = (minor / 10 ** digits).toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+    return code === 'USD' ? `$${text}` : `${text} ${code}`;
+  };
   const element = (tag, text, props = {}) => Object.assign(document.createElement(tag), { textContent: text ?? '' }, props);
 
   // The API with the stored token (renewed once on a 401): `{ status, body }`, status 0
@@ -357,7 +367,7 @@
         item.dataset.status = order.status;
         item.append(
           element('a', `Sale ${order.sale_id}`, { href: `/sales/${order.sale_id}` }),
-          ` · order ${order.order_id} · ${order.quantity} × · ${dollars(order.amount_cents)} · `,
+          ` · order ${order.order_id} · ${order.quantity} × · ${money(order.amount_cents, (r.body.currencies || {})[order.sale_id])} · `,
           element('strong', STATUS_TEXT[order.status] || order.status),
           ` · ${new Date(order.created_at).toLocaleString()}`,
         );
@@ -383,12 +393,13 @@
       offerSignIn(root, 'Your sign-in has expired: sign in again.');
     });
     session.start();
-    const FIELDS = ['name', 'description', 'price_cents', 'stock', 'per_user_limit', 'starts_at', 'ends_at', 'payment_window_secs'];
+    const FIELDS = ['name', 'description', 'price_cents', 'currency', 'stock', 'per_user_limit', 'starts_at', 'ends_at', 'payment_window_secs'];
     const BUCKET_MS = 10_000, BUCKETS = 30;
     let watched = null;
     // Whether the watched sale has a waiting room: null until known.
     let watchedQueue = null;
     const samples = []; // cumulative admissions and payments of the watched sale, as polled
+    const currencies = new Map(); // sale id → its currency, from the list of sales
     const show = (id, value) => { const el = $(id); const text = String(value ?? '–'); if (el.textContent !== text) el.textContent = text; };
 
     async function loadSales() {
@@ -403,6 +414,7 @@
       }
       if (r.status !== 200) return say('The API did not answer; retrying…');
       $('staff').hidden = false;
+      for (const sale of r.body.sales) currencies.set(String(sale.id), sale.currency);
       $('sales').tBodies[0].replaceChildren(...r.body.sales.map(saleRow));
     }
 
@@ -450,8 +462,8 @@
       show('f-rejected', orders('REJECTED'));
       show('f-refunded', orders('REFUNDED'));
       show('f-drift', report.drift);
-      show('f-captured', dollars(report.money.captured_cents));
-      show('f-refunded-money', dollars(report.money.refunded_cents));
+      show('f-captured', money(report.money.captured_cents, watched.currency));
+      show('f-refunded-money', money(report.money.refunded_cents, watched.currency));
       const admitted = ['PENDING', 'UNPAID', 'PAID', 'CLOSED', 'REJECTED', 'REFUNDED'].reduce((sum, s) => sum + orders(s), 0);
       const now = Date.now();
       samples.push({ t: now, admitted, paid: orders('PAID') });
@@ -553,6 +565,7 @@
       const mode = value('waiting_room');
       const draft = {
         name: value('name'), description: value('description'), price_cents: number('price_cents'),
+        currency: value('currency') || 'usd',
         stock: number('stock'), per_user_limit: number('per_user_limit'), starts_at: when('starts_at'),
         ends_at: when('ends_at'), payment_window_secs: number('payment_window_secs'),
         // Without a difficulty the API picks its default.
@@ -583,7 +596,8 @@
       card.dataset.orderId = order.order_id;
       card.dataset.status = order.status;
       card.append(element('p', `Order ${order.order_id} · shopper ${order.user_id} · sale ${order.sale_id} · `
-        + `${order.quantity} × · ${dollars(order.amount_cents)} · ${STATUS_TEXT[order.status] || order.status}`));
+        + `${order.quantity} × · ${money(order.amount_cents, currencies.get(String(order.sale_id)))} · `
+        + `${STATUS_TEXT[order.status] || order.status}`));
       if (history) {
         const events = element('ol', '', { className: 'history' });
         for (const event of history) events.append(element('li', `${new Date(event.at).toISOString()} — ${event.what}`));

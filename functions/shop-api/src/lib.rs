@@ -137,6 +137,7 @@ impl ShopApi {
                 "id": sale.id,
                 "name": sale.name,
                 "price_cents": sale.price_cents,
+                "currency": sale.currency,
                 "stock": sale.stock,
                 "per_user_limit": sale.per_user_limit,
                 "remaining": sale.remaining,
@@ -250,7 +251,18 @@ impl ShopApi {
         let filter = OrderFilter { user: Some(&caller.user), ..Default::default() };
         let orders = self.mysql.orders_page(filter, http::cursor(req)?, limit).await?;
         let next = (orders.len() == limit as usize).then(|| orders.last().map(|o| o.order_id.to_string())).flatten();
-        Ok(json(StatusCode::OK, &j!({ "orders": orders, "next": next })))
+        // The amounts are in their sales' currencies' minor units: the page prints them so.
+        let mut sales: Vec<SaleId> = orders.iter().map(|o| o.sale_id).collect();
+        sales.sort_unstable();
+        sales.dedup();
+        let currencies: serde_json::Map<String, serde_json::Value> = self
+            .mysql
+            .currencies(&sales)
+            .await?
+            .into_iter()
+            .map(|(id, currency)| (id.to_string(), j!(currency)))
+            .collect();
+        Ok(json(StatusCode::OK, &j!({ "orders": orders, "next": next, "currencies": currencies })))
     }
 
     async fn order(&self, caller: &Caller, id: OrderId) -> Result<Response<Body>> {

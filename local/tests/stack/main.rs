@@ -15,6 +15,7 @@ mod failover;
 mod faults;
 mod lifecycle;
 mod load;
+mod money;
 mod nemesis;
 mod pages;
 mod payments;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
-use crate::domain::{QueueMode, Sale, SaleId, SaleState};
+use crate::domain::{Currency, QueueMode, Sale, SaleId, SaleState};
 use crate::error::{Error, Result};
 use crate::stores::redis::{ms_to_time, Redis, SaleKeys, LIVE_SALES_KEY};
 
@@ -20,7 +20,9 @@ pub const KEYS_GRACE: chrono::Duration = chrono::Duration::days(1);
 pub struct LiveSale {
     pub id: SaleId,
     pub name: String,
+    /// In the currency's minor unit.
     pub price_cents: u64,
+    pub currency: Currency,
     pub stock: u32,
     pub per_user_limit: u32,
     pub remaining: u64,
@@ -43,6 +45,7 @@ pub(crate) fn meta_fields(sale: &Sale) -> Vec<(&'static str, String)> {
         ("created_at_ms", sale.created_at.timestamp_millis().to_string()),
         ("name", sale.name.clone()),
         ("price_cents", sale.price_cents.to_string()),
+        ("currency", sale.currency.to_string()),
         ("stock", sale.stock.to_string()),
         ("limit", sale.per_user_limit.to_string()),
         ("starts_at_ms", sale.starts_at.timestamp_millis().to_string()),
@@ -134,6 +137,8 @@ impl Redis {
             id: sale,
             name: meta.get("name").cloned().unwrap_or_default(),
             price_cents: num("price_cents") as u64,
+            // A sale warmed before its currency was kept here was in dollars.
+            currency: meta.get("currency").map_or_else(Currency::default, |code| Currency::stored(code.clone())),
             stock: num("stock") as u32,
             per_user_limit: num("limit") as u32,
             remaining: remaining.unwrap_or(0).max(0) as u64,

@@ -1,9 +1,9 @@
 //! Sales as the shop defines them, in MySQL: create, read, list, publish.
 
-use crate::domain::{NewSale, Sale, SaleId, WaitingRoom};
+use crate::domain::{Currency, NewSale, Sale, SaleId, WaitingRoom};
 use crate::error::{Error, Result};
 use crate::orders::tallies::{self, StatusCounts};
-use crate::stores::mysql::{sale_from, Mysql, SALE_COLUMNS};
+use crate::stores::mysql::{placeholders, sale_from, Mysql, SALE_COLUMNS};
 
 impl Mysql {
     pub async fn create_sale(&self, new: &NewSale) -> Result<Sale> {
@@ -48,6 +48,24 @@ impl Mysql {
                 .fetch_optional(&self.pool)
                 .await?;
             row.as_ref().map(sale_from).transpose()
+        })
+        .await
+    }
+
+    /// The currency of each of `ids` that exists (the amounts of a page of orders are
+    /// in their sales' currencies): one statement.
+    pub async fn currencies(&self, ids: &[SaleId]) -> Result<Vec<(SaleId, Currency)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call("sale currencies", async {
+            let sql = format!("SELECT id, currency FROM sales WHERE id IN ({})", placeholders(ids.len()));
+            let mut query = sqlx::query_as::<_, (u64, String)>(&sql);
+            for id in ids {
+                query = query.bind(id.0);
+            }
+            let rows = query.fetch_all(&self.pool).await?;
+            Ok(rows.into_iter().map(|(id, code)| (SaleId(id), Currency::stored(code))).collect())
         })
         .await
     }

@@ -4,6 +4,7 @@
 
 mod ids;
 mod messages;
+mod money;
 mod order;
 mod queue;
 mod sale;
@@ -12,4 +13,5 @@ pub use ids::{BadId, BadUserId, OrderId, SaleId, UserId};
 pub use messages::{OrderMessage, TimeoutMessage};
 pub use order::{Order, OrderStatus, Refund, UnknownStatus};
 pub use queue::{place, QueueMode, ServingClock, WaitingRoom};
-pub use sale::{Currency, InvalidSale, NewSale, Sale, SaleDraft, SaleState};
+pub use money::{Currency, CurrencyUnit, CURRENCIES, MAX_CHARGE};
+pub use sale::{InvalidSale, NewSale, Sale, SaleDraft, SaleState};

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{SaleId, WaitingRoom};
+use super::{Currency, SaleId, WaitingRoom};
 
 /// What a shopper sees of a sale at a given instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +36,7 @@ pub struct Sale {
     pub id: SaleId,
     pub name: String,
     pub description: String,
+    /// In the currency's minor unit (cents, fils, yen), as the provider charges it.
     pub price_cents: u64,
     pub currency: Currency,
     pub stock: u32,
@@ -59,8 +60,9 @@ pub struct SaleDraft {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// In the currency's minor unit (cents, fils, yen), as the provider charges it.
     pub price_cents: u64,
-    /// ISO 4217, as the payment provider takes it; `usd` when left out.
+    /// ISO 4217, one the payment provider charges in; `usd` when left out.
     #[serde(default)]
     pub currency: Currency,
     pub stock: u32,
@@ -71,58 +73,6 @@ pub struct SaleDraft {
     /// A waiting room in front of the sale: purchases then need a pass from it.
     #[serde(default)]
     pub waiting_room: Option<WaitingRoom>,
-}
-
-/// An ISO 4217 currency code, lower case (`usd`, `eur`), as the payment provider spells
-/// it. Parsed at the boundary: three ASCII letters, any case.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Currency(String);
-
-impl Currency {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Default for Currency {
-    fn default() -> Self {
-        Currency("usd".into())
-    }
-}
-
-impl Currency {
-    /// The provider's currencies without a minor unit: a price in hundredths cannot be
-    /// charged in them.
-    const ZERO_DECIMAL: [&'static str; 16] = [
-        "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf",
-    ];
-}
-
-impl TryFrom<String> for Currency {
-    type Error = InvalidSale;
-    fn try_from(code: String) -> Result<Self, InvalidSale> {
-        let code = code.to_ascii_lowercase();
-        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_lowercase()) {
-            Err(InvalidSale("currency must be an ISO 4217 code of three letters"))
-        } else if Currency::ZERO_DECIMAL.contains(&code.as_str()) {
-            Err(InvalidSale("currency must have a minor unit: price_cents is in hundredths"))
-        } else {
-            Ok(Currency(code))
-        }
-    }
-}
-
-impl From<Currency> for String {
-    fn from(c: Currency) -> String {
-        c.0
-    }
-}
-
-impl std::fmt::Display for Currency {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// A sale that can be created: a [`SaleDraft`] that passed every check, with its name
@@ -163,6 +113,20 @@ impl NewSale {
 }
 
 impl SaleDraft {
+    /// Every order of the sale can be charged: one unit is at least the provider's
+    /// minimum, the shopper's limit at most its maximum (an order is the price times at
+    /// most the limit), so no checkout of an accepted sale is refused by the provider.
+    fn chargeable(&self) -> Result<(), InvalidSale> {
+        self.currency.chargeable(self.price_cents)?;
+        let most = self.price_cents.saturating_mul(u64::from(self.per_user_limit.max(1)));
+        if most > super::MAX_CHARGE {
+            return Err(InvalidSale(
+                "price_cents times per_user_limit is above the payment provider's largest charge (99999999 minor units)",
+            ));
+        }
+        Ok(())
+    }
+
     fn check(&self) -> Result<(), InvalidSale> {
         use NewSale as N;
         // The name is trimmed already (`NewSale::try_from`).
@@ -170,8 +134,8 @@ impl SaleDraft {
             Some("name must be 1 to 200 characters")
         } else if self.description.chars().count() > 10_000 {
             Some("description must be at most 10000 characters")
-        } else if self.price_cents > 10_000_000_000 {
-            Some("price_cents is out of range")
+        } else if let Err(InvalidSale(p)) = self.chargeable() {
+            Some(p)
         } else if self.stock == 0 || self.stock > N::MAX_STOCK {
             Some("stock must be between 1 and 10000000")
         } else if self.per_user_limit == 0 || self.per_user_limit > N::MAX_PER_USER {
@@ -214,18 +178,18 @@ mod tests {
     }
 
     #[test]
-    fn a_currency_is_three_letters_with_a_minor_unit_spelt_lower_case() {
-        assert_eq!(Currency::try_from("EUR".to_string()).unwrap().as_str(), "eur");
-        assert_eq!(Currency::default().as_str(), "usd");
-        for bad in ["", "eu", "euro", "e1r", "jpy"] {
-            assert!(Currency::try_from(bad.to_string()).is_err(), "{bad}");
-        }
+    fn a_draft_without_a_currency_is_in_dollars() {
         let draft: SaleDraft = serde_json::from_value(serde_json::json!({
-            "name": "x", "price_cents": 1, "stock": 1, "per_user_limit": 1,
+            "name": "x", "price_cents": 100, "stock": 1, "per_user_limit": 1,
             "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-02T00:00:00Z", "payment_window_secs": 60
         }))
         .unwrap();
         assert_eq!(draft.currency, Currency::default());
+        let refused = serde_json::from_value::<SaleDraft>(serde_json::json!({
+            "name": "x", "price_cents": 100, "currency": "abc", "stock": 1, "per_user_limit": 1,
+            "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-02T00:00:00Z", "payment_window_secs": 60
+        }));
+        assert!(refused.unwrap_err().to_string().contains("currency"));
     }
 
     #[test]
@@ -249,7 +213,48 @@ mod tests {
         let far: DateTime<Utc> = "+10000-01-01T00:00:00Z".parse().unwrap();
         let bad = SaleDraft { ends_at: far, ..ok.clone() };
         assert!(matches!(NewSale::try_from(bad), Err(InvalidSale(m)) if m.contains("ends_at")));
-        let bad = SaleDraft { stock: 0, ..ok };
+        let bad = SaleDraft { stock: 0, ..ok.clone() };
         assert!(matches!(NewSale::try_from(bad), Err(InvalidSale(m)) if m.contains("stock")));
+    }
+
+    #[test]
+    fn a_price_the_provider_cannot_charge_is_refused_naming_price_cents() {
+        let now = Utc::now();
+        let ok = SaleDraft {
+            name: "Phone".into(),
+            description: String::new(),
+            price_cents: 50,
+            currency: Currency::default(),
+            stock: 10,
+            per_user_limit: 4,
+            starts_at: now,
+            ends_at: now + Duration::hours(1),
+            payment_window_secs: 60,
+            waiting_room: None,
+        };
+        let kwd = Currency::try_from("kwd".to_string()).unwrap();
+        let jpy = Currency::try_from("jpy".to_string()).unwrap();
+        for good in [
+            ok.clone(),
+            SaleDraft { price_cents: 24_999_999, ..ok.clone() },
+            SaleDraft { currency: kwd.clone(), price_cents: 12_340, ..ok.clone() },
+            SaleDraft { currency: jpy.clone(), price_cents: 5_000, ..ok.clone() },
+        ] {
+            assert!(NewSale::try_from(good.clone()).is_ok(), "{good:?}");
+        }
+        for bad in [
+            SaleDraft { price_cents: 0, ..ok.clone() },
+            SaleDraft { price_cents: 49, ..ok.clone() },
+            SaleDraft { price_cents: 100_000_000, per_user_limit: 1, ..ok.clone() },
+            SaleDraft { price_cents: 25_000_000, ..ok.clone() },
+            SaleDraft { price_cents: u64::MAX, ..ok.clone() },
+            SaleDraft { currency: kwd, price_cents: 12_345, ..ok.clone() },
+            SaleDraft { currency: jpy, price_cents: 49, ..ok.clone() },
+        ] {
+            assert!(
+                matches!(NewSale::try_from(bad.clone()), Err(InvalidSale(m)) if m.starts_with("price_cents")),
+                "{bad:?}"
+            );
+        }
     }
 }

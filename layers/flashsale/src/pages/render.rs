@@ -57,21 +57,25 @@ impl PageState {
     }
 }
 
-/// `$1,234.56`
-/// A price in hundredths of `currency`'s unit: `$1,234.50` for US dollars, `1,234.50 EUR`
-/// for the others.
-pub fn format_price(cents: u64, currency: &Currency) -> String {
-    let dollars = (cents / 100).to_string();
+/// A price in `currency`'s minor unit, with the currency's own decimals: `$1,234.50`
+/// for US dollars, `1,234.500 KWD` and `5,000 JPY` for the others.
+pub fn format_price(minor: u64, currency: &Currency) -> String {
+    let scale = 10u64.pow(u32::from(currency.digits()));
+    let whole = (minor / scale).to_string();
     let mut grouped = String::new();
-    for (i, digit) in dollars.chars().enumerate() {
-        if i > 0 && (dollars.len() - i).is_multiple_of(3) {
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(digit);
     }
+    if scale > 1 {
+        let digits = usize::from(currency.digits());
+        grouped = format!("{grouped}.{:0digits$}", minor % scale);
+    }
     match currency.as_str() {
-        "usd" => format!("${grouped}.{:02}", cents % 100),
-        other => format!("{grouped}.{:02} {}", cents % 100, other.to_ascii_uppercase()),
+        "usd" => format!("${grouped}"),
+        other => format!("{grouped} {}", other.to_ascii_uppercase()),
     }
 }
 
@@ -317,6 +321,25 @@ mod tests {
         assert_eq!(format_price(123_456_789, &usd), "$1,234,567.89");
         let eur = Currency::try_from("EUR".to_string()).unwrap();
         assert_eq!(format_price(123_450, &eur), "1,234.50 EUR");
+    }
+
+    #[test]
+    fn prices_have_their_currencys_decimals() {
+        let kwd = Currency::try_from("kwd".to_string()).unwrap();
+        assert_eq!(format_price(12_340, &kwd), "12.340 KWD");
+        assert_eq!(format_price(1_234_567_890, &kwd), "1,234,567.890 KWD");
+        assert_eq!(format_price(5, &kwd), "0.005 KWD");
+        let jpy = Currency::try_from("jpy".to_string()).unwrap();
+        assert_eq!(format_price(5_000, &jpy), "5,000 JPY");
+        assert_eq!(format_price(0, &jpy), "0 JPY");
+        // A code stored before the table is read in hundredths, as it always was.
+        assert_eq!(format_price(1_999, &Currency::stored("abc".into())), "19.99 ABC");
+        let sale = Sale { currency: kwd.clone(), price_cents: 12_340, ..sale() };
+        let html = render_sale(&site(), &sale, PageState::Scheduled).unwrap();
+        assert!(html.contains("12.340 KWD") && !html.contains('$'), "{html}");
+        let index = render_index(&site(), &[(Sale { currency: jpy, price_cents: 5_000, ..sale }, PageState::Scheduled)])
+            .unwrap();
+        assert!(index.contains("5,000 JPY") && !index.contains("$"), "{index}");
     }
 
     #[test]

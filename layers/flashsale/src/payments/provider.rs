@@ -113,8 +113,15 @@ impl Provider {
     /// A PaymentIntent for the order's amount: the same one however often it is asked
     /// for (the idempotency key is the order's).
     pub async fn create_intent(&self, order: &Order, currency: &Currency) -> Result<Intent> {
+        // The amount is in the currency's minor unit already (`Sale::price_cents`); one
+        // the provider would refuse (a sale stored before its bounds were checked) is
+        // not sent: the order cannot be paid, which is no fault of the provider's.
+        let amount = currency.chargeable(order.amount_cents).map_err(|why| {
+            tracing::warn!(order_id = %order.order_id, amount = order.amount_cents, %currency, %why, "not chargeable");
+            Error::NotPayable { status: order.status, reason: "the sale's price cannot be charged in its currency" }
+        })?;
         let form = [
-            ("amount", order.amount_cents.to_string()),
+            ("amount", amount.to_string()),
             ("currency", currency.to_string()),
             ("metadata[order_id]", order.order_id.to_string()),
             ("metadata[sale_id]", order.sale_id.to_string()),

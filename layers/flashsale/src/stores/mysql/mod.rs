@@ -90,8 +90,7 @@ pub(crate) fn sale_from(row: &MySqlRow) -> Result<Sale> {
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         price_cents: row.try_get("price_cents")?,
-        currency: Currency::try_from(row.try_get::<String, _>("currency")?)
-            .map_err(|e| Error::Internal(format!("sales.currency: {e}")))?,
+        currency: Currency::stored(row.try_get::<String, _>("currency")?),
         stock: row.try_get("stock")?,
         sold: row.try_get("sold")?,
         per_user_limit: row.try_get("per_user_limit")?,
