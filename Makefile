@@ -30,7 +30,7 @@ test: services browser api-tools lint
 	$(WITH_TEST_ENV) export FLASHSALE_ARM64_DIR="$$(scripts/arm64.sh dir)" && set -o pipefail && \
 	  cargo test --workspace --no-fail-fast 2>&1 | tee .local/test-output.log
 	$(WITH_TEST_ENV) export $(BENCH_SHORT_ROUND) && set -o pipefail && \
-	  cargo test -p flashsale-local --benches 2>&1 | tee .local/bench-round.log
+	  cargo test -p flashsale-local --bench '*' 2>&1 | tee .local/bench-round.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' .local/test-output.log
 
 ## Every benchmark runs one short round in `make test` (debug build, no nginx), so none
