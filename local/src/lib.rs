@@ -156,6 +156,8 @@ impl Drop for Stack {
         for task in &self.tasks {
             task.abort();
         }
+    /// The requests that reached a function through the gateway, by path.
+    pub reached: Arc<gateway::Reached>,
     }
 }
 
@@ -273,6 +275,7 @@ pub async fn start(options: Options) -> Result<Stack> {
             ("POST /api/sales/{id}/queue", options.queue_rate),
             ("POST /api/sales/{id}/pass", options.pass_rate),
         ]
+    let reached = Arc::new(gateway::Reached::default());
         .into_iter()
         .map(|(route, (rate, burst))| (route, TokenBucket::new(rate, burst)))
         .collect(),
@@ -286,6 +289,7 @@ pub async fn start(options: Options) -> Result<Stack> {
         codes: Default::default(),
     });
     let direct = axum::Router::new()
+        reached: reached.clone(),
         .route("/api", axum::routing::any(gateway::api))
         .route("/api/{*rest}", axum::routing::any(gateway::api))
         .with_state(gateway.clone());
@@ -307,7 +311,7 @@ pub async fn start(options: Options) -> Result<Stack> {
     let own = format!("http://{addr}/api/payments/webhook");
     register_webhook(&options.payments_url, &payments, payments.secret_key.expose(), &own).await?;
     tracing::info!(%addr, %api_addr, "local stack serving: the edge, and the API endpoint it forwards to");
-    Ok(Stack { addr, api_addr, config, resources, functions, jwt_secret: options.jwt_secret, tasks })
+    Ok(Stack { addr, api_addr, config, resources, functions, reached, jwt_secret: options.jwt_secret, tasks })
 }
 
 /// Serves `app` on `addr` (port 0: a free one) until the stack stops; where it listens.

@@ -12,6 +12,10 @@
 //!   `GET /api/sales/{id}/queue/status` the number served, public and cached a second
 //!   at the edge; `POST /api/sales/{id}/pass` a short-lived pass once the caller's
 //!   place is served, which `admit` takes.
+//! - The public reads (a sale, its waiting room's status) answer a sale that does not
+//!   exist, or an id not written as a sale's id is (`07`, `+7`), with a 404 the edge
+//!   keeps for a moment; a path written otherwise than its route (`.../purchase/`) is a
+//!   404 before any store is asked.
 //! - `POST /api/orders/{id}/payment`: the order's payment at the provider (started once,
 //!   the same one when asked again) and the client secret the page pays with. The order
 //!   becomes `PAID` only on the provider's word (`payment-webhook`), never here.
@@ -89,6 +93,11 @@ impl ShopApi {
     pub async fn handle(&self, req: Request) -> Response<Body> {
         if let Some(refused) = self.edge.refuses(&req) {
             return refused;
+    /// What this container knows of the sales Redis does not: how often it asked MySQL.
+    pub fn missing_sales(&self) -> &MissingSales {
+        &self.missing
+    }
+
         }
         let span = http::request_span("shop-api", &req);
         self.route(req).instrument(span).await.unwrap_or_else(|e| problem(&e))
@@ -98,12 +107,14 @@ impl ShopApi {
         let (method, segments) = http::route(&req);
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         match (segments.as_slice(), method) {
-            (["sales", id], Method::GET) => self.sale(http::path_id(id)?).await,
+            (["sales", id], Method::GET) => public(async { self.sale(http::path_id(id)?).await }.await),
             (["sales", id, "queue", "challenge"], Method::GET) => {
                 self.challenge(&http::caller(&req)?, http::path_id(id)?).await
             }
             (["sales", id, "queue"], Method::POST) => self.join(&req, http::path_id(id)?).await,
-            (["sales", id, "queue", "status"], Method::GET) => self.queue_status(http::path_id(id)?).await,
+            (["sales", id, "queue", "status"], Method::GET) => {
+                public(async { self.queue_status(http::path_id(id)?).await }.await)
+            }
             (["sales", id, "pass"], Method::POST) => self.pass(&http::caller(&req)?, http::path_id(id)?).await,
             (["orders"], Method::GET) => self.my_orders(&req).await,
             (["orders", id], Method::GET) => self.order(&http::caller(&req)?, http::path_id(id)?).await,
@@ -288,4 +299,25 @@ impl ShopApi {
 fn no_store(mut response: Response<Body>) -> Response<Body> {
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+/// How long the edge keeps the 404 of a public read (seconds): no such sale, or an id
+/// written otherwise than as the sale's id is. Short, as a sale published a moment later
+/// is then found; long enough that a crowd (or a bot cycling ids) asking for it costs
+/// the origin one answer per edge location in that time.
+const NOT_FOUND_MAX_AGE_SECS: u32 = 2;
+
+/// A public read's answer: its 404 (the same for everyone, as the read is) is kept
+/// at the edge briefly, as CloudFront keeps a 404 for its `max-age` (template.yaml's
+/// `CustomErrorResponses`); any other error is the caller's to map, uncached.
+fn public(answer: Result<Response<Body>>) -> Result<Response<Body>> {
+    match answer {
+        Err(e @ Error::NotFound(_)) => {
+            let mut response = problem(&e);
+            let max_age = format!("public, max-age={NOT_FOUND_MAX_AGE_SECS}");
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_str(&max_age).expect("ascii"));
+            Ok(response)
+        }
+        answer => answer,
+    }
+}
+
 }

@@ -72,10 +72,16 @@ pub const ROUTES: &[Route] = &[
 /// A route's path parameters, as named in its pattern, borrowed from the request path.
 type PathParams<'p> = Vec<(&'static str, &'p str)>;
 
-/// Matches a path against a route pattern, returning its path parameters.
+/// Matches a path against a route pattern, returning its path parameters. A path has
+/// one spelling: with a trailing slash or an empty segment it matches no route (404),
+/// as the functions refuse it (`flashsale::lambda::http::route`), so what the WAF counts
+/// and the edge keys on is what is served.
 fn matches<'p>(pattern: &'static str, path: &'p str) -> Option<PathParams<'p>> {
+    if path.strip_prefix('/').is_none_or(|rest| rest.split('/').any(str::is_empty)) {
+        return None;
+    }
     let mut params = Vec::new();
-    let mut rest = Some(path.trim_end_matches('/'));
+    let mut rest = Some(path);
     for part in pattern.split('/') {
         let remaining = rest?;
         if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix("+}")) {
@@ -108,6 +114,8 @@ pub struct Gateway {
     pub route_buckets: HashMap<&'static str, TokenBucket>,
     /// What the edge keeps of the API's answers, as CloudFront's API cache policy does.
     pub edge_cache: EdgeCache,
+    /// The requests that reached a function (the ones the edge did not answer).
+    pub reached: std::sync::Arc<Reached>,
     /// The value the edge adds in the origin header, as CloudFront's origin custom header
     /// does: the functions refuse a request without it.
     pub origin: http::HeaderValue,
@@ -116,9 +124,9 @@ pub struct Gateway {
 /// `/api/*` through the edge: the request as CloudFront forwards it, with the origin
 /// header set (a viewer's own value for it is overwritten, as CloudFront does).
 ///
-/// A `GET` answer the API marks `public, max-age=N` is kept N seconds (at most a
-/// minute, as the cache policy's MaxTTL) under its path and Authorization, the cache
-/// policy's key, and served to the next viewers without reaching the API.
+/// A `GET` answer the API marks `public, max-age=N` (a 200, or a 404) is kept N seconds
+/// (at most a minute, as the cache policy's MaxTTL) under the key of its cache behaviour
+/// ([`CACHE_BEHAVIOURS`]) and served to the next viewers without reaching the API.
 pub async fn via_edge(State(gateway): State<Arc<Gateway>>, mut request: Request) -> Response {
     request.headers_mut().insert(ORIGIN_HEADER, gateway.origin.clone());
     if request.method() != Method::GET {
@@ -130,6 +138,91 @@ pub async fn via_edge(State(gateway): State<Arc<Gateway>>, mut request: Request)
     }
     let response = api(State(gateway.clone()), request).await;
     gateway.edge_cache.keep(key, response).await
+}
+
+/// Requests that reached a function, by path: what the edge did not answer itself, as
+/// the origin's request count in CloudFront's metrics. Counted for at most
+/// [`Reached::MAX_PATHS`] paths (a stranger chooses them), and in total.
+#[derive(Default)]
+pub struct Reached {
+    by_path: std::sync::Mutex<HashMap<String, u64>>,
+    total: std::sync::atomic::AtomicU64,
+}
+
+impl Reached {
+    pub const MAX_PATHS: usize = 10_000;
+
+    fn count(&self, path: &str) {
+        self.total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut by_path = self.by_path.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = by_path.get_mut(path) {
+            *count += 1;
+        } else if by_path.len() < Self::MAX_PATHS {
+            by_path.insert(path.to_string(), 1);
+        }
+    }
+
+    /// Requests for `path` (as sent) that reached a function.
+    pub fn of(&self, path: &str) -> u64 {
+        self.by_path.lock().unwrap_or_else(|e| e.into_inner()).get(path).copied().unwrap_or(0)
+    }
+
+    /// Requests for any path that reached a function.
+    pub fn total(&self) -> u64 {
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// What a cache behaviour keys the API's answers on besides the path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheKey {
+    /// The path alone (template.yaml `PublicApiCachePolicy`): answers that are the same
+    /// for everyone, where a made-up Authorization must not miss the cache.
+    Path,
+    /// The path and Authorization (template.yaml `ApiCachePolicy`): CloudFront forwards
+    /// Authorization only when it is in the key, and a shopper's answers are theirs.
+    PathAndAuthorization,
+}
+
+/// The distribution's `/api` cache behaviours, in its order (template.yaml
+/// `CacheBehaviors`; the first whose pattern matches the path applies): a sale and its
+/// waiting room's status are public, everything under a sale deeper than its id is not.
+pub const CACHE_BEHAVIOURS: &[(&str, CacheKey)] = &[
+    ("/api/sales/*/queue/status", CacheKey::Path),
+    ("/api/sales/*/*", CacheKey::PathAndAuthorization),
+    ("/api/sales/*", CacheKey::Path),
+    ("/api/*", CacheKey::PathAndAuthorization),
+];
+
+/// A CloudFront path pattern: `*` stands for any characters (`/` included), `?` for
+/// one; everything else is itself, case-sensitive.
+pub fn path_pattern_matches(pattern: &str, path: &str) -> bool {
+    let (pattern, path) = (pattern.as_bytes(), path.as_bytes());
+    // The classic glob walk: on a mismatch, go back to the last `*` and let it take one
+    // more character.
+    let (mut p, mut t, mut star, mut mark) = (0, 0, None, 0);
+    while t < path.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some(p);
+                mark = t;
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == path[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some(s) => {
+                    p = s + 1;
+                    mark += 1;
+                    t = mark;
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 /// Answers kept at the edge, each until its `max-age` ran out.
@@ -152,16 +245,20 @@ const EDGE_MAX_TTL_SECS: u64 = 60;
 const EDGE_MAX_KEPT: usize = 10_000;
 
 impl EdgeCache {
-    /// The cache policy's key: the path and Authorization, or the path alone for the
-    /// answers that are everyone's (template.yaml `PublicApiCachePolicy`: a waiting room's
-    /// status), where a made-up Authorization must not miss the cache.
+    /// The cache key of the behaviour the path falls under ([`CACHE_BEHAVIOURS`]): the
+    /// path alone for the public reads, the path and Authorization for the rest. No
+    /// query string: the cache policies key on none.
     fn key(request: &Request) -> String {
         let path = request.uri().path();
-        if path.ends_with("/queue/status") {
-            return path.to_string();
+        let behaviour = CACHE_BEHAVIOURS.iter().find(|(pattern, _)| path_pattern_matches(pattern, path));
+        match behaviour.map(|(_, key)| *key) {
+            Some(CacheKey::Path) => path.to_string(),
+            _ => {
+                let authorization =
+                    request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+                format!("{path}\n{authorization}")
+            }
         }
-        let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-        format!("{path}\n{authorization}")
     }
 
     fn get(&self, key: &str) -> Option<Response> {
@@ -187,7 +284,9 @@ impl EdgeCache {
             .and_then(|v| v.to_str().ok())
             .filter(|v| v.split(',').any(|d| d.trim() == "public"))
             .and_then(|v| v.split(',').find_map(|d| d.trim().strip_prefix("max-age=")?.parse::<u64>().ok()))
-            .filter(|secs| *secs > 0 && response.status() == StatusCode::OK);
+            // A 404 too, as CloudFront keeps an error answer for its max-age (with the
+            // distribution's error-caching minimum TTL 0 for it, template.yaml).
+            .filter(|secs| *secs > 0 && matches!(response.status(), StatusCode::OK | StatusCode::NOT_FOUND));
         let Some(max_age) = max_age else {
             return response;
         };
@@ -239,6 +338,7 @@ pub async fn api(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
     let Ok(body) = to_bytes(body, MAX_BODY).await else {
         return gateway_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "request body too large");
     };
+    gateway.reached.count(parts.uri.path());
     let event = event(&parts, route, &params, claims.as_deref(), &body);
     let request = match lambda_http::request::from_str(&event) {
         Ok(r) => r,
@@ -437,7 +537,7 @@ fn event(
 
 #[cfg(test)]
 mod tests {
-    use super::{matches, ROUTES};
+    use super::{matches, path_pattern_matches, CacheKey, CACHE_BEHAVIOURS, ROUTES};
 
     /// `METHOD /path` of every route: the gateway's, template.yaml's (RouteKey), and the
     /// operations of docs/openapi.yaml.
@@ -499,7 +599,14 @@ mod tests {
     #[test]
     fn route_patterns() {
         assert_eq!(matches("/api/sales/{id}", "/api/sales/7"), Some(vec![("id", "7")]));
-        assert_eq!(matches("/api/sales/{id}/purchase", "/api/sales/7/purchase/"), Some(vec![("id", "7")]));
+        assert_eq!(matches("/api/sales/{id}/purchase", "/api/sales/7/purchase"), Some(vec![("id", "7")]));
+        for other in
+            ["/api/sales/7/purchase/", "/api/sales/7/purchase//", "/api/sales//7/purchase", "//api/sales/7/purchase"]
+        {
+            assert!(matches("/api/sales/{id}/purchase", other).is_none(), "{other}");
+        }
+        assert!(matches("/api/admin/{proxy+}", "/api/admin/sales/3/publish/").is_none());
+        assert!(matches("/api/admin/{proxy+}", "/api/admin/sales//publish").is_none());
         assert_eq!(matches("/api/orders", "/api/orders"), Some(vec![]));
         assert!(matches("/api/sales/{id}", "/api/sales/7/purchase").is_none());
         assert!(matches("/api/sales/{id}", "/api/sales/").is_none());
@@ -509,5 +616,57 @@ mod tests {
         );
         assert!(matches("/api/orders/{id}", "/api/orders//").is_none());
         assert!(matches("/api/admin/{proxy+}", "/api/admin").is_none());
+    }
+    #[test]
+    fn path_patterns_match_as_cloudfront_matches_them() {
+        assert!(path_pattern_matches("/api/sales/*", "/api/sales/7"));
+        assert!(path_pattern_matches("/api/sales/*", "/api/sales/7/purchase"));
+        assert!(path_pattern_matches("/api/sales/*/*", "/api/sales/7/queue/challenge"));
+        assert!(path_pattern_matches("/api/sales/*/*", "/api/sales/7/"));
+        assert!(!path_pattern_matches("/api/sales/*/*", "/api/sales/7"));
+        assert!(path_pattern_matches("/api/sales/*/queue/status", "/api/sales/12/queue/status"));
+        assert!(!path_pattern_matches("/api/sales/*/queue/status", "/api/sales/12/queue/status/x"));
+        assert!(path_pattern_matches("/api/sales/?", "/api/sales/7"));
+        assert!(!path_pattern_matches("/api/sales/?", "/api/sales/77"));
+    }
+
+    /// Which behaviour each route's path falls under: the public reads key on the path
+    /// alone, every route that needs its caller's token keeps Authorization (CloudFront
+    /// forwards it to the origin only then).
+    #[test]
+    fn public_reads_key_on_the_path_and_authorized_routes_keep_authorization() {
+        for route in ROUTES {
+            let path = route.pattern().replace("{id}", "7").replace("{proxy+}", "sales/7/publish");
+            let key =
+                CACHE_BEHAVIOURS.iter().find(|(pattern, _)| path_pattern_matches(pattern, &path)).map(|(_, k)| *k);
+            let expected =
+                if route.authorized || !route.serves("GET") { CacheKey::PathAndAuthorization } else { CacheKey::Path };
+            // The webhook is a POST: never cached, and keeping Authorization costs nothing.
+            assert_eq!(key, Some(expected), "{}", route.key);
+        }
+    }
+
+    /// The local edge's behaviours are the distribution's: the `/api` cache behaviours of
+    /// template.yaml, in order, each with the key its cache policy names.
+    #[test]
+    fn the_local_edge_keys_as_the_template_s_cache_behaviours() {
+        let template = include_str!("../../../template.yaml");
+        let mut behaviours = Vec::new();
+        let mut pattern = None;
+        for line in template.lines().map(str::trim) {
+            if let Some(p) = line.strip_prefix("- PathPattern: ") {
+                pattern = Some(p.to_string());
+            } else if let (Some(p), Some(policy)) = (&pattern, line.strip_prefix("CachePolicyId: !Ref ")) {
+                let key = match policy {
+                    "PublicApiCachePolicy" => CacheKey::Path,
+                    "ApiCachePolicy" => CacheKey::PathAndAuthorization,
+                    other => panic!("{p}: unknown cache policy {other}"),
+                };
+                behaviours.push((p.clone(), key));
+                pattern = None;
+            }
+        }
+        let local: Vec<(String, CacheKey)> = CACHE_BEHAVIOURS.iter().map(|(p, k)| (p.to_string(), *k)).collect();
+        assert_eq!(behaviours, local);
     }
 }

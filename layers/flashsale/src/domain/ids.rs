@@ -1,5 +1,9 @@
 //! Identifiers: sales, orders, shoppers. Text that is no id is a [`BadId`] or a
 //! [`BadUserId`]; what that means to a caller (404, 401, 400) is the caller's to say.
+//!
+//! A sale's or an order's id has one spelling, the one `to_string` writes: `7`, never
+//! `07`, `+7` or ` 7`. A stranger who could write one id several ways would make each
+//! spelling a cache key of its own at the edge, and each a read of the stores behind it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,10 +26,22 @@ impl fmt::Display for SaleId {
 #[error("not a valid {0} id")]
 pub struct BadId(pub &'static str);
 
+/// The number `text` spells in its one canonical form: ASCII digits, the first not `0`,
+/// within `u64`. No id is 0 (sales count from 1, order ids are Snowflakes), so `0` is
+/// no id either.
+fn canonical(text: &str) -> Option<u64> {
+    let digits = text.as_bytes();
+    if digits.first().is_none_or(|first| !(b'1'..=b'9').contains(first)) || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    // Only digits now: `parse` fails on overflow alone.
+    text.parse().ok()
+}
+
 impl FromStr for SaleId {
     type Err = BadId;
     fn from_str(s: &str) -> std::result::Result<Self, BadId> {
-        s.parse().map(SaleId).map_err(|_| BadId("sale"))
+        canonical(s).map(SaleId).ok_or(BadId("sale"))
     }
 }
 
@@ -43,7 +59,7 @@ impl fmt::Display for OrderId {
 impl FromStr for OrderId {
     type Err = BadId;
     fn from_str(s: &str) -> std::result::Result<Self, BadId> {
-        s.parse().map(OrderId).map_err(|_| BadId("order"))
+        canonical(s).map(OrderId).ok_or(BadId("order"))
     }
 }
 
@@ -56,7 +72,7 @@ impl Serialize for OrderId {
 impl<'de> Deserialize<'de> for OrderId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse().map(OrderId).map_err(serde::de::Error::custom)
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -117,6 +133,50 @@ mod tests {
         assert_eq!(json, "\"9007199254740993\"");
         assert_eq!(serde_json::from_str::<OrderId>(&json).unwrap(), id);
         assert!(serde_json::from_str::<OrderId>("12").is_err());
+    }
+
+    #[test]
+    fn ids_have_one_spelling() {
+        assert_eq!("1".parse(), Ok(SaleId(1)));
+        assert_eq!("18446744073709551615".parse(), Ok(OrderId(u64::MAX)));
+        for other in
+            ["0001", "01", "+1", "-1", " 1", "1 ", "1\n", "0", "", "1e3", "0x1", "1_000", "１", "18446744073709551616"]
+        {
+            assert_eq!(other.parse::<SaleId>(), Err(BadId("sale")), "{other:?}");
+            assert_eq!(other.parse::<OrderId>(), Err(BadId("order")), "{other:?}");
+        }
+        assert!(serde_json::from_str::<OrderId>("\"012\"").is_err());
+    }
+
+    /// Fuzzing: any text a stranger may send as an id, a fixed number of cases.
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 4_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// No panic, and an id parses only from the one spelling it writes back.
+            #[test]
+            fn an_id_parses_only_from_its_own_spelling(text in "\\PC{0,24}|[-+ 0]{0,3}[0-9]{1,21}[ \\n]?") {
+                if let Ok(id) = text.parse::<SaleId>() {
+                    prop_assert_eq!(id.to_string(), text.clone());
+                }
+                if let Ok(id) = text.parse::<OrderId>() {
+                    prop_assert_eq!(id.to_string(), text.clone());
+                    let json = serde_json::to_string(&id).unwrap();
+                    prop_assert_eq!(serde_json::from_str::<OrderId>(&json).unwrap(), id);
+                }
+            }
+
+            /// Every id's own spelling parses back to it.
+            #[test]
+            fn every_id_parses_from_its_spelling(n in 1u64..) {
+                prop_assert_eq!(n.to_string().parse::<SaleId>(), Ok(SaleId(n)));
+                prop_assert_eq!(n.to_string().parse::<OrderId>(), Ok(OrderId(n)));
+            }
+        }
     }
 
     #[test]

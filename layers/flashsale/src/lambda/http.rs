@@ -243,10 +243,19 @@ pub fn path_id<T: std::str::FromStr<Err = BadId>>(segment: &str) -> Result<T, Er
 
 /// The method and the path segments after `/api`, so one function can serve several
 /// routes whatever stage prefix the gateway put in front.
+///
+/// A path has one spelling: one with an empty segment (`/purchase/`, `//`) is no route's
+/// (its segments hold an empty one, which no route names), so it is a 404 before any
+/// store is asked. The WAF's rules and the edge's cache keys see the path as sent; were
+/// `.../purchase/` served as `.../purchase`, it would be counted and cached apart.
 pub fn route(req: &Request) -> (Method, Vec<String>) {
     let path = req.uri().path();
-    let segments: Vec<String> =
-        path.split('/').filter(|s| !s.is_empty()).skip_while(|s| *s != "api").skip(1).map(str::to_string).collect();
+    let all: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let segments = match all.iter().position(|s| *s == "api") {
+        Some(_) if all.iter().any(|s| s.is_empty()) => vec![String::new()],
+        Some(api) => all[api + 1..].iter().map(|s| s.to_string()).collect(),
+        None => vec![String::new()],
+    };
     (req.method().clone(), segments)
 }
 
@@ -292,6 +301,30 @@ mod tests {
         let (method, segments) = route(&req);
         assert_eq!(method, Method::POST);
         assert_eq!(segments, ["sales", "7", "purchase"]);
+        assert_eq!(route(&request(json!({}), "/api")).1, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_path_with_an_empty_segment_names_no_route() {
+        for path in [
+            "/api/sales/7/purchase/",
+            "/api/sales/7/purchase//",
+            "/api/sales//7/purchase",
+            "//api/sales/7/purchase",
+            "/api//sales/7/purchase",
+            "/api/",
+            "/sales/7/purchase",
+        ] {
+            assert_eq!(route(&request(json!({}), path)).1, [""], "{path}");
+        }
+    }
+
+    #[test]
+    fn ids_in_paths_have_one_spelling() {
+        assert_eq!(path_id::<crate::domain::SaleId>("7").unwrap(), crate::domain::SaleId(7));
+        for other in ["07", "+7", " 7", "7 ", "0", ""] {
+            assert!(matches!(path_id::<crate::domain::SaleId>(other), Err(Error::NotFound("sale"))), "{other:?}");
+        }
     }
 
     #[test]

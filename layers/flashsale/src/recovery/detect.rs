@@ -3,6 +3,7 @@
 //! orders, then is rebuilt from MySQL and the pending-orders table ([`super::rebuild`]).
 //! One caller rebuilds; the others wait.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -139,19 +140,38 @@ impl Missing {
     }
 }
 
+/// Lookups of missing sales one container makes at once, each sale always in the same
+/// lane: a crowd asking for one sale waits for one lookup, without a map of sales a
+/// stranger could grow.
+const LOOKUP_LANES: usize = 64;
+
 /// What a function does when Redis does not know a sale a shopper asks for: MySQL says
 /// whether it never was (404), has ended (409), or is running and was lost by Redis
 /// (rebuilt once the hand-offs begun before the loss have ended; 503 "recovering"
-/// meanwhile). The
-/// verdict is remembered per container for a moment, so a crowd costs MySQL one read.
+/// meanwhile). The verdict is remembered per container for a moment (in a bounded
+/// memo: the ids are a stranger's), and requests for a sale already being looked up
+/// wait for that lookup's verdict, so a crowd, or a flood of requests for a sale that
+/// does not exist, costs MySQL one read per sale per memo period.
 pub struct MissingSales {
     memo: SaleMemo<Missing>,
     drain: Drain,
+    lanes: [tokio::sync::Mutex<()>; LOOKUP_LANES],
+    lookups: AtomicU64,
 }
 
 impl MissingSales {
     pub fn new(memo_ttl: Duration, drain: Drain) -> Self {
-        MissingSales { memo: SaleMemo::new(memo_ttl), drain }
+        MissingSales {
+            memo: SaleMemo::new(memo_ttl),
+            drain,
+            lanes: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
+            lookups: AtomicU64::new(0),
+        }
+    }
+
+    /// How many times this container asked MySQL about a sale Redis did not know.
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
     }
 
     /// The answer already known for a sale found missing a moment ago.
@@ -165,6 +185,12 @@ impl MissingSales {
         if let Some(error) = self.known(sale) {
             return Err(error);
         }
+        let _lane = self.lanes[(sale.0 % LOOKUP_LANES as u64) as usize].lock().await;
+        // The lookup this one waited for may have just told.
+        if let Some(error) = self.known(sale) {
+            return Err(error);
+        }
+        self.lookups.fetch_add(1, Ordering::Relaxed);
         let verdict = match mysql.sale(sale).await? {
             Some(found) if found.published && found.ends_at > Utc::now() => {
                 match recover(mysql, redis, recorded, &found, self.drain).await? {

@@ -3,4 +3,6 @@
 //! real local stack and the local payment provider, each failing on the vulnerable
 //! behaviour. README "Threats" lists every class, what stops it, and its test here.
 
+mod canonical_paths;
+mod edge_cache;
 mod waiting_room_lull;
