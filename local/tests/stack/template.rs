@@ -380,6 +380,33 @@ fn each_consumer_may_poll_its_own_queue_only() {
     assert_eq!(mappings, 2, "the orders' and the payment deadlines' pollers");
 }
 
+/// Anyone may post to the payment webhook (no JWT): by default it reserves a small
+/// concurrency of its own, which is also its ceiling, so a flood of forged deliveries
+/// holds at most that many containers and leaves the account's concurrency to admit.
+#[test]
+fn the_payment_webhook_reserves_a_small_concurrency_of_its_own_by_default() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let parameter = &doc["Parameters"]["PaymentWebhookReservedConcurrency"];
+    let default = parameter["Default"].as_u64().expect("a number by default");
+    assert!((1..=20).contains(&default), "a small reservation by default, not none: {default}");
+    assert!(parameter["MaxValue"].as_u64().is_some_and(|max| max <= 100), "a ceiling, not a share of admit's");
+    assert!(parameter["Description"].as_str().is_some_and(|d| d.len() > 40), "described");
+
+    let reserved =
+        Template::load().definition("PaymentWebhookFunction")["Properties"]["ReservedConcurrentExecutions"].clone();
+    let Value::Tagged(choice) = &reserved else { panic!("reserved concurrency by a condition: {reserved:?}") };
+    let branches = choice.value.as_sequence().expect("!If [condition, then, else]");
+    let condition = branches[0].as_str().unwrap();
+    assert_eq!(ref_target(&branches[1]).as_deref(), Some("PaymentWebhookReservedConcurrency"));
+    // The condition holds for any reservation but 0, the default's included.
+    let holds = serde_yaml::to_string(&doc["Conditions"][condition]).unwrap();
+    assert!(
+        holds.contains("!Not") && holds.contains("PaymentWebhookReservedConcurrency") && holds.contains("0"),
+        "{condition}: {holds}"
+    );
+}
+
 /// A request as the web ACL inspects it: its method and its path as sent.
 struct Seen<'a> {
     method: &'a str,
