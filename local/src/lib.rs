@@ -147,6 +147,8 @@ pub struct Stack {
     pub config: Config,
     pub resources: Resources,
     pub functions: Arc<Functions>,
+    /// The requests that reached a function through the gateway, by path.
+    pub reached: Arc<gateway::Reached>,
     pub jwt_secret: String,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -156,8 +158,6 @@ impl Drop for Stack {
         for task in &self.tasks {
             task.abort();
         }
-    /// The requests that reached a function through the gateway, by path.
-    pub reached: Arc<gateway::Reached>,
     }
 }
 
@@ -266,6 +266,7 @@ pub async fn start(options: Options) -> Result<Stack> {
         }));
     }
 
+    let reached = Arc::new(gateway::Reached::default());
     let gateway = Arc::new(Gateway {
         functions: functions.clone(),
         tokens: sign_in::Verifier::new(options.jwt_secret.clone()),
@@ -275,11 +276,11 @@ pub async fn start(options: Options) -> Result<Stack> {
             ("POST /api/sales/{id}/queue", options.queue_rate),
             ("POST /api/sales/{id}/pass", options.pass_rate),
         ]
-    let reached = Arc::new(gateway::Reached::default());
         .into_iter()
         .map(|(route, (rate, burst))| (route, TokenBucket::new(rate, burst)))
         .collect(),
         edge_cache: Default::default(),
+        reached: reached.clone(),
         origin,
     });
     let edge = Arc::new(edge::Edge {
@@ -289,7 +290,6 @@ pub async fn start(options: Options) -> Result<Stack> {
         codes: Default::default(),
     });
     let direct = axum::Router::new()
-        reached: reached.clone(),
         .route("/api", axum::routing::any(gateway::api))
         .route("/api/{*rest}", axum::routing::any(gateway::api))
         .with_state(gateway.clone());

@@ -90,14 +90,14 @@ impl ShopApi {
         })
     }
 
-    pub async fn handle(&self, req: Request) -> Response<Body> {
-        if let Some(refused) = self.edge.refuses(&req) {
-            return refused;
     /// What this container knows of the sales Redis does not: how often it asked MySQL.
     pub fn missing_sales(&self) -> &MissingSales {
         &self.missing
     }
 
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        if let Some(refused) = self.edge.refuses(&req) {
+            return refused;
         }
         let span = http::request_span("shop-api", &req);
         self.route(req).instrument(span).await.unwrap_or_else(|e| problem(&e))
@@ -296,9 +296,6 @@ impl ShopApi {
     }
 }
 
-fn no_store(mut response: Response<Body>) -> Response<Body> {
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 /// How long the edge keeps the 404 of a public read (seconds): no such sale, or an id
 /// written otherwise than as the sale's id is. Short, as a sale published a moment later
 /// is then found; long enough that a crowd (or a bot cycling ids) asking for it costs
@@ -320,4 +317,7 @@ fn public(answer: Result<Response<Body>>) -> Result<Response<Body>> {
     }
 }
 
+fn no_store(mut response: Response<Body>) -> Response<Body> {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
