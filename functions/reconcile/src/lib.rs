@@ -25,8 +25,17 @@
 //!   stock; the drift is logged as a CloudWatch metric (embedded metric format).
 //! - The keys of ended sales get an expiry once their outbox is empty.
 //! - The pages of sales that sold out or ended are re-rendered to say so.
+//!
+//! Each sale gets a slice of a run, not the run: at most [`Slices::payments`] provider
+//! reads (a few in flight at once) and [`Slices::closes`] closes. Once the run has spent
+//! [`Slices::run_budget`], the sales not reached yet keep their provider reads and closes
+//! for the next run, which begins with them ([`rotation`]); when every sale had its
+//! slice, the next run begins one sale later, so no sale is always last. A step that
+//! fails (a provider read, a close, SQS refusing a re-send) is logged and counted and the
+//! sale's other steps still run: a payment the provider cannot tell of does not keep
+//! overdue orders held.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use flashsale::domain::OrderMessage;
@@ -36,18 +45,35 @@ use flashsale::outbox::ledger::settle_records;
 use flashsale::pages::Publisher;
 use flashsale::payments::{received, Provider, Received};
 use flashsale::recovery::drift::{sale_report, SaleReport};
+use flashsale::recovery::rotation::rotated;
 use flashsale::recovery::{self, Drain, Recovery};
 use flashsale::stores::Stores;
-use flashsale::{Config, Error, Result, Sale, SaleId};
+use flashsale::{Config, Error, OrderId, Result, Sale, SaleId};
+use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 /// Outbox entries re-sent per sale and run; the next run takes the rest.
 const RESEND_BATCH: usize = 1000;
-/// Overdue orders closed per sale and run; the next run takes the rest.
-const CLOSE_BATCH: u32 = 500;
-/// Payments checked with the provider per sale and run (one call each, inside the run's
-/// minute); the next run takes the rest.
-const PAYMENT_BATCH: u32 = 100;
+/// Provider calls in flight at once for one sale (the account's budget paces them).
+const PROVIDER_CONCURRENCY: usize = 8;
+
+/// What one run gives each sale: the rest waits for the next run.
+#[derive(Clone, Copy, Debug)]
+pub struct Slices {
+    /// Payments checked with the provider per sale and run.
+    pub payments: u32,
+    /// Overdue orders closed per sale and run (each may cancel its payment first).
+    pub closes: u32,
+    /// The part of the run's minute (Lambda's timeout is 60 s) after which the sales not
+    /// reached yet keep their provider reads and closes for the next run.
+    pub run_budget: Duration,
+}
+
+impl Default for Slices {
+    fn default() -> Self {
+        Slices { payments: 25, closes: 100, run_budget: Duration::from_secs(40) }
+    }
+}
 
 /// How long a run's claim holds unless renewed: a run that died (its container gone, its
 /// time up), or a claim a failover brought back after its run gave it up, lets the next
@@ -63,7 +89,10 @@ pub struct Reconcile {
     overdue_after: Duration,
     /// Held by the run under way.
     run_claim_key: String,
+    /// The sale the next run begins at ([`rotation`]).
+    rotation_key: String,
     payment_check_after: Duration,
+    slices: Slices,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,6 +108,14 @@ pub struct SaleCheck {
     /// Orders whose money the provider had and the order did not know of, now paid or
     /// refunded.
     pub payments_repaired: usize,
+    /// Payments the provider could not be asked about (or whose answer could not be
+    /// applied) this run: the next run asks again.
+    pub payment_checks_failed: usize,
+    /// Overdue orders whose close failed this run: the next run tries again.
+    pub closes_failed: usize,
+    /// The run's budget was spent before this sale: its provider reads and closes wait
+    /// for the next run, which begins with it.
+    pub deferred: bool,
     /// What the run did about a running sale's missing Redis state.
     #[serde(skip)]
     pub recovery: Option<Recovery>,
@@ -98,7 +135,15 @@ impl Reconcile {
             payment_check_after: config.payment_check_after,
             // Its stack's own: stacks that share a Redis (the tests') run side by side.
             run_claim_key: format!("flashsale:reconcile-running:{}", config.orders_queue_url),
+            rotation_key: format!("flashsale:reconcile-next:{}", config.orders_queue_url),
+            slices: Slices::default(),
         }
+    }
+
+    /// Gives each sale `slices` of a run instead of the default.
+    pub fn with_slices(mut self, slices: Slices) -> Self {
+        self.slices = slices;
+        self
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
@@ -161,16 +206,7 @@ impl Reconcile {
                 return Err(e);
             }
         };
-        let mut checks = Vec::new();
-        // One sale's trouble (SQS refusing its re-sends, say) must not stop the others.
-        for sale in sales {
-            match self.check(&sale).await {
-                Ok(check) => checks.push(check),
-                Err(e) => {
-                    tracing::warn!(sale_id = %sale.id, error = %e, "reconcile of this sale failed; next run retries")
-                }
-            }
-        }
+        let checks = self.visit(sales).await;
         let worst = checks.iter().filter_map(|c| c.report.drift).map(i64::abs).max().unwrap_or(0);
         emit_metric(&[], "DriftAbsMax", worst);
         // Redis state missing is not drift 0: a metric of its own, for an alarm.
@@ -182,6 +218,8 @@ impl Reconcile {
         emit_metric(&[], "RecoveryStuck", stuck as i64);
         let repaired: usize = checks.iter().map(|c| c.payments_repaired).sum();
         emit_metric(&[], "PaymentsRepaired", repaired as i64);
+        let failed: usize = checks.iter().map(|c| c.payment_checks_failed + c.closes_failed).sum();
+        emit_metric(&[], "ReconcileStepsFailed", failed as i64);
         // Pages of sales that sold out or ended since the last run now say so; the
         // others are unchanged and cost one HEAD each.
         let pages = self.pages.refresh(&self.stores.mysql, &self.stores.redis, None).await?;
@@ -191,7 +229,56 @@ impl Reconcile {
         Ok(checks)
     }
 
+    /// Checks `sales`, beginning where the last run left off: each its cheap checks, and
+    /// its slice of provider reads and closes while the run's budget lasts (the first
+    /// sale always). Keeps where the next run begins: the first sale deferred, or else
+    /// the one after this run's first.
+    pub async fn visit(&self, sales: Vec<Sale>) -> Vec<SaleCheck> {
+        let started = Instant::now();
+        let start = self.stores.redis.rotation_start(&self.rotation_key).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "where the last run stopped is unknown: beginning at the first sale");
+            SaleId(0)
+        });
+        let sales = rotated(sales, |s| s.id, start);
+        let mut next_start = sales.get(1).or(sales.first()).map(|s| s.id);
+        let mut deferred = 0;
+        let mut checks = Vec::new();
+        for (i, sale) in sales.iter().enumerate() {
+            let in_budget = i == 0 || started.elapsed() < self.slices.run_budget;
+            if !in_budget {
+                if deferred == 0 {
+                    next_start = Some(sale.id);
+                }
+                deferred += 1;
+            }
+            // One sale's trouble (SQS refusing its re-sends, say) must not stop the others.
+            match self.check_sliced(sale, in_budget).await {
+                Ok(check) => checks.push(check),
+                Err(e) => {
+                    tracing::warn!(sale_id = %sale.id, error = %e, "reconcile of this sale failed; next run retries")
+                }
+            }
+        }
+        if deferred > 0 {
+            tracing::warn!(deferred, next = ?next_start, "reconcile's budget spent: the next run begins with the sales it did not reach");
+        }
+        if let Some(next) = next_start {
+            if let Err(e) = self.stores.redis.set_rotation_start(&self.rotation_key, next).await {
+                tracing::warn!(error = %e, "where the next run begins is not kept; it begins at the first sale");
+            }
+        }
+        checks
+    }
+
+    /// One sale's checks, with its whole slice of provider reads and closes.
     pub async fn check(&self, sale: &Sale) -> Result<SaleCheck> {
+        self.check_sliced(sale, true).await
+    }
+
+    /// One sale's checks; its provider reads and closes only when `in_budget`. A step
+    /// that fails does not skip the ones after it: the first failure is the answer once
+    /// every step ran.
+    async fn check_sliced(&self, sale: &Sale, in_budget: bool) -> Result<SaleCheck> {
         let stores = &self.stores;
         let recovery =
             match recovery::recover(&stores.mysql, &stores.redis, &*stores.fallback, sale, self.drain).await? {
@@ -201,22 +288,33 @@ impl Reconcile {
                     Some(other)
                 }
             };
-        let mut resent = self.check_back(sale.id).await?;
-        let records = settle_records(&stores.mysql, &stores.redis, &*stores.fallback, sale.id).await?;
-        if records.forgotten > 0 {
-            tracing::debug!(sale_id = %sale.id, forgotten = records.forgotten, "landed or undone orders forgotten in the pending-orders table");
+        let mut first_failure: Option<Error> = None;
+        let mut failed = |step: &str, e: Error| {
+            tracing::warn!(sale_id = %sale.id, step, error = %e, "a reconcile step failed; the others go on");
+            first_failure.get_or_insert(e);
+        };
+        let mut resent = self.check_back(sale.id).await.unwrap_or_else(|e| {
+            failed("check-back", e);
+            0
+        });
+        match self.send_on_stranded(sale.id).await {
+            Ok(sent) => resent += sent,
+            Err(e) => failed("pending-orders table", e),
         }
-        if !records.stranded.is_empty() {
-            // Recorded already: sending them twice is a no-op for persistence.
-            let (sent, failed) = delivered(&records.stranded, stores.queue.send_orders(&records.stranded).await);
-            tracing::warn!(sale_id = %sale.id, sent = sent.len(), "recorded orders in neither MySQL nor the outbox sent on");
-            resent += sent.len();
-            if let Some(e) = failed {
-                return Err(e);
+        let (mut payments_repaired, mut payment_checks_failed, mut closed, mut closes_failed) = (0, 0, 0, 0);
+        if in_budget {
+            match self.check_payments(sale).await {
+                Ok((repaired, failures)) => (payments_repaired, payment_checks_failed) = (repaired, failures),
+                Err(e) => failed("payments", e),
+            }
+            match self.close_overdue(sale).await {
+                Ok((done, failures)) => (closed, closes_failed) = (done, failures),
+                Err(e) => failed("overdue closes", e),
             }
         }
-        let payments_repaired = self.check_payments(sale).await?;
-        let closed = self.close_overdue(sale).await?;
+        if let Some(e) = first_failure {
+            return Err(e);
+        }
         // While the sale's state is missing or another primary's, the rebuild counts them.
         let released = match recovery {
             None => self.stores.release_unreleased(sale.id).await?,
@@ -231,7 +329,37 @@ impl Reconcile {
             emit_metric(&sale_dimension, "Drift", drift);
         }
         emit_metric(&sale_dimension, "PendingOrders", report.pending_orders as i64);
-        Ok(SaleCheck { report, resent, closed, released, payments_repaired, recovery })
+        Ok(SaleCheck {
+            report,
+            resent,
+            closed,
+            released,
+            payments_repaired,
+            payment_checks_failed,
+            closes_failed,
+            deferred: !in_budget,
+            recovery,
+        })
+    }
+
+    /// Forgets in the pending-orders table what landed or was undone, and sends on the
+    /// recorded orders in neither MySQL nor the outbox. Returns how many were sent.
+    async fn send_on_stranded(&self, sale: SaleId) -> Result<usize> {
+        let stores = &self.stores;
+        let records = settle_records(&stores.mysql, &stores.redis, &*stores.fallback, sale).await?;
+        if records.forgotten > 0 {
+            tracing::debug!(sale_id = %sale, forgotten = records.forgotten, "landed or undone orders forgotten in the pending-orders table");
+        }
+        if records.stranded.is_empty() {
+            return Ok(0);
+        }
+        // Recorded already: sending them twice is a no-op for persistence.
+        let (sent, failed) = delivered(&records.stranded, stores.queue.send_orders(&records.stranded).await);
+        tracing::warn!(sale_id = %sale, sent = sent.len(), "recorded orders in neither MySQL nor the outbox sent on");
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(sent.len()),
+        }
     }
 
     /// Sends on to SQS, recorded first, the outbox entries older than the re-send age:
@@ -266,36 +394,59 @@ impl Reconcile {
         }
     }
 
-    /// Asks the provider about every unpaid order with a payment started, and applies
-    /// what it says: money a dropped webhook never told of.
-    async fn check_payments(&self, sale: &Sale) -> Result<usize> {
-        let mut repaired = 0;
-        let awaiting = self.stores.mysql.awaiting_payment(sale.id, self.payment_check_after, PAYMENT_BATCH).await?;
-        for (order, intent) in awaiting {
-            let intent = self.provider.intent(&intent).await?;
-            let outcome = received::apply(&self.stores.mysql, &self.provider, &intent).await?;
-            if let Received::Paid(_) | Received::Refunded { .. } = outcome {
-                tracing::warn!(sale_id = %sale.id, order_id = %order, ?outcome, "payment the order did not know of");
-                repaired += 1;
-            }
-        }
-        Ok(repaired)
+    /// Asks the provider about the sale's slice of unpaid orders with a payment started,
+    /// a few at once, and applies what it says: money a dropped webhook never told of.
+    /// Returns how many were repaired and how many could not be checked (logged: the
+    /// next run asks again).
+    async fn check_payments(&self, sale: &Sale) -> Result<(usize, usize)> {
+        let awaiting =
+            self.stores.mysql.awaiting_payment(sale.id, self.payment_check_after, self.slices.payments).await?;
+        let outcomes: Vec<Result<bool>> = stream::iter(awaiting)
+            .map(|(order, intent)| async move {
+                self.check_payment(sale, order, &intent).await.inspect_err(|e| {
+                    tracing::warn!(sale_id = %sale.id, order_id = %order, payment_intent = %intent, error = %e,
+                        "payment not checked with the provider; next run asks again");
+                })
+            })
+            .buffer_unordered(PROVIDER_CONCURRENCY)
+            .collect()
+            .await;
+        let repaired = outcomes.iter().filter(|o| matches!(o, Ok(true))).count();
+        let failed = outcomes.iter().filter(|o| o.is_err()).count();
+        Ok((repaired, failed))
     }
 
-    /// Closes unpaid orders well past their deadline: their close message was lost (to
-    /// the DLQ, say) or is stuck, and their units must not stay held.
-    async fn close_overdue(&self, sale: &Sale) -> Result<usize> {
-        let overdue = self.stores.mysql.overdue_unpaid(sale.id, self.overdue_after, CLOSE_BATCH).await?;
-        let mut closed = 0;
-        for order in overdue {
-            if let Closing::Closed(_) = self.stores.close_order(&self.provider, order).await? {
-                closed += 1;
-            }
+    /// One order's payment as the provider has it, applied; `true` when it moved the order.
+    async fn check_payment(&self, sale: &Sale, order: OrderId, intent: &str) -> Result<bool> {
+        let intent = self.provider.intent(intent).await?;
+        let outcome = received::apply(&self.stores.mysql, &self.provider, &intent).await?;
+        if let Received::Paid(_) | Received::Refunded { .. } = outcome {
+            tracing::warn!(sale_id = %sale.id, order_id = %order, ?outcome, "payment the order did not know of");
+            return Ok(true);
         }
+        Ok(false)
+    }
+
+    /// Closes the sale's slice of unpaid orders well past their deadline, a few at once:
+    /// their close message was lost (to the DLQ, say) or is stuck, and their units must
+    /// not stay held. Returns how many closed and how many closes failed (logged).
+    async fn close_overdue(&self, sale: &Sale) -> Result<(usize, usize)> {
+        let overdue = self.stores.mysql.overdue_unpaid(sale.id, self.overdue_after, self.slices.closes).await?;
+        let outcomes: Vec<Result<Closing>> = stream::iter(overdue)
+            .map(|order| async move {
+                self.stores.close_order(&self.provider, order).await.inspect_err(|e| {
+                    tracing::warn!(sale_id = %sale.id, order_id = %order, error = %e, "overdue order not closed; next run tries again");
+                })
+            })
+            .buffer_unordered(PROVIDER_CONCURRENCY)
+            .collect()
+            .await;
+        let closed = outcomes.iter().filter(|o| matches!(o, Ok(Closing::Closed(_)))).count();
+        let failed = outcomes.iter().filter(|o| o.is_err()).count();
         if closed > 0 {
             tracing::warn!(sale_id = %sale.id, closed, "overdue unpaid orders closed by reconcile");
         }
-        Ok(closed)
+        Ok((closed, failed))
     }
 }
 

@@ -12,6 +12,7 @@ mod bootstrap;
 mod browser;
 mod deploy;
 mod failover;
+mod fairness;
 mod faults;
 mod lifecycle;
 mod load;
