@@ -108,7 +108,16 @@ impl Options {
         Ok(Options {
             addr: env_or("FLASHSALE_LOCAL_ADDR", SocketAddr::from(([127, 0, 0, 1], 3000)))?,
             api_addr: env_or("FLASHSALE_LOCAL_API_ADDR", SocketAddr::from(([127, 0, 0, 1], 0)))?,
-            config: Config::from_env()?,
+            config: {
+                let mut config = Config::from_env()?;
+                // The local provider has no rate limit, and the tests' stacks pay hundreds
+                // of orders at once: unless set, the account's budget does not bind here
+                // (a test that proves it sets a small one).
+                if std::env::var("FLASHSALE_PROVIDER_CALLS_PER_SEC").is_err() {
+                    config.provider_calls_per_sec = 1_000;
+                }
+                config
+            },
             queue_prefix: env_or("FLASHSALE_LOCAL_QUEUE_PREFIX", "flashsale-".to_string())?,
             jwt_secret: env_or("FLASHSALE_DEV_JWT_SECRET", sign_in::DEFAULT_DEV_SECRET.to_string())?,
             dev_token_ttl_secs: match env_or("FLASHSALE_DEV_TOKEN_TTL_SECS", 3600)? {

@@ -31,7 +31,10 @@ impl CloseExpired {
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[flashsale::config::Need::TimeoutsQueue])?;
         let (sdk, config) = flashsale::stores::aws::load(config).await?;
-        Ok(CloseExpired::new(Stores::new(&sdk, &config)?, Provider::from_config(&config)?, config.max_delay_secs))
+        let stores = Stores::new(&sdk, &config)?;
+        // Its cancels within the account's budget, shared through Redis.
+        let provider = Provider::from_config(&config)?.with_budget(&stores.redis);
+        Ok(CloseExpired::new(stores, provider, config.max_delay_secs))
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {

@@ -12,6 +12,7 @@ use flashsale::config::Secret;
 use flashsale::lambda::http::{self, json, problem};
 use flashsale::payments::{received, Provider};
 use flashsale::stores::mysql::Mysql;
+use flashsale::stores::redis::Redis;
 use flashsale::{Config, Error, Result};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -57,7 +58,9 @@ impl PaymentWebhook {
 
     pub async fn from_config(config: &Config) -> Result<Self> {
         let (sdk, config) = flashsale::stores::aws::load(config).await?;
-        let provider = Provider::from_config(&config)?;
+        // Redis only for the account's budget of provider calls, shared with the other
+        // functions (its own user may touch that key alone).
+        let provider = Provider::from_config(&config)?.with_budget(&Redis::connect(&config)?);
         let secrets = config.payment_keys.as_ref().map(|k| k.webhook_secrets.clone()).unwrap_or_default();
         if secrets.is_empty() {
             return Err(Error::Config("the payment provider's secret holds no webhook_secrets".into()));

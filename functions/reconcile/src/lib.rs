@@ -149,9 +149,12 @@ impl Reconcile {
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[flashsale::config::Need::OrdersQueue])?;
         let (sdk, config) = &flashsale::stores::aws::load(config).await?;
+        let stores = Stores::new(sdk, config)?;
+        // Its reads and cancels within the account's budget, shared through Redis.
+        let provider = Provider::from_config(config)?.with_budget(&stores.redis);
         Ok(Reconcile::new(
-            Stores::new(sdk, config)?,
-            Provider::from_config(config)?,
+            stores,
+            provider,
             Publisher::from_config(sdk, config),
             config,
         ))

@@ -79,12 +79,15 @@ impl ShopApi {
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[flashsale::config::Need::OrdersQueue])?;
         let (sdk, config) = flashsale::stores::aws::load(config).await?;
+        let stores = Stores::new(&sdk, &config)?;
+        // Its calls within the account's budget, shared through Redis.
+        let provider = Provider::from_config(&config)?.with_budget(&stores.redis);
         Ok(ShopApi {
             edge: http::EdgeOnly::from_config(&config),
             ..ShopApi::new(
-                Stores::new(&sdk, &config)?,
+                stores,
                 MissingSales::new(config.sold_out_ttl, Drain::from_config(&config)),
-                Provider::from_config(&config)?,
+                provider,
                 &config,
             )
         })
@@ -281,7 +284,7 @@ impl ShopApi {
     }
 
     async fn payment(&self, caller: &Caller, id: OrderId) -> Result<Response<Body>> {
-        match checkout(&self.mysql, &self.provider, &caller.user, id).await {
+        match checkout(&self.mysql, &self.redis, &self.provider, &caller.user, id).await {
             Ok(checkout) => Ok(no_store(json(StatusCode::OK, &checkout))),
             Err(Error::NotFound(_)) => {
                 // Not in MySQL yet: the caller's own order still in the outbox, or none.

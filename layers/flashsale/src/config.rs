@@ -99,6 +99,16 @@ pub struct Config {
     pub api_base: String,
     /// `FLASHSALE_PAYMENTS_API_URL`: the payment provider's API (Stripe's shape).
     pub payments_api_url: String,
+    /// `FLASHSALE_PROVIDER_CALLS_PER_SEC`: the account's budget of provider calls a second,
+    /// shared by every container of every function through Redis
+    /// ([`crate::payments::budget`]). Below the provider's own limit (Stripe: about 25 a
+    /// second in test mode, 100 live), leaving room for the rest of the shop's business.
+    pub provider_calls_per_sec: u32,
+    /// `FLASHSALE_STACK_NAME`: names this stack in the metadata of every payment it
+    /// creates, so its webhook and reconcile act only on their own money when the
+    /// provider's account serves others too (the shop's other business, a second stack).
+    /// The template sets the CloudFormation stack's name; each local stack its own.
+    pub stack_name: String,
     /// `FLASHSALE_PAYMENTS_SECRET`: the Secrets Manager secret holding the provider's
     /// keys as JSON (`{"secret_key": "sk_…", "webhook_secrets": ["whsec_…"]}`, the newest
     /// signing secret first while one is rotated), read at init; never in the environment.
@@ -203,6 +213,8 @@ impl Config {
             cloudfront_distribution_id: Some(var("FLASHSALE_CLOUDFRONT_DISTRIBUTION_ID", "")).filter(|v| !v.is_empty()),
             api_base: var("FLASHSALE_API_BASE", "/api"),
             payments_api_url: var("FLASHSALE_PAYMENTS_API_URL", "https://api.stripe.com"),
+            provider_calls_per_sec: number::<u32>("FLASHSALE_PROVIDER_CALLS_PER_SEC", 20)?.max(1),
+            stack_name: var("FLASHSALE_STACK_NAME", "flashsale-local"),
             payments_secret: Some(var("FLASHSALE_PAYMENTS_SECRET", "")).filter(|v| !v.is_empty()),
             origin_secret: Some(var("FLASHSALE_ORIGIN_SECRET", "")).filter(|v| !v.is_empty()),
             origin_verify: Vec::new(),

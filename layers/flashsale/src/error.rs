@@ -37,6 +37,11 @@ pub enum Error {
     NotPayable { status: OrderStatus, reason: &'static str },
     #[error("{service} unavailable, retry in {retry_after_secs}s")]
     Unavailable { service: &'static str, retry_after_secs: u64 },
+    /// A rate-limited dependency's budget is spent (the call was not made), or it
+    /// answered "slower" (the provider's 429): not a failure of it, so no breaker counts
+    /// it; the caller retries after `retry_after_secs`.
+    #[error("{service} rate limit reached, retry in {retry_after_secs}s")]
+    Throttled { service: &'static str, retry_after_secs: u64 },
     /// A circuit breaker turned the call away: the dependency was not even asked.
     #[error("{service} unavailable (circuit open), retry in {retry_after_secs}s")]
     CircuitOpen { service: &'static str, retry_after_secs: u64 },
@@ -133,7 +138,7 @@ impl Error {
                 | Error::Redis { .. }
                 | Error::Db { .. }
                 | Error::Aws { .. }
-        ) || matches!(self, Error::Provider { status, .. } if status.is_none_or(|s| s >= 500 || s == 429))
+        ) || matches!(self, Error::Provider { status, .. } if status.is_none_or(|s| s >= 500))
     }
 }
 

@@ -94,6 +94,9 @@ pub fn problem(err: &Error) -> Response<Body> {
         | Error::Aws { .. } => {
             (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable, please retry")
         }
+        Error::Throttled { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, "rate-limited", "Too many payment calls right now, please retry")
+        }
         e @ Error::Provider { .. } if e.is_dependency_failure() => {
             (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable, please retry")
         }
@@ -130,9 +133,9 @@ pub fn problem(err: &Error) -> Response<Body> {
         .header(header::CONTENT_TYPE, "application/problem+json")
         .header(header::CACHE_CONTROL, "no-store");
     let retry_after = match err {
-        Error::Unavailable { retry_after_secs, .. } | Error::CircuitOpen { retry_after_secs, .. } => {
-            Some(*retry_after_secs)
-        }
+        Error::Unavailable { retry_after_secs, .. }
+        | Error::CircuitOpen { retry_after_secs, .. }
+        | Error::Throttled { retry_after_secs, .. } => Some(*retry_after_secs),
         e if e.is_dependency_failure() => Some(1),
         _ => None,
     };

@@ -9,10 +9,12 @@
 //!   refunded, exactly once, and the order says so: `REFUNDED`, when and why
 //!   ([`received`]).
 //!
-//! [`checkout`] starts a payment for the shopper, [`provider`] is the provider's API,
+//! [`checkout`] starts a payment for the shopper, [`provider`] is the provider's API
+//! (each call within the account's [`budget`]),
 //! [`signature`] checks that a webhook delivery is the provider's, [`events`] remembers
 //! the deliveries taken, [`ledger`] adds up a sale's money.
 
+pub mod budget;
 pub mod checkout;
 pub mod events;
 pub mod ledger;

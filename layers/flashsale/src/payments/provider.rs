@@ -9,10 +9,12 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
+use super::budget::{Budget, MONEY_PATIENCE};
 use crate::config::{Config, Secret};
 use crate::domain::{Currency, Order, OrderId};
 use crate::error::{causes, Error, Result};
 use crate::stores::breaker::Breaker;
+use crate::stores::redis::Redis;
 
 pub struct Provider {
     http: reqwest::Client,
@@ -20,6 +22,11 @@ pub struct Provider {
     api: String,
     secret_key: Secret,
     breaker: Breaker,
+    /// The account's budget of calls, shared through Redis ([`Provider::with_budget`]);
+    /// `None` only for a client no function serves with (the tests' own).
+    budget: Option<Budget>,
+    calls_per_sec: u32,
+    redis_timeout: std::time::Duration,
 }
 
 /// Where a PaymentIntent is, as the provider says.
@@ -98,7 +105,17 @@ impl Provider {
             api: config.payments_api_url.trim_end_matches('/').to_string(),
             secret_key,
             breaker: Breaker::new("payments", config.breaker_failures, config.breaker_cooldown, config.aws_timeout),
+            budget: None,
+            calls_per_sec: config.provider_calls_per_sec,
+            redis_timeout: config.redis_timeout * 2,
         })
+    }
+
+    /// Every call from now on first takes its token from the account's budget in `redis`
+    /// (see [`super::budget`]): each function that calls the provider builds it so.
+    pub fn with_budget(mut self, redis: &Redis) -> Self {
+        self.budget = Some(Budget::new(redis, &self.secret_key, self.calls_per_sec, self.redis_timeout));
+        self
     }
 
     /// From the keys read at init; a function that takes money cannot start without them.
@@ -185,11 +202,28 @@ impl Provider {
         request: reqwest::RequestBuilder,
     ) -> Result<T> {
         let request = request.bearer_auth(self.secret_key.expose());
+        if let Some(budget) = &self.budget {
+            // Calls that move money and must happen wait a moment for a token.
+            let must_happen = ["cancel payment", "refund payment"].contains(&operation);
+            budget.take(if must_happen { MONEY_PATIENCE } else { std::time::Duration::ZERO }).await?;
+        }
         self.breaker
             .call(async {
                 let failed = |status: Option<u16>, message: String| Error::Provider { operation, status, message };
                 let response = request.send().await.map_err(|e| failed(None, causes(&e)))?;
                 let status = response.status();
+                if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                    // The provider saying "slower", not "down": a 503 with Retry-After
+                    // that the breaker does not count.
+                    let retry_after_secs = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                        .unwrap_or(1)
+                        .clamp(1, 60);
+                    tracing::warn!(operation, retry_after_secs, "payment provider rate-limited the call");
+                    return Err(Error::Throttled { service: "payments", retry_after_secs });
+                }
                 let body = response.bytes().await.map_err(|e| failed(Some(status.as_u16()), causes(&e)))?;
                 if !status.is_success() {
                     let message = serde_json::from_slice::<ProviderError>(&body)
@@ -202,5 +236,79 @@ impl Provider {
                     .map_err(|e| failed(Some(status.as_u16()), format!("unreadable answer: {e}")))
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A provider of the test's own that answers every request with `status` (a 429 with
+    /// `Retry-After: 7`): its address, and how many requests reached it.
+    async fn answering(status: u16) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = asked.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let body = r#"{"error":{"message":"slow down"}}"#;
+                    let answer = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\nretry-after: 7\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (url, asked)
+    }
+
+    fn provider_at(api: String) -> Provider {
+        let config = Config { payments_api_url: api, breaker_failures: 2, ..Config::from_env().unwrap() };
+        Provider::new(&config, Secret::from("sk_test_budget")).unwrap()
+    }
+
+    /// The provider's 429 says "slower", not "down": each one is a 503 with the provider's
+    /// `Retry-After`, every call is still made, and the breaker stays closed. A provider
+    /// that fails (500) opens it, as before.
+    #[tokio::test]
+    async fn the_providers_429_is_a_503_with_retry_after_and_opens_no_breaker() {
+        let (api, asked) = answering(429).await;
+        let provider = provider_at(api);
+        for _ in 0..6 {
+            let refused = provider.intent("pi_1").await.unwrap_err();
+            assert!(matches!(refused, Error::Throttled { retry_after_secs: 7, .. }), "{refused:?}");
+            let answer = crate::lambda::http::problem(&refused);
+            assert_eq!(answer.status(), 503);
+            assert_eq!(answer.headers()["retry-after"], "7");
+        }
+        assert!(!provider.breaker.is_open(), "a 429 is not a failure of the provider");
+        assert_eq!(asked.load(Ordering::SeqCst), 6, "no call was turned away by an open breaker");
+
+        let (api, asked) = answering(500).await;
+        let provider = provider_at(api);
+        for _ in 0..6 {
+            let _ = provider.intent("pi_1").await;
+        }
+        assert!(provider.breaker.is_open(), "a provider that fails opens the breaker");
+        assert_eq!(asked.load(Ordering::SeqCst), 2, "after the threshold, calls fail fast");
     }
 }

@@ -110,7 +110,11 @@ pub const FUNCTIONS: [FunctionAccess; 8] = [
         ],
         redis: Some((
             "close-expired",
-            acl!("~{sale:*", "+set +exists +incrby +hget +hset +hexists +hincrby +hdel +sadd +sismember +zrem +info +evalsha +script|load"),
+            acl!(
+                "~{sale:* ~flashsale:provider_budget:*",
+                "+set +exists +incrby +pexpire +hget +hmget +hset +hexists +hincrby +hdel +sadd +sismember +zrem +time \
+                 +info +evalsha +script|load"
+            ),
         )),
     },
     FunctionAccess {
@@ -141,7 +145,11 @@ pub const FUNCTIONS: [FunctionAccess; 8] = [
             "SELECT, INSERT, UPDATE ON order_tallies",
             "SELECT, INSERT ON payment_events",
         ],
-        redis: None,
+        // The account's budget of provider calls, and nothing of any sale.
+        redis: Some((
+            "payment-webhook",
+            acl!("~flashsale:provider_budget:*", "+hmget +hset +pexpire +time +evalsha +script|load"),
+        )),
     },
     FunctionAccess {
         function: "render-pages",
@@ -169,7 +177,7 @@ mod tests {
 
     /// Each Lua script and whether `lua/epoch.lua` (`INFO`) is put in front of it, as
     /// `stores/redis.rs` builds them.
-    const SCRIPTS: [(&str, &str, bool); 12] = [
+    const SCRIPTS: [(&str, &str, bool); 13] = [
         ("admit", include_str!("../../../../lua/admit.lua"), true),
         ("release", include_str!("../../../../lua/release.lua"), true),
         ("warm", include_str!("../../../../lua/warm.lua"), true),
@@ -182,6 +190,7 @@ mod tests {
         ("clear", include_str!("../../../../lua/clear.lua"), false),
         ("join", include_str!("../../../../lua/join.lua"), false),
         ("queue_control", include_str!("../../../../lua/queue_control.lua"), false),
+        ("provider_budget", include_str!("../../../../lua/provider_budget.lua"), false),
     ];
 
     /// What a lost sale's recovery runs (`recovery::detect::recover`), from any function
@@ -200,10 +209,11 @@ mod tests {
             "admit" => (&["admit", "holders", "release"], &["hget", "hexists", "wait"], true),
             // The shoppers' sale read (HGETALL, GET, TIME), the waiting room's status
             // (+ZRANK, ZCARD, HLEN) and join, an order found in the outbox through the
-            // live-sale index (ZRANGEBYSCORE, HGET, ZSCORE).
+            // live-sale index (ZRANGEBYSCORE, HGET, ZSCORE); a payment's kept answer (GET,
+            // SET PXAT) under its claim (SET NX, claim), the provider's budget.
             "shop-api" => (
-                &["join"],
-                &["hgetall", "get", "time", "hget", "zrank", "zcard", "hlen", "zrangebyscore", "zscore"],
+                &["join", "claim", "provider_budget"],
+                &["hgetall", "get", "set", "time", "hget", "zrank", "zcard", "hlen", "zrangebyscore", "zscore"],
                 true,
             ),
             // Publishing (warm, then the index), the room's view and control, drift and
@@ -216,17 +226,20 @@ mod tests {
             // Marking a batch persisting, a refusal's correction (HKEYS, then release's
             // reject), clearing what landed.
             "persist-orders" => (&["persisting", "release", "clear"], &["hkeys"], false),
-            "close-expired" => (&["release"], &[], false),
+            // Closes, each cancel within the provider's budget.
+            "close-expired" => (&["release", "provider_budget"], &[], false),
             // Its run claim, the ledger (SMISMEMBER, HKEYS), the outbox's overdue entries
             // (ZRANGEBYSCORE, HMGET, ZADD XX), closes, keys' expiry (HLEN, PEXPIREAT),
             // reports and pages (GET, HGET, HLEN).
             "reconcile" => (
-                &["claim", "release"],
+                &["claim", "release", "provider_budget"],
                 &["set", "zrangebyscore", "hmget", "zadd", "smismember", "hkeys", "hlen", "pexpireat", "get", "hget"],
                 true,
             ),
             // A sale's remaining stock.
             "render-pages" => (&[], &["get"], false),
+            // The provider's budget, before it reads an intent.
+            "payment-webhook" => (&["provider_budget"], &[], false),
             other => panic!("{other}: say what it runs in Redis"),
         };
         (scripts.to_vec(), direct.to_vec(), recovers)
