@@ -13,6 +13,15 @@ of the real service and localstripe lacks:
 - Listing the refunds of an intent that was never charged answers an empty list, as
   Stripe does (localstripe fails with a 500).
 - Memory only, as moto: localstripe would pickle its whole store to /tmp on every POST.
+- A refund sends `charge.refunded` (the charge, with `refunded` and `amount_refunded`),
+  as Stripe does for every refund, whether made through the API or in the dashboard (a
+  dashboard refund is a plain `POST /v1/refunds` with the secret key here).
+- Disputes: Stripe's test card 4000000000000259 pays, then its charge is disputed: a
+  `dispute` object, `charge.dispute.created`, and the charge's `disputed` set (read
+  through the intent's `latest_charge`). localstripe knows no disputes.
+- Events about a charge or a dispute go to the account of the intent they belong to.
+- An intent's amount changed before it is paid (`POST /v1/payment_intents/{id}` with
+  `amount`) stays a number, as in Stripe (localstripe would keep the form's text).
 - Webhooks go out `--webhook-delay` seconds after the event (localstripe: 1 s), once,
   without retries (Stripe retries for days; a test that drops one relies on reconcile).
 
@@ -58,6 +67,68 @@ def list_refunds(url, charge=None, payment_intent=None, limit=None, starting_aft
 
 
 resources.Refund._api_list_all = staticmethod(list_refunds)
+
+# Stripe's test card whose payment is disputed once it succeeded.
+DISPUTED_CARD = '4000000000000259'
+# A disputed charge's id -> its dispute.
+DISPUTES = {}
+
+
+class Dispute(resources.StripeObject):
+    """A dispute, as Stripe shows one just opened by the card holder's bank."""
+    object = 'dispute'
+    _id_prefix = 'dp_'
+
+    def __init__(self, charge):
+        super().__init__()
+        self.charge = charge.id
+        self.payment_intent = charge.payment_intent
+        self.amount = charge.amount
+        self.currency = charge.currency
+        self.reason = 'fraudulent'
+        self.status = 'needs_response'
+        self.metadata = {}
+
+
+resources.Charge.disputed = property(lambda charge: charge.id in DISPUTES)
+
+_intent_succeeded = resources.PaymentIntent._on_success
+
+
+def intent_succeeded(intent):
+    _intent_succeeded(intent)
+    method = resources.PaymentMethod._api_retrieve(intent.payment_method)
+    if getattr(method, '_card_number', None) == DISPUTED_CARD:
+        charge = intent.latest_charge
+        DISPUTES[charge.id] = Dispute(charge)
+        webhooks.schedule_webhook(resources.Event('charge.dispute.created', DISPUTES[charge.id]))
+
+
+resources.PaymentIntent._on_success = intent_succeeded
+
+_create_refund = resources.Refund._api_create
+
+
+def create_refund(**data):
+    refund = _create_refund(**data)
+    webhooks.schedule_webhook(resources.Event('charge.refunded', resources.Charge._api_retrieve(refund.charge)))
+    return refund
+
+
+resources.Refund._api_create = staticmethod(create_refund)
+
+_update_intent = resources.PaymentIntent._api_update
+
+
+def update_intent(id, **data):
+    if 'amount' in data:
+        data['amount'] = resources.try_convert_to_int(data['amount'])
+        if type(data['amount']) is not int or data['amount'] <= 0:
+            raise UserError(400, 'Bad request')
+    return _update_intent(id, **data)
+
+
+resources.PaymentIntent._api_update = staticmethod(update_intent)
 
 STRIPE_JS_CONFIRM = r"""
 (function () {
@@ -149,7 +220,8 @@ async def send_webhook(event):
     """localstripe's delivery, to the endpoints of the account the object belongs to."""
     payload = json.dumps(event._export(), indent=2, sort_keys=True).encode('utf-8')
     signed_payload = b'%d.%s' % (event.created, payload)
-    owner = OWNERS.get(event.data['object'].get('id'))
+    obj = event.data['object']
+    owner = OWNERS.get(obj.get('id')) or OWNERS.get(obj.get('payment_intent'))
     await asyncio.sleep(WEBHOOK_DELAY[0])
     logger = logging.getLogger('aiohttp.access')
     for endpoint_id, webhook in list(webhooks._webhooks.items()):

@@ -357,6 +357,8 @@ async fn local_payments(
     let name = format!("{}payments", options.queue_prefix);
     crate::aws::provision::secret(sdk, &name, &keys.to_string()).await?;
     config.payments_api_url = options.payments_url.clone();
+    // Stacks side by side name their payments apart, as two stacks on one account do.
+    config.stack_name = options.queue_prefix.trim_end_matches('-').to_string();
     config.payments_js_url = format!("{}/js.stripe.com/v3/", options.payments_url.trim_end_matches('/'));
     config.payments_publishable_key = "pk_test_flashsale_local".into();
     config.payments_secret = Some(name);

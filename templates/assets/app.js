@@ -293,6 +293,7 @@
   const STATUS_TEXT = {
     PENDING: 'Confirming…', UNPAID: 'Reserved — waiting for payment', PAID: 'Paid',
     CLOSED: 'Expired', REJECTED: 'Not confirmed', REFUNDED: 'Expired — payment refunded',
+    DISPUTED: 'Paid — payment disputed',
   };
   // The page's sign-in, kept fresh while the page is open (started by the pages that call the API with it).
   const pageRoot = document.querySelector('main[data-sign-in-url]');
@@ -424,7 +425,7 @@
       row.dataset.state = sale.state;
       const count = (status) => String((sale.orders[status] || {}).orders || 0);
       for (const text of [sale.name, sale.state.replace('_', ' '), `${sale.sold} of ${sale.stock} sold`,
-        count('UNPAID'), count('PAID'), count('CLOSED'), count('REJECTED'), count('REFUNDED')]) row.append(element('td', text));
+        count('UNPAID'), count('PAID'), count('CLOSED'), count('REJECTED'), count('REFUNDED'), count('DISPUTED')]) row.append(element('td', text));
       const watch = element('button', 'Watch', { className: 'watch' });
       watch.addEventListener('click', () => select(sale));
       const cell = element('td');
@@ -461,10 +462,12 @@
       show('f-closed', orders('CLOSED'));
       show('f-rejected', orders('REJECTED'));
       show('f-refunded', orders('REFUNDED'));
+      show('f-disputed', orders('DISPUTED'));
       show('f-drift', report.drift);
       show('f-captured', money(report.money.captured_cents, watched.currency));
       show('f-refunded-money', money(report.money.refunded_cents, watched.currency));
-      const admitted = ['PENDING', 'UNPAID', 'PAID', 'CLOSED', 'REJECTED', 'REFUNDED'].reduce((sum, s) => sum + orders(s), 0);
+      show('f-disputed-money', money(report.money.disputed_cents || 0, watched.currency));
+      const admitted = ['PENDING', 'UNPAID', 'PAID', 'CLOSED', 'REJECTED', 'REFUNDED', 'DISPUTED'].reduce((sum, s) => sum + orders(s), 0);
       const now = Date.now();
       samples.push({ t: now, admitted, paid: orders('PAID') });
       while (samples.length && samples[0].t < now - (BUCKETS + 1) * BUCKET_MS) samples.shift();
@@ -812,7 +815,9 @@
     if (o.status === 'PAID' && before && before !== 'PAID') say('Paid — thank you!');
     if (o.status === 'CLOSED') say('Your reservation expired and the item went back on sale');
     if (o.status === 'REJECTED') say('Sorry, this order could not be confirmed');
-    if (o.status === 'REFUNDED') say('Your payment came after the reservation expired; it has been refunded');
+    if (o.status === 'REFUNDED') {
+      say(o.paid_at ? 'Your payment has been refunded' : 'Your payment came after the reservation expired; it has been refunded');
+    }
     if (o.status !== 'UNPAID') confirming = false;
     // Finished without a sale: nothing to resume after a reload, and the shopper may buy again.
     if (['CLOSED', 'REJECTED', 'REFUNDED'].includes(o.status)) store.del(ORDER_KEY);
@@ -837,7 +842,7 @@
       else if (r.body.status === 'UNPAID' && confirming) next = ORDER_POLL_MS;
       // Look again when the window ends: the server then closes it (or it got paid elsewhere).
       else if (r.body.status === 'UNPAID') next = Math.max(next, Date.parse(r.body.expires_at) - serverNow());
-      else return; // PAID, CLOSED, REJECTED and REFUNDED are final
+      else return; // PAID, CLOSED, REJECTED, REFUNDED and DISPUTED are final here
     }
     orderTimer = setTimeout(() => watchOrder(id), next);
   }

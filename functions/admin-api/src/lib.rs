@@ -382,7 +382,15 @@ fn history(order: &Order) -> Vec<Event> {
         events.push(Event { at, what: "closed unpaid, units back on sale" });
     }
     if let Some(refund) = &order.refund {
-        events.push(Event { at: refund.at, what: "payment refunded: it arrived after the order had closed" });
+        let what = match order.paid_at {
+            Some(_) => "payment refunded at the provider",
+            None => "payment refunded: it arrived after the order had closed",
+        };
+        events.push(Event { at: refund.at, what });
+    }
+    if order.status == OrderStatus::Disputed {
+        // No time of its own is stored: the dispute came after the payment.
+        events.push(Event { at: order.paid_at.unwrap_or(order.created_at), what: "payment disputed at the provider" });
     }
     events
 }

@@ -7,10 +7,19 @@
 //! current (deliveries come late and out of order): the intent is read from the provider
 //! and its state applied ([`flashsale::payments::received`]). A failure answers 5xx, so
 //! the provider delivers again.
+//!
+//! The events it needs from the provider: `payment_intent.succeeded` and
+//! `payment_intent.payment_failed` (the money), `charge.refunded` and
+//! `charge.dispute.created` (a refund or dispute made at the provider, which moves a
+//! paid order). A charge's or a dispute's event names its intent, which is read and
+//! applied the same way. The account serves others too: an event about an intent this
+//! stack did not create answers 200 and changes nothing (an intent's event whose own
+//! copy carries no tag of this stack, without even a read of the provider).
 
 use flashsale::config::Secret;
 use flashsale::lambda::http::{self, json, problem};
-use flashsale::payments::{received, Provider};
+use flashsale::payments::provider::STACK_TAG;
+use flashsale::payments::{received, Provider, Received};
 use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::Redis;
 use flashsale::{Config, Error, Result};
@@ -46,6 +55,32 @@ struct EventData {
 struct EventObject {
     id: String,
     object: String,
+    /// A charge's or a dispute's intent.
+    #[serde(default)]
+    payment_intent: Option<String>,
+    /// An intent's metadata, as the event copied it (tags are set at creation, never
+    /// changed, so a copy without ours is not ours; the intent read is checked again).
+    #[serde(default)]
+    metadata: Option<std::collections::HashMap<String, serde_json::Value>>,
+}
+
+impl EventObject {
+    /// The intent the event is about, if it may be one of `stack`'s: `None` for objects
+    /// without an intent, and for an intent whose copy is tagged with another stack or
+    /// none.
+    fn intent_of(&self, stack: &str) -> Option<&str> {
+        match self.object.as_str() {
+            // The provider always copies the metadata; an event without any copy is read.
+            "payment_intent" => match &self.metadata {
+                Some(metadata) => {
+                    (metadata.get(STACK_TAG).and_then(|v| v.as_str()) == Some(stack)).then_some(self.id.as_str())
+                }
+                None => Some(self.id.as_str()),
+            },
+            "charge" | "dispute" => self.payment_intent.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// Provider events are small; anything this size is not one.
@@ -99,20 +134,28 @@ impl PaymentWebhook {
         flashsale::payments::signature::verify(header, body, &self.signing_secrets, now)?;
         let event: Event =
             serde_json::from_slice(body).map_err(|e| Error::Invalid(format!("not a provider event: {e}")))?;
+        let object = &event.data.object;
+        let Some(intent) = object.intent_of(self.provider.stack()) else {
+            // Nothing of ours to read or remember: another business's intent, another
+            // stack's, or an object without one.
+            if object.object == "payment_intent" {
+                received::count_foreign();
+            }
+            tracing::info!(event_id = %event.id, kind = %event.kind, object = %object.object, id = %object.id,
+                not_ours = "no payment of this stack", "event ignored");
+            return Ok(json(StatusCode::OK, &j!({ "received": true })));
+        };
         if self.mysql.event_taken(&event.id).await? {
             tracing::info!(event_id = %event.id, kind = %event.kind, "event delivered again; nothing to do");
             return Ok(json(StatusCode::OK, &j!({ "received": true, "duplicate": true })));
         }
-        let intent = match event.data.object.object.as_str() {
-            "payment_intent" => {
-                let intent = self.provider.intent(&event.data.object.id).await?;
-                let outcome = received::apply(&self.mysql, &self.provider, &intent).await?;
-                tracing::info!(event_id = %event.id, kind = %event.kind, payment_intent = %intent.id, ?outcome, "event taken");
-                Some(intent.id)
-            }
-            _ => None,
-        };
-        self.mysql.take_event(&event.id, &event.kind, intent.as_deref()).await?;
+        let intent = self.provider.intent(intent).await?;
+        let outcome = received::apply(&self.mysql, &self.provider, &intent).await?;
+        tracing::info!(event_id = %event.id, kind = %event.kind, payment_intent = %intent.id, ?outcome, "event taken");
+        // Another's charge or dispute changed nothing here: nothing to remember either.
+        if !matches!(outcome, Received::NotOurs(_)) {
+            self.mysql.take_event(&event.id, &event.kind, Some(&intent.id)).await?;
+        }
         Ok(json(StatusCode::OK, &j!({ "received": true })))
     }
 }

@@ -423,6 +423,11 @@ impl Reconcile {
     async fn check_payment(&self, sale: &Sale, order: OrderId, intent: &str) -> Result<bool> {
         let intent = self.provider.intent(intent).await?;
         let outcome = received::apply(&self.stores.mysql, &self.provider, &intent).await?;
+        if let Received::NotOurs(why) = outcome {
+            // Only this stack's intents are attached to its orders: someone changed one.
+            tracing::error!(sale_id = %sale.id, order_id = %order, not_ours = why, "an order holds a payment that is not ours");
+            return Ok(false);
+        }
         if let Received::Paid(_) | Received::Refunded { .. } = outcome {
             tracing::warn!(sale_id = %sale.id, order_id = %order, ?outcome, "payment the order did not know of");
             return Ok(true);

@@ -13,7 +13,9 @@ use super::{OrderId, OrderMessage, SaleId, UserId};
 /// `PENDING` (admitted in Redis, not yet in MySQL) → `UNPAID` → `PAID`,
 /// or `UNPAID` → `CLOSED` (timed out, stock released) → `REFUNDED` (money that still
 /// reached it was given back), or `PENDING` → `REJECTED` (the database guard refused it;
-/// stock released). Only the payment provider's word makes an order `PAID`.
+/// stock released). `PAID` → `REFUNDED` (refunded at the provider) or `DISPUTED` (the
+/// card holder's bank disputes it); both keep the unit sold. Only the payment
+/// provider's word makes an order `PAID`, `DISPUTED`, or `REFUNDED`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
@@ -23,16 +25,18 @@ pub enum OrderStatus {
     Closed,
     Rejected,
     Refunded,
+    Disputed,
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 6] = [
+    pub const ALL: [OrderStatus; 7] = [
         OrderStatus::Pending,
         OrderStatus::Unpaid,
         OrderStatus::Paid,
         OrderStatus::Closed,
         OrderStatus::Rejected,
         OrderStatus::Refunded,
+        OrderStatus::Disputed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +47,7 @@ impl OrderStatus {
             OrderStatus::Closed => "CLOSED",
             OrderStatus::Rejected => "REJECTED",
             OrderStatus::Refunded => "REFUNDED",
+            OrderStatus::Disputed => "DISPUTED",
         }
     }
 
@@ -51,7 +56,13 @@ impl OrderStatus {
         use OrderStatus::*;
         matches!(
             (self, next),
-            (Pending, Unpaid) | (Pending, Rejected) | (Unpaid, Paid) | (Unpaid, Closed) | (Closed, Refunded)
+            (Pending, Unpaid)
+                | (Pending, Rejected)
+                | (Unpaid, Paid)
+                | (Unpaid, Closed)
+                | (Closed, Refunded)
+                | (Paid, Refunded)
+                | (Paid, Disputed)
         )
     }
 }
@@ -149,7 +160,15 @@ mod tests {
             .collect();
         assert_eq!(
             allowed,
-            vec![(Pending, Unpaid), (Pending, Rejected), (Unpaid, Paid), (Unpaid, Closed), (Closed, Refunded)]
+            vec![
+                (Pending, Unpaid),
+                (Pending, Rejected),
+                (Unpaid, Paid),
+                (Unpaid, Closed),
+                (Paid, Refunded),
+                (Paid, Disputed),
+                (Closed, Refunded)
+            ]
         );
         for s in OrderStatus::ALL {
             assert_eq!(s.as_str().parse::<OrderStatus>().unwrap(), s);

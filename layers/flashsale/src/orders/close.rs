@@ -182,6 +182,11 @@ impl Stores {
                 // The money came first: the payment wins and the unit stays sold.
                 IntentStatus::Succeeded => match received::apply(&self.mysql, provider, &intent).await? {
                     Received::Paid(paid) | Received::AlreadyPaid(paid) => Closing::Settled(paid),
+                    // Its money went back (another amount or currency than the order's):
+                    // no money can come by this payment any more, so the order closes.
+                    Received::Refunded { .. } | Received::AlreadyRefunded => {
+                        self.mysql.close_due(order, Some(&payment_intent)).await?
+                    }
                     other => {
                         tracing::warn!(order_id = %order, ?other, "succeeded payment not taken by its order");
                         Closing::PaymentOpen { order: open, payment_intent }

@@ -1,5 +1,5 @@
 //! Each sale's orders tallied per status (`order_tallies`): what the staff console polls,
-//! read as five rows instead of counted over every order of the sale on the writer.
+//! read as six rows instead of counted over every order of the sale on the writer.
 //!
 //! The transaction that creates an order or changes its status moves its tally as its
 //! last write, so the tally rows are the last locks it takes and no lock order changes
@@ -26,8 +26,14 @@ pub struct Tallies {
 }
 
 /// The statuses MySQL holds (an order is PENDING only in Redis).
-const TALLIED: [OrderStatus; 5] =
-    [OrderStatus::Unpaid, OrderStatus::Paid, OrderStatus::Closed, OrderStatus::Rejected, OrderStatus::Refunded];
+const TALLIED: [OrderStatus; 6] = [
+    OrderStatus::Unpaid,
+    OrderStatus::Paid,
+    OrderStatus::Closed,
+    OrderStatus::Rejected,
+    OrderStatus::Refunded,
+    OrderStatus::Disputed,
+];
 
 /// The zero tallies of a new sale, created with it: every later move is an UPDATE of a
 /// row that exists (an upsert's gap locks would let two first orders deadlock).
@@ -174,6 +180,10 @@ impl Mysql {
                     OrderStatus::Refunded => {
                         tally.money.captured_cents += cents;
                         tally.money.refunded_cents += cents;
+                    }
+                    OrderStatus::Disputed => {
+                        tally.money.captured_cents += cents;
+                        tally.money.disputed_cents += cents;
                     }
                     OrderStatus::Unpaid => tally.money.awaiting_cents += get("started_cents")?,
                     _ => {}

@@ -2,8 +2,10 @@
 //! and refunds. Form-encoded calls with the secret key, each under the AWS call timeout
 //! and behind a circuit breaker, so a provider that is down answers 503 at once.
 //!
-//! Every call that moves money carries an idempotency key made from the order id, so a
-//! retried call is the same call at the provider.
+//! Every call that moves money carries an idempotency key (a payment's from the order
+//! id, a refund's from the intent it gives back), so a retried call is the same call at
+//! the provider. Every intent names the stack that created it and the order
+//! ([`STACK_TAG`], `order_id` in its metadata): the account serves others too.
 
 use std::collections::HashMap;
 
@@ -27,7 +29,12 @@ pub struct Provider {
     budget: Option<Budget>,
     calls_per_sec: u32,
     redis_timeout: std::time::Duration,
+    /// This stack's name, tagged on every intent it creates ([`STACK_TAG`]).
+    stack: String,
 }
+
+/// The metadata key naming the stack that created an intent.
+pub const STACK_TAG: &str = "flashsale_stack";
 
 /// Where a PaymentIntent is, as the provider says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -59,12 +66,52 @@ pub struct Intent {
     pub client_secret: Secret,
     #[serde(default)]
     pub metadata: HashMap<String, String>,
+    /// The charge that took the money (read expanded): refunds and disputes made at
+    /// the provider show there.
+    #[serde(default)]
+    pub latest_charge: Option<LatestCharge>,
+}
+
+/// An intent's `latest_charge`: the charge itself when expanded, else its id.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum LatestCharge {
+    Expanded(Charge),
+    Id(String),
+}
+
+/// What a charge says of its money after it was taken.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Charge {
+    pub id: String,
+    #[serde(default)]
+    pub amount_refunded: u64,
+    /// Refunded in full.
+    #[serde(default)]
+    pub refunded: bool,
+    /// The card holder's bank disputes it (a chargeback).
+    #[serde(default)]
+    pub disputed: bool,
 }
 
 impl Intent {
-    /// The order the intent was created for (its metadata says so).
+    /// The order the intent was created for (its metadata says so), whoever created it.
     pub fn order_id(&self) -> Option<OrderId> {
         self.metadata.get("order_id")?.parse().ok()
+    }
+
+    /// The order `stack` created the intent for: `None` for an intent another stack, or
+    /// anyone else on the account, created.
+    pub fn order_of(&self, stack: &str) -> Option<OrderId> {
+        (self.metadata.get(STACK_TAG).map(String::as_str) == Some(stack)).then(|| self.order_id())?
+    }
+
+    /// Its charge, when the intent was read with it expanded and money was taken.
+    pub fn charge(&self) -> Option<&Charge> {
+        match &self.latest_charge {
+            Some(LatestCharge::Expanded(charge)) => Some(charge),
+            _ => None,
+        }
     }
 }
 
@@ -108,6 +155,7 @@ impl Provider {
             budget: None,
             calls_per_sec: config.provider_calls_per_sec,
             redis_timeout: config.redis_timeout * 2,
+            stack: config.stack_name.clone(),
         })
     }
 
@@ -127,8 +175,13 @@ impl Provider {
         Provider::new(config, keys.secret_key.clone())
     }
 
-    /// A PaymentIntent for the order's amount: the same one however often it is asked
-    /// for (the idempotency key is the order's).
+    /// The stack whose intents this client creates (and whose alone it acts on).
+    pub fn stack(&self) -> &str {
+        &self.stack
+    }
+
+    /// A PaymentIntent for the order's amount, tagged with this stack and the order:
+    /// the same one however often it is asked for (the idempotency key is the order's).
     pub async fn create_intent(&self, order: &Order, currency: &Currency) -> Result<Intent> {
         // The amount is in the currency's minor unit already (`Sale::price_cents`); one
         // the provider would refuse (a sale stored before its bounds were checked) is
@@ -142,13 +195,17 @@ impl Provider {
             ("currency", currency.to_string()),
             ("metadata[order_id]", order.order_id.to_string()),
             ("metadata[sale_id]", order.sale_id.to_string()),
+            ("metadata[flashsale_stack]", self.stack.clone()),
         ];
         let key = format!("order-{}-intent", order.order_id);
         self.send("create payment", self.post("/v1/payment_intents", Some(&key)).form(&form)).await
     }
 
+    /// The intent as it is now, with its charge expanded (refunds and disputes).
     pub async fn intent(&self, id: &str) -> Result<Intent> {
-        self.send("read payment", self.http.get(self.url(&format!("/v1/payment_intents/{id}")))).await
+        let request =
+            self.http.get(self.url(&format!("/v1/payment_intents/{id}"))).query(&[("expand[]", "latest_charge")]);
+        self.send("read payment", request).await
     }
 
     /// Cancels the intent so no money can arrive for it any more, and returns it as it
@@ -171,14 +228,16 @@ impl Provider {
         Ok(refunds.data.iter().filter(|r| r.status.as_deref() != Some("failed")).map(|r| r.amount).sum())
     }
 
-    /// Gives the whole of the intent's money back, once per order (idempotency key).
+    /// Gives the whole of the intent's money back, once per intent: the idempotency key
+    /// is the intent's, so a repeated refund is the same refund at the provider (an
+    /// order's key would make two intents of one order, or every intent of none, one).
     pub async fn refund(&self, intent: &str, order: OrderId, reason: &str) -> Result<()> {
         let form = [
             ("payment_intent", intent.to_string()),
             ("metadata[order_id]", order.to_string()),
             ("metadata[reason]", reason.to_string()),
         ];
-        let key = format!("order-{order}-refund");
+        let key = refund_key(intent);
         let _: serde_json::Value =
             self.send("refund payment", self.post("/v1/refunds", Some(&key)).form(&form)).await?;
         Ok(())
@@ -237,6 +296,11 @@ impl Provider {
             })
             .await
     }
+}
+
+/// The idempotency key of the refund of `intent`.
+pub fn refund_key(intent: &str) -> String {
+    format!("refund-{intent}")
 }
 
 #[cfg(test)]

@@ -3,14 +3,28 @@
 //! acts on the intent's current state as the provider tells it, so deliveries that come
 //! twice, late or out of order change nothing more than one in time would.
 //!
-//! - Succeeded, for the unpaid order it is attached to: `UNPAID` → `PAID`.
+//! Only our money is ours: the provider's account also serves the shop's other business
+//! (payment links, invoices, another stack). An intent counts only when this stack
+//! created it for an order it has (its metadata names the stack, [`STACK_TAG`], an
+//! existing order and that order's sale); anything else changes nothing and is never refunded
+//! ([`Received::NotOurs`], logged with `not_ours` and counted in the `ForeignPayments`
+//! metric).
+//!
+//! - Succeeded, for the unpaid order it is attached to, in the order's amount and the
+//!   sale's currency: `UNPAID` → `PAID`.
+//! - Succeeded in another amount or currency than the order's: the order stays
+//!   `UNPAID` and the money goes back (see [`MISMATCH`]).
 //! - Succeeded, for an order that cannot take it (closed, its unit back on sale; or an
-//!   intent the order does not hold): refunded at the provider, once, under the order's
-//!   row lock; a closed order becomes `REFUNDED`, with when and why, whichever of its
-//!   payments the money came by.
+//!   intent of ours the order does not hold, one whose attach lost the race): refunded at
+//!   the provider, once, under the order's row lock, with a key of the intent's; a closed
+//!   order becomes `REFUNDED`, with when and why, whichever of its payments the money
+//!   came by.
+//! - The paid order's own payment refunded in full at the provider (its dashboard):
+//!   `PAID` → `REFUNDED`; disputed by the card holder's bank: `PAID` → `DISPUTED`. The
+//!   unit stays sold either way: what becomes of the goods is the shop's call.
 //! - Anything else (failed, cancelled, waiting on the shopper): nothing to do.
 
-use super::provider::{Intent, IntentStatus, Provider};
+use super::provider::{Intent, IntentStatus, Provider, STACK_TAG};
 use crate::domain::{Order, OrderId, OrderStatus, SaleId};
 use crate::error::{Error, Result};
 use crate::orders::tallies;
@@ -24,11 +38,20 @@ pub enum Received {
     /// Paid before (a redelivery, or the close found the money first).
     AlreadyPaid(Order),
     /// Money that reached an order which could not take it, given back now.
-    Refunded { order: Option<Order>, amount_cents: u64 },
+    Refunded { order: Order, amount_cents: u64 },
     /// Given back before.
     AlreadyRefunded,
     /// No money yet (or none any more): nothing changed.
     NoMoney(IntentStatus),
+    /// The paid order's payment went back in full at the provider: `PAID` → `REFUNDED`.
+    RefundedAtProvider(Order),
+    /// The paid order's payment is disputed: `PAID` → `DISPUTED`.
+    Disputed(Order),
+    /// Settled before (`DISPUTED`, or refunded at the provider): nothing changed.
+    Unchanged(Order),
+    /// Not an intent this stack created for an order it has: nothing changed, nothing
+    /// refunded. Says why.
+    NotOurs(&'static str),
 }
 
 impl Mysql {
@@ -50,6 +73,37 @@ impl Mysql {
             }
             tx.commit().await?;
             Ok(paid)
+        })
+        .await
+    }
+}
+
+impl Mysql {
+    /// `PAID` → `to` (`REFUNDED` or `DISPUTED`) for the order paid by `intent`, as the
+    /// provider reports; a refund records when and why. `true` when this call moved it.
+    pub async fn settle_paid(&self, id: OrderId, intent: &str, to: OrderStatus) -> Result<bool> {
+        self.call("settle paid", async {
+            let mut tx = self.pool.begin().await?;
+            let refunded = to == OrderStatus::Refunded;
+            let done = sqlx::query(
+                "UPDATE orders SET status = ?, \
+                   refunded_at = IF(?, UTC_TIMESTAMP(3), refunded_at), refund_reason = IF(?, ?, refund_reason) \
+                 WHERE id = ? AND status = 'PAID' AND payment_intent = ?",
+            )
+            .bind(to.as_str())
+            .bind(refunded)
+            .bind(refunded)
+            .bind(AT_PROVIDER)
+            .bind(id.0)
+            .bind(intent)
+            .execute(&mut *tx)
+            .await?;
+            let moved = done.rows_affected() == 1;
+            if moved {
+                tallies::move_order(&mut tx, id, OrderStatus::Paid, to).await?;
+            }
+            tx.commit().await?;
+            Ok(moved)
         })
         .await
     }
@@ -81,90 +135,189 @@ impl Mysql {
     }
 }
 
-/// Applies `intent`'s current state to the order its metadata names.
+/// Applies `intent`'s current state to the order this stack created it for; an intent
+/// that is not ours changes nothing.
 pub async fn apply(mysql: &Mysql, provider: &Provider, intent: &Intent) -> Result<Received> {
+    let Some(id) = intent.order_of(provider.stack()) else {
+        return Ok(not_ours(intent, "not created by this stack"));
+    };
+    let Some(order) = mysql.order(id).await? else {
+        return Ok(not_ours(intent, "tagged with this stack, for no order it has"));
+    };
+    if intent.metadata.get("sale_id") != Some(&order.sale_id.to_string()) {
+        return Ok(not_ours(intent, "tagged with this stack, for another sale than the order's"));
+    }
     if intent.status != IntentStatus::Succeeded {
         return Ok(Received::NoMoney(intent.status));
     }
-    let Some(id) = intent.order_id() else {
-        tracing::warn!(payment_intent = %intent.id, "money for no order of ours: refunding");
-        return refund_once(mysql, provider, intent, None).await;
-    };
-    if mysql.mark_paid(id, &intent.id).await? {
-        let order = mysql.order(id).await?.ok_or(Error::NotFound("order"))?;
-        tracing::info!(order_id = %id, payment_intent = %intent.id, "paid");
-        return Ok(Received::Paid(order));
-    }
-    match mysql.order(id).await? {
-        Some(order) if order.status == OrderStatus::Paid && order.payment_intent.as_deref() == Some(&intent.id) => {
-            Ok(Received::AlreadyPaid(order))
+    let holds_it = order.payment_intent.as_deref() == Some(intent.id.as_str());
+    let order = if holds_it && order.status == OrderStatus::Unpaid {
+        let sale = mysql.sale(order.sale_id).await?.ok_or(Error::NotFound("sale"))?;
+        let currency = sale.currency.to_string();
+        // The provider spells currencies in lower case; the sale may not.
+        if intent.amount != order.amount_cents || !intent.currency.eq_ignore_ascii_case(&currency) {
+            tracing::warn!(
+                order_id = %id, payment_intent = %intent.id, amount = intent.amount, currency = %intent.currency,
+                order_amount = order.amount_cents, order_currency = %currency,
+                "payment in another amount or currency than the order's: not paid"
+            );
+            return refund_once(mysql, provider, intent, id, MISMATCH).await;
         }
+        if mysql.mark_paid(id, &intent.id).await? {
+            let order = mysql.order(id).await?.ok_or(Error::NotFound("order"))?;
+            tracing::info!(order_id = %id, payment_intent = %intent.id, "paid");
+            // Refunded or disputed already (its events may come in any order): so is the order.
+            if intent.charge().is_some_and(|c| c.disputed || c.refunded) {
+                return paid_order(mysql, intent, order).await;
+            }
+            return Ok(Received::Paid(order));
+        }
+        // Closed or paid meanwhile: as it is now.
+        mysql.order(id).await?.ok_or(Error::NotFound("order"))?
+    } else {
+        order
+    };
+    match order.status {
+        OrderStatus::Paid if holds_it => paid_order(mysql, intent, order).await,
+        OrderStatus::Disputed if holds_it => Ok(Received::Unchanged(order)),
+        OrderStatus::Refunded if holds_it && order.paid_at.is_some() => Ok(Received::Unchanged(order)),
         // Closed before the money came, a second payment of a paid order, or an intent
-        // the order never held: the money goes back.
-        _ => refund_once(mysql, provider, intent, Some(id)).await,
+        // of ours the order never held (its attach lost the race): the money goes back.
+        _ => {
+            let reason = if matches!(order.status, OrderStatus::Closed | OrderStatus::Refunded) {
+                LATE
+            } else {
+                "a payment the order could not take"
+            };
+            refund_once(mysql, provider, intent, id, reason).await
+        }
     }
+}
+
+/// A paid order's payment as the provider has it now: refunded in full or disputed there
+/// (its dashboard, the card holder's bank), the order follows.
+async fn paid_order(mysql: &Mysql, intent: &Intent, order: Order) -> Result<Received> {
+    let Some(charge) = intent.charge() else {
+        return Ok(Received::AlreadyPaid(order));
+    };
+    let to = if charge.disputed {
+        OrderStatus::Disputed
+    } else if charge.refunded && charge.amount_refunded >= intent.amount {
+        OrderStatus::Refunded
+    } else {
+        if charge.amount_refunded > 0 {
+            tracing::warn!(order_id = %order.order_id, payment_intent = %intent.id, refunded = charge.amount_refunded,
+                "part of a paid order's payment refunded at the provider: the order stays PAID");
+        }
+        return Ok(Received::AlreadyPaid(order));
+    };
+    let id = order.order_id;
+    let moved = mysql.settle_paid(id, &intent.id, to).await?;
+    let order = mysql.order(id).await?.ok_or(Error::NotFound("order"))?;
+    if !moved {
+        return Ok(Received::Unchanged(order));
+    }
+    tracing::warn!(order_id = %id, payment_intent = %intent.id, status = %to, "paid order moved by the provider");
+    Ok(match to {
+        OrderStatus::Disputed => Received::Disputed(order),
+        _ => Received::RefundedAtProvider(order),
+    })
+}
+
+/// An intent this stack did not create for an order it has: logged (`not_ours`) and
+/// counted (`ForeignPayments`, embedded metric format), never acted on.
+fn not_ours(intent: &Intent, why: &'static str) -> Received {
+    tracing::info!(
+        payment_intent = %intent.id, status = ?intent.status, stack = intent.metadata.get(STACK_TAG).map(String::as_str),
+        not_ours = why, "a payment that is not ours: nothing changed"
+    );
+    count_foreign();
+    Received::NotOurs(why)
+}
+
+/// One `ForeignPayments` count, as a CloudWatch embedded-metric line.
+pub fn count_foreign() {
+    let line = serde_json::json!({
+        "_aws": {
+            "Timestamp": chrono::Utc::now().timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": "flashsale",
+                "Dimensions": [[]],
+                "Metrics": [{"Name": "ForeignPayments", "Unit": "Count"}],
+            }],
+        },
+        "ForeignPayments": 1,
+    });
+    println!("{line}");
 }
 
 /// Why a closed order's money went back.
 const LATE: &str = "the payment arrived after the order had closed";
 
-/// Refunds `intent` unless the provider has it refunded already, holding the order's
-/// row lock meanwhile so two deliveries cannot both refund (whatever the provider does
-/// with idempotency keys); a closed order is recorded `REFUNDED`.
-async fn refund_once(mysql: &Mysql, provider: &Provider, intent: &Intent, id: Option<OrderId>) -> Result<Received> {
+/// Why money on our own intent for an order went back when its amount or currency is not
+/// the order's (someone changed the intent at the provider): the order cannot be paid
+/// with it, and keeping it would take money for an order that then closes unpaid, its
+/// unit back on sale. The intent is ours and for this order, so the money is the
+/// shopper's to have back, and only this order's refund can give it.
+const MISMATCH: &str = "a payment of another amount or currency than the order's";
+
+/// Why a paid order became `REFUNDED` without us.
+const AT_PROVIDER: &str = "refunded at the provider";
+
+/// Refunds `intent` (ours, for order `id`) unless the provider has it refunded already,
+/// holding the order's row lock meanwhile so two deliveries cannot both refund (whatever
+/// the provider does with idempotency keys); the refund's idempotency key is the
+/// intent's. A closed order is recorded `REFUNDED`.
+async fn refund_once(
+    mysql: &Mysql,
+    provider: &Provider,
+    intent: &Intent,
+    id: OrderId,
+    reason: &'static str,
+) -> Result<Received> {
     let db = |e: sqlx::Error| Error::from(e).during("refund");
     let mut tx = mysql.pool.begin().await.map_err(db)?;
-    let order = match id {
-        Some(id) => sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ? FOR UPDATE"))
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-            .as_ref()
-            .map(order_from)
-            .transpose()?,
-        None => None,
-    };
-    let holds_it = order.as_ref().is_some_and(|o| o.payment_intent.as_deref() == Some(&intent.id));
-    if holds_it && order.as_ref().is_some_and(|o| o.status == OrderStatus::Paid) {
+    let order = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ? FOR UPDATE"))
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(order_from)
+        .transpose()?
+        .ok_or(Error::NotFound("order"))?;
+    let holds_it = order.payment_intent.as_deref() == Some(intent.id.as_str());
+    if holds_it && order.status == OrderStatus::Paid {
         // Paid by this very intent after all (mark_paid raced with us): keep the money.
-        return Ok(Received::AlreadyPaid(order.expect("checked")));
+        return Ok(Received::AlreadyPaid(order));
     }
     let refunded = provider.refunded(&intent.id).await?;
     let fresh = refunded < intent.amount;
     if fresh {
-        let reason = match &order {
-            Some(o) if matches!(o.status, OrderStatus::Closed | OrderStatus::Refunded) => LATE,
-            Some(_) => "a payment the order could not take",
-            None => "a payment for no order",
-        };
-        provider.refund(&intent.id, id.unwrap_or(OrderId(0)), reason).await?;
-        tracing::warn!(order_id = ?id.map(|i| i.0), payment_intent = %intent.id, reason, "payment refunded");
+        provider.refund(&intent.id, id, reason).await?;
+        tracing::warn!(order_id = %id, payment_intent = %intent.id, reason, "payment refunded");
     }
-    let order = match order {
-        Some(o) if o.status == OrderStatus::Closed => {
-            let refunded = sqlx::query(
-                "UPDATE orders SET status = 'REFUNDED', refunded_at = UTC_TIMESTAMP(3), refund_reason = ? \
-                 WHERE id = ? AND status = 'CLOSED'",
-            )
-            .bind(LATE)
-            .bind(o.order_id.0)
-            .execute(&mut *tx)
+    let order = if order.status == OrderStatus::Closed {
+        let refunded = sqlx::query(
+            "UPDATE orders SET status = 'REFUNDED', refunded_at = UTC_TIMESTAMP(3), refund_reason = ? \
+             WHERE id = ? AND status = 'CLOSED'",
+        )
+        .bind(LATE)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if refunded.rows_affected() == 1 {
+            tallies::move_order(&mut tx, id, OrderStatus::Closed, OrderStatus::Refunded).await.map_err(db)?;
+        }
+        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
+            .bind(id.0)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-            if refunded.rows_affected() == 1 {
-                tallies::move_order(&mut tx, o.order_id, OrderStatus::Closed, OrderStatus::Refunded)
-                    .await
-                    .map_err(db)?;
-            }
-            let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
-                .bind(o.order_id.0)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-            Some(order_from(&row)?)
-        }
-        other => other,
+        order_from(&row)?
+    } else {
+        order
     };
     tx.commit().await.map_err(db)?;
     Ok(if fresh { Received::Refunded { order, amount_cents: intent.amount } } else { Received::AlreadyRefunded })
