@@ -179,7 +179,8 @@ impl ShopApi {
 
     async fn challenge(&self, caller: &Caller, id: SaleId) -> Result<Response<Body>> {
         let room = self.room(id, None).await?;
-        let challenge = QueueKeys::required(&self.queue)?.challenge(id, &caller.user, room.difficulty, room.now_ms);
+        let challenge =
+            QueueKeys::required(&self.queue)?.challenge(id, &caller.user, room.join_difficulty(), room.now_ms);
         Ok(no_store(json(StatusCode::OK, &challenge)))
     }
 

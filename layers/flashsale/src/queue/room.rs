@@ -8,6 +8,9 @@ use crate::domain::{place, QueueMode, SaleId, ServingClock, UserId, WaitingRoom}
 use crate::error::{Error, Result};
 use crate::stores::redis::{Redis, SaleKeys};
 
+/// How many times staff's difficulty a long queue may raise a join's proof of work to.
+pub const LOAD_FACTOR_MAX: u64 = 16;
+
 /// A shopper's place after a join.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Joined {
@@ -46,6 +49,19 @@ impl RoomState {
 
     pub fn ended(&self) -> bool {
         self.now_ms >= self.ends_ms
+    }
+
+    /// The largest number the next join's challenge hides: staff's difficulty, raised with
+    /// the wait the queue already holds (one more time the difficulty per minute of it at
+    /// the room's rate, at most [`LOAD_FACTOR_MAX`] times). A crowd of bots joining many
+    /// accounts pays more per account the longer the queue they make, while a shopper's
+    /// solve stays small next to the wait ahead of them.
+    pub fn join_difficulty(&self) -> u32 {
+        let waiting = self.length.saturating_sub(self.serving());
+        let minute_of_places = u64::from(self.clock.rate.max(1)) * 60;
+        let scaled = u64::from(self.difficulty) * (minute_of_places + waiting) / minute_of_places;
+        let most = (u64::from(self.difficulty) * LOAD_FACTOR_MAX).min(u64::from(*WaitingRoom::DIFFICULTY.end()));
+        scaled.min(most).max(u64::from(self.difficulty)) as u32
     }
 
     pub fn settings(&self) -> WaitingRoom {
@@ -180,5 +196,39 @@ impl Redis {
             })
             .await?;
         Ok(applied == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(difficulty: u32, rate: u32, length: u64, serving: u64) -> RoomState {
+        RoomState {
+            mode: QueueMode::Fifo,
+            clock: ServingClock { base: serving, since_ms: 0, rate, paused: true },
+            difficulty,
+            opens_ms: 0,
+            ends_ms: i64::MAX,
+            now_ms: 1,
+            remaining: 10,
+            length,
+            place: None,
+        }
+    }
+
+    #[test]
+    fn a_joins_proof_of_work_grows_with_the_wait_the_queue_holds_within_bounds() {
+        // Nobody waiting (or everyone served): staff's difficulty.
+        assert_eq!(room(50_000, 10, 0, 0).join_difficulty(), 50_000);
+        assert_eq!(room(50_000, 10, 500, 900).join_difficulty(), 50_000);
+        // A minute of waiting at the room's rate doubles it, two minutes triple it.
+        assert_eq!(room(50_000, 10, 600, 0).join_difficulty(), 100_000);
+        assert_eq!(room(50_000, 10, 1_300, 100).join_difficulty(), 150_000);
+        // At most sixteen times, and never past the largest difficulty a room may have.
+        assert_eq!(room(50_000, 10, 1_000_000, 0).join_difficulty(), 800_000);
+        assert_eq!(room(5_000_000, 1, 1_000_000, 0).join_difficulty(), 10_000_000);
+        // A room of rate 0 (never, but) does not divide by zero.
+        assert_eq!(room(1_000, 0, 120, 0).join_difficulty(), 3_000);
     }
 }

@@ -5,4 +5,8 @@
 
 mod canonical_paths;
 mod edge_cache;
+mod foreign_money;
+mod forged_webhook;
+mod proof_of_work;
+mod provider_budget;
 mod waiting_room_lull;
