@@ -44,6 +44,11 @@ impl<V: Clone> SaleMemo<V> {
         SaleMemo { ttl, capacity: capacity.max(1), kept: Mutex::new(kept) }
     }
 
+    /// How long it remembers.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Whether it remembers anything (its TTL is not zero).
     pub fn remembers(&self) -> bool {
         !self.ttl.is_zero()

@@ -4,7 +4,7 @@
 //! One caller rebuilds; the others wait.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
@@ -151,11 +151,16 @@ const LOOKUP_LANES: usize = 64;
 /// meanwhile). The verdict is remembered per container for a moment (in a bounded
 /// memo: the ids are a stranger's), and requests for a sale already being looked up
 /// wait for that lookup's verdict, so a crowd, or a flood of requests for a sale that
-/// does not exist, costs MySQL one read per sale per memo period.
+/// does not exist, costs MySQL one read per sale per memo period. An id above the
+/// highest sale id (read once per memo period) cannot be a sale: no read at all, so a
+/// bot cycling through ids that were never made costs MySQL one read per period.
 pub struct MissingSales {
     memo: SaleMemo<Missing>,
     drain: Drain,
     lanes: [tokio::sync::Mutex<()>; LOOKUP_LANES],
+    /// The highest sale id MySQL had, and when it said so: read again once the memo's
+    /// TTL has passed, by one caller at a time.
+    highest: tokio::sync::Mutex<Option<(Instant, u64)>>,
     lookups: AtomicU64,
 }
 
@@ -165,8 +170,28 @@ impl MissingSales {
             memo: SaleMemo::new(memo_ttl),
             drain,
             lanes: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
+            highest: tokio::sync::Mutex::new(None),
             lookups: AtomicU64::new(0),
         }
+    }
+
+    /// Whether `sale` is above every sale id MySQL has made (as of at most a memo
+    /// period ago): such an id is no sale. A sale made since is in Redis once published,
+    /// so it does not come here; only a sale made and lost by Redis within one memo
+    /// period would be a 404 for that long.
+    async fn cannot_exist(&self, mysql: &Mysql, sale: SaleId) -> Result<bool> {
+        let mut highest = self.highest.lock().await;
+        let known = highest.filter(|(at, _)| at.elapsed() < self.memo.ttl());
+        let highest_id = match known {
+            Some((_, id)) => id,
+            None => {
+                self.lookups.fetch_add(1, Ordering::Relaxed);
+                let id = mysql.highest_sale_id().await?;
+                *highest = Some((Instant::now(), id));
+                id
+            }
+        };
+        Ok(sale.0 > highest_id)
     }
 
     /// How many times this container asked MySQL about a sale Redis did not know.
@@ -190,6 +215,10 @@ impl MissingSales {
         if let Some(error) = self.known(sale) {
             return Err(error);
         }
+        if self.cannot_exist(mysql, sale).await? {
+            self.memo.mark(sale, Missing::Unknown);
+            return Err(Missing::Unknown.error());
+        }
         self.lookups.fetch_add(1, Ordering::Relaxed);
         let verdict = match mysql.sale(sale).await? {
             Some(found) if found.published && found.ends_at > Utc::now() => {
@@ -207,6 +236,19 @@ impl MissingSales {
         };
         self.memo.mark(sale, verdict);
         Err(verdict.error())
+    }
+}
+
+impl Mysql {
+    /// The highest sale id there is (0 with none): ids come from the table's sequence,
+    /// so no sale has a higher one yet.
+    pub async fn highest_sale_id(&self) -> Result<u64> {
+        self.call("highest sale id", async {
+            let id: Option<u64> =
+                sqlx::query_scalar("SELECT id FROM sales ORDER BY id DESC LIMIT 1").fetch_optional(&self.pool).await?;
+            Ok(id.unwrap_or(0))
+        })
+        .await
     }
 }
 

@@ -111,3 +111,31 @@ async fn a_flood_of_reads_of_an_unknown_sale_costs_mysql_a_handful_of_reads() {
         assert!(cache_control.starts_with("public, max-age="), "{cache_control}");
     }
 }
+
+/// A bot cycling through two hundred ids no sale was ever given, each once (so neither
+/// the edge nor the memo can help): every one a 404, and together a handful of MySQL
+/// reads, as an id above the highest sale id cannot be a sale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_no_sale_was_ever_given_cost_mysql_a_handful_of_reads() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let first = 8_000_000_000_000 + rand::random::<u32>() as u64;
+    let lookups_before = stack.functions.shop.missing_sales().lookups();
+
+    let started = Instant::now();
+    let answers: Vec<(u16, String, String, Value)> = stream::iter(0..200)
+        .map(|i| {
+            let api = &api;
+            async move { read(api, &format!("/api/sales/{}", first + i), "made-up").await }
+        })
+        .buffer_unordered(20)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let lookups = stack.functions.shop.missing_sales().lookups() - lookups_before;
+    assert!(lookups <= elapsed.as_secs() + 2, "{lookups} MySQL reads for 200 unknown ids in {elapsed:?}");
+    for (status, _, content_type, body) in &answers {
+        assert_eq!((*status, body["type"].as_str()), (404, Some("/problems/not-found")), "{body}");
+        assert_eq!(content_type, "application/problem+json");
+    }
+}
