@@ -8,8 +8,10 @@
 --   force        rebuild even when the sale is in Redis (a re-sync)
 --   meta         [field, value, ...] as lua/warm.lua writes them
 --   stock, sold  the sale's stock and MySQL's sold
---   holds        [[user, order id, quantity], ...] the live (UNPAID, PAID) orders
---   settled      [order id, ...] the CLOSED and REJECTED orders: never released again
+--   holds        [[user, order id, quantity], ...] the orders that hold units (UNPAID,
+--                PAID, DISPUTED, REFUNDED at the provider: OrderStatus::holds_units)
+--   settled      [order id, ...] the orders whose hold ended (CLOSED, REJECTED, REFUNDED
+--                after the close): never released again
 --   pending      [order message JSON, ...] the orders recorded in the pending-orders
 --                table (every order sent to SQS is), put back in the outbox: MySQL
 --                lacks them, so they hold their units here

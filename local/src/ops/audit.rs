@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use flashsale::recovery::drift::sale_report;
 use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::Redis;
-use flashsale::{Error, OrderId, OrderStatus, Result, SaleId};
+use flashsale::{Error, OrderId, Result, SaleId};
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
@@ -34,11 +34,9 @@ pub async fn audit(db: &Mysql, cache: &Redis, sale: SaleId, admitted: Option<&[O
     let negative = db.negative_tallies(sale).await?;
     let outbox = cache.outbox_orders(sale).await?;
     let outbox_units: i64 = outbox.iter().map(|m| i64::from(m.quantity)).sum();
-    let live: u64 = [OrderStatus::Unpaid, OrderStatus::Paid]
-        .iter()
-        .filter_map(|status| counted.get(status))
-        .map(|(_, units)| units)
-        .sum();
+    // Units held (`HOLDS_UNITS_SQL`): a disputed or provider-refunded order keeps its
+    // unit sold, as `sales.sold` does.
+    let live = db.held_units(sale).await?;
     let over_limit: Vec<String> = db
         .shoppers_above_limit(sale, row.per_user_limit, 10)
         .await?
@@ -50,7 +48,7 @@ pub async fn audit(db: &Mysql, cache: &Redis, sale: SaleId, admitted: Option<&[O
         check(
             "live orders within stock",
             live <= u64::from(row.stock),
-            format!("UNPAID+PAID units {live}, stock {}", row.stock),
+            format!("units held {live}, stock {}", row.stock),
         ),
         check(
             "no shopper above the limit",
@@ -64,7 +62,7 @@ pub async fn audit(db: &Mysql, cache: &Redis, sale: SaleId, admitted: Option<&[O
         check(
             "MySQL sold equals live orders",
             u64::from(row.sold) == live,
-            format!("sales.sold {}, UNPAID+PAID units {live}", row.sold),
+            format!("sales.sold {}, units held {live}", row.sold),
         ),
         check(
             "the tallies agree with the orders",

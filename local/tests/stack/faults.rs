@@ -149,23 +149,22 @@ pub(crate) async fn settled_and_sound_besides(
     let orders = mysql_orders(&db, sale).await;
     let limit: u32 =
         sqlx::query_scalar("SELECT per_user_limit FROM sales WHERE id = ?").bind(sale).fetch_one(&db).await.unwrap();
-    let quantities: HashMap<u64, u32> = sqlx::query_as("SELECT id, quantity FROM orders WHERE sale_id = ?")
-        .bind(sale)
-        .fetch_all(&db)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
-    let mut held: HashMap<&str, u32> = HashMap::new();
-    let mut live_units = 0;
-    for (id, user, status) in &orders {
-        if status == "UNPAID" || status == "PAID" {
-            *held.entry(user.as_str()).or_default() += quantities[id];
-            live_units += quantities[id];
-        }
-    }
+    // Every order that holds units counts (disputed and provider-refunded ones too).
+    let held: HashMap<String, u32> = sqlx::query_as::<_, (String, i64)>(&format!(
+        "SELECT CAST(user_id AS CHAR), CAST(SUM(quantity) AS SIGNED) FROM orders \
+         WHERE sale_id = ? AND {} GROUP BY user_id",
+        flashsale::domain::HOLDS_UNITS_SQL
+    ))
+    .bind(sale)
+    .fetch_all(&db)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(user, units)| (user, units as u32))
+    .collect();
+    let live_units: u32 = held.values().sum();
     assert!(live_units <= stock, "never oversold: {live_units} live units, stock {stock}");
-    assert_eq!(live_units, sold, "sales.sold counts the live orders");
+    assert_eq!(live_units, sold, "sales.sold counts the units held");
     let over: Vec<_> = held.iter().filter(|(_, units)| **units > limit).collect();
     assert!(over.is_empty(), "nobody above the limit {limit}: {over:?}");
     let stored: HashSet<u64> = orders.iter().map(|(id, _, _)| *id).collect();

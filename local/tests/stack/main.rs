@@ -14,6 +14,7 @@ mod deploy;
 mod failover;
 mod fairness;
 mod faults;
+mod kept_units;
 mod lifecycle;
 mod load;
 mod money;

@@ -213,10 +213,11 @@ async fn a_pass_buys_once_and_only_for_its_shopper_and_sale() {
     })
     .await;
     assert_eq!((stock, sold), (70, 70), "exactly the stock sold");
-    let per_user: Vec<(String, i64)> = sqlx::query_as(
+    let per_user: Vec<(String, i64)> = sqlx::query_as(&format!(
         "SELECT CAST(user_id AS CHAR), CAST(SUM(quantity) AS SIGNED) FROM orders \
-         WHERE sale_id = ? AND status IN ('UNPAID', 'PAID') GROUP BY user_id",
-    )
+         WHERE sale_id = ? AND {} GROUP BY user_id",
+        flashsale::domain::HOLDS_UNITS_SQL
+    ))
     .bind(sale)
     .fetch_all(&db)
     .await

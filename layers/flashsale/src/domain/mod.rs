@@ -11,7 +11,7 @@ mod sale;
 
 pub use ids::{BadId, BadUserId, OrderId, SaleId, UserId};
 pub use messages::{OrderMessage, TimeoutMessage};
-pub use order::{Order, OrderStatus, Refund, UnknownStatus};
-pub use queue::{place, QueueMode, ServingClock, WaitingRoom};
 pub use money::{Currency, CurrencyUnit, CURRENCIES, MAX_CHARGE};
+pub use order::{Order, OrderStatus, Refund, UnknownStatus, HOLDS_UNITS_SQL};
+pub use queue::{place, QueueMode, ServingClock, WaitingRoom};
 pub use sale::{InvalidSale, NewSale, Sale, SaleDraft, SaleState};

@@ -65,7 +65,32 @@ impl OrderStatus {
                 | (Paid, Disputed)
         )
     }
+
+    /// Whether an order in this status holds its units (they count in `sales.sold`, in
+    /// Redis's stock and in its shopper's allowance), `paid` telling whether the order was
+    /// ever `PAID` (`paid_at` is set by `UNPAID` → `PAID` alone).
+    ///
+    /// `UNPAID` and `PAID` hold; so do `DISPUTED` and a `REFUNDED` order that was paid
+    /// (refunded at the provider): those two keep the unit sold, nothing gives it back.
+    /// A `REFUNDED` order that was never paid was `CLOSED` first (late money given back),
+    /// and its unit went back on sale with the close, as `REJECTED` gave none. `PENDING`
+    /// holds too, only in Redis. [`HOLDS_UNITS_SQL`] is the same rule over `orders` rows.
+    pub fn holds_units(self, paid: bool) -> bool {
+        match self {
+            OrderStatus::Pending | OrderStatus::Unpaid | OrderStatus::Paid | OrderStatus::Disputed => true,
+            OrderStatus::Refunded => paid,
+            OrderStatus::Closed | OrderStatus::Rejected => false,
+        }
+    }
 }
+
+/// [`OrderStatus::holds_units`] as a condition on an `orders` row, for every query that
+/// counts the units an order holds (the per-shopper limit, the rebuild, the audit): a
+/// `DISPUTED` or provider-refunded order keeps its unit sold, so leaving it out would let
+/// a rebuilt Redis and the limit sell that unit and that allowance again. `paid_at` tells
+/// a paid order refunded at the provider from a closed one whose late money went back.
+pub const HOLDS_UNITS_SQL: &str =
+    "(status IN ('UNPAID', 'PAID', 'DISPUTED') OR (status = 'REFUNDED' AND paid_at IS NOT NULL))";
 
 /// Text that names no order status.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -135,6 +160,11 @@ impl Order {
         }
     }
 
+    /// Whether the order holds its units now (see [`OrderStatus::holds_units`]).
+    pub fn holds_units(&self) -> bool {
+        self.status.holds_units(self.paid_at.is_some())
+    }
+
     /// The admission this order came from.
     pub fn message(&self) -> OrderMessage {
         OrderMessage {
@@ -173,5 +203,38 @@ mod tests {
         for s in OrderStatus::ALL {
             assert_eq!(s.as_str().parse::<OrderStatus>().unwrap(), s);
         }
+    }
+
+    #[test]
+    fn an_order_holds_its_units_unless_its_hold_ended_and_the_sql_says_the_same() {
+        use OrderStatus::*;
+        let holding = |paid| OrderStatus::ALL.into_iter().filter(move |s| s.holds_units(paid)).collect::<Vec<_>>();
+        // A paid order keeps its unit whatever the provider did with the money after.
+        assert_eq!(holding(true), vec![Pending, Unpaid, Paid, Refunded, Disputed]);
+        // A refunded order never paid was closed first: its unit went back on sale then.
+        assert_eq!(holding(false), vec![Pending, Unpaid, Paid, Disputed]);
+        // The SQL: the statuses that always hold listed, REFUNDED only with `paid_at`,
+        // the others never named (PENDING is never stored).
+        for status in OrderStatus::ALL.into_iter().filter(|s| *s != Pending) {
+            let named = format!("'{status}'");
+            let always = HOLDS_UNITS_SQL.split(") OR").next().unwrap();
+            match (status.holds_units(false), status.holds_units(true)) {
+                (true, true) => assert!(always.contains(&named), "{status}: {HOLDS_UNITS_SQL}"),
+                (false, true) => assert!(
+                    HOLDS_UNITS_SQL.contains(&format!("status = {named} AND paid_at IS NOT NULL"))
+                        && !always.contains(&named),
+                    "{status}: {HOLDS_UNITS_SQL}"
+                ),
+                _ => assert!(!HOLDS_UNITS_SQL.contains(&named), "{status}: {HOLDS_UNITS_SQL}"),
+            }
+        }
+        let order = |status, paid_at| Order { status, paid_at, ..Order::admitted(message(), Utc::now(), 1000) };
+        assert!(order(Refunded, Some(Utc::now())).holds_units(), "refunded at the provider");
+        assert!(!order(Refunded, None).holds_units(), "late money refunded after the close");
+        assert!(order(Disputed, Some(Utc::now())).holds_units());
+    }
+
+    fn message() -> OrderMessage {
+        OrderMessage { order_id: OrderId(1), sale_id: SaleId(1), user_id: UserId::new("u").unwrap(), quantity: 1 }
     }
 }

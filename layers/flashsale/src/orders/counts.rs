@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::tallies::StatusCounts;
 
-use crate::domain::{OrderId, OrderStatus, SaleId, UserId};
+use crate::domain::{OrderId, OrderStatus, SaleId, UserId, HOLDS_UNITS_SQL};
 use crate::error::Result;
 use crate::stores::mysql::{stored_user, Mysql};
 
@@ -35,14 +35,28 @@ impl Mysql {
         .await
     }
 
-    /// Up to `max` shoppers whose live (UNPAID or PAID) orders of a sale hold more than
-    /// `limit` units, with the units they hold.
+    /// The units a sale's orders hold ([`HOLDS_UNITS_SQL`]): what `sales.sold` must be.
+    pub async fn held_units(&self, sale: SaleId) -> Result<u64> {
+        self.call("held units", async {
+            let units: i64 = sqlx::query_scalar(&format!(
+                "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM orders WHERE sale_id = ? AND {HOLDS_UNITS_SQL}"
+            ))
+            .bind(sale.0)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(units as u64)
+        })
+        .await
+    }
+
+    /// Up to `max` shoppers whose orders of a sale hold more than `limit` units
+    /// ([`HOLDS_UNITS_SQL`]), with the units they hold.
     pub async fn shoppers_above_limit(&self, sale: SaleId, limit: u32, max: u32) -> Result<Vec<(UserId, u64)>> {
         self.call("shoppers above limit", async {
-            let rows: Vec<(String, i64)> = sqlx::query_as(
+            let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
                 "SELECT CAST(user_id AS CHAR), CAST(SUM(quantity) AS SIGNED) FROM orders \
-                 WHERE sale_id = ? AND status IN ('UNPAID', 'PAID') GROUP BY user_id HAVING SUM(quantity) > ? LIMIT ?",
-            )
+                 WHERE sale_id = ? AND {HOLDS_UNITS_SQL} GROUP BY user_id HAVING SUM(quantity) > ? LIMIT ?",
+            ))
             .bind(sale.0)
             .bind(limit)
             .bind(max)

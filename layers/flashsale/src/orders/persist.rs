@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::Row;
 
 use crate::admission::limit::fitting;
-use crate::domain::{Order, OrderId, OrderMessage, OrderStatus, SaleId};
+use crate::domain::{Order, OrderId, OrderMessage, OrderStatus, SaleId, HOLDS_UNITS_SQL};
 use crate::error::{Error, Result};
 use crate::orders::tallies;
 use crate::stores::mysql::{existing_ids, placeholders, Mysql};
@@ -67,11 +67,12 @@ impl Mysql {
         if !fresh.is_empty() {
             // Redis checks the limit too, but a Redis that lost its state (or a rebuild
             // racing a late message) cannot let a shopper hold more than the limit here.
+            // Every order that holds units counts, disputed and provider-refunded too.
             let shoppers: Vec<&str> =
                 fresh.iter().map(|m| m.user_id.as_str()).collect::<HashSet<_>>().into_iter().collect();
             let sql = format!(
                 "SELECT CAST(user_id AS CHAR), CAST(SUM(quantity) AS SIGNED) FROM orders \
-                 WHERE sale_id = ? AND status IN ('UNPAID', 'PAID') AND user_id IN ({}) GROUP BY user_id",
+                 WHERE sale_id = ? AND {HOLDS_UNITS_SQL} AND user_id IN ({}) GROUP BY user_id",
                 placeholders(shoppers.len())
             );
             let mut held_query = sqlx::query_as::<_, (String, i64)>(&sql).bind(sale.0);

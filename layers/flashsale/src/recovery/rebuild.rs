@@ -33,9 +33,11 @@ pub async fn rebuild(
 /// A sale's orders as MySQL has them, for rebuilding its Redis state.
 #[derive(Clone, Debug, Default)]
 pub struct SaleOrders {
-    /// Live (`UNPAID`, `PAID`) orders: `(user, order, quantity)`.
+    /// Orders that hold their units ([`Order::holds_units`](crate::domain::Order::holds_units):
+    /// `UNPAID`, `PAID`, `DISPUTED`, refunded at the provider): `(user, order, quantity)`.
     pub holds: Vec<(UserId, OrderId, u32)>,
-    /// `CLOSED` and `REJECTED` orders: their units must never be released again.
+    /// Orders whose hold ended (`CLOSED`, `REJECTED`, refunded after the close): their
+    /// units must never be released again.
     pub settled: Vec<OrderId>,
 }
 
@@ -49,18 +51,21 @@ pub struct LockedSale {
 impl LockedSale {
     /// The sale's orders: live ones with their holders, settled ones by id.
     pub async fn orders(&mut self) -> Result<SaleOrders> {
-        let rows = sqlx::query("SELECT id, user_id, quantity, status FROM orders WHERE sale_id = ?")
+        let rows = sqlx::query("SELECT id, user_id, quantity, status, paid_at FROM orders WHERE sale_id = ?")
             .bind(self.sale.id.0)
             .fetch_all(&mut *self.tx)
             .await?;
         let mut orders = SaleOrders::default();
         for row in rows {
             let id = OrderId(row.try_get("id")?);
-            match row.try_get::<String, _>("status")?.parse()? {
-                OrderStatus::Unpaid | OrderStatus::Paid => {
-                    orders.holds.push((user_from(&row)?, id, row.try_get("quantity")?))
-                }
-                _ => orders.settled.push(id),
+            let status: OrderStatus = row.try_get::<String, _>("status")?.parse()?;
+            let paid = row.try_get::<Option<chrono::DateTime<chrono::Utc>>, _>("paid_at")?.is_some();
+            // A disputed or provider-refunded order keeps its unit and its shopper's
+            // allowance: leaving it out would put both on sale again.
+            if status.holds_units(paid) {
+                orders.holds.push((user_from(&row)?, id, row.try_get("quantity")?))
+            } else {
+                orders.settled.push(id)
             }
         }
         Ok(orders)
