@@ -24,6 +24,14 @@ of the real service and localstripe lacks:
   `amount`) stays a number, as in Stripe (localstripe would keep the form's text).
 - Webhooks go out `--webhook-delay` seconds after the event (localstripe: 1 s), once,
   without retries (Stripe retries for days; a test that drops one relies on reconcile).
+- Idempotency keys, as Stripe honours them (localstripe ignores them): a POST with an
+  `Idempotency-Key` header that repeats a key the same account (secret key) used in the
+  last 24 hours is not done again; it answers what the first request answered, the
+  same status and body, with `Idempotent-Replayed: true`. The same key with another
+  path or other parameters (the body as sent) is a 400 `idempotency_error`, as at
+  Stripe. A request made while the first with its key is still running waits for it
+  and gets its answer (Stripe answers that one 409 and it is retried: the outcome is
+  the same). So a refund sent twice with one key is one refund here too.
 
     python scripts/payments_server.py --port 8420
 """
@@ -36,6 +44,7 @@ import json
 import logging
 import re
 import socket
+import time
 
 import aiohttp
 from aiohttp import web
@@ -158,6 +167,42 @@ STRIPE_JS_CONFIRM = r"""
 """
 
 
+# (secret key, idempotency key) -> (when, what was asked, status, body, content type).
+IDEMPOTENT = {}
+IDEMPOTENT_LOCKS = {}
+IDEMPOTENCY_TTL = 24 * 3600
+
+
+async def idempotent(request, handler, key):
+    """The handler's answer, or the first answer given to the same account's same key."""
+    idempotency_key = request.headers.get('Idempotency-Key')
+    if not key or request.method != 'POST' or not idempotency_key:
+        return await handler(request)
+    now = time.monotonic()
+    for stale in [k for k, v in IDEMPOTENT.items() if now - v[0] > IDEMPOTENCY_TTL]:
+        del IDEMPOTENT[stale]
+        if not IDEMPOTENT_LOCKS[stale].locked():
+            del IDEMPOTENT_LOCKS[stale]
+    slot = (key, idempotency_key)
+    asked = hashlib.sha256(request.path.encode() + b'?' + await request.read()).hexdigest()
+    lock = IDEMPOTENT_LOCKS.setdefault(slot, asyncio.Lock())
+    async with lock:
+        kept = IDEMPOTENT.get(slot)
+        if kept is None:
+            response = await handler(request)
+            IDEMPOTENT[slot] = (now, asked, response.status, response.body, response.content_type)
+            return response
+    _, first_asked, status, body, content_type = kept
+    if first_asked != asked:
+        return server.json_response({'error': {
+            'type': 'idempotency_error',
+            'message': 'Keys for idempotent requests can only be used with the same parameters '
+                       'they were first used with. Try using a key other than '
+                       f"'{idempotency_key}' if you meant to execute a different request."}}, status=400)
+    return web.Response(status=status, body=body, content_type=content_type,
+                        headers={'Idempotent-Replayed': 'true', 'Idempotency-Key': idempotency_key})
+
+
 def secret_key(request):
     header = request.headers.get('Authorization', '')
     if header.startswith('Bearer sk_'):
@@ -179,8 +224,8 @@ async def accounts(request, handler):
     confirm = re.match(r'^/v1/payment_intents/(pi_\w+)/confirm$', path)
     if request.method == 'POST' and confirm and not secret_key(request):
         return confirm_with_card(confirm.group(1), await server.get_post_data(request, remove_auth=False) or {})
-    response = await handler(request)
     key = secret_key(request)
+    response = await idempotent(request, handler, key)
     if key and request.method == 'POST' and response.status == 200 and response.body:
         try:
             created = json.loads(response.body)

@@ -8,6 +8,12 @@
 //! and its state applied ([`flashsale::payments::received`]). A failure answers 5xx, so
 //! the provider delivers again.
 //!
+//! One delivery's handling is bounded by a deadline below the function's timeout
+//! ([`PaymentWebhook::bound`]): its chain of calls (the intent read, MySQL, the refunds
+//! read, a refund that may wait seconds for the account's budget) could otherwise
+//! outlast the invocation, which Lambda would end without an answer. Past the deadline
+//! the webhook answers 503 with `Retry-After` and the provider delivers again.
+//!
 //! The events it needs from the provider: `payment_intent.succeeded` and
 //! `payment_intent.payment_failed` (the money), `charge.refunded` and
 //! `charge.dispute.created` (a refund or dispute made at the provider, which moves a
@@ -15,6 +21,8 @@
 //! applied the same way. The account serves others too: an event about an intent this
 //! stack did not create answers 200 and changes nothing (an intent's event whose own
 //! copy carries no tag of this stack, without even a read of the provider).
+
+use std::time::{Duration, SystemTime};
 
 use flashsale::config::Secret;
 use flashsale::lambda::http::{self, json, problem};
@@ -24,6 +32,7 @@ use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::Redis;
 use flashsale::{Config, Error, Result};
 use lambda_http::http::{Method, StatusCode};
+use lambda_http::RequestExt;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json as j;
@@ -35,6 +44,8 @@ pub struct PaymentWebhook {
     /// Every secret a delivery may be signed with (two while one is rotated).
     signing_secrets: Vec<Secret>,
     edge: http::EdgeOnly,
+    /// The longest one delivery is worked on (`FLASHSALE_WEBHOOK_DEADLINE_MS`).
+    deadline: Duration,
 }
 
 /// The part of an event the webhook reads.
@@ -83,12 +94,26 @@ impl EventObject {
     }
 }
 
+/// What is left of a Lambda invocation when the webhook stops working on a delivery:
+/// time to answer 503 and log it before Lambda ends the invocation.
+const ANSWER_MARGIN: Duration = Duration::from_secs(1);
+
+/// When to deliver again after the deadline ran out.
+const RETRY_AFTER_SECS: u64 = 1;
+
 /// Provider events are small; anything this size is not one.
 const MAX_BODY: usize = 256 * 1024;
 
 impl PaymentWebhook {
     pub fn new(mysql: Mysql, provider: Provider, signing_secrets: Vec<Secret>) -> Self {
-        PaymentWebhook { mysql, provider, signing_secrets, edge: http::EdgeOnly::default() }
+        PaymentWebhook {
+            mysql,
+            provider,
+            signing_secrets,
+            edge: http::EdgeOnly::default(),
+            // `FLASHSALE_WEBHOOK_DEADLINE_MS`'s default; `from_config` sets the configured one.
+            deadline: Duration::from_secs(8),
+        }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
@@ -102,6 +127,7 @@ impl PaymentWebhook {
         }
         Ok(PaymentWebhook {
             edge: http::EdgeOnly::from_config(&config),
+            deadline: config.webhook_deadline,
             ..PaymentWebhook::new(Mysql::from_config(&config, &sdk)?, provider, secrets)
         })
     }
@@ -111,7 +137,36 @@ impl PaymentWebhook {
             return refused;
         }
         let span = http::request_span("payment-webhook", &req);
-        self.route(req).instrument(span).await.unwrap_or_else(|e| problem(&e))
+        let bound = self.bound(&req);
+        // Cancelling the handling anywhere is safe, because every step is idempotent and
+        // the event is recorded only once its effect is done: a read changes nothing; a
+        // dropped sqlx transaction rolls back (and a commit that went out before the drop
+        // is found done by the next delivery's conditional updates); a refund the
+        // provider made before its answer came is the same refund when the delivery comes
+        // again (its idempotency key is the intent's, and what was refunded is read
+        // first); a wait for the account's budget made no call at all.
+        match tokio::time::timeout(bound, self.route(req).instrument(span.clone())).await {
+            Ok(answer) => answer.unwrap_or_else(|e| problem(&e)),
+            Err(_) => {
+                span.in_scope(|| {
+                    tracing::warn!(
+                        bound_ms = bound.as_millis() as u64,
+                        "delivery not handled in time: 503, delivered again"
+                    )
+                });
+                problem(&Error::Unavailable { service: "payment webhook", retry_after_secs: RETRY_AFTER_SECS })
+            }
+        }
+    }
+
+    /// How long one delivery may be worked on: the configured deadline, and on Lambda
+    /// no later than the invocation's own deadline less [`ANSWER_MARGIN`].
+    pub fn bound(&self, req: &Request) -> Duration {
+        let invocation = req.lambda_context_ref().filter(|context| context.deadline > 0).map(|context| {
+            let left = context.deadline().duration_since(SystemTime::now()).unwrap_or_default();
+            left.saturating_sub(ANSWER_MARGIN)
+        });
+        invocation.map_or(self.deadline, |left| left.min(self.deadline))
     }
 
     async fn route(&self, req: Request) -> Result<Response<Body>> {

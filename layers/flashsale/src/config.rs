@@ -104,6 +104,12 @@ pub struct Config {
     /// ([`crate::payments::budget`]). Below the provider's own limit (Stripe: about 25 a
     /// second in test mode, 100 live), leaving room for the rest of the shop's business.
     pub provider_calls_per_sec: u32,
+    /// `FLASHSALE_WEBHOOK_DEADLINE_MS`: the longest the payment webhook works on one
+    /// delivery (its provider read, MySQL, the refunds read, a refund with its wait for
+    /// the account's budget) before it answers 503 with `Retry-After` and the provider
+    /// delivers again. Below the function's timeout (10 s); on Lambda the invocation's
+    /// own deadline, less a margin to answer, bounds it too.
+    pub webhook_deadline: Duration,
     /// `FLASHSALE_STACK_NAME`: names this stack in the metadata of every payment it
     /// creates, so its webhook and reconcile act only on their own money when the
     /// provider's account serves others too (the shop's other business, a second stack).
@@ -214,6 +220,7 @@ impl Config {
             api_base: var("FLASHSALE_API_BASE", "/api"),
             payments_api_url: var("FLASHSALE_PAYMENTS_API_URL", "https://api.stripe.com"),
             provider_calls_per_sec: number::<u32>("FLASHSALE_PROVIDER_CALLS_PER_SEC", 20)?.max(1),
+            webhook_deadline: Duration::from_millis(number("FLASHSALE_WEBHOOK_DEADLINE_MS", 8000)?),
             stack_name: var("FLASHSALE_STACK_NAME", "flashsale-local"),
             payments_secret: Some(var("FLASHSALE_PAYMENTS_SECRET", "")).filter(|v| !v.is_empty()),
             origin_secret: Some(var("FLASHSALE_ORIGIN_SECRET", "")).filter(|v| !v.is_empty()),

@@ -16,9 +16,9 @@
 //!   `UNPAID` and the money goes back (see [`MISMATCH`]).
 //! - Succeeded, for an order that cannot take it (closed, its unit back on sale; or an
 //!   intent of ours the order does not hold, one whose attach lost the race): refunded at
-//!   the provider, once, under the order's row lock, with a key of the intent's; a closed
-//!   order becomes `REFUNDED`, with when and why, whichever of its payments the money
-//!   came by.
+//!   the provider, once (the refund's idempotency key is the intent's, and no row lock
+//!   is held across the provider's calls); a closed order becomes `REFUNDED`, with when
+//!   and why, whichever of its payments the money came by.
 //! - The paid order's own payment refunded in full at the provider (its dashboard):
 //!   `PAID` → `REFUNDED`; disputed by the card holder's bank: `PAID` → `DISPUTED`. The
 //!   unit stays sold either way: what becomes of the goods is the shop's call.
@@ -264,10 +264,23 @@ const MISMATCH: &str = "a payment of another amount or currency than the order's
 /// Why a paid order became `REFUNDED` without us.
 const AT_PROVIDER: &str = "refunded at the provider";
 
-/// Refunds `intent` (ours, for order `id`) unless the provider has it refunded already,
-/// holding the order's row lock meanwhile so two deliveries cannot both refund (whatever
-/// the provider does with idempotency keys); the refund's idempotency key is the
-/// intent's. A closed order is recorded `REFUNDED`.
+/// Refunds `intent` (ours, for order `id`) unless the provider has it refunded already;
+/// a closed order is recorded `REFUNDED`.
+///
+/// No row lock is held across the provider's calls (a slow provider, or the refund's
+/// wait for the account's budget, would hold the order's row, and every close, payment
+/// and admin read of it, for seconds). Two deliveries at once (or a delivery and
+/// reconcile) are made one refund by the provider: the refund's idempotency key is the
+/// intent's ([`super::provider::refund_key`]), so the second is the first one answered
+/// again (Stripe keeps a key 24 h; after that the read of what was refunded already
+/// stops a second). They are made one record by MySQL: `CLOSED` → `REFUNDED` only where
+/// the order is still `CLOSED`, the tallies moved only by the update that changed it.
+///
+/// Money may be kept only by the order that holds this intent and is `PAID` by it, read
+/// here after the caller's read: an order that holds the intent and is `UNPAID` does
+/// not reach this (the caller marks it paid, or its amount or currency is not the
+/// order's, which no later read changes), and `CLOSED` and `REFUNDED` are final. So no
+/// order can become `PAID` by this intent while its money goes back.
 async fn refund_once(
     mysql: &Mysql,
     provider: &Provider,
@@ -275,17 +288,7 @@ async fn refund_once(
     id: OrderId,
     reason: &'static str,
 ) -> Result<Received> {
-    let db = |e: sqlx::Error| Error::from(e).during("refund");
-    let mut tx = mysql.pool.begin().await.map_err(db)?;
-    let order = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ? FOR UPDATE"))
-        .bind(id.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?
-        .as_ref()
-        .map(order_from)
-        .transpose()?
-        .ok_or(Error::NotFound("order"))?;
+    let order = mysql.order(id).await?.ok_or(Error::NotFound("order"))?;
     let holds_it = order.payment_intent.as_deref() == Some(intent.id.as_str());
     if holds_it && order.status == OrderStatus::Paid {
         // Paid by this very intent after all (mark_paid raced with us): keep the money.
@@ -297,28 +300,34 @@ async fn refund_once(
         provider.refund(&intent.id, id, reason).await?;
         tracing::warn!(order_id = %id, payment_intent = %intent.id, reason, "payment refunded");
     }
-    let order = if order.status == OrderStatus::Closed {
-        let refunded = sqlx::query(
-            "UPDATE orders SET status = 'REFUNDED', refunded_at = UTC_TIMESTAMP(3), refund_reason = ? \
-             WHERE id = ? AND status = 'CLOSED'",
-        )
-        .bind(LATE)
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if refunded.rows_affected() == 1 {
-            tallies::move_order(&mut tx, id, OrderStatus::Closed, OrderStatus::Refunded).await.map_err(db)?;
-        }
-        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
-            .bind(id.0)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-        order_from(&row)?
-    } else {
-        order
-    };
-    tx.commit().await.map_err(db)?;
+    let order = if order.status == OrderStatus::Closed { mysql.record_late_refund(id).await? } else { order };
     Ok(if fresh { Received::Refunded { order, amount_cents: intent.amount } } else { Received::AlreadyRefunded })
+}
+
+impl Mysql {
+    /// `CLOSED` → `REFUNDED` for an order whose late money went back, and its tallies
+    /// moved, once: only the update that changed the row moves them. The order as it is now.
+    async fn record_late_refund(&self, id: OrderId) -> Result<Order> {
+        self.call("refund", async {
+            let mut tx = self.pool.begin().await?;
+            let refunded = sqlx::query(
+                "UPDATE orders SET status = 'REFUNDED', refunded_at = UTC_TIMESTAMP(3), refund_reason = ? \
+                 WHERE id = ? AND status = 'CLOSED'",
+            )
+            .bind(LATE)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+            if refunded.rows_affected() == 1 {
+                tallies::move_order(&mut tx, id, OrderStatus::Closed, OrderStatus::Refunded).await?;
+            }
+            tx.commit().await?;
+            let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
+                .bind(id.0)
+                .fetch_one(&self.pool)
+                .await?;
+            order_from(&row)
+        })
+        .await
+    }
 }
