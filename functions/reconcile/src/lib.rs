@@ -152,12 +152,7 @@ impl Reconcile {
         let stores = Stores::new(sdk, config)?;
         // Its reads and cancels within the account's budget, shared through Redis.
         let provider = Provider::from_config(config)?.with_budget(&stores.redis);
-        Ok(Reconcile::new(
-            stores,
-            provider,
-            Publisher::from_config(sdk, config),
-            config,
-        ))
+        Ok(Reconcile::new(stores, provider, Publisher::from_config(sdk, config), config))
     }
 
     /// One run over every open sale. Its schedule invokes it asynchronously, so runs

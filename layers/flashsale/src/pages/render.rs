@@ -337,8 +337,9 @@ mod tests {
         let sale = Sale { currency: kwd.clone(), price_cents: 12_340, ..sale() };
         let html = render_sale(&site(), &sale, PageState::Scheduled).unwrap();
         assert!(html.contains("12.340 KWD") && !html.contains('$'), "{html}");
-        let index = render_index(&site(), &[(Sale { currency: jpy, price_cents: 5_000, ..sale }, PageState::Scheduled)])
-            .unwrap();
+        let index =
+            render_index(&site(), &[(Sale { currency: jpy, price_cents: 5_000, ..sale }, PageState::Scheduled)])
+                .unwrap();
         assert!(index.contains("5,000 JPY") && !index.contains("$"), "{index}");
     }
 
