@@ -147,6 +147,33 @@ impl Api {
         self.confirm_card(payment["client_secret"].as_str().unwrap(), card).await
     }
 
+    /// An UNPAID order of `user` in `sale`, once MySQL has it.
+    pub async fn unpaid_order(&self, sale: u64, user: &str) -> String {
+        let (status, body) = self.buy(sale, user, None).await;
+        assert_eq!(status, 202, "{body}");
+        let order = body["order_id"].as_str().unwrap().to_string();
+        self.await_status(user, &order, "UNPAID").await;
+        order
+    }
+
+    /// Posts a delivery to the stack's webhook through the edge, as the provider does.
+    pub async fn post_delivery(&self, body: &str, signature: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/payments/webhook", self.base))
+            .header("content-type", "application/json; charset=utf-8")
+            .header("stripe-signature", signature)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("the stack answers")
+    }
+
+    /// A delivery's `(status, body)`.
+    pub async fn deliver(&self, body: &str, signature: &str) -> (u16, Value) {
+        let response = self.post_delivery(body, signature).await;
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Waits for the order to be `status` (through the shop API, as its owner).
     pub async fn await_status(&self, user: &str, order: &str, status: &str) -> Value {
         eventually(&format!("order {order} {status}"), Duration::from_secs(20), || async {

@@ -17,15 +17,6 @@ use crate::helpers::*;
 /// Stripe's test card whose payment is disputed once it succeeded.
 const CARD_DISPUTED: &str = "4000000000000259";
 
-/// An order of `user` in `sale`, once MySQL has it.
-async fn unpaid_order(api: &Api, sale: u64, user: &str) -> String {
-    let (status, body) = api.buy(sale, user, None).await;
-    assert_eq!(status, 202, "{body}");
-    let order = body["order_id"].as_str().unwrap().to_string();
-    api.await_status(user, &order, "UNPAID").await;
-    order
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disputed_and_provider_refunded_orders_keep_their_units_and_allowance_through_a_rebuild() {
     let mut own = OwnRedis::start().await;
@@ -41,7 +32,7 @@ async fn disputed_and_provider_refunded_orders_keep_their_units_and_allowance_th
 
     // One payment refunded by the shop's staff in the provider's dashboard, one disputed
     // by the card holder's bank: both through the provider and the webhook.
-    let refunded = unpaid_order(&api, sale, "refunded").await;
+    let refunded = api.unpaid_order(sale, "refunded").await;
     let (status, paid) = api.pay("refunded", &refunded, CARD_OK).await;
     assert_eq!((status, paid["status"].as_str()), (200, Some("succeeded")), "{paid}");
     api.await_status("refunded", &refunded, "PAID").await;
@@ -57,7 +48,7 @@ async fn disputed_and_provider_refunded_orders_keep_their_units_and_allowance_th
     assert!(refund.status().is_success(), "the dashboard's refund: {}", refund.status());
     let now = api.await_status("refunded", &refunded, "REFUNDED").await;
     assert_eq!(now["refund"]["reason"], "refunded at the provider", "{now}");
-    let disputed = unpaid_order(&api, sale, "disputed").await;
+    let disputed = api.unpaid_order(sale, "disputed").await;
     let (status, paid) = api.pay("disputed", &disputed, CARD_DISPUTED).await;
     assert_eq!((status, paid["status"].as_str()), (200, Some("succeeded")), "{paid}");
     api.await_status("disputed", &disputed, "DISPUTED").await;

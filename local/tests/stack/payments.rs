@@ -60,29 +60,6 @@ impl Capture {
     }
 }
 
-/// Posts a delivery to the stack's webhook as the provider would: `(status, body)`.
-async fn deliver(api: &Api, body: &str, signature: &str) -> (u16, Value) {
-    let response = api
-        .http
-        .post(format!("{}/api/payments/webhook", api.base))
-        .header("content-type", "application/json; charset=utf-8")
-        .header("stripe-signature", signature)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
-}
-
-/// An UNPAID order of `user` in `sale`, once MySQL has it.
-async fn unpaid_order(api: &Api, sale: u64, user: &str) -> String {
-    let (status, body) = api.buy(sale, user, None).await;
-    assert_eq!(status, 202, "{body}");
-    let order = body["order_id"].as_str().unwrap().to_string();
-    api.await_status(user, &order, "UNPAID").await;
-    order
-}
-
 async fn events_taken(db: &sqlx::MySqlPool, intent: &str) -> Vec<String> {
     sqlx::query_scalar("SELECT CAST(id AS CHAR) FROM payment_events WHERE payment_intent = ? ORDER BY id")
         .bind(intent)
@@ -99,7 +76,7 @@ async fn only_a_signature_of_the_provider_over_the_body_as_sent_moves_an_order_a
     // The provider's own deliveries go nowhere: only the test's reach the stack.
     api.webhook_to(&stack, Some("http://127.0.0.1:9/")).await;
     let sale = api.sale(sale_spec(3, 1, 600, -1, 3600)).await;
-    let order = unpaid_order(&api, sale, "alice").await;
+    let order = api.unpaid_order(sale, "alice").await;
     let (status, body) = api.pay("alice", &order, CARD_OK).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("succeeded")), "{body}");
     let intent = body["id"].as_str().unwrap().to_string();
@@ -120,14 +97,14 @@ async fn only_a_signature_of_the_provider_over_the_body_as_sent_moves_an_order_a
         ("a timestamp past the tolerance", event.clone(), stale),
         ("no v1 signature", event.clone(), format!("t={now}")),
     ] {
-        let (status, problem) = deliver(&api, &body, &signature).await;
+        let (status, problem) = api.deliver(&body, &signature).await;
         assert_eq!((status, problem["type"].as_str()), (400, Some("/problems/bad-signature")), "{what}: {problem}");
         assert_eq!(api.order("alice", &order).await.1["status"], "UNPAID", "{what} changed nothing");
     }
     assert!(events_taken(&mysql(&stack).await, &intent).await.is_empty(), "no refused event is recorded");
 
     // Signed with the secret being rotated out: still the provider's.
-    let (status, body) = deliver(&api, &event, &sign(&Secret::from(old.as_str()), now, event.as_bytes())).await;
+    let (status, body) = api.deliver(&event, &sign(&Secret::from(old.as_str()), now, event.as_bytes())).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(api.order("alice", &order).await.1["status"], "PAID");
 }
@@ -146,7 +123,7 @@ async fn every_event_delivered_twice_and_a_failure_after_the_success_leave_each_
     let mut paid = Vec::new();
     for i in 0..5 {
         let user = format!("twice-{i}");
-        let order = unpaid_order(&api, sale, &user).await;
+        let order = api.unpaid_order(sale, &user).await;
         // Declined first: the order stays UNPAID and payable; then a card that pays.
         let (status, declined) = api.pay(&user, &order, CARD_DECLINED).await;
         assert_eq!((status, declined["error"]["code"].as_str()), (402, Some("card_declined")), "{declined}");
@@ -168,7 +145,7 @@ async fn every_event_delivered_twice_and_a_failure_after_the_success_leave_each_
         let mut deliveries = capture.of(intent);
         deliveries.sort_by_key(|d| d.event()["type"] != "payment_intent.succeeded");
         for delivery in deliveries.iter().chain(&deliveries) {
-            let (status, body) = deliver(&api, &delivery.body, &delivery.signature).await;
+            let (status, body) = api.deliver(&delivery.body, &delivery.signature).await;
             assert_eq!(status, 200, "{body}");
         }
     }
@@ -192,7 +169,7 @@ async fn money_that_reaches_an_order_after_it_closed_is_refunded_exactly_once() 
     let api = Api::new(&stack);
     let capture = Capture::start().await;
     let sale = api.sale(sale_spec(1, 1, 2, -1, 3600)).await;
-    let order = unpaid_order(&api, sale, "late").await;
+    let order = api.unpaid_order(sale, "late").await;
     // The provider's deliveries are held back (they reach only the test's endpoint).
     api.webhook_to(&stack, Some(&capture.url)).await;
     // Money for the order that its close cannot cancel: a payment the order never held
@@ -219,9 +196,9 @@ async fn money_that_reaches_an_order_after_it_closed_is_refunded_exactly_once() 
 
     // The held-back success arrives, twice at once: the money goes back once.
     api.webhook_to(&stack, None).await;
-    let (a, b) = tokio::join!(deliver(&api, &held.body, &held.signature), deliver(&api, &held.body, &held.signature));
+    let (a, b) = tokio::join!(api.deliver(&held.body, &held.signature), api.deliver(&held.body, &held.signature));
     assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
-    let (_, body) = deliver(&api, &held.body, &held.signature).await;
+    let (_, body) = api.deliver(&held.body, &held.signature).await;
     assert_eq!(body["duplicate"], true);
     assert_eq!(api.refunded(&stack, &intent.id).await, intent.amount, "refunded exactly once");
     let (_, now) = api.order("late", &order).await;
@@ -243,7 +220,7 @@ async fn with_the_webhook_endpoint_down_reconcile_brings_every_paid_order_to_pai
     let mut orders = Vec::new();
     for i in 0..4 {
         let user = format!("dropped-{i}");
-        let order = unpaid_order(&api, sale, &user).await;
+        let order = api.unpaid_order(sale, &user).await;
         let (status, body) = api.pay(&user, &order, CARD_OK).await;
         assert_eq!(status, 200, "{body}");
         orders.push((user, order));
@@ -270,7 +247,7 @@ async fn with_the_provider_down_asking_to_pay_answers_503_and_changes_nothing() 
     let stack = stack().await;
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(2, 1, 600, -1, 3600)).await;
-    let order = unpaid_order(&api, sale, "patient").await;
+    let order = api.unpaid_order(sale, "patient").await;
     let mut config = stack.config.clone();
     config.payments_api_url = "http://127.0.0.1:9".into();
     config.origin_verify.clear(); // called alone, not through the edge
@@ -395,7 +372,7 @@ async fn late_money(
     user: &str,
 ) -> (u64, String, flashsale::payments::Intent, Delivery) {
     let sale = api.sale(sale_spec(1, 1, 2, -1, 3600)).await;
-    let order = unpaid_order(api, sale, user).await;
+    let order = api.unpaid_order(sale, user).await;
     api.webhook_to(stack, Some(&capture.url)).await;
     let mysql_handle = flashsale::stores::mysql::Mysql::connect(&stack.config).unwrap();
     let row = mysql_handle.order(order.parse().map(OrderId).unwrap()).await.unwrap().unwrap();
@@ -438,7 +415,7 @@ async fn late_money_delivered_many_times_at_once_with_reconcile_running_is_refun
     let api = Api::new(&stack);
     let capture = Capture::start().await;
     let other = api.sale(sale_spec(1, 1, 600, -1, 3600)).await;
-    let unpaid = unpaid_order(&api, other, "mismatch").await;
+    let unpaid = api.unpaid_order(other, "mismatch").await;
     let (sale, order, late, held) = late_money(&api, &stack, &capture, "late-many").await;
     // The unpaid order's own payment, changed at the provider to 1 cent, then paid.
     let (status, payment) = api.payment("mismatch", &unpaid).await;
@@ -455,7 +432,7 @@ async fn late_money_delivered_many_times_at_once_with_reconcile_running_is_refun
     })
     .await;
 
-    let deliveries = (0..10).flat_map(|_| [&held, &mismatched]).map(|d| deliver(&api, &d.body, &d.signature));
+    let deliveries = (0..10).flat_map(|_| [&held, &mismatched]).map(|d| api.deliver(&d.body, &d.signature));
     let (answers, reconciled) = tokio::join!(futures::future::join_all(deliveries), stack.functions.reconcile.run());
     reconciled.unwrap();
     for (status, body) in &answers {
@@ -485,7 +462,7 @@ async fn late_money_delivered_many_times_at_once_with_reconcile_running_is_refun
     let report = tallies_exact(&api, &stack, other).await;
     assert_eq!(report["money"]["captured_cents"], 0, "{report}");
     assert_eq!(mysql_sale(&mysql(&stack).await, sale).await, (1, 0));
-    let (_, body) = deliver(&api, &held.body, &held.signature).await;
+    let (_, body) = api.deliver(&held.body, &held.signature).await;
     assert_eq!(body["duplicate"], true);
 }
 
@@ -508,7 +485,7 @@ async fn no_row_lock_is_held_while_the_refund_is_at_the_provider() {
     *proxy.slow.lock().unwrap() = Some(("/v1/refunds", Duration::from_secs(3)));
     let delivery = tokio::spawn({
         let api = Api::new(&stack);
-        async move { deliver(&api, &held.body, &held.signature).await }
+        async move { api.deliver(&held.body, &held.signature).await }
     });
     eventually("the refund at the provider", Duration::from_secs(10), || async { (proxy.held() > 0).then_some(()) })
         .await;
@@ -531,15 +508,7 @@ async fn no_row_lock_is_held_while_the_refund_is_at_the_provider() {
 /// `(status, Retry-After, body)` of a delivery, and how long it took.
 async fn deliver_timed(api: &Api, delivery: &Delivery) -> (u16, Option<u64>, Value, Duration) {
     let started = std::time::Instant::now();
-    let response = api
-        .http
-        .post(format!("{}/api/payments/webhook", api.base))
-        .header("content-type", "application/json; charset=utf-8")
-        .header("stripe-signature", &delivery.signature)
-        .body(delivery.body.clone())
-        .send()
-        .await
-        .unwrap();
+    let response = api.post_delivery(&delivery.body, &delivery.signature).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok());

@@ -59,20 +59,6 @@ impl Capture {
     }
 }
 
-/// Hands a delivery to the stack's webhook as the provider does: `(status, body)`.
-async fn deliver(api: &Api, (body, signature): &(String, String)) -> (u16, Value) {
-    let response = api
-        .http
-        .post(format!("{}/api/payments/webhook", api.base))
-        .header("content-type", "application/json; charset=utf-8")
-        .header("stripe-signature", signature)
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
-}
-
 /// A call to the provider with the stack's secret key, as another business on the same
 /// account (or the shop's staff in the provider's dashboard) makes it.
 async fn at_provider(api: &Api, stack: &Stack, path: &str, form: &[(&str, String)]) -> Value {
@@ -92,15 +78,6 @@ async fn foreign_intent(api: &Api, stack: &Stack, amount: u64, metadata: &[(&str
     let (status, paid) = api.confirm_card(intent["client_secret"].as_str().unwrap(), CARD_OK).await;
     assert_eq!((status, paid["status"].as_str()), (200, Some("succeeded")), "{paid}");
     intent["id"].as_str().unwrap().to_string()
-}
-
-/// An UNPAID order of `user` in `sale`, once MySQL has it.
-async fn unpaid_order(api: &Api, sale: u64, user: &str) -> String {
-    let (status, body) = api.buy(sale, user, None).await;
-    assert_eq!(status, 202, "{body}");
-    let order = body["order_id"].as_str().unwrap().to_string();
-    api.await_status(user, &order, "UNPAID").await;
-    order
 }
 
 /// The sale's orders (id, status, refund) and its report's counts and money: what
@@ -123,13 +100,13 @@ async fn foreign_intents_are_never_refunded_and_change_no_order() {
     let capture = Capture::start().await;
     let sale = api.sale(sale_spec(3, 1, 2, -1, 3600)).await;
     // A closed order that was never paid, an unpaid one with a payment started, a paid one.
-    let closed = unpaid_order(&api, sale, "closed").await;
+    let closed = api.unpaid_order(sale, "closed").await;
     api.await_status("closed", &closed, "CLOSED").await;
     let sale_b = api.sale(sale_spec(3, 1, 600, -1, 3600)).await;
-    let unpaid = unpaid_order(&api, sale_b, "unpaid").await;
+    let unpaid = api.unpaid_order(sale_b, "unpaid").await;
     let (status, payment) = api.payment("unpaid", &unpaid).await;
     assert_eq!(status, 200, "{payment}");
-    let paid = unpaid_order(&api, sale_b, "paid").await;
+    let paid = api.unpaid_order(sale_b, "paid").await;
     api.pay("paid", &paid, CARD_OK).await;
     api.await_status("paid", &paid, "PAID").await;
     let before = (books(&api, &stack, sale).await, books(&api, &stack, sale_b).await);
@@ -158,7 +135,7 @@ async fn foreign_intents_are_never_refunded_and_change_no_order() {
     for (what, intent) in &foreign {
         let delivery = capture.delivery("payment_intent.succeeded", intent).await;
         for _ in 0..2 {
-            let (status, body) = deliver(&api, &delivery).await;
+            let (status, body) = api.deliver(&delivery.0, &delivery.1).await;
             assert_eq!(status, 200, "{what}: {body}");
         }
         // A dashboard refund of the shop's other money sends charge.refunded too.
@@ -166,7 +143,7 @@ async fn foreign_intents_are_never_refunded_and_change_no_order() {
         let charge =
             at_provider_intent(&api, &stack, intent).await["latest_charge"]["id"].as_str().unwrap().to_string();
         let refunded = capture.delivery("charge.refunded", &charge).await;
-        let (status, body) = deliver(&api, &refunded).await;
+        let (status, body) = api.deliver(&refunded.0, &refunded.1).await;
         assert_eq!(status, 200, "{what}: {body}");
     }
     // Reconcile asks the provider about the orders' payments and sees none of these.
@@ -202,7 +179,7 @@ async fn a_payment_of_another_amount_or_currency_leaves_the_order_unpaid_and_goe
     let sale = api.sale(sale_spec(2, 1, 600, -1, 3600)).await;
     let db = mysql(&stack).await;
     for (user, change) in [("cheaper", ("amount", "1".to_string())), ("in-euros", ("currency", "eur".to_string()))] {
-        let order = unpaid_order(&api, sale, user).await;
+        let order = api.unpaid_order(sale, user).await;
         let (status, payment) = api.payment(user, &order).await;
         assert_eq!(status, 200, "{payment}");
         let intent = payment["payment_intent"].as_str().unwrap().to_string();
@@ -235,14 +212,14 @@ async fn a_refund_or_a_dispute_made_at_the_provider_moves_the_paid_order() {
     let stack = stack().await;
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(3, 1, 600, -1, 3600)).await;
-    let refunded = unpaid_order(&api, sale, "refunded").await;
+    let refunded = api.unpaid_order(sale, "refunded").await;
     let (_, paid) = api.pay("refunded", &refunded, CARD_OK).await;
     let refunded_intent = paid["id"].as_str().unwrap().to_string();
     api.await_status("refunded", &refunded, "PAID").await;
-    let disputed = unpaid_order(&api, sale, "disputed").await;
+    let disputed = api.unpaid_order(sale, "disputed").await;
     let (status, paid) = api.pay("disputed", &disputed, CARD_DISPUTED).await;
     assert_eq!((status, paid["status"].as_str()), (200, Some("succeeded")), "{paid}");
-    let kept = unpaid_order(&api, sale, "kept").await;
+    let kept = api.unpaid_order(sale, "kept").await;
     api.pay("kept", &kept, CARD_OK).await;
     api.await_status("kept", &kept, "PAID").await;
 

@@ -28,15 +28,7 @@ const MAX_RATIO: f64 = 3.0;
 /// its status, problem type and how long the answer took.
 async fn deliver(api: &Api, body: &str, signature: &str) -> (u16, Value, Duration) {
     let started = Instant::now();
-    let response = api
-        .http
-        .post(format!("{}/api/payments/webhook", api.base))
-        .header("content-type", "application/json; charset=utf-8")
-        .header("stripe-signature", signature)
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("the stack answers");
+    let response = api.post_delivery(body, signature).await;
     let status = response.status().as_u16();
     let answer = response.json().await.unwrap_or(Value::Null);
     (status, answer, started.elapsed())

@@ -105,16 +105,7 @@ async fn payment(api: &Api, user: &str, order: &str) -> (u16, Option<u64>, Value
 /// The shoppers' orders in a new sale, each UNPAID in MySQL: `(shopper, order)`.
 async fn unpaid_orders(api: &Api, shoppers: &[String]) -> Vec<(String, String)> {
     let sale = api.sale(sale_spec(shoppers.len() as u32, 1, 600, -1, 3600)).await;
-    let orders = join_all(shoppers.iter().map(|user| async move {
-        let (status, body) = api.buy(sale, user, None).await;
-        assert_eq!(status, 202, "{body}");
-        (user.clone(), body["order_id"].as_str().unwrap().to_string())
-    }))
-    .await;
-    for (user, order) in &orders {
-        api.await_status(user, order, "UNPAID").await;
-    }
-    orders
+    join_all(shoppers.iter().map(|user| async move { (user.clone(), api.unpaid_order(sale, user).await) })).await
 }
 
 /// One shopper presses "Pay" 200 times at once, then 200 more: one provider call in all
