@@ -2,20 +2,29 @@
 # Produces BENCHMARKS.md: the stampede against the local stack, next to two baselines
 # measured in the same run on the same machine, as ratios (absolute numbers travel
 # badly between machines; ratios travel better):
-#   - the raw Redis rate of the same admission script (redis-benchmark, EVALSHA);
+#   - the raw Redis rate of the same admission script (redis-benchmark, EVALSHA of
+#     lua/epoch.lua and lua/admit.lua as the function loads them, with its keys and
+#     arguments);
 #   - a static response from nginx through the same load generator.
 # The stampede runs twice per round, each audited afterwards: through the project's own
 # load generator and through wrk (C, far lighter, so more of the two cores go to the
 # server under test), each next to nginx under the same generator.
-# Plus each function's local init time and binary size. Medians of ROUNDS runs.
+# Plus each function's local init time and binary size, and the benches of
+# local/benches. Medians of ROUNDS runs. Then the stampedes against this commit's stack
+# next to BASELINE_REV's (scripts/bench-compare.sh; BASELINE_REV= skips it).
 # docs/performance.md (how the profile was taken, what it showed) is appended as is.
 #
 #   scripts/bench.sh            # ROUNDS=3 REQUESTS=100000 SHOPPERS=20000 STOCK=1000 CONNECTIONS=100
+#                               # WRK_SECS=20 BASELINE_REV=28df735 (COMPARE_* for its settings)
+# Builds go to CARGO_TARGET_DIR when set (else target/).
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$REPO"
+DEFAULTS="ROUNDS=3 REQUESTS=100000 SHOPPERS=20000 STOCK=1000 CONNECTIONS=100 WRK_SECS=20"
 ROUNDS=${ROUNDS:-3} REQUESTS=${REQUESTS:-100000} SHOPPERS=${SHOPPERS:-20000}
 STOCK=${STOCK:-1000} CONNECTIONS=${CONNECTIONS:-100}
+BASELINE_REV=${BASELINE_REV-28df735}
+STARTED=$(date +%s)
 WORK="$REPO/.local/bench"
 mkdir -p "$WORK"
 export DEBIAN_FRONTEND=noninteractive
@@ -29,7 +38,7 @@ command -v wrk >/dev/null || missing+=(wrk)
 if [ ${#missing[@]} -gt 0 ]; then apt-get update -q && apt-get install -y -q "${missing[@]}"; fi
 
 cargo build --profile bench --workspace --bins
-BIN="$REPO/target/release"
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
 ARM64="$("$REPO/scripts/arm64.sh" dir)"
 
 # A database and a Redis database of the benchmark's own, emptied first: runs compare
@@ -73,7 +82,7 @@ for _ in $(seq 60); do (exec 3<>/dev/tcp/127.0.0.1/3100) 2>/dev/null && break; s
 
 # Init times first, while moto is idle: after the stampedes its backlog slows every
 # call for minutes, and the lease write at admit's init would measure moto, not admit.
-FUNCTIONS="admit shop-api admin-api persist-orders close-expired reconcile render-pages"
+FUNCTIONS="admit shop-api admin-api persist-orders close-expired reconcile render-pages payment-webhook"
 # The stack's queues: a function checks at init that it is given them.
 export FLASHSALE_ORDERS_QUEUE_URL="${AWS_ENDPOINT_URL}/000000000000/${FLASHSALE_LOCAL_QUEUE_PREFIX}orders" \
   FLASHSALE_TIMEOUTS_QUEUE_URL="${AWS_ENDPOINT_URL}/000000000000/${FLASHSALE_LOCAL_QUEUE_PREFIX}order-timeouts"
@@ -91,6 +100,10 @@ BENCH_ROUNDS="$ROUNDS" cargo bench --workspace --bench persistence 2>/dev/null >
 # time, next to the raw Redis round trips of the same run.
 echo "handler cost benchmark" >&2
 BENCH_ROUNDS="$ROUNDS" cargo bench -p flashsale-local --bench handler_cost 2>/dev/null > "$WORK/handler.txt"
+# Admission throughput: the handler and raw EVALSHA of the same script, many in flight.
+echo "admission benchmark" >&2
+BENCH_ROUNDS="$ROUNDS" cargo bench -p flashsale-local --bench admission 2>/dev/null > "$WORK/admission.txt" \
+  || echo "the admission benchmark failed (cargo bench -p flashsale-local --bench admission)" >> "$WORK/admission.txt"
 # The waiting room: status reads and joins through the edge next to nginx (started above)
 # under the same client, and the function's CPU per proof and pass check.
 echo "waiting room benchmark" >&2
@@ -121,8 +134,17 @@ PY
 }
 WRK_SECS=${WRK_SECS:-20}
 
-SHA=$(redis-cli SCRIPT LOAD "$(cat lua/admit.lua)")
+# The raw baseline runs the script as admit does: lua/epoch.lua in front of lua/admit.lua
+# (the same bytes, so the same SHA), the keys and arguments of
+# flashsale::admission::admit::invocation (meta, stock, bought, orders, outbox,
+# outbox_at, passes, released; user, quantity, order id, order message, pass id or ''),
+# and meta stamped with the primary's epoch, without which nothing is deducted. Order
+# ids are two random numbers side by side, so two requests seldom share one. In the
+# benchmark's Redis database, on a key no sale has.
+SHA=$(cat lua/epoch.lua lua/admit.lua | redis-cli -n 1 -x SCRIPT LOAD)
+EPOCH=$(redis-cli INFO replication | tr -d '\r' | sed -n 's/^master_replid://p')
 K='{sale:bench}'
+KEYS=("$K:meta" "$K:stock" "$K:bought" "$K:orders" "$K:outbox" "$K:outbox_at" "$K:passes" "$K:released")
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 json() { python3 -c "import json,sys; d=json.load(open('$1')); print(eval(sys.argv[1]))" "$2"; }
 
@@ -131,12 +153,14 @@ json() { python3 -c "import json,sys; d=json.load(open('$1')); print(eval(sys.ar
 : > "$WORK/wrk-nginx.txt"; : > "$WORK/wrk-stack.txt"
 for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2
-  redis-cli DEL "$K:meta" "$K:stock" "$K:bought" "$K:orders" "$K:outbox" "$K:outbox_at" >/dev/null
-  redis-cli HSET "$K:meta" limit 1 starts_at_ms 0 ends_at_ms 9999999999999 >/dev/null
-  redis-cli SET "$K:stock" "$STOCK" >/dev/null
-  redis-benchmark -q -n "$REQUESTS" -c "$CONNECTIONS" -r "$SHOPPERS" \
-    EVALSHA "$SHA" 6 "$K:meta" "$K:stock" "$K:bought" "$K:orders" "$K:outbox" "$K:outbox_at" \
-    user:__rand_int__ 1 __rand_int__ '{}' 2>/dev/null | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | awk '{print $1}' >> "$WORK/redis.txt"
+  redis-cli -n 1 DEL "${KEYS[@]}" >/dev/null
+  redis-cli -n 1 HSET "$K:meta" limit 1 starts_at_ms 0 ends_at_ms 9999999999999 epoch "$EPOCH" >/dev/null
+  redis-cli -n 1 SET "$K:stock" "$STOCK" >/dev/null
+  redis-benchmark -q --dbnum 1 -n "$REQUESTS" -c "$CONNECTIONS" -r "$SHOPPERS" \
+    EVALSHA "$SHA" 8 "${KEYS[@]}" user:__rand_int__ 1 __rand_int____rand_int__ '{}' '' \
+    2>/dev/null | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | awk '{print $1}' >> "$WORK/redis.txt"
+  # The script sold the stock: it ran to the end, not to an early refusal.
+  [ "$(redis-cli -n 1 GET "$K:stock")" = 0 ] || echo "round $round: raw EVALSHA left stock $(redis-cli -n 1 GET "$K:stock") of $STOCK" | tee -a "$WORK/audit-failures.txt"
 
   "$BIN/flashsale-local" load --base-url http://127.0.0.1:3200 --sale 1 --requests "$REQUESTS" \
     --shoppers "$SHOPPERS" --concurrency "$CONNECTIONS" --no-audit --json "$WORK/nginx.json" > /dev/null
@@ -167,6 +191,18 @@ for round in $(seq "$ROUNDS"); do
     || { echo "round $round (wrk): the audit failed"; cat "$WORK/wrk-audit-round.txt"; } | tee -a "$WORK/audit-failures.txt"
 done
 
+# The comparison runs stacks of its own: this one and nginx stop first.
+kill "$STACK" 2>/dev/null || true
+nginx -c "$WORK/nginx.conf" -s stop 2>/dev/null || true
+wait "$STACK" 2>/dev/null || true
+if [ -n "$BASELINE_REV" ]; then
+  echo "this commit next to $BASELINE_REV" >&2
+  BASELINE_REV="$BASELINE_REV" ROUNDS="${COMPARE_ROUNDS:-5}" REQUESTS="${COMPARE_REQUESTS:-30000}" \
+    SHOPPERS="$SHOPPERS" ROOM_SHOPPERS="${COMPARE_ROOM_SHOPPERS:-5000}" STOCK="$STOCK" CONNECTIONS="$CONNECTIONS" \
+    WRK_SECS="${COMPARE_WRK_SECS:-10}" scripts/bench-compare.sh > "$WORK/compare.md"
+fi
+MINUTES=$(( ($(date +%s) - STARTED + 59) / 60 ))
+
 REDIS=$(median < "$WORK/redis.txt"); NGINX=$(median < "$WORK/nginx.txt"); STACK_RPS=$(median < "$WORK/stack.txt")
 P50=$(median < "$WORK/p50.txt"); P99=$(median < "$WORK/p99.txt")
 P99_SOLD_OUT=$(median < "$WORK/p99-sold-out.txt")
@@ -192,6 +228,12 @@ WRK_NGINX=$(column 1 "$WORK/wrk-nginx.txt"); WRK_STACK=$(column 1 "$WORK/wrk-sta
   echo "Machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB."
   echo "Everything ran on this one machine: the load generator, the local stack (\`bench\` profile),"
   echo "Redis, MariaDB and moto. Figures are medians of $ROUNDS runs; rerun the script to compare."
+  echo "The whole run took $MINUTES minutes."
+  SETTINGS="ROUNDS=$ROUNDS REQUESTS=$REQUESTS SHOPPERS=$SHOPPERS STOCK=$STOCK CONNECTIONS=$CONNECTIONS WRK_SECS=$WRK_SECS"
+  if [ "$SETTINGS" != "$DEFAULTS" ]; then
+    echo "This run's settings are not the script's defaults ($DEFAULTS): figures that depend on"
+    echo "the number of requests or rounds are not comparable with a run at the defaults."
+  fi
   echo
   echo "## The stampede against the local stack"
   echo
@@ -223,6 +265,28 @@ WRK_NGINX=$(column 1 "$WORK/wrk-nginx.txt"); WRK_STACK=$(column 1 "$WORK/wrk-sta
   echo "| static response from nginx (baseline) | ${WRK_NGINX%.*} | 1.00 | $(column 2 "$WORK/wrk-nginx.txt") ms | $(column 3 "$WORK/wrk-nginx.txt") ms |"
   echo "| the local stack | ${WRK_STACK%.*} | $(ratio "$WRK_STACK" "$WRK_NGINX") | $(column 2 "$WORK/wrk-stack.txt") ms | $(column 3 "$WORK/wrk-stack.txt") ms |"
   echo
+  if [ -s "$WORK/compare.md" ]; then
+    echo "## What the abuse defences cost the honest crowd: this commit next to \`$BASELINE_REV\`"
+    echo
+    echo "\`scripts/bench-compare.sh\` (run by \`scripts/bench.sh\`): \`$BASELINE_REV\`, the commit before the abuse"
+    echo "defences (foreign money, forged webhooks, cache keys, the lull, provider budgets,"
+    echo "canonical paths, fair reconcile, money validation), and this commit, each built with the"
+    echo "\`bench\` profile and serving its own local stack (its own port, MySQL database, Redis"
+    echo "database, queues, tables), side by side on this machine. Every round sends each scenario to"
+    echo "both, one after the other (the older first in odd rounds, the newer in even ones), each on a"
+    echo "new sale of $STOCK units, with each stack's orders all in MySQL before the next run; this"
+    echo "commit's \`flashsale-local load\` and wrk drive both. Throttles are out of the way. Medians"
+    echo "of ${COMPARE_ROUNDS:-5} rounds; the ratio is this commit's median over the older one's, and the last"
+    echo "column the lowest and highest of the rounds' own ratios, the noise of this shared machine."
+    echo "Without a room: ${COMPARE_REQUESTS:-30000} requests of $SHOPPERS shoppers from \`load\`, and wrk for ${COMPARE_WRK_SECS:-10} s (2 threads,"
+    echo "$CONNECTIONS connections). Through a room: ${COMPARE_ROOM_SHOPPERS:-5000} shoppers, each fetching a challenge, solving"
+    echo "it (difficulty 1,000, the least a room takes: the solving is the client's CPU), joining,"
+    echo "taking a pass and buying with it, $CONNECTIONS at a time; the room lets 100,000 a second through,"
+    echo "so it meters nobody and the figures are the stack's cost of the four calls."
+    echo
+    cat "$WORK/compare.md"
+    echo
+  fi
   echo "## Persistence in batches"
   echo
   echo "\`cargo bench --workspace --bench persistence\`: \`persist-orders\` fed batches of one sale's orders"
@@ -243,6 +307,17 @@ WRK_NGINX=$(column 1 "$WORK/wrk-nginx.txt"); WRK_STACK=$(column 1 "$WORK/wrk-sta
   echo
   echo '```'
   cat "$WORK/handler.txt"
+  echo '```'
+  echo
+  echo "## Admission throughput: the handler next to raw EVALSHA"
+  echo
+  echo "\`cargo bench -p flashsale-local --bench admission\`: \`admit\`'s handler called in this process, many"
+  echo "at a time, next to raw \`EVALSHA\` of the same script with the same keys and arguments"
+  echo "(\`flashsale::admission::admit::invocation\`) on the same Redis, in the same run; the sold-out"
+  echo "memo off, so every sold-out click runs the script."
+  echo
+  echo '```'
+  cat "$WORK/admission.txt"
   echo '```'
   echo
   echo "## The waiting room"

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use flashsale::domain::{NewSale, SaleDraft};
 use flashsale_local::ops::audit;
-use flashsale_local::ops::load::{LoadOptions, Tokens};
+use flashsale_local::ops::load::{LoadOptions, Room, Tokens};
 use flashsale_local::{sign_in, Options};
 
 // The local stack hosts every function in one process, serving a crowd on many
@@ -117,6 +117,16 @@ struct LoadArgs {
     /// How long to wait for every admitted order to reach MySQL before the audit
     #[arg(long, default_value_t = 300)]
     settle_secs: u64,
+    /// Each request is a shopper's way through the sale's waiting room: the challenge
+    /// solved, the join, the pass once served, the purchase with it
+    #[arg(long)]
+    waiting_room: bool,
+    /// The created sale's room: shoppers let through a second
+    #[arg(long, default_value_t = 100_000)]
+    room_rate: u32,
+    /// The created sale's room: the proof of work's difficulty
+    #[arg(long, default_value_t = 1_000)]
+    room_difficulty: u32,
 }
 
 #[derive(Args)]
@@ -262,7 +272,8 @@ async fn load(args: LoadArgs) -> Outcome {
         progress: true,
         settle_timeout: std::time::Duration::from_secs(args.settle_secs),
     };
-    let report = flashsale_local::ops::load::run(&options).await?;
+    let room = args.waiting_room.then_some(Room { rate: args.room_rate, difficulty: args.room_difficulty });
+    let report = flashsale_local::ops::load::run_through_room(&options, room).await?;
     flashsale_local::ops::load::print(&report);
     let checks =
         if args.no_audit { Vec::new() } else { audit_sale(report.sale_id, Some(&report.admitted_ids)).await? };

@@ -2,12 +2,14 @@
 //! N shoppers, R purchase requests at concurrency C, an optional ramp, and retry on
 //! 429 with backoff and jitter as the shopper page does. Reports throughput, latency
 //! percentiles (HDR histogram), outcomes, and how long it took until every admitted
-//! order was in MySQL.
+//! order was in MySQL. With a waiting room each request is a shopper's whole way in:
+//! the challenge solved, the join, the pass, the purchase with it.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use flashsale::queue::{solve, Challenge};
 use flashsale::{Error, OrderId, Result};
 use futures::stream::{self, StreamExt};
 use hdrhistogram::Histogram;
@@ -43,6 +45,15 @@ pub struct LoadOptions {
     pub settle_timeout: Duration,
 }
 
+/// Shoppers buy through the sale's waiting room ([`run_through_room`]); a sale created
+/// for the run gets this one: fifo, `rate` shoppers let through a second, proofs of
+/// work of `difficulty`.
+#[derive(Clone, Copy, Debug)]
+pub struct Room {
+    pub rate: u32,
+    pub difficulty: u32,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Latency {
     pub p50_ms: f64,
@@ -63,6 +74,10 @@ pub struct LoadReport {
     /// The same, per outcome: a shopper admitted waits on more than one turned away.
     pub latency_by_outcome: BTreeMap<&'static str, Latency>,
     pub outcomes: BTreeMap<&'static str, u64>,
+    /// Through a waiting room, each step's own latency (challenge, join, pass, purchase;
+    /// a pass asked again while the room did not serve the shopper yet counts each time).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub steps: BTreeMap<&'static str, Latency>,
     pub admitted: usize,
     /// From the first request until every admitted order was in MySQL.
     pub persisted_after_secs: Option<f64>,
@@ -84,6 +99,12 @@ fn outcome(status: u16, body: &Value) -> &'static str {
 }
 
 pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
+    run_through_room(options, None).await
+}
+
+/// [`run`], each request a shopper's whole way through the sale's waiting room when
+/// `room` is given.
+pub async fn run_through_room(options: &LoadOptions, room: Option<Room>) -> Result<LoadReport> {
     flashsale::stores::aws::install_crypto_provider();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(options.concurrency)
@@ -93,7 +114,7 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
     let base = options.base_url.trim_end_matches('/').to_string();
     let sale = match options.sale {
         Some(sale) => sale,
-        None => create_sale(&http, &base, options).await?,
+        None => create_sale(&http, &base, options, room).await?,
     };
     let tokens: Vec<String> = match &options.tokens {
         Tokens::Signed { secret } => (0..options.shoppers)
@@ -115,14 +136,16 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
     let new_histogram = || Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid bounds");
     let by_outcome: Mutex<BTreeMap<&'static str, Histogram<u64>>> = Mutex::new(BTreeMap::new());
     let outcomes: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
+    let steps: Steps = Mutex::new(BTreeMap::new());
     let admitted_ids: Mutex<Vec<OrderId>> = Mutex::new(Vec::new());
-    let url = format!("{base}/api/sales/{sale}/purchase");
+    let url = format!("{base}/api/sales/{sale}");
     let started = Instant::now();
 
     stream::iter(0..options.requests)
         .map(|i| {
             let (http, url, token) = (&http, &url, &tokens[i % options.shoppers.min(tokens.len()).max(1)]);
             let (by_outcome, outcomes, admitted_ids, progress) = (&by_outcome, &outcomes, &admitted_ids, &progress);
+            let steps = &steps;
             let new_histogram = &new_histogram;
             async move {
                 let start_at = options.ramp.mul_f64(i as f64 / options.requests as f64);
@@ -130,7 +153,13 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
                     tokio::time::sleep(wait).await;
                 }
                 let sent = Instant::now();
-                let (status, body) = purchase(http, url, token, options.retry_429).await;
+                let (status, body) = match room {
+                    None => {
+                        let (purchase, body) = (format!("{url}/purchase"), Some(json!({"quantity": 1})));
+                        send(http, reqwest::Method::POST, &purchase, token, body, options.retry_429).await
+                    }
+                    Some(_) => through_room(http, url, token, options.retry_429, steps).await,
+                };
                 let took = sent.elapsed().as_micros() as u64;
                 let kind = outcome(status, &body);
                 by_outcome.lock().unwrap().entry(kind).or_insert_with(new_histogram).saturating_record(took);
@@ -171,6 +200,7 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
         let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
         Latency { p50_ms: ms(0.5), p90_ms: ms(0.9), p99_ms: ms(0.99), max_ms: histogram.max() as f64 / 1000.0 }
     };
+    let steps = steps.into_inner().unwrap().iter().map(|(step, h)| (*step, latency(h))).collect();
     Ok(LoadReport {
         sale_id: sale,
         requests: options.requests,
@@ -181,17 +211,71 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
         latency: latency(&all),
         latency_by_outcome: by_outcome.iter().map(|(kind, h)| (*kind, latency(h))).collect(),
         outcomes: outcomes.into_inner().unwrap(),
+        steps,
         admitted: admitted_ids.len(),
         persisted_after_secs,
         admitted_ids,
     })
 }
 
-/// One purchase, retried on 429 with exponential backoff and full jitter (as the page does).
-async fn purchase(http: &reqwest::Client, url: &str, token: &str, retry_429: bool) -> (u16, Value) {
+/// Each step's latencies (µs) through a waiting room.
+type Steps = Mutex<BTreeMap<&'static str, Histogram<u64>>>;
+
+/// One shopper through the sale's waiting room, as the page goes: the challenge, solved
+/// here; the join; the pass, asked again every 100 ms (at most a minute) while the room
+/// does not serve the shopper yet; the purchase with it. The first step that fails is
+/// the answer.
+async fn through_room(http: &reqwest::Client, url: &str, token: &str, retry_429: bool, steps: &Steps) -> (u16, Value) {
+    let timed = |step: &'static str, method: reqwest::Method, path: &'static str, body: Option<Value>| async move {
+        let sent = Instant::now();
+        let answer = send(http, method, &format!("{url}{path}"), token, body, retry_429).await;
+        let mut steps = steps.lock().unwrap();
+        let histogram = steps
+            .entry(step)
+            .or_insert_with(|| Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid bounds"));
+        histogram.saturating_record(sent.elapsed().as_micros() as u64);
+        answer
+    };
+    let (status, challenge) = timed("challenge", reqwest::Method::GET, "/queue/challenge", None).await;
+    if status != 200 {
+        return (status, challenge);
+    }
+    let Some(proof) = serde_json::from_value::<Challenge>(challenge).ok().as_ref().and_then(solve) else {
+        return (0, json!({"detail": "an unsolvable challenge"}));
+    };
+    let (status, place) = timed("join", reqwest::Method::POST, "/queue", Some(json!({ "proof": proof }))).await;
+    if !matches!(status, 200 | 201) {
+        return (status, place);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pass = loop {
+        let (status, body) = timed("pass", reqwest::Method::POST, "/pass", None).await;
+        let waiting = status == 409 && body["type"].as_str().is_some_and(|t| t.ends_with("/not-your-turn"));
+        match status {
+            200 => break body["pass"].clone(),
+            _ if waiting && Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            _ => return (status, body),
+        }
+    };
+    timed("purchase", reqwest::Method::POST, "/purchase", Some(json!({"quantity": 1, "pass": pass}))).await
+}
+
+/// One request, retried on 429 with exponential backoff and full jitter (as the page does).
+async fn send(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+    retry_429: bool,
+) -> (u16, Value) {
     let mut backoff = Duration::from_millis(250);
     for attempt in 0..6 {
-        let response = http.post(url).bearer_auth(token).json(&json!({"quantity": 1})).send().await;
+        let mut request = http.request(method.clone(), url).bearer_auth(token);
+        if let Some(body) = &body {
+            request = request.json(body);
+        }
+        let response = request.send().await;
         let (status, body) = match response {
             Ok(r) => {
                 let status = r.status().as_u16();
@@ -208,13 +292,13 @@ async fn purchase(http: &reqwest::Client, url: &str, token: &str, retry_429: boo
     unreachable!("the last attempt returns")
 }
 
-async fn create_sale(http: &reqwest::Client, base: &str, options: &LoadOptions) -> Result<u64> {
+async fn create_sale(http: &reqwest::Client, base: &str, options: &LoadOptions, room: Option<Room>) -> Result<u64> {
     let admin = options
         .admin_token
         .as_deref()
         .ok_or(Error::Invalid("creating a sale needs an admin token (--admin-token, or the local secret)".into()))?;
     let now = chrono::Utc::now();
-    let spec = json!({
+    let mut spec = json!({
         "name": format!("Load test {}", now.format("%H:%M:%S")),
         "description": "Created by flashsale-local load",
         "price_cents": 100,
@@ -224,6 +308,10 @@ async fn create_sale(http: &reqwest::Client, base: &str, options: &LoadOptions) 
         "ends_at": now + chrono::Duration::hours(1),
         "payment_window_secs": 600,
     });
+    if let Some(room) = room {
+        spec["waiting_room"] =
+            json!({"mode": "fifo", "rate": room.rate, "difficulty": room.difficulty, "paused": false});
+    }
     let sale: Value =
         admin_call(http, reqwest::Method::POST, &format!("{base}/api/admin/sales"), admin, Some(spec)).await?;
     let id = sale["id"].as_u64().ok_or(Error::Internal(format!("unexpected sale: {sale}")))?;
@@ -291,6 +379,9 @@ pub fn print(report: &LoadReport) {
     }
     let outcomes: Vec<String> = report.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!("outcomes: {}", outcomes.join(", "));
+    for (step, l) in &report.steps {
+        println!("  step {step}: {}", line(l));
+    }
     match report.persisted_after_secs {
         Some(s) => println!("all {} admitted orders in MySQL after {s:.2}s", report.admitted),
         None => println!("{} admitted; persistence not confirmed", report.admitted),
