@@ -19,14 +19,18 @@
 //! `charge.dispute.created` (a refund or dispute made at the provider, which moves a
 //! paid order). A charge's or a dispute's event names its intent, which is read and
 //! applied the same way. The account serves others too: an event about an intent this
-//! stack did not create answers 200 and changes nothing (an intent's event whose own
-//! copy carries no tag of this stack, without even a read of the provider).
+//! stack did not create answers 200 and changes nothing. An intent's event whose own
+//! copy carries another stack's tag is dropped without a read of the provider; one
+//! whose copy carries no tag at all is read only if an order holds that intent (one
+//! indexed MySQL read): the intents made before intents were tagged, by the previous
+//! release or by it beside this one during a canary deploy, carry none, and the
+//! provider will not send their success again.
 
 use std::time::{Duration, SystemTime};
 
 use flashsale::config::Secret;
 use flashsale::lambda::http::{self, json, problem};
-use flashsale::payments::provider::STACK_TAG;
+use flashsale::payments::provider::{Maker, STACK_TAG};
 use flashsale::payments::{received, Provider, Received};
 use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::Redis;
@@ -75,21 +79,39 @@ struct EventObject {
     metadata: Option<std::collections::HashMap<String, serde_json::Value>>,
 }
 
+/// What an event's copy says of the intent it is about, before the provider is asked.
+#[derive(Debug, PartialEq, Eq)]
+enum About<'a> {
+    /// An intent that may be ours: read it from the provider and apply it.
+    Intent(&'a str),
+    /// An untagged intent: ours only if an order holds it (made before intents were
+    /// tagged), so read only then.
+    IfHeld(&'a str),
+    /// Nothing of ours: an object without an intent, or an intent another stack tagged.
+    Nothing,
+}
+
 impl EventObject {
-    /// The intent the event is about, if it may be one of `stack`'s: `None` for objects
-    /// without an intent, and for an intent whose copy is tagged with another stack or
-    /// none.
-    fn intent_of(&self, stack: &str) -> Option<&str> {
+    /// The intent the event is about, as far as the copy tells for `stack`.
+    fn about(&self, stack: &str) -> About<'_> {
         match self.object.as_str() {
             // The provider always copies the metadata; an event without any copy is read.
             "payment_intent" => match &self.metadata {
                 Some(metadata) => {
-                    (metadata.get(STACK_TAG).and_then(|v| v.as_str()) == Some(stack)).then_some(self.id.as_str())
+                    let maker = match metadata.get(STACK_TAG) {
+                        None => Maker::Untagged,
+                        Some(tag) => Maker::by_tag(Some(tag.as_str().unwrap_or_default()), stack),
+                    };
+                    match maker {
+                        Maker::This => About::Intent(&self.id),
+                        Maker::Untagged => About::IfHeld(&self.id),
+                        Maker::Another => About::Nothing,
+                    }
                 }
-                None => Some(self.id.as_str()),
+                None => About::Intent(&self.id),
             },
-            "charge" | "dispute" => self.payment_intent.as_deref(),
-            _ => None,
+            "charge" | "dispute" => self.payment_intent.as_deref().map_or(About::Nothing, About::Intent),
+            _ => About::Nothing,
         }
     }
 }
@@ -190,7 +212,13 @@ impl PaymentWebhook {
         let event: Event =
             serde_json::from_slice(body).map_err(|e| Error::Invalid(format!("not a provider event: {e}")))?;
         let object = &event.data.object;
-        let Some(intent) = object.intent_of(self.provider.stack()) else {
+        let intent = match object.about(self.provider.stack()) {
+            About::Intent(intent) => Some(intent),
+            // Untagged: one indexed read says whether we attached it to an order.
+            About::IfHeld(intent) => self.mysql.holds_payment(intent).await?.then_some(intent),
+            About::Nothing => None,
+        };
+        let Some(intent) = intent else {
             // Nothing of ours to read or remember: another business's intent, another
             // stack's, or an object without one.
             if object.object == "payment_intent" {
@@ -212,5 +240,33 @@ impl PaymentWebhook {
             self.mysql.take_event(&event.id, &event.kind, Some(&intent.id)).await?;
         }
         Ok(json(StatusCode::OK, &j!({ "received": true })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(json: serde_json::Value) -> EventObject {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn an_untagged_copy_is_read_only_if_held_and_another_stacks_never() {
+        let intent = |metadata: serde_json::Value| {
+            object(j!({ "id": "pi_1", "object": "payment_intent", "metadata": metadata }))
+        };
+        let ours = intent(j!({ "order_id": "7", "sale_id": "1", "flashsale_stack": "shop" }));
+        assert_eq!(ours.about("shop"), About::Intent("pi_1"));
+        // Made before intents were tagged: only order_id and sale_id.
+        let untagged = intent(j!({ "order_id": "7", "sale_id": "1" }));
+        assert_eq!(untagged.about("shop"), About::IfHeld("pi_1"));
+        assert_eq!(intent(j!({})).about("shop"), About::IfHeld("pi_1"));
+        assert_eq!(intent(j!({ "flashsale_stack": "other" })).about("shop"), About::Nothing);
+        assert_eq!(intent(j!({ "flashsale_stack": 1 })).about("shop"), About::Nothing);
+        assert_eq!(object(j!({ "id": "pi_1", "object": "payment_intent" })).about("shop"), About::Intent("pi_1"));
+        let charge = object(j!({ "id": "ch_1", "object": "charge", "payment_intent": "pi_1" }));
+        assert_eq!(charge.about("shop"), About::Intent("pi_1"));
+        assert_eq!(object(j!({ "id": "in_1", "object": "invoice" })).about("shop"), About::Nothing);
     }
 }

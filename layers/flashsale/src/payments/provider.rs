@@ -36,6 +36,32 @@ pub struct Provider {
 /// The metadata key naming the stack that created an intent.
 pub const STACK_TAG: &str = "flashsale_stack";
 
+/// Who made an intent, as its [`STACK_TAG`] says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Maker {
+    /// This stack: the tag names it.
+    This,
+    /// Nobody says: no tag at all. Intents made before intents were tagged (by the
+    /// previous release, which also runs beside this one during a canary deploy) are
+    /// ours and carry only `order_id` and `sale_id`; so may anyone else's on the account.
+    /// One is ours only when the order it names holds its id (`orders.payment_intent`):
+    /// only this stack attaches an intent to an order, and only one it made.
+    Untagged,
+    /// Another stack (or anyone else who tags intents with [`STACK_TAG`]).
+    Another,
+}
+
+impl Maker {
+    /// By an intent's tag (`None`: its metadata has no [`STACK_TAG`] key), to `stack`.
+    pub fn by_tag(tag: Option<&str>, stack: &str) -> Maker {
+        match tag {
+            None => Maker::Untagged,
+            Some(tag) if tag == stack => Maker::This,
+            Some(_) => Maker::Another,
+        }
+    }
+}
+
 /// Where a PaymentIntent is, as the provider says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -100,10 +126,9 @@ impl Intent {
         self.metadata.get("order_id")?.parse().ok()
     }
 
-    /// The order `stack` created the intent for: `None` for an intent another stack, or
-    /// anyone else on the account, created.
-    pub fn order_of(&self, stack: &str) -> Option<OrderId> {
-        (self.metadata.get(STACK_TAG).map(String::as_str) == Some(stack)).then(|| self.order_id())?
+    /// Who made the intent, as its [`STACK_TAG`] says to `stack`.
+    pub fn maker(&self, stack: &str) -> Maker {
+        Maker::by_tag(self.metadata.get(STACK_TAG).map(String::as_str), stack)
     }
 
     /// Its charge, when the intent was read with it expanded and money was taken.

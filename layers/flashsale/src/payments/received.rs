@@ -5,10 +5,15 @@
 //!
 //! Only our money is ours: the provider's account also serves the shop's other business
 //! (payment links, invoices, another stack). An intent counts only when this stack
-//! created it for an order it has (its metadata names the stack, [`STACK_TAG`], an
-//! existing order and that order's sale); anything else changes nothing and is never refunded
-//! ([`Received::NotOurs`], logged with `not_ours` and counted in the `ForeignPayments`
-//! metric).
+//! created it for an order it has: its metadata names an existing order and that
+//! order's sale, and either names this stack ([`STACK_TAG`]) or carries no tag at all
+//! and is the very intent that order holds (`orders.payment_intent`). The second kind
+//! are the intents made before intents were tagged (by the previous release, which a
+//! canary deploy still runs beside this one): we made that id and attached it
+//! ourselves, so its money is ours. Anything else, another stack's tag or an untagged
+//! intent that names an order of ours which does not hold it, changes nothing and is
+//! never refunded ([`Received::NotOurs`], logged with `not_ours` and counted in the
+//! `ForeignPayments` metric).
 //!
 //! - Succeeded, for the unpaid order it is attached to, in the order's amount and the
 //!   sale's currency: `UNPAID` → `PAID`.
@@ -24,7 +29,7 @@
 //!   unit stays sold either way: what becomes of the goods is the shop's call.
 //! - Anything else (failed, cancelled, waiting on the shopper): nothing to do.
 
-use super::provider::{Intent, IntentStatus, Provider, STACK_TAG};
+use super::provider::{Intent, IntentStatus, Maker, Provider, STACK_TAG};
 use crate::domain::{Order, OrderId, OrderStatus, SaleId};
 use crate::error::{Error, Result};
 use crate::orders::tallies;
@@ -55,6 +60,19 @@ pub enum Received {
 }
 
 impl Mysql {
+    /// Whether an order holds `intent` as its payment: one read of the unique key on
+    /// `orders.payment_intent`. An untagged intent no order holds is not ours.
+    pub async fn holds_payment(&self, intent: &str) -> Result<bool> {
+        self.call("order of payment", async {
+            let held: Option<u64> = sqlx::query_scalar("SELECT id FROM orders WHERE payment_intent = ?")
+                .bind(intent)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(held.is_some())
+        })
+        .await
+    }
+
     /// `UNPAID` → `PAID` for the order holding `intent`. `true` when this call paid it.
     pub async fn mark_paid(&self, id: OrderId, intent: &str) -> Result<bool> {
         self.call("mark paid", async {
@@ -138,19 +156,33 @@ impl Mysql {
 /// Applies `intent`'s current state to the order this stack created it for; an intent
 /// that is not ours changes nothing.
 pub async fn apply(mysql: &Mysql, provider: &Provider, intent: &Intent) -> Result<Received> {
-    let Some(id) = intent.order_of(provider.stack()) else {
-        return Ok(not_ours(intent, "not created by this stack"));
+    let untagged = match intent.maker(provider.stack()) {
+        Maker::This => false,
+        Maker::Untagged => true,
+        Maker::Another => return Ok(not_ours(intent, "created by another stack")),
     };
-    let Some(order) = mysql.order(id).await? else {
-        return Ok(not_ours(intent, "tagged with this stack, for no order it has"));
+    let order = match intent.order_id() {
+        Some(id) => mysql.order(id).await?,
+        None => None,
     };
+    let Some(order) = order else {
+        return Ok(not_ours(intent, if untagged { UNTAGGED } else { "tagged with this stack, for no order it has" }));
+    };
+    let id = order.order_id;
     if intent.metadata.get("sale_id") != Some(&order.sale_id.to_string()) {
-        return Ok(not_ours(intent, "tagged with this stack, for another sale than the order's"));
+        return Ok(not_ours(
+            intent,
+            if untagged { UNTAGGED } else { "tagged with this stack, for another sale than the order's" },
+        ));
+    }
+    let holds_it = order.payment_intent.as_deref() == Some(intent.id.as_str());
+    // An untagged intent is ours only if we attached it to the order it names.
+    if untagged && !holds_it {
+        return Ok(not_ours(intent, UNTAGGED));
     }
     if intent.status != IntentStatus::Succeeded {
         return Ok(Received::NoMoney(intent.status));
     }
-    let holds_it = order.payment_intent.as_deref() == Some(intent.id.as_str());
     let order = if holds_it && order.status == OrderStatus::Unpaid {
         let sale = mysql.sale(order.sale_id).await?.ok_or(Error::NotFound("sale"))?;
         let currency = sale.currency.to_string();
@@ -250,6 +282,9 @@ pub fn count_foreign() {
     });
     println!("{line}");
 }
+
+/// Why an untagged intent is not ours: the order it names (if any) does not hold it.
+const UNTAGGED: &str = "untagged, and not the payment of the order it names";
 
 /// Why a closed order's money went back.
 const LATE: &str = "the payment arrived after the order had closed";

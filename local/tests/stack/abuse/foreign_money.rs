@@ -165,6 +165,64 @@ async fn foreign_intents_are_never_refunded_and_change_no_order() {
     assert_eq!(taken, 0, "nothing of theirs remembered");
 }
 
+/// A payment made as the previous release made them, before intents were tagged: an
+/// intent for the order's amount with only `order_id` and `sale_id` in its metadata,
+/// attached to `user`'s order by the checkout's own update. Its id.
+async fn untagged_payment(api: &Api, stack: &Stack, user: &str, order: &str, sale: u64) -> String {
+    let form = [
+        ("amount", "1000".to_string()),
+        ("currency", "usd".to_string()),
+        ("metadata[order_id]", order.to_string()),
+        ("metadata[sale_id]", sale.to_string()),
+    ];
+    let intent = at_provider(api, stack, "/v1/payment_intents", &form).await;
+    let id = intent["id"].as_str().unwrap().to_string();
+    assert!(intent["metadata"].get("flashsale_stack").is_none(), "{intent}");
+    let mysql = flashsale::stores::mysql::Mysql::connect(&stack.config).unwrap();
+    let order_id = flashsale::OrderId(order.parse().unwrap());
+    let attached = mysql.attach_intent(order_id, &flashsale::UserId::new(user).unwrap(), &id).await.unwrap();
+    assert!(attached, "{order} holds {id}");
+    id
+}
+
+/// The shopper pays `order`'s attached payment with a card, from the page.
+async fn pay_attached(api: &Api, user: &str, order: &str, intent: &str) {
+    let (status, payment) = api.payment(user, order).await;
+    assert_eq!((status, payment["payment_intent"].as_str()), (200, Some(intent)), "{payment}");
+    let (status, paid) = api.confirm_card(payment["client_secret"].as_str().unwrap(), CARD_OK).await;
+    assert_eq!((status, paid["status"].as_str()), (200, Some("succeeded")), "{paid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_made_before_intents_were_tagged_pays_its_order_by_the_webhook_and_by_reconcile() {
+    let stack = stack_with(|o| o.config.payment_check_after = Duration::ZERO).await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(2, 1, 600, -1, 3600)).await;
+
+    // The provider's success reaches the webhook: its copy of the intent has no tag.
+    let order = api.unpaid_order(sale, "by-webhook").await;
+    let intent = untagged_payment(&api, &stack, "by-webhook", &order, sale).await;
+    pay_attached(&api, "by-webhook", &order, &intent).await;
+    api.await_status("by-webhook", &order, "PAID").await;
+
+    // The webhook's delivery is lost: reconcile asks the provider.
+    api.webhook_to(&stack, Some("http://127.0.0.1:9/")).await;
+    let order = api.unpaid_order(sale, "by-reconcile").await;
+    let intent = untagged_payment(&api, &stack, "by-reconcile", &order, sale).await;
+    pay_attached(&api, "by-reconcile", &order, &intent).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(api.order("by-reconcile", &order).await.1["status"], "UNPAID", "nothing told the order");
+    stack.functions.reconcile.run().await.unwrap();
+    assert_eq!(api.order("by-reconcile", &order).await.1["status"], "PAID");
+
+    // Both payments kept (ours), the books say so.
+    assert_eq!(api.refunded(&stack, &intent).await, 0);
+    let (_, report) = api.call("GET", &format!("/api/admin/sales/{sale}/report"), Some(&api.admin), None).await;
+    assert_eq!(report["orders"]["PAID"]["orders"], 2, "{report}");
+    assert_eq!(report["money"]["captured_cents"], 2000, "{report}");
+    assert_eq!(report["money"]["awaiting_cents"], 0, "{report}");
+}
+
 /// The intent as the provider has it, its charge expanded.
 async fn at_provider_intent(api: &Api, stack: &Stack, intent: &str) -> Value {
     let key = stack.config.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
