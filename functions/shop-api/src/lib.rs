@@ -137,12 +137,12 @@ impl ShopApi {
     }
 
     async fn sale(&self, id: SaleId) -> Result<Response<Body>> {
-        let sale = match self.redis.live_sale(id).await? {
+        let sale = match self.redis.live_sale(&self.mysql, id).await? {
             Some(sale) => sale,
             None => {
                 // Redis lost a running sale: it is rebuilt (503 meanwhile), not gone.
                 self.missing.recover(&self.mysql, &self.redis, &*self.fallback, id).await?;
-                self.redis.live_sale(id).await?.ok_or_else(flashsale::recovery::recovering)?
+                self.redis.live_sale(&self.mysql, id).await?.ok_or_else(flashsale::recovery::recovering)?
             }
         };
         let mut response = json(

@@ -96,3 +96,21 @@ async fn a_currency_or_price_the_provider_would_refuse_is_a_400_naming_the_field
         .unwrap();
     assert_eq!(created, 0, "no refused sale was stored");
 }
+
+/// A sale loaded into Redis by the release before currencies were kept there (its meta
+/// has no `currency`) is polled in its own currency, read from MySQL once and kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_warmed_without_its_currency_is_polled_in_the_currency_mysql_holds() {
+    use redis::AsyncCommands;
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let sale = api.sale(priced(1_000, "eur")).await;
+    let meta = keys(sale).meta;
+    let mut conn = redis(&stack).await;
+    let _: () = conn.hdel(&meta, "currency").await.unwrap();
+    let (status, polled) = api.call("GET", &format!("/api/sales/{sale}"), None, None).await;
+    assert_eq!((status, polled["currency"].as_str()), (200, Some("eur")), "{polled}");
+    assert_eq!(polled["price_cents"], 1_000, "{polled}");
+    let kept: Option<String> = conn.hget(&meta, "currency").await.unwrap();
+    assert_eq!(kept.as_deref(), Some("eur"), "kept in Redis for the next poll");
+}

@@ -9,6 +9,7 @@ use redis::AsyncCommands;
 
 use crate::domain::{Currency, QueueMode, Sale, SaleId, SaleState};
 use crate::error::{Error, Result};
+use crate::stores::mysql::Mysql;
 use crate::stores::redis::{ms_to_time, Redis, SaleKeys, LIVE_SALES_KEY};
 
 /// How long a sale's keys outlive its end: late closes and orders still on their way
@@ -115,7 +116,12 @@ impl Redis {
     }
 
     /// The sale as shoppers see it, with Redis's clock; `None` when not published.
-    pub async fn live_sale(&self, sale: SaleId) -> Result<Option<LiveSale>> {
+    ///
+    /// A sale warmed by a release that did not keep its currency in Redis (before prices
+    /// were counted in each currency's minor unit) has none there: its currency is read
+    /// from MySQL, where every sale has one, and kept in the meta (`lua/currency.lua`), so
+    /// this happens once per sale.
+    pub async fn live_sale(&self, mysql: &Mysql, sale: SaleId) -> Result<Option<LiveSale>> {
         let keys = SaleKeys::new(sale);
         let mut conn = self.conn.clone();
         let (meta, remaining, (secs, micros)): (HashMap<String, String>, Option<i64>, (i64, i64)) = self
@@ -132,13 +138,16 @@ impl Redis {
         if meta.is_empty() {
             return Ok(None);
         }
+        let currency = match meta.get("currency") {
+            Some(code) => Currency::stored(code.clone()),
+            None => self.keep_currency(mysql, sale).await?,
+        };
         let num = |k: &str| meta.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
         Ok(Some(LiveSale {
             id: sale,
             name: meta.get("name").cloned().unwrap_or_default(),
             price_cents: num("price_cents") as u64,
-            // A sale warmed before its currency was kept here was in dollars.
-            currency: meta.get("currency").map_or_else(Currency::default, |code| Currency::stored(code.clone())),
+            currency,
             stock: num("stock") as u32,
             per_user_limit: num("limit") as u32,
             remaining: remaining.unwrap_or(0).max(0) as u64,
@@ -147,6 +156,22 @@ impl Redis {
             server_time: ms_to_time(secs * 1000 + micros / 1000),
             waiting_room: meta.get("q_mode").and_then(|mode| QueueMode::parse(mode)),
         }))
+    }
+
+    /// The sale's currency as MySQL holds it, kept in its Redis meta if that has none.
+    async fn keep_currency(&self, mysql: &Mysql, sale: SaleId) -> Result<Currency> {
+        let currency = mysql.sale(sale).await?.ok_or(Error::NotFound("sale"))?.currency;
+        let keys = SaleKeys::new(sale);
+        let mut conn = self.conn.clone();
+        let kept: i64 = self
+            .call("keep currency", async {
+                Ok(self.scripts.currency.key(&keys.meta).arg(currency.as_str()).invoke_async(&mut conn).await?)
+            })
+            .await?;
+        if kept == 1 {
+            tracing::info!(sale_id = %sale, %currency, "sale's currency kept in Redis (warmed without it)");
+        }
+        Ok(currency)
     }
 
     pub async fn remaining(&self, sale: SaleId) -> Result<Option<i64>> {

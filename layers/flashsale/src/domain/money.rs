@@ -5,8 +5,16 @@
 //! charges in: cents of a dollar or a euro, fils of a dinar (a thousandth), yen (no
 //! minor unit at all). It is sent to the provider as it is, so no price loses a digit
 //! in a conversion, and an order's amount compares with the intent's as two integers.
-//! Prices of sales in US dollars and euros (every sale before this table) keep their
-//! meaning.
+//!
+//! Before this table a sale could be priced in any three-letter code with a minor unit,
+//! its `price_cents` read as hundredths. A stored sale keeps its code and its number:
+//! in a two-decimal currency (dollars, euros, pounds, ...) the price means what it
+//! meant; in a three-decimal one (BHD, JOD, KWD, OMR, TND) the same number now displays
+//! as thousandths, a tenth of what was shown before (1000 was 10.00 KWD, now 1.000).
+//! What is charged does not change: the provider was always sent `price_cents` as it
+//! is, and reads it in the currency's minor unit; only a price it would refuse (a
+//! code outside the table, a three-decimal price not ending in 0, an amount out of its
+//! bounds) is no longer sent at all (see [`Currency::chargeable`]).
 //!
 //! Only currencies in [`CURRENCIES`] are accepted for a new sale: the provider charges in
 //! each, its minor unit is the ISO one (Stripe's exceptions, ISK, UGX and MGA, whose

@@ -82,6 +82,6 @@ pub async fn find_order(mysql: &Mysql, redis: &Redis, id: OrderId) -> Result<Opt
     let Some((message, admitted_at)) = redis.outbox_order(id).await? else {
         return mysql.order(id).await;
     };
-    let price = redis.live_sale(message.sale_id).await?.map_or(0, |s| s.price_cents);
+    let price = redis.live_sale(mysql, message.sale_id).await?.map_or(0, |s| s.price_cents);
     Ok(Some(Order::admitted(message, admitted_at, price)))
 }

@@ -177,7 +177,7 @@ mod tests {
 
     /// Each Lua script and whether `lua/epoch.lua` (`INFO`) is put in front of it, as
     /// `stores/redis.rs` builds them.
-    const SCRIPTS: [(&str, &str, bool); 13] = [
+    const SCRIPTS: [(&str, &str, bool); 14] = [
         ("admit", include_str!("../../../../lua/admit.lua"), true),
         ("release", include_str!("../../../../lua/release.lua"), true),
         ("warm", include_str!("../../../../lua/warm.lua"), true),
@@ -191,6 +191,7 @@ mod tests {
         ("join", include_str!("../../../../lua/join.lua"), false),
         ("queue_control", include_str!("../../../../lua/queue_control.lua"), false),
         ("provider_budget", include_str!("../../../../lua/provider_budget.lua"), false),
+        ("currency", include_str!("../../../../lua/currency.lua"), false),
     ];
 
     /// What a lost sale's recovery runs (`recovery::detect::recover`), from any function
@@ -210,16 +211,17 @@ mod tests {
             // The shoppers' sale read (HGETALL, GET, TIME), the waiting room's status
             // (+ZRANK, ZCARD, HLEN) and join, an order found in the outbox through the
             // live-sale index (ZRANGEBYSCORE, HGET, ZSCORE); a payment's kept answer (GET,
-            // SET PXAT) under its claim (SET NX, claim), the provider's budget.
+            // SET PXAT) under its claim (SET NX, claim), the provider's budget; the
+            // currency of a sale warmed without it kept (currency).
             "shop-api" => (
-                &["join", "claim", "provider_budget"],
+                &["join", "claim", "provider_budget", "currency"],
                 &["hgetall", "get", "set", "time", "hget", "zrank", "zcard", "hlen", "zrangebyscore", "zscore"],
                 true,
             ),
             // Publishing (warm, then the index), the room's view and control, drift and
-            // the report (GET, HLEN, HGET), an order found as shop-api finds it.
+            // the report (GET, HLEN, HGET), an order found as shop-api finds it (currency).
             "admin-api" => (
-                &["warm", "queue_control"],
+                &["warm", "queue_control", "currency"],
                 &["get", "hlen", "hget", "hgetall", "zrank", "zcard", "time", "zrangebyscore", "zscore"],
                 true,
             ),

@@ -126,6 +126,7 @@ pub(crate) struct Scripts {
     pub(crate) join: Script,
     pub(crate) queue_control: Script,
     pub(crate) provider_budget: Script,
+    pub(crate) currency: Script,
 }
 
 /// A script of `lua/` that reads or writes a sale's state, after the epoch check it shares.
@@ -194,6 +195,7 @@ impl Redis {
                 join: Script::new(include_str!("../../../../lua/join.lua")),
                 queue_control: Script::new(include_str!("../../../../lua/queue_control.lua")),
                 provider_budget: Script::new(include_str!("../../../../lua/provider_budget.lua")),
+                currency: Script::new(include_str!("../../../../lua/currency.lua")),
             },
             breaker: Breaker::new("redis", config.breaker_failures, config.breaker_cooldown, config.redis_timeout * 2),
         })
