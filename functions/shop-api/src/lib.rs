@@ -25,7 +25,7 @@ use flashsale::lambda::http::{self, json, problem, Caller};
 use flashsale::orders::{find_order, OrderFilter};
 use flashsale::outbox::KeptOrders;
 use flashsale::payments::{checkout::checkout, Provider};
-use flashsale::queue::{Proof, QueueKeys, RoomState};
+use flashsale::queue::{Proof, ProofRefused, QueueKeys, RoomState};
 use flashsale::recovery::{Drain, MissingSales};
 use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::ms_to_time;
@@ -188,15 +188,20 @@ impl ShopApi {
         let caller = http::caller(req)?;
         let proof = http::body::<Join>(req, MAX_BODY)?.and_then(|join| join.proof);
         // Two hashes, before Redis is asked anything; the script spends the proof.
+        let now_ms = Utc::now().timestamp_millis();
         let spent = match proof {
-            Some(proof) => Some(QueueKeys::required(&self.queue)?.check_proof(
-                &proof,
-                id,
-                &caller.user,
-                Utc::now().timestamp_millis(),
-            )?),
+            Some(proof) => Some(QueueKeys::required(&self.queue)?.check_proof(&proof, id, &caller.user, now_ms)?),
             None => None,
         };
+        if let Some(spent) = &spent {
+            // A challenge's size is fixed when it is given and the room's grows with its
+            // queue: a proof too small for the queue now does not join (a shopper who holds
+            // a place keeps it, whatever they send).
+            let room = self.room(id, Some(&caller.user)).await?;
+            if room.place.is_none() && !spent.is_enough_for(room.join_difficulty(), now_ms) {
+                return Err(Error::ProofRefused(ProofRefused::TooEasy));
+            }
+        }
         let joined = match self.redis.join_queue(id, &caller.user, spent.as_ref()).await? {
             Some(joined) => joined,
             None => {

@@ -22,6 +22,9 @@ use crate::domain::{SaleId, UserId};
 /// How long a challenge may be solved and used.
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(300);
 
+/// How long a challenge counts whatever the room asks since: a page's solve and join.
+pub const FRESH: Duration = Duration::from_secs(10);
+
 const ALGORITHM: &str = "SHA-256";
 
 /// A challenge as the page receives it.
@@ -47,11 +50,28 @@ pub struct Proof {
     pub took: Option<u64>,
 }
 
-/// A proof that checked out: the nonce the join spends, and until when it had to be.
+/// A proof that checked out: the nonce the join spends, until when it had to be, and
+/// the largest number its challenge hid (the work it stands for).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpentProof {
     pub nonce: String,
     pub expires_ms: i64,
+    pub maxnumber: u64,
+}
+
+impl SpentProof {
+    /// Whether it stands for enough work to join a room that asks `difficulty` at
+    /// `now_ms`. A challenge's size is fixed when it is given, and the size a room asks
+    /// grows with its queue (`RoomState::join_difficulty`): a farm that fetched its
+    /// challenges while the queue was short must not join with them once it is long. A
+    /// challenge given within [`FRESH`] always counts (the page solves and joins at once,
+    /// however fast the crowd grows meanwhile); an older one must be at least half the
+    /// size asked now.
+    pub fn is_enough_for(&self, difficulty: u32, now_ms: i64) -> bool {
+        let issued_ms = self.expires_ms - CHALLENGE_TTL.as_millis() as i64;
+        now_ms.saturating_sub(issued_ms) <= FRESH.as_millis() as i64
+            || self.maxnumber.saturating_mul(2) >= u64::from(difficulty)
+    }
 }
 
 /// Why a proof does not let a shopper join.
@@ -67,13 +87,15 @@ pub enum ProofRefused {
     Expired,
     #[error("the challenge was used already: fetch a new one")]
     Used,
+    #[error("the queue grew since the challenge was given: fetch a new one")]
+    TooEasy,
 }
 
 impl QueueKeys {
     pub fn challenge(&self, sale: SaleId, user: &UserId, maxnumber: u32, now_ms: i64) -> Challenge {
         let expires = (now_ms + CHALLENGE_TTL.as_millis() as i64) / 1000;
         let nonce = format!("{:024x}", rand::random::<u128>() >> 32);
-        let salt = format!("{nonce}?expires={expires}&sale={sale}&user={}&", user_tag(user));
+        let salt = format!("{nonce}?expires={expires}&sale={sale}&user={}&max={maxnumber}&", user_tag(user));
         let number = rand::random_range(0..=u64::from(maxnumber));
         let challenge = digest(&salt, number);
         let signature = hex::encode(mac(&self.challenge, &challenge).finalize().into_bytes());
@@ -105,7 +127,9 @@ impl QueueKeys {
         if now_ms >= expires_ms {
             return Err(ProofRefused::Expired);
         }
-        Ok(SpentProof { nonce: nonce.to_string(), expires_ms })
+        // Challenges given before their size was signed into the salt stand for none.
+        let maxnumber = param("max").and_then(|m| m.parse().ok()).unwrap_or(0);
+        Ok(SpentProof { nonce: nonce.to_string(), expires_ms, maxnumber })
     }
 }
 
@@ -144,7 +168,10 @@ mod tests {
         let challenge = keys.challenge(SaleId(3), &ann, 2_000, 1_000);
         let proof = solve(&challenge).expect("solvable within maxnumber");
         let spent = keys.check_proof(&proof, SaleId(3), &ann, 1_000).unwrap();
-        assert_eq!(spent.expires_ms, 301_000);
+        assert_eq!((spent.expires_ms, spent.maxnumber), (301_000, 2_000));
+        // Fresh, enough for any room; older, for a room asking up to twice its size.
+        assert!(spent.is_enough_for(1_000_000, 11_000));
+        assert!(spent.is_enough_for(4_000, 11_001) && !spent.is_enough_for(4_001, 11_001));
         assert_eq!(keys.check_proof(&proof, SaleId(3), &bob, 1_000), Err(ProofRefused::NotYours));
         assert_eq!(keys.check_proof(&proof, SaleId(4), &ann, 1_000), Err(ProofRefused::NotYours));
         assert_eq!(keys.check_proof(&proof, SaleId(3), &ann, 301_000), Err(ProofRefused::Expired));

@@ -14,7 +14,7 @@ mod room;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-pub use challenge::{solve, Challenge, Proof, ProofRefused, SpentProof, CHALLENGE_TTL};
+pub use challenge::{solve, Challenge, Proof, ProofRefused, SpentProof, CHALLENGE_TTL, FRESH};
 pub use pass::{IssuedPass, PassRefused};
 pub use room::{Joined, RoomState};
 

@@ -32,7 +32,11 @@ pub struct RoomState {
     pub ends_ms: i64,
     pub now_ms: i64,
     pub remaining: u64,
+    /// How many shoppers hold a place.
     pub length: u64,
+    /// The last place given: every joiner's, and the places a join after a lull skipped
+    /// (`lua/join.lua`), so the end of the queue the number served counts towards.
+    pub places: u64,
     /// The asking shopper's place: `None` when they have not joined, `Some(None)` while
     /// they wait for the draw.
     pub place: Option<Option<u64>>,
@@ -57,7 +61,7 @@ impl RoomState {
     /// accounts pays more per account the longer the queue they make, while a shopper's
     /// solve stays small next to the wait ahead of them.
     pub fn join_difficulty(&self) -> u32 {
-        let waiting = self.length.saturating_sub(self.serving());
+        let waiting = self.places.saturating_sub(self.serving());
         let minute_of_places = u64::from(self.clock.rate.max(1)) * 60;
         let scaled = u64::from(self.difficulty) * (minute_of_places + waiting) / minute_of_places;
         let most = (u64::from(self.difficulty) * LOAD_FACTOR_MAX).min(u64::from(*WaitingRoom::DIFFICULTY.end()));
@@ -173,6 +177,7 @@ impl Redis {
             now_ms,
             remaining: remaining.unwrap_or(0).max(0) as u64,
             length,
+            places: early + num("q_late").unwrap_or(0).max(0) as u64,
             place: held.map(|held| place(&held, rank, early, now_ms >= opens_ms)),
         }))
     }
@@ -203,7 +208,7 @@ impl Redis {
 mod tests {
     use super::*;
 
-    fn room(difficulty: u32, rate: u32, length: u64, serving: u64) -> RoomState {
+    fn room(difficulty: u32, rate: u32, places: u64, serving: u64) -> RoomState {
         RoomState {
             mode: QueueMode::Fifo,
             clock: ServingClock { base: serving, since_ms: 0, rate, paused: true },
@@ -212,7 +217,8 @@ mod tests {
             ends_ms: i64::MAX,
             now_ms: 1,
             remaining: 10,
-            length,
+            length: places,
+            places,
             place: None,
         }
     }
