@@ -28,12 +28,14 @@
 //!
 //! Each sale gets a slice of a run, not the run: at most [`Slices::payments`] provider
 //! reads (a few in flight at once) and [`Slices::closes`] closes. Once the run has spent
-//! [`Slices::run_budget`], the sales not reached yet keep their provider reads and closes
-//! for the next run, which begins with them ([`rotation`]); when every sale had its
-//! slice, the next run begins one sale later, so no sale is always last. A step that
-//! fails (a provider read, a close, SQS refusing a re-send) is logged and counted and the
-//! sale's other steps still run: a payment the provider cannot tell of does not keep
-//! overdue orders held.
+//! [`Slices::run_budget`], no provider read or close starts (those in flight finish), and
+//! the sales not reached yet keep theirs for the next run, which begins with them
+//! ([`rotation`]); when every sale had its slice, the next run begins one sale later, so
+//! no sale is always last. Where the next run begins is kept as each sale is taken, not
+//! once the run is over: a run Lambda stops at its timeout still moves the next one on
+//! past the sale it was on. A step that fails (a provider read, a close, SQS refusing a
+//! re-send) is logged and counted and the sale's other steps still run: a payment the
+//! provider cannot tell of does not keep overdue orders held.
 
 use std::time::{Duration, Instant};
 
@@ -49,6 +51,7 @@ use flashsale::recovery::rotation::rotated;
 use flashsale::recovery::{self, Drain, Recovery};
 use flashsale::stores::Stores;
 use flashsale::{Config, Error, OrderId, Result, Sale, SaleId};
+use futures::future;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
@@ -64,8 +67,9 @@ pub struct Slices {
     pub payments: u32,
     /// Overdue orders closed per sale and run (each may cancel its payment first).
     pub closes: u32,
-    /// The part of the run's minute (Lambda's timeout is 60 s) after which the sales not
-    /// reached yet keep their provider reads and closes for the next run.
+    /// The part of the run's minute (Lambda's timeout is 60 s) after which no provider
+    /// read or close starts (those in flight finish) and the sales not reached yet keep
+    /// theirs for the next run.
     pub run_budget: Duration,
 }
 
@@ -79,6 +83,22 @@ impl Default for Slices {
 /// time up), or a claim a failover brought back after its run gave it up, lets the next
 /// run in by then. A live run renews it every third of this.
 const RUN_CLAIM: Duration = Duration::from_secs(10);
+
+/// Until when a sale's provider reads and closes may start: none once `at` has passed
+/// (those in flight finish), but always the first `at_least` of each step, so the sale a
+/// run begins with gets a round of each however little of the budget is left.
+#[derive(Clone, Copy, Debug)]
+struct Until {
+    at: Instant,
+    at_least: usize,
+}
+
+impl Until {
+    /// Whether the step's `n`th call (from 0) may start now.
+    fn may_start(&self, n: usize) -> bool {
+        n < self.at_least || Instant::now() < self.at
+    }
+}
 
 pub struct Reconcile {
     stores: Stores,
@@ -113,6 +133,9 @@ pub struct SaleCheck {
     pub payment_checks_failed: usize,
     /// Overdue orders whose close failed this run: the next run tries again.
     pub closes_failed: usize,
+    /// Provider reads and closes of this sale's slice not started because the run's
+    /// budget was spent meanwhile: a later run does them.
+    pub postponed: usize,
     /// The run's budget was spent before this sale: its provider reads and closes wait
     /// for the next run, which begins with it.
     pub deferred: bool,
@@ -194,7 +217,13 @@ impl Reconcile {
         &self.run_claim_key
     }
 
+    /// Where the id of the sale the next run begins at is kept.
+    pub fn rotation_key(&self) -> &str {
+        &self.rotation_key
+    }
+
     async fn run_claimed(&self) -> Result<Vec<SaleCheck>> {
+        let started = Instant::now();
         let sales = match self.stores.mysql.open_sales().await {
             Ok(sales) => sales,
             Err(e) => {
@@ -204,7 +233,7 @@ impl Reconcile {
                 return Err(e);
             }
         };
-        let checks = self.visit(sales).await;
+        let checks = self.visit_from(sales, started).await;
         let worst = checks.iter().filter_map(|c| c.report.drift).map(i64::abs).max().unwrap_or(0);
         emit_metric(&[], "DriftAbsMax", worst);
         // Redis state missing is not drift 0: a metric of its own, for an alarm.
@@ -228,29 +257,41 @@ impl Reconcile {
     }
 
     /// Checks `sales`, beginning where the last run left off: each its cheap checks, and
-    /// its slice of provider reads and closes while the run's budget lasts (the first
-    /// sale always). Keeps where the next run begins: the first sale deferred, or else
-    /// the one after this run's first.
+    /// its slice of provider reads and closes while the run's budget lasts (a round of
+    /// each for the first sale always). As each sale's slice is taken, keeps where the
+    /// next run begins: the sale after it, or, once every sale was taken, the one after
+    /// this run's first. A run stopped part way (Lambda's timeout) has thus moved the next
+    /// one past the sale it was on; one that spent its budget, to the first sale it
+    /// deferred.
     pub async fn visit(&self, sales: Vec<Sale>) -> Vec<SaleCheck> {
-        let started = Instant::now();
+        self.visit_from(sales, Instant::now()).await
+    }
+
+    /// [`Self::visit`] for a run that began at `started`.
+    async fn visit_from(&self, sales: Vec<Sale>, started: Instant) -> Vec<SaleCheck> {
+        let deadline = started + self.slices.run_budget;
         let start = self.stores.redis.rotation_start(&self.rotation_key).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "where the last run stopped is unknown: beginning at the first sale");
             SaleId(0)
         });
         let sales = rotated(sales, |s| s.id, start);
-        let mut next_start = sales.get(1).or(sales.first()).map(|s| s.id);
         let mut deferred = 0;
         let mut checks = Vec::new();
         for (i, sale) in sales.iter().enumerate() {
-            let in_budget = i == 0 || started.elapsed() < self.slices.run_budget;
-            if !in_budget {
-                if deferred == 0 {
-                    next_start = Some(sale.id);
+            let in_budget = i == 0 || Instant::now() < deadline;
+            let until = if in_budget {
+                // Kept before the sale's slice begins: a run stopped during it still moves on.
+                let next = sales.get(i + 1).unwrap_or(&sales[1 % sales.len()]);
+                if let Err(e) = self.stores.redis.set_rotation_start(&self.rotation_key, next.id).await {
+                    tracing::warn!(error = %e, "where the next run begins is not kept; it begins at the sale kept before");
                 }
+                Some(Until { at: deadline, at_least: if i == 0 { PROVIDER_CONCURRENCY } else { 0 } })
+            } else {
                 deferred += 1;
-            }
+                None
+            };
             // One sale's trouble (SQS refusing its re-sends, say) must not stop the others.
-            match self.check_sliced(sale, in_budget).await {
+            match self.check_sliced(sale, until).await {
                 Ok(check) => checks.push(check),
                 Err(e) => {
                     tracing::warn!(sale_id = %sale.id, error = %e, "reconcile of this sale failed; next run retries")
@@ -258,25 +299,22 @@ impl Reconcile {
             }
         }
         if deferred > 0 {
-            tracing::warn!(deferred, next = ?next_start, "reconcile's budget spent: the next run begins with the sales it did not reach");
-        }
-        if let Some(next) = next_start {
-            if let Err(e) = self.stores.redis.set_rotation_start(&self.rotation_key, next).await {
-                tracing::warn!(error = %e, "where the next run begins is not kept; it begins at the first sale");
-            }
+            tracing::warn!(deferred, "reconcile's budget spent: the next run begins with the sales it did not reach");
         }
         checks
     }
 
-    /// One sale's checks, with its whole slice of provider reads and closes.
+    /// One sale's checks, with its slice of provider reads and closes as far as one run's
+    /// budget allows.
     pub async fn check(&self, sale: &Sale) -> Result<SaleCheck> {
-        self.check_sliced(sale, true).await
+        let until = Until { at: Instant::now() + self.slices.run_budget, at_least: PROVIDER_CONCURRENCY };
+        self.check_sliced(sale, Some(until)).await
     }
 
-    /// One sale's checks; its provider reads and closes only when `in_budget`. A step
-    /// that fails does not skip the ones after it: the first failure is the answer once
-    /// every step ran.
-    async fn check_sliced(&self, sale: &Sale, in_budget: bool) -> Result<SaleCheck> {
+    /// One sale's checks; its provider reads and closes only with an `until`, and only
+    /// those that may start by then. A step that fails does not skip the ones after it:
+    /// the first failure is the answer once every step ran.
+    async fn check_sliced(&self, sale: &Sale, until: Option<Until>) -> Result<SaleCheck> {
         let stores = &self.stores;
         let recovery =
             match recovery::recover(&stores.mysql, &stores.redis, &*stores.fallback, sale, self.drain).await? {
@@ -300,14 +338,24 @@ impl Reconcile {
             Err(e) => failed("pending-orders table", e),
         }
         let (mut payments_repaired, mut payment_checks_failed, mut closed, mut closes_failed) = (0, 0, 0, 0);
-        if in_budget {
-            match self.check_payments(sale).await {
-                Ok((repaired, failures)) => (payments_repaired, payment_checks_failed) = (repaired, failures),
+        let mut postponed = 0;
+        if let Some(until) = until {
+            match self.check_payments(sale, until).await {
+                Ok((repaired, failures, later)) => {
+                    (payments_repaired, payment_checks_failed) = (repaired, failures);
+                    postponed += later;
+                }
                 Err(e) => failed("payments", e),
             }
-            match self.close_overdue(sale).await {
-                Ok((done, failures)) => (closed, closes_failed) = (done, failures),
+            match self.close_overdue(sale, until).await {
+                Ok((done, failures, later)) => {
+                    (closed, closes_failed) = (done, failures);
+                    postponed += later;
+                }
                 Err(e) => failed("overdue closes", e),
+            }
+            if postponed > 0 {
+                tracing::warn!(sale_id = %sale.id, postponed, "reconcile's budget spent during this sale's slice: the rest waits for a later run");
             }
         }
         if let Some(e) = first_failure {
@@ -335,7 +383,8 @@ impl Reconcile {
             payments_repaired,
             payment_checks_failed,
             closes_failed,
-            deferred: !in_budget,
+            postponed,
+            deferred: until.is_none(),
             recovery,
         })
     }
@@ -393,14 +442,17 @@ impl Reconcile {
     }
 
     /// Asks the provider about the sale's slice of unpaid orders with a payment started,
-    /// a few at once, and applies what it says: money a dropped webhook never told of.
-    /// Returns how many were repaired and how many could not be checked (logged: the
-    /// next run asks again).
-    async fn check_payments(&self, sale: &Sale) -> Result<(usize, usize)> {
+    /// a few at once, those that may start by `until`, and applies what it says: money a
+    /// dropped webhook never told of. Returns how many were repaired, how many could not
+    /// be checked (logged: the next run asks again) and how many were not started.
+    async fn check_payments(&self, sale: &Sale, until: Until) -> Result<(usize, usize, usize)> {
         let awaiting =
             self.stores.mysql.awaiting_payment(sale.id, self.payment_check_after, self.slices.payments).await?;
-        let outcomes: Vec<Result<bool>> = stream::iter(awaiting)
-            .map(|(order, intent)| async move {
+        let slice = awaiting.len();
+        // The deadline is read as each call is about to start (a place in flight is free).
+        let outcomes: Vec<Result<bool>> = stream::iter(awaiting.into_iter().enumerate())
+            .take_while(|(n, _)| future::ready(until.may_start(*n)))
+            .map(|(_, (order, intent))| async move {
                 self.check_payment(sale, order, &intent).await.inspect_err(|e| {
                     tracing::warn!(sale_id = %sale.id, order_id = %order, payment_intent = %intent, error = %e,
                         "payment not checked with the provider; next run asks again");
@@ -411,7 +463,7 @@ impl Reconcile {
             .await;
         let repaired = outcomes.iter().filter(|o| matches!(o, Ok(true))).count();
         let failed = outcomes.iter().filter(|o| o.is_err()).count();
-        Ok((repaired, failed))
+        Ok((repaired, failed, slice - outcomes.len()))
     }
 
     /// One order's payment as the provider has it, applied; `true` when it moved the order.
@@ -430,13 +482,17 @@ impl Reconcile {
         Ok(false)
     }
 
-    /// Closes the sale's slice of unpaid orders well past their deadline, a few at once:
-    /// their close message was lost (to the DLQ, say) or is stuck, and their units must
-    /// not stay held. Returns how many closed and how many closes failed (logged).
-    async fn close_overdue(&self, sale: &Sale) -> Result<(usize, usize)> {
+    /// Closes the sale's slice of unpaid orders well past their deadline, a few at once,
+    /// those that may start by `until`: their close message was lost (to the DLQ, say) or
+    /// is stuck, and their units must not stay held. Returns how many closed, how many
+    /// closes failed (logged) and how many were not started.
+    async fn close_overdue(&self, sale: &Sale, until: Until) -> Result<(usize, usize, usize)> {
         let overdue = self.stores.mysql.overdue_unpaid(sale.id, self.overdue_after, self.slices.closes).await?;
-        let outcomes: Vec<Result<Closing>> = stream::iter(overdue)
-            .map(|order| async move {
+        let slice = overdue.len();
+        // The deadline is read as each close is about to start (a place in flight is free).
+        let outcomes: Vec<Result<Closing>> = stream::iter(overdue.into_iter().enumerate())
+            .take_while(|(n, _)| future::ready(until.may_start(*n)))
+            .map(|(_, order)| async move {
                 self.stores.close_order(&self.provider, order).await.inspect_err(|e| {
                     tracing::warn!(sale_id = %sale.id, order_id = %order, error = %e, "overdue order not closed; next run tries again");
                 })
@@ -449,7 +505,7 @@ impl Reconcile {
         if closed > 0 {
             tracing::warn!(sale_id = %sale.id, closed, "overdue unpaid orders closed by reconcile");
         }
-        Ok((closed, failed))
+        Ok((closed, failed, slice - outcomes.len()))
     }
 }
 
