@@ -113,7 +113,7 @@ fn check_of(checks: &[SaleCheck], sale: u64) -> &SaleCheck {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sale_whose_payments_the_provider_cannot_read_still_closes_its_overdue_orders_and_every_sale_is_served_within_a_lap(
 ) {
-    let stack = stack_with_own_database("fairness").await;
+    let stack = stack_with_own_database("fairness", |_| {}).await;
     let api = Api::new(&stack);
     let db = mysql(&stack).await;
     // Three sales with two overdue orders each; the middle one also has two orders whose
@@ -183,7 +183,7 @@ async fn a_sale_whose_payments_the_provider_cannot_read_still_closes_its_overdue
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sale_with_more_overdue_orders_than_its_slice_is_closed_over_runs_while_a_later_sale_is_served_in_the_first()
 {
-    let stack = stack_with_own_database("fairness").await;
+    let stack = stack_with_own_database("fairness", |_| {}).await;
     let api = Api::new(&stack);
     let db = mysql(&stack).await;
     let (busy, busy_orders) = sale_with_unpaid(&api, 5).await;
@@ -211,7 +211,7 @@ async fn a_sale_with_more_overdue_orders_than_its_slice_is_closed_over_runs_whil
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_starts_no_provider_read_or_close_once_its_budget_is_spent() {
-    let stack = stack_with_own_database("fairness").await;
+    let stack = stack_with_own_database("fairness", |_| {}).await;
     let api = Api::new(&stack);
     let db = mysql(&stack).await;
     // A quiet sale the run begins with, then one whose slice (25 payment reads and 40
@@ -262,7 +262,7 @@ async fn a_run_starts_no_provider_read_or_close_once_its_budget_is_spent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_stopped_part_way_through_a_sale_has_the_next_run_begin_with_the_sale_after_it() {
-    let stack = stack_with_own_database("fairness").await;
+    let stack = stack_with_own_database("fairness", |_| {}).await;
     let api = Api::new(&stack);
     let db = mysql(&stack).await;
     let (slow, slow_orders) = sale_with_payments(&api, 16).await;

@@ -30,13 +30,17 @@ pub async fn stack_with(customize: impl FnOnce(&mut Options)) -> Stack {
 /// A stack on a MySQL database of its own, for a test whose sales another test's
 /// reconcile must not touch: a run over every open sale (which several tests make)
 /// would otherwise close this test's overdue orders under it.
-pub async fn stack_with_own_database(name: &str) -> Stack {
+pub async fn stack_with_own_database(name: &str, customize: impl FnOnce(&mut Options)) -> Stack {
     let config = flashsale::Config::from_env().unwrap();
     let server = config.database_url.expose().rsplit_once('/').unwrap().0.to_string();
     let database = format!("flashsale_{name}_{:08x}", rand::random::<u32>());
     let admin = sqlx::MySqlPool::connect(&server).await.unwrap();
     sqlx::query(&format!("CREATE DATABASE {database}")).execute(&admin).await.unwrap();
-    let stack = stack_with(|o| o.config.database_url = format!("{server}/{database}").into()).await;
+    let stack = stack_with(|o| {
+        customize(o);
+        o.config.database_url = format!("{server}/{database}").into();
+    })
+    .await;
     // Its sales share the tests' Redis database: their ids start far from everyone else's.
     let first_id = 1_000_000_000 + u64::from(rand::random::<u32>() % 1_000_000_000);
     sqlx::query(&format!("ALTER TABLE sales AUTO_INCREMENT = {first_id}")).execute(&mysql(&stack).await).await.unwrap();

@@ -213,7 +213,7 @@ async fn money_that_reaches_an_order_after_it_closed_is_refunded_exactly_once() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_webhook_endpoint_down_reconcile_brings_every_paid_order_to_paid() {
-    let stack = stack_with(|o| o.config.payment_check_after = Duration::ZERO).await;
+    let stack = stack_with_own_database("payments", |o| o.config.payment_check_after = Duration::ZERO).await;
     let api = Api::new(&stack);
     api.webhook_to(&stack, Some("http://127.0.0.1:9/")).await;
     let sale = api.sale(sale_spec(4, 1, 600, -1, 3600)).await;

@@ -95,7 +95,7 @@ async fn books(api: &Api, stack: &Stack, sale: u64) -> (Vec<(u64, String, Option
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_intents_are_never_refunded_and_change_no_order() {
-    let stack = stack_with(|o| o.config.payment_check_after = Duration::ZERO).await;
+    let stack = stack_with_own_database("foreign_money", |o| o.config.payment_check_after = Duration::ZERO).await;
     let api = Api::new(&stack);
     let capture = Capture::start().await;
     let sale = api.sale(sale_spec(3, 1, 2, -1, 3600)).await;
@@ -195,7 +195,7 @@ async fn pay_attached(api: &Api, user: &str, order: &str, intent: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_made_before_intents_were_tagged_pays_its_order_by_the_webhook_and_by_reconcile() {
-    let stack = stack_with(|o| o.config.payment_check_after = Duration::ZERO).await;
+    let stack = stack_with_own_database("foreign_money", |o| o.config.payment_check_after = Duration::ZERO).await;
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(2, 1, 600, -1, 3600)).await;
 
@@ -232,7 +232,7 @@ async fn at_provider_intent(api: &Api, stack: &Stack, intent: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_of_another_amount_or_currency_leaves_the_order_unpaid_and_goes_back() {
-    let stack = stack_with(|o| o.config.payment_check_after = Duration::ZERO).await;
+    let stack = stack_with_own_database("foreign_money", |o| o.config.payment_check_after = Duration::ZERO).await;
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(2, 1, 600, -1, 3600)).await;
     let db = mysql(&stack).await;
