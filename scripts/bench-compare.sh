@@ -84,13 +84,15 @@ trap 'kill "${STACKS[@]}" 2>/dev/null || true' EXIT
 for v in old new; do
   mysql -h127.0.0.1 -uflashsale -pflashsale -e "DROP DATABASE IF EXISTS flashsale_bench_$v; CREATE DATABASE flashsale_bench_$v"
   redis-cli -n "${DB[$v]}" FLUSHDB >/dev/null
-  # Each stack migrates its own database at start.
+  # Each stack migrates its own database at start. The pending-orders table under its
+  # name and its older one, which the baseline reads.
   FLASHSALE_LOCAL_ADDR="127.0.0.1:${PORT[$v]}" \
     FLASHSALE_DATABASE_URL="mysql://flashsale:flashsale@127.0.0.1:3306/flashsale_bench_$v" \
     FLASHSALE_REDIS_URL="redis://127.0.0.1:6379/${DB[$v]}" \
     FLASHSALE_LOCAL_QUEUE_PREFIX="compare-$v-$STAMP-" \
     FLASHSALE_BUCKET="flashsale-compare-$v-pages" \
     FLASHSALE_LEASE_TABLE="flashsale-compare-$v-$STAMP-id-leases" \
+    FLASHSALE_PENDING_ORDERS_TABLE="flashsale-compare-$v-$STAMP-pending-orders" \
     FLASHSALE_FALLBACK_TABLE="flashsale-compare-$v-$STAMP-pending-orders" \
     "$WORK/flashsale-local-$v" serve > "$WORK/stack-$v.log" 2>&1 &
   STACKS+=($!)

@@ -5,10 +5,10 @@
 # Usage: scripts/services.sh up|down|status|env|test-env|reset-test
 #   env        the variables of the developer's stack (`make run`)
 #   test-env   the variables of the tests: a MySQL database, a Redis database, a
-#              bucket, a lease table and a fallback table of their own, so `make run` never shows
+#              bucket, a lease table and a pending-orders table of their own, so `make run` never shows
 #              what the tests left and the dev stack's reconcile never works through it
 #   reset-test drop and recreate the tests' database, empty their Redis database and
-#              drop their fallback table,
+#              drop their pending-orders table,
 #              so every `make test` starts as a fresh machine's first run does
 set -euo pipefail
 
@@ -259,7 +259,7 @@ export FLASHSALE_REDIS_WAIT_REPLICAS=1
 export FLASHSALE_DATABASE_URL=mysql://flashsale:flashsale@127.0.0.1:3306/$TEST_DATABASE
 export FLASHSALE_BUCKET=flashsale-test-pages
 export FLASHSALE_LEASE_TABLE=flashsale-test-id-leases
-export FLASHSALE_FALLBACK_TABLE=$TEST_PENDING_TABLE
+export FLASHSALE_PENDING_ORDERS_TABLE=$TEST_PENDING_TABLE
 EOF
   aws_env
 }
@@ -268,7 +268,7 @@ cmd_reset_test() {
   mysql_root "DROP DATABASE IF EXISTS $TEST_DATABASE; CREATE DATABASE $TEST_DATABASE"
   have redis-cli || apt_install redis-tools
   redis-cli -h 127.0.0.1 -p 6379 -n "$TEST_REDIS_DB" flushdb >/dev/null
-  # The fallback table keys orders by sale id, and sale ids start again with the
+  # The pending-orders table keys orders by sale id, and sale ids start again with the
   # database: a kept order of an earlier run would join a new sale of the same id.
   # The stacks create the table again when they start.
   # moto checks no signature; 400 is "no such table", which is as good.

@@ -17,7 +17,7 @@ use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::Redis;
 use flashsale::stores::Stores;
 use flashsale::{Config, OrderId, SaleId, UserId};
-use flashsale_testing::{RecordingFallback, RecordingQueue};
+use flashsale_testing::{RecordingPendingOrders, RecordingQueue};
 use futures::stream::{self, StreamExt};
 use persist_orders::PersistOrders;
 
@@ -77,12 +77,12 @@ async fn main() {
     config.db_timeout = Duration::from_secs(30);
     let db = Mysql::connect(&config).unwrap();
     db.migrate().await.expect("MariaDB up? (scripts/services.sh up)");
-    let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+    let (queue, pending_orders) = (RecordingQueue::default(), RecordingPendingOrders::default());
     let stores = Stores {
         mysql: Mysql::connect(&config).unwrap(),
         redis: Redis::connect(&config).unwrap(),
         queue: Box::new(queue.clone()),
-        fallback: Box::new(fallback),
+        pending_orders: Box::new(pending_orders),
     };
     let persist = PersistOrders::new(stores, config.max_delay_secs);
     let raw = sqlx::mysql::MySqlPoolOptions::new()

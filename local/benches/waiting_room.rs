@@ -20,7 +20,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use flashsale::domain::{QueueMode, WaitingRoom};
-use flashsale::queue::{solve, Challenge, QueueKeys};
+use flashsale::waiting_room::{solve, Challenge, RoomKeys};
 use flashsale::{SaleId, UserId};
 use futures::stream::{self, StreamExt};
 use sha2::{Digest, Sha256};
@@ -140,7 +140,7 @@ async fn main() {
     }
 
     // The function's CPU per check, one core, next to one SHA-256 of the same salt.
-    let keys = QueueKeys::new(stack.config.queue_key.as_ref().unwrap());
+    let keys = RoomKeys::new(stack.config.queue_key.as_ref().unwrap());
     let user = UserId::new("bench-shopper").unwrap();
     let now_ms = chrono::Utc::now().timestamp_millis();
     let proof = solve(&keys.challenge(SaleId(1), &user, 1_000, now_ms)).unwrap();

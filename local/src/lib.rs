@@ -87,9 +87,9 @@ pub struct Options {
 /// A function's own sign-ins.
 #[derive(Clone, Debug)]
 pub struct FunctionUser {
-    pub database_url: flashsale::config::Secret,
+    pub database_url: flashsale::Secret,
     /// Its Redis ACL user and password.
-    pub redis: Option<(String, flashsale::config::Secret)>,
+    pub redis: Option<(String, flashsale::Secret)>,
 }
 
 /// `name` parsed, `default` when unset or empty; a value that does not parse is refused
@@ -188,7 +188,7 @@ pub async fn start(options: Options) -> Result<Stack> {
     let names = Names {
         prefix: options.queue_prefix.clone(),
         lease_table: config.lease_table.clone(),
-        fallback_table: config.fallback_table.clone(),
+        pending_orders_table: config.pending_orders_table.clone(),
         bucket: config.bucket.clone(),
         max_receives: options.max_receives,
         visibility_timeout_secs: options.visibility_timeout_secs,
@@ -200,7 +200,7 @@ pub async fn start(options: Options) -> Result<Stack> {
     // The local edge sends the value the functions accept: its own, never a secret's.
     config.origin_secret = None;
     if config.origin_verify.is_empty() {
-        config.origin_verify = vec![flashsale::config::Secret::new(format!("{:032x}", rand::random::<u128>()))];
+        config.origin_verify = vec![flashsale::Secret::new(format!("{:032x}", rand::random::<u128>()))];
     }
     let origin = config.origin_verify[0]
         .expose()
@@ -209,7 +209,7 @@ pub async fn start(options: Options) -> Result<Stack> {
     // One key for the stack's functions, as the secret is one for every container.
     config.queue_secret = None;
     if config.queue_key.is_none() {
-        config.queue_key = Some(flashsale::config::Secret::new(format!("{:064x}", rand::random::<u128>())));
+        config.queue_key = Some(flashsale::Secret::new(format!("{:064x}", rand::random::<u128>())));
     }
     if options.migrate {
         Mysql::connect(&config)?.migrate().await?;

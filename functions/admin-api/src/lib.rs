@@ -19,7 +19,7 @@
 //!   publish, resync, a waiting room's change) with who asked, when, what, and how it
 //!   ended; `?sale=` one sale's, paged as above.
 //!
-//! Every change is entered in the audit trail before it is made (`flashsale::audit`).
+//! Every change is entered in the audit trail before it is made (`flashsale::staff_audit`).
 
 use std::collections::BTreeMap;
 
@@ -28,7 +28,7 @@ use flashsale::domain::{NewSale, SaleDraft, SaleState, WaitingRoom};
 use flashsale::ids::snowflake::minted_at_ms;
 use flashsale::lambda::http::{self, json, problem};
 use flashsale::orders::{find_order, OrderFilter};
-use flashsale::outbox::{FallbackTable, KeptOrders};
+use flashsale::outbox::{PendingOrders, PendingOrdersTable};
 use flashsale::pages::Publisher;
 use flashsale::recovery::drift::{sale_report, StatusCount};
 use flashsale::recovery::{self, Drain, Recovery};
@@ -57,7 +57,7 @@ pub struct AdminApi {
     mysql: Mysql,
     redis: Redis,
     /// The pending-orders table: counted when a sale's state is rebuilt.
-    fallback: FallbackTable,
+    pending_orders: PendingOrdersTable,
     pages: Publisher,
     /// What publishing again waits for when Redis lost the sale.
     drain: Drain,
@@ -65,8 +65,8 @@ pub struct AdminApi {
 }
 
 impl AdminApi {
-    pub fn new(mysql: Mysql, redis: Redis, fallback: FallbackTable, pages: Publisher, drain: Drain) -> Self {
-        AdminApi { mysql, redis, fallback, pages, drain, edge: http::EdgeOnly::default() }
+    pub fn new(mysql: Mysql, redis: Redis, pending_orders: PendingOrdersTable, pages: Publisher, drain: Drain) -> Self {
+        AdminApi { mysql, redis, pending_orders, pages, drain, edge: http::EdgeOnly::default() }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
@@ -76,7 +76,7 @@ impl AdminApi {
             ..AdminApi::new(
                 Mysql::from_config(config, sdk)?,
                 Redis::connect(config)?,
-                FallbackTable::new(sdk, config),
+                PendingOrdersTable::new(sdk, config),
                 Publisher::from_config(sdk, config),
                 Drain::from_config(config),
             )
@@ -85,7 +85,7 @@ impl AdminApi {
 
     /// Sets the sale's Redis state from MySQL and the pending-orders table, present or not.
     async fn resync(&self, id: SaleId) -> Result<Option<i64>> {
-        let recorded = self.fallback.of_sale(id).await?;
+        let recorded = self.pending_orders.of_sale(id).await?;
         recovery::rebuild(&self.mysql, &self.redis, id, &recorded, true).await
     }
 
@@ -314,7 +314,7 @@ impl AdminApi {
             // A state Redis lost is rebuilt only once the records in flight are written,
             // as a shopper's request would.
             if let Recovery::Waiting { .. } =
-                recovery::recover(&self.mysql, &self.redis, &self.fallback, &sale, self.drain).await?
+                recovery::recover(&self.mysql, &self.redis, &self.pending_orders, &sale, self.drain).await?
             {
                 return Err(recovery::recovering());
             }

@@ -28,13 +28,13 @@ use flashsale::domain::OrderMessage;
 use flashsale::ids::{IdGenerator, WorkerLeases};
 use flashsale::lambda::http::{self, json, problem};
 use flashsale::memo::SaleMemo;
-use flashsale::outbox::{HandOff, KeptOrders};
-use flashsale::queue::QueueKeys;
+use flashsale::outbox::{HandOff, PendingOrders};
 use flashsale::recovery::{self, Drain, MissingSales};
 use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::Redis;
 use flashsale::stores::sqs::Outbound;
 use flashsale::stores::Stores;
+use flashsale::waiting_room::RoomKeys;
 use flashsale::{Config, Error, OrderStatus, Result, SaleId};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -85,13 +85,13 @@ fn may_have_run(e: &Error) -> bool {
 pub struct Admit {
     mysql: Mysql,
     redis: Redis,
-    fallback: Arc<dyn KeptOrders>,
+    pending_orders: Arc<dyn PendingOrders>,
     hand_off: HandOff,
     /// The replicas that must acknowledge an admission, when there are any.
     replication: Option<Replication>,
     /// Until when (ms) the replicas are taken to be lagging: admissions then skip `WAIT`,
     /// which would hold their connection for its whole timeout, and keep the order in
-    /// the fallback table at once.
+    /// the pending-orders table at once.
     replicas_late_until_ms: AtomicI64,
     ids: Arc<IdGenerator>,
     /// Sales Redis said were sold out a moment ago, with who held their units then (when
@@ -108,20 +108,21 @@ pub struct Admit {
     /// How long an unreplicated order may wait for its record to begin.
     record_within: std::time::Duration,
     /// Checks the waiting rooms' passes (the script spends them).
-    queue: Option<QueueKeys>,
+    queue: Option<RoomKeys>,
     edge: http::EdgeOnly,
 }
 
 impl Admit {
     /// With the sold-out memo, recovery and send timings of `config`.
     pub fn new(stores: Stores, ids: Arc<IdGenerator>, config: &Config) -> Self {
-        let Stores { mysql, redis, queue, fallback } = stores;
-        let (queue, fallback): (Arc<dyn Outbound>, Arc<dyn KeptOrders>) = (queue.into(), fallback.into());
+        let Stores { mysql, redis, queue, pending_orders } = stores;
+        let (queue, pending_orders): (Arc<dyn Outbound>, Arc<dyn PendingOrders>) =
+            (queue.into(), pending_orders.into());
         Admit {
             mysql,
             redis,
-            hand_off: HandOff::start(queue, fallback.clone()),
-            fallback,
+            hand_off: HandOff::start(queue, pending_orders.clone()),
+            pending_orders,
             replication: (config.redis_wait_replicas > 0)
                 .then_some(Replication { replicas: config.redis_wait_replicas, timeout: config.admit_durable_bound }),
             replicas_late_until_ms: AtomicI64::new(0),
@@ -131,7 +132,7 @@ impl Admit {
             missing: MissingSales::new(config.sold_out_ttl, Drain::from_config(config)),
             settle_bound: config.admit_settle_bound,
             record_within: config.aws_timeout,
-            queue: QueueKeys::from_config(config),
+            queue: RoomKeys::from_config(config),
             edge: http::EdgeOnly::default(),
         }
     }
@@ -182,7 +183,7 @@ impl Admit {
         // A pass is checked here (signature, shopper, sale, expiry); the script spends it.
         let pass = match pass {
             Some(token) => {
-                let keys = QueueKeys::required(&self.queue)?;
+                let keys = RoomKeys::required(&self.queue)?;
                 Some(keys.check_pass(&token, sale_id, &caller.user, chrono::Utc::now().timestamp_millis())?)
             }
             None => None,
@@ -206,7 +207,7 @@ impl Admit {
         let (admission, replicated) = match self.admit_replicated(&order, pass).await {
             Ok((Admission::UnknownSale, _)) => {
                 // A lost sale rebuilt by this call: this request goes on.
-                self.missing.recover(&self.mysql, &self.redis, &*self.fallback, sale_id).await?;
+                self.missing.recover(&self.mysql, &self.redis, &*self.pending_orders, sale_id).await?;
                 self.admit_replicated(&order, pass).await?
             }
             Ok(admitted) => admitted,
@@ -311,7 +312,7 @@ impl Admit {
             return Ok(accepted(order, remaining));
         }
         // A record that failed ambiguously may have been written: a rebuild would count it.
-        if let Err(e) = self.fallback.forget(order).await {
+        if let Err(e) = self.pending_orders.forget(order).await {
             tracing::warn!(error = %e, "undone order not forgotten in the pending-orders table; reconcile does");
         }
         Err(not_kept)
@@ -334,7 +335,7 @@ impl Admit {
         match handed {
             Some(handed) => handed.await.unwrap_or_else(|_| Err(Error::Internal("the hand-off task stopped".into()))),
             // Too many orders wait for the hand-off: recorded at once, sent by the check-back.
-            None => self.fallback.keep(order).await,
+            None => self.pending_orders.keep(order).await,
         }
     }
 }
@@ -354,21 +355,21 @@ mod tests {
     use std::time::Duration;
 
     use flashsale::{OrderId, UserId};
-    use flashsale_testing::{stores, RecordingFallback, RecordingQueue};
+    use flashsale_testing::{stores, RecordingPendingOrders, RecordingQueue};
 
     use super::*;
 
     /// An `admit` whose Redis and MySQL are a closed port: only the queue and the
-    /// fallback answer.
-    fn admit(queue: &RecordingQueue, fallback: &RecordingFallback) -> Admit {
-        admit_with_replicas(queue, fallback, 0)
+    /// pending-orders table answer.
+    fn admit(queue: &RecordingQueue, pending_orders: &RecordingPendingOrders) -> Admit {
+        admit_with_replicas(queue, pending_orders, 0)
     }
 
-    fn admit_with_replicas(queue: &RecordingQueue, fallback: &RecordingFallback, replicas: u32) -> Admit {
+    fn admit_with_replicas(queue: &RecordingQueue, pending_orders: &RecordingPendingOrders, replicas: u32) -> Admit {
         let ids = Arc::new(IdGenerator::with_worker(1, Duration::from_secs(60), Arc::new(SystemClock)));
         let mut config = Config::from_env().unwrap();
         config.redis_wait_replicas = replicas;
-        Admit::new(stores(queue, fallback), ids, &config)
+        Admit::new(stores(queue, pending_orders), ids, &config)
     }
 
     fn order() -> OrderMessage {
@@ -381,46 +382,46 @@ mod tests {
 
     #[tokio::test]
     async fn an_admitted_order_is_recorded_then_sent_and_the_shopper_hears_202() {
-        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
-        let admit = admit(&queue, &fallback);
+        let (queue, pending_orders) = (RecordingQueue::default(), RecordingPendingOrders::default());
+        let admit = admit(&queue, &pending_orders);
         let response = admit.admitted(&order(), Some(8), false).await.unwrap();
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         assert_eq!(
             body(&response),
             j!({"order_id": "42", "sale_id": 3, "status": OrderStatus::Pending, "quantity": 2, "remaining": 8})
         );
-        assert_eq!(fallback.kept(), [order()], "where a rebuild counts it until MySQL has it");
+        assert_eq!(pending_orders.kept(), [order()], "where a rebuild counts it until MySQL has it");
         admit.settled().await;
         assert_eq!(queue.orders(), [order()]);
     }
 
     #[tokio::test]
     async fn when_sqs_fails_the_recorded_order_still_gets_its_202() {
-        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+        let (queue, pending_orders) = (RecordingQueue::default(), RecordingPendingOrders::default());
         queue.fail(true);
-        let response = admit(&queue, &fallback).admitted(&order(), None, false).await.unwrap();
+        let response = admit(&queue, &pending_orders).admitted(&order(), None, false).await.unwrap();
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         assert!(body(&response).get("remaining").is_none(), "no stock figure when none is known");
-        assert_eq!(fallback.kept(), [order()]);
+        assert_eq!(pending_orders.kept(), [order()]);
     }
 
     #[tokio::test]
     async fn without_replicas_the_shopper_hears_202_only_once_the_order_is_recorded() {
-        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
-        fallback.slow(Duration::from_millis(300));
+        let (queue, pending_orders) = (RecordingQueue::default(), RecordingPendingOrders::default());
+        pending_orders.slow(Duration::from_millis(300));
         let started = std::time::Instant::now();
-        let response = admit(&queue, &fallback).admitted(&order(), Some(8), false).await.unwrap();
+        let response = admit(&queue, &pending_orders).admitted(&order(), Some(8), false).await.unwrap();
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         assert!(started.elapsed() >= Duration::from_millis(300), "answered before the order left the primary");
-        assert_eq!(fallback.kept(), [order()]);
+        assert_eq!(pending_orders.kept(), [order()]);
     }
 
     #[tokio::test]
     async fn an_order_the_table_cannot_record_is_never_sent_and_gets_no_202() {
         for replicas in [0, 1] {
-            let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
-            fallback.fail(true);
-            let admit = admit_with_replicas(&queue, &fallback, replicas);
+            let (queue, pending_orders) = (RecordingQueue::default(), RecordingPendingOrders::default());
+            pending_orders.fail(true);
+            let admit = admit_with_replicas(&queue, &pending_orders, replicas);
             // Not replicated: the admission is taken back in Redis (unreachable here: an
             // error either way).
             let error = admit.admitted(&order(), Some(8), false).await.unwrap_err();
@@ -433,20 +434,20 @@ mod tests {
 
     #[tokio::test]
     async fn an_order_whose_record_cannot_begin_in_time_is_neither_recorded_nor_sent() {
-        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
-        let admit = admit(&queue, &fallback);
+        let (queue, pending_orders) = (RecordingQueue::default(), RecordingPendingOrders::default());
+        let admit = admit(&queue, &pending_orders);
         let too_late = std::time::Instant::now() - Duration::from_millis(1);
         let answer = admit.hand_off.submit(order(), Some(too_late)).unwrap().await.unwrap();
         assert!(answer.is_err(), "a record after a rebuild's wait could go uncounted");
         admit.settled().await;
-        assert!(fallback.kept().is_empty() && queue.orders().is_empty());
+        assert!(pending_orders.kept().is_empty() && queue.orders().is_empty());
     }
 
     #[tokio::test]
     async fn a_slow_queue_delays_no_record() {
-        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+        let (queue, pending_orders) = (RecordingQueue::default(), RecordingPendingOrders::default());
         queue.slow(Duration::from_millis(800));
-        let admit = admit(&queue, &fallback);
+        let admit = admit(&queue, &pending_orders);
         // Six batches: more than are recorded at once, each sent slowly after its record.
         let orders: Vec<OrderMessage> =
             (0..60).map(|i| OrderMessage { order_id: OrderId(300 + i), ..order() }).collect();
@@ -460,22 +461,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_replicated_admission_does_not_wait_for_a_slow_queue_and_the_order_still_reaches_it() {
-        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+        let (queue, pending_orders) = (RecordingQueue::default(), RecordingPendingOrders::default());
         queue.slow(Duration::from_millis(600));
         let started = std::time::Instant::now();
-        let response = admit_with_replicas(&queue, &fallback, 1).admitted(&order(), Some(8), true).await.unwrap();
+        let response = admit_with_replicas(&queue, &pending_orders, 1).admitted(&order(), Some(8), true).await.unwrap();
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         assert!(started.elapsed() < Duration::from_millis(500), "answered after the bound, not after the send");
         assert!(queue.orders().is_empty(), "still on its way");
         tokio::time::sleep(Duration::from_millis(800)).await;
         assert_eq!(queue.orders(), [order()], "the send went on after the answer");
-        assert_eq!(fallback.kept(), [order()], "recorded first");
+        assert_eq!(pending_orders.kept(), [order()], "recorded first");
     }
 
     #[tokio::test]
     async fn settled_waits_for_every_send_still_on_its_way_after_the_answers() {
-        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
-        let admit = admit_with_replicas(&queue, &fallback, 1);
+        let (queue, pending_orders) = (RecordingQueue::default(), RecordingPendingOrders::default());
+        let admit = admit_with_replicas(&queue, &pending_orders, 1);
         admit.settled().await; // nothing handed off yet
         queue.slow(Duration::from_millis(300));
         let orders: Vec<OrderMessage> =
@@ -490,9 +491,9 @@ mod tests {
 
     #[tokio::test]
     async fn orders_admitted_together_go_out_together_ten_to_a_call() {
-        let (queue, fallback) = (RecordingQueue::default(), RecordingFallback::default());
+        let (queue, pending_orders) = (RecordingQueue::default(), RecordingPendingOrders::default());
         queue.slow(Duration::from_millis(20));
-        let admit = admit(&queue, &fallback);
+        let admit = admit(&queue, &pending_orders);
         let orders: Vec<OrderMessage> =
             (0..25).map(|i| OrderMessage { order_id: OrderId(100 + i), ..order() }).collect();
         let answers = futures::future::join_all(orders.iter().map(|o| admit.admitted(o, None, false))).await;

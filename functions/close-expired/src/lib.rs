@@ -71,7 +71,7 @@ impl CloseExpired {
 mod tests {
     use aws_lambda_events::event::sqs::SqsMessage;
     use flashsale::{OrderId, SaleId};
-    use flashsale_testing::{stores, unreachable_provider, RecordingFallback, RecordingQueue};
+    use flashsale_testing::{stores, unreachable_provider, RecordingPendingOrders, RecordingQueue};
 
     use super::*;
 
@@ -100,13 +100,13 @@ mod tests {
     async fn an_early_message_goes_on_as_the_next_hop_and_touches_no_store() {
         let queue = RecordingQueue::default();
         // MySQL and Redis are a closed port here: reaching for them would fail the record.
-        let close = CloseExpired::new(stores(&queue, &RecordingFallback::default()), unreachable_provider(), 900);
+        let close = CloseExpired::new(stores(&queue, &RecordingPendingOrders::default()), unreachable_provider(), 900);
         let hour_away = due_in(3_600_000);
         assert!(failed(&close.handle(event("m1", &hour_away)).await).is_empty());
         assert_eq!(queue.closes(), [(hour_away, 900)], "one hop of the longest delay, same deadline");
 
         let queue = RecordingQueue::default();
-        let close = CloseExpired::new(stores(&queue, &RecordingFallback::default()), unreachable_provider(), 900);
+        let close = CloseExpired::new(stores(&queue, &RecordingPendingOrders::default()), unreachable_provider(), 900);
         let soon = due_in(42_500);
         assert!(failed(&close.handle(event("m2", &soon)).await).is_empty());
         let (hop, delay) = &queue.closes()[0];
@@ -118,14 +118,14 @@ mod tests {
     async fn a_next_hop_sqs_refuses_is_redelivered() {
         let queue = RecordingQueue::default();
         queue.fail(true);
-        let close = CloseExpired::new(stores(&queue, &RecordingFallback::default()), unreachable_provider(), 900);
+        let close = CloseExpired::new(stores(&queue, &RecordingPendingOrders::default()), unreachable_provider(), 900);
         assert_eq!(failed(&close.handle(event("m1", &due_in(3_600_000))).await), ["m1"]);
     }
 
     #[tokio::test]
     async fn a_due_message_closes_in_mysql_and_is_redelivered_while_mysql_is_away() {
         let queue = RecordingQueue::default();
-        let close = CloseExpired::new(stores(&queue, &RecordingFallback::default()), unreachable_provider(), 900);
+        let close = CloseExpired::new(stores(&queue, &RecordingPendingOrders::default()), unreachable_provider(), 900);
         assert_eq!(failed(&close.handle(event("m1", &due_in(-1_000))).await), ["m1"]);
         assert!(queue.closes().is_empty(), "a due order is never sent round again");
     }

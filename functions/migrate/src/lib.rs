@@ -23,9 +23,9 @@ use aws_lambda_events::event::cloudformation::{
     CloudFormationCustomResourceRequest as Request, CloudFormationCustomResourceResponse as Response,
     CloudFormationCustomResourceResponseStatus as Status,
 };
-use flashsale::config::Secret;
 use flashsale::stores::access;
 use flashsale::stores::mysql::{schema, Mysql};
+use flashsale::Secret;
 use flashsale::{Config, Error, Result};
 use serde::Deserialize;
 use sqlx::migrate::Migrator;

@@ -28,12 +28,12 @@
 
 use std::time::{Duration, SystemTime};
 
-use flashsale::config::Secret;
 use flashsale::lambda::http::{self, json, problem};
 use flashsale::payments::provider::{Maker, STACK_TAG};
 use flashsale::payments::{received, Provider, Received};
 use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::Redis;
+use flashsale::Secret;
 use flashsale::{Config, Error, Result};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::RequestExt;

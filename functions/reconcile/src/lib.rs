@@ -43,7 +43,7 @@ use chrono::Utc;
 use flashsale::domain::OrderMessage;
 use flashsale::orders::Closing;
 use flashsale::outbox::handoff::record_and_send;
-use flashsale::outbox::ledger::settle_records;
+use flashsale::outbox::pending_orders::settle_records;
 use flashsale::pages::Publisher;
 use flashsale::payments::{received, Provider, Received};
 use flashsale::recovery::drift::{sale_report, SaleReport};
@@ -317,7 +317,7 @@ impl Reconcile {
     async fn check_sliced(&self, sale: &Sale, until: Option<Until>) -> Result<SaleCheck> {
         let stores = &self.stores;
         let recovery =
-            match recovery::recover(&stores.mysql, &stores.redis, &*stores.fallback, sale, self.drain).await? {
+            match recovery::recover(&stores.mysql, &stores.redis, &*stores.pending_orders, sale, self.drain).await? {
                 Recovery::Present | Recovery::NotLive => None,
                 other => {
                     tracing::warn!(sale_id = %sale.id, recovery = ?other, "sale state missing in Redis");
@@ -393,7 +393,7 @@ impl Reconcile {
     /// recorded orders in neither MySQL nor the outbox. Returns how many were sent.
     async fn send_on_stranded(&self, sale: SaleId) -> Result<usize> {
         let stores = &self.stores;
-        let records = settle_records(&stores.mysql, &stores.redis, &*stores.fallback, sale).await?;
+        let records = settle_records(&stores.mysql, &stores.redis, &*stores.pending_orders, sale).await?;
         if records.forgotten > 0 {
             tracing::debug!(sale_id = %sale, forgotten = records.forgotten, "landed or undone orders forgotten in the pending-orders table");
         }
@@ -415,7 +415,7 @@ impl Reconcile {
     async fn check_back(&self, sale: SaleId) -> Result<usize> {
         let stores = &self.stores;
         let stale = stores.redis.outbox_before(sale, Utc::now() - self.resend_after, RESEND_BATCH).await?;
-        let (sent, failed) = delivered(&stale, record_and_send(&*stores.queue, &*stores.fallback, &stale).await);
+        let (sent, failed) = delivered(&stale, record_and_send(&*stores.queue, &*stores.pending_orders, &stale).await);
         let sent: Vec<_> = sent.iter().map(|m| m.order_id).collect();
         stores.redis.touch_outbox(sale, &sent).await?;
         if let Some(e) = failed {

@@ -6,7 +6,7 @@
 //!   `?before=` the previous page's `next`). One admitted a moment ago may still be on
 //!   its way there (`GET /api/orders/{id}` finds it).
 //! - `GET /api/orders/{id}`: the caller's order; `PENDING` while only the outbox knows it.
-//! - The waiting room of a sale that has one (see [`flashsale::queue`]):
+//! - The waiting room of a sale that has one (see [`flashsale::waiting_room`]):
 //!   `GET /api/sales/{id}/queue/challenge` a proof-of-work challenge;
 //!   `POST /api/sales/{id}/queue` join with it solved (again: the same place);
 //!   `GET /api/sales/{id}/queue/status` the number served, public and cached a second
@@ -21,16 +21,17 @@
 //!   becomes `PAID` only on the provider's word (`payment-webhook`), never here.
 
 use chrono::Utc;
+use flashsale::domain::ProofRefused;
 use flashsale::lambda::http::{self, json, problem, Caller};
 use flashsale::orders::{find_order, OrderFilter};
-use flashsale::outbox::KeptOrders;
+use flashsale::outbox::PendingOrders;
 use flashsale::payments::{checkout::checkout, Provider};
-use flashsale::queue::{Proof, ProofRefused, QueueKeys, RoomState};
 use flashsale::recovery::{Drain, MissingSales};
 use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::ms_to_time;
 use flashsale::stores::redis::Redis;
 use flashsale::stores::Stores;
+use flashsale::waiting_room::{Proof, RoomKeys, RoomState};
 use flashsale::{Config, Error, Order, OrderId, Result, SaleId, UserId};
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -43,10 +44,10 @@ pub struct ShopApi {
     mysql: Mysql,
     redis: Redis,
     /// Only to rebuild a sale Redis lost: the orders recorded and not yet in MySQL.
-    fallback: Box<dyn KeptOrders>,
+    pending_orders: Box<dyn PendingOrders>,
     missing: MissingSales,
     provider: Provider,
-    queue: Option<QueueKeys>,
+    queue: Option<RoomKeys>,
     pass_ttl: Duration,
     edge: http::EdgeOnly,
 }
@@ -63,14 +64,14 @@ const MAX_BODY: usize = 4096;
 
 impl ShopApi {
     pub fn new(stores: Stores, missing: MissingSales, provider: Provider, config: &Config) -> Self {
-        let Stores { mysql, redis, fallback, .. } = stores;
+        let Stores { mysql, redis, pending_orders, .. } = stores;
         ShopApi {
             mysql,
             redis,
-            fallback,
+            pending_orders,
             missing,
             provider,
-            queue: QueueKeys::from_config(config),
+            queue: RoomKeys::from_config(config),
             pass_ttl: config.pass_ttl,
             edge: http::EdgeOnly::default(),
         }
@@ -141,7 +142,7 @@ impl ShopApi {
             Some(sale) => sale,
             None => {
                 // Redis lost a running sale: it is rebuilt (503 meanwhile), not gone.
-                self.missing.recover(&self.mysql, &self.redis, &*self.fallback, id).await?;
+                self.missing.recover(&self.mysql, &self.redis, &*self.pending_orders, id).await?;
                 self.redis.live_sale(&self.mysql, id).await?.ok_or_else(flashsale::recovery::recovering)?
             }
         };
@@ -173,14 +174,14 @@ impl ShopApi {
         if let Some(room) = self.redis.room(id, user).await? {
             return Ok(room);
         }
-        self.missing.recover(&self.mysql, &self.redis, &*self.fallback, id).await?;
+        self.missing.recover(&self.mysql, &self.redis, &*self.pending_orders, id).await?;
         self.redis.room(id, user).await?.ok_or_else(flashsale::recovery::recovering)
     }
 
     async fn challenge(&self, caller: &Caller, id: SaleId) -> Result<Response<Body>> {
         let room = self.room(id, None).await?;
         let challenge =
-            QueueKeys::required(&self.queue)?.challenge(id, &caller.user, room.join_difficulty(), room.now_ms);
+            RoomKeys::required(&self.queue)?.challenge(id, &caller.user, room.join_difficulty(), room.now_ms);
         Ok(no_store(json(StatusCode::OK, &challenge)))
     }
 
@@ -190,7 +191,7 @@ impl ShopApi {
         // Two hashes, before Redis is asked anything; the script spends the proof.
         let now_ms = Utc::now().timestamp_millis();
         let spent = match proof {
-            Some(proof) => Some(QueueKeys::required(&self.queue)?.check_proof(&proof, id, &caller.user, now_ms)?),
+            Some(proof) => Some(RoomKeys::required(&self.queue)?.check_proof(&proof, id, &caller.user, now_ms)?),
             None => None,
         };
         if let Some(spent) = &spent {
@@ -205,7 +206,7 @@ impl ShopApi {
         let joined = match self.redis.join_queue(id, &caller.user, spent.as_ref()).await? {
             Some(joined) => joined,
             None => {
-                self.missing.recover(&self.mysql, &self.redis, &*self.fallback, id).await?;
+                self.missing.recover(&self.mysql, &self.redis, &*self.pending_orders, id).await?;
                 let joined = self.redis.join_queue(id, &caller.user, spent.as_ref()).await?;
                 joined.ok_or_else(flashsale::recovery::recovering)?
             }
@@ -251,7 +252,7 @@ impl ShopApi {
             Some(position) if position <= serving => position,
             position => return Err(Error::NotYourTurn { position, serving }),
         };
-        let pass = QueueKeys::required(&self.queue)?.issue_pass(id, &caller.user, room.now_ms, self.pass_ttl);
+        let pass = RoomKeys::required(&self.queue)?.issue_pass(id, &caller.user, room.now_ms, self.pass_ttl);
         let body = j!({ "pass": pass.token, "expires_at": ms_to_time(pass.expires_ms), "position": position });
         Ok(no_store(json(StatusCode::OK, &body)))
     }

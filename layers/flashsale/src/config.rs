@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::secret::Secret;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -34,10 +34,10 @@ pub struct Config {
     pub lease_table: String,
     /// `FLASHSALE_LEASE_SECS`: how long a worker-id lease lasts; renewed at a third of it.
     pub lease_duration: Duration,
-    /// `FLASHSALE_FALLBACK_TABLE` (formerly `FLASHSALE_PENDING_TABLE`, still accepted):
-    /// the DynamoDB pending-orders table: every admitted order is recorded there before
+    /// `FLASHSALE_PENDING_ORDERS_TABLE` (`FLASHSALE_FALLBACK_TABLE` and
+    /// `FLASHSALE_PENDING_TABLE`, its older names, are read too): the DynamoDB pending-orders table: every admitted order is recorded there before
     /// its SQS send, until reconcile sees MySQL has it (see `outbox`).
-    pub fallback_table: String,
+    pub pending_orders_table: String,
     /// `FLASHSALE_BUCKET`: S3 bucket of the rendered pages.
     pub bucket: String,
     /// `FLASHSALE_REDIS_TIMEOUT_MS`: per Redis call.
@@ -157,20 +157,20 @@ pub enum Need {
 impl Config {
     /// Stops a function at init, with the variable's name, when something it needs is
     /// missing: better than failing the first send of a sale.
-    pub fn require(&self, needs: &[Need]) -> Result<()> {
+    pub fn require(&self, needs: &[Need]) -> Result<(), ConfigError> {
         for need in needs {
             let (name, value) = match need {
                 Need::OrdersQueue => ("FLASHSALE_ORDERS_QUEUE_URL", &self.orders_queue_url),
                 Need::TimeoutsQueue => ("FLASHSALE_TIMEOUTS_QUEUE_URL", &self.timeouts_queue_url),
             };
             if value.is_empty() {
-                return Err(Error::Config(format!("{name} must be set")));
+                return Err(ConfigError(format!("{name} must be set")));
             }
         }
         Ok(())
     }
 
-    pub fn from_env() -> Result<Self> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Config {
             redis_url: Secret::new(var("FLASHSALE_REDIS_URL", "redis://127.0.0.1:6379")),
             redis_auth_secret: Some(var("FLASHSALE_REDIS_AUTH_SECRET", "")).filter(|v| !v.is_empty()),
@@ -186,9 +186,9 @@ impl Config {
             timeouts_queue_url: var("FLASHSALE_TIMEOUTS_QUEUE_URL", ""),
             lease_table: var("FLASHSALE_LEASE_TABLE", "flashsale-id-leases"),
             lease_duration: Duration::from_secs(number("FLASHSALE_LEASE_SECS", 60)?),
-            fallback_table: var_or_alias(
-                "FLASHSALE_FALLBACK_TABLE",
-                "FLASHSALE_PENDING_TABLE",
+            pending_orders_table: var_or_aliases(
+                "FLASHSALE_PENDING_ORDERS_TABLE",
+                &["FLASHSALE_FALLBACK_TABLE", "FLASHSALE_PENDING_TABLE"],
                 "flashsale-pending-orders",
             ),
             bucket: var("FLASHSALE_BUCKET", "flashsale-pages"),
@@ -244,69 +244,40 @@ pub struct PaymentKeys {
     pub webhook_secrets: Vec<Secret>,
 }
 
-/// A credential: never printed, not even by `{:?}`.
-#[derive(Clone, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Secret(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Secret(value.to_string())
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+/// A variable missing or not of its kind: what to set, and how.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
 
 fn var(name: &str, default: &str) -> String {
     std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
 }
 
-/// `name`, else the older name it replaced, else `default`.
-fn var_or_alias(name: &str, old_name: &str, default: &str) -> String {
-    let value = var(name, "");
-    if value.is_empty() {
-        var(old_name, default)
-    } else {
-        value
-    }
+/// The variable `name`, else the first of its older names that is set, else `default`.
+fn var_or_aliases(name: &str, old_names: &[&str], default: &str) -> String {
+    std::iter::once(&name)
+        .chain(old_names)
+        .map(|n| var(n, ""))
+        .find(|value| !value.is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
-fn flag(name: &str) -> Result<bool> {
+fn flag(name: &str) -> Result<bool, ConfigError> {
     match var(name, "false").as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        other => Err(Error::Config(format!("{name}={other:?} is not true or false"))),
+        other => Err(ConfigError(format!("{name}={other:?} is not true or false"))),
     }
 }
 
 /// [`number`] under `name`, or under its former `old_name` while `name` is unset.
-fn number_or_alias<T: std::str::FromStr>(name: &str, old_name: &str, default: T) -> Result<T> {
+fn number_or_alias<T: std::str::FromStr>(name: &str, old_name: &str, default: T) -> Result<T, ConfigError> {
     number(if var(name, "").is_empty() { old_name } else { name }, default)
 }
 
-fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
+fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError> {
     match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v.parse().map_err(|_| Error::Config(format!("{name}={v:?} is not a valid number"))),
+        Ok(v) if !v.is_empty() => v.parse().map_err(|_| ConfigError(format!("{name}={v:?} is not a valid number"))),
         _ => Ok(default),
     }
 }

@@ -1,6 +1,7 @@
 //! The one error type of the shared layer. [`crate::lambda::http::problem`] maps it to
 //! an HTTP status and an RFC 9457 problem body in one place.
 
+use crate::config::ConfigError;
 use crate::domain::{InvalidSale, OrderId, OrderStatus, UnknownStatus};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -30,9 +31,9 @@ pub enum Error {
     #[error("not your turn yet")]
     NotYourTurn { position: Option<u64>, serving: u64 },
     #[error("pass refused: {0}")]
-    PassRefused(#[from] crate::queue::PassRefused),
+    PassRefused(#[from] crate::domain::PassRefused),
     #[error("proof of work refused: {0}")]
-    ProofRefused(#[from] crate::queue::ProofRefused),
+    ProofRefused(#[from] crate::domain::ProofRefused),
     #[error("order is {status} and cannot be paid: {reason}")]
     NotPayable { status: OrderStatus, reason: &'static str },
     #[error("{service} unavailable, retry in {retry_after_secs}s")]
@@ -70,7 +71,7 @@ pub enum Error {
     Provider { operation: &'static str, status: Option<u16>, message: String },
     /// A webhook delivery that is not the provider's.
     #[error("webhook signature: {0}")]
-    BadSignature(#[from] crate::payments::signature::BadSignature),
+    BadSignature(#[from] crate::domain::BadSignature),
     #[error("configuration: {0}")]
     Config(String),
     #[error("internal: {0}")]
@@ -86,6 +87,12 @@ impl From<redis::RedisError> for Error {
 impl From<sqlx::Error> for Error {
     fn from(source: sqlx::Error) -> Self {
         Error::Db { operation: "", source }
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e.0)
     }
 }
 

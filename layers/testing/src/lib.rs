@@ -1,4 +1,4 @@
-//! Stand-ins for SQS and the fallback table in unit tests of handler logic: they keep
+//! Stand-ins for SQS and the pending-orders table in unit tests of handler logic: they keep
 //! what they are handed and fail when told to. A dev-dependency only: no Lambda links
 //! it, and integration tests use the real services.
 
@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use flashsale::config::Config;
 use flashsale::domain::{OrderMessage, SaleId, TimeoutMessage};
 use flashsale::error::{Error, Result};
-use flashsale::outbox::KeptOrders;
+use flashsale::outbox::PendingOrders;
 use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::Redis;
 use flashsale::stores::sqs::{delay_secs, Outbound};
@@ -96,15 +96,15 @@ impl Outbound for RecordingQueue {
     }
 }
 
-/// A fallback table that keeps orders in memory; clones share them.
+/// a pending-orders table that keeps orders in memory; clones share them.
 #[derive(Clone, Default)]
-pub struct RecordingFallback {
+pub struct RecordingPendingOrders {
     failing: Arc<AtomicBool>,
     slowness: Arc<Mutex<Duration>>,
     kept: Arc<Mutex<Vec<OrderMessage>>>,
 }
 
-impl RecordingFallback {
+impl RecordingPendingOrders {
     pub fn fail(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
     }
@@ -126,7 +126,7 @@ impl RecordingFallback {
     }
 }
 
-impl KeptOrders for RecordingFallback {
+impl PendingOrders for RecordingPendingOrders {
     fn keep<'a>(&'a self, order: &'a OrderMessage) -> BoxFuture<'a, Result<()>> {
         let slowness = *self.slowness.lock().unwrap();
         Box::pin(async move {
@@ -156,9 +156,9 @@ impl KeptOrders for RecordingFallback {
     }
 }
 
-/// Stores with `queue` and `fallback`, whose MySQL and Redis are a closed port: a
+/// Stores with `queue` and `pending_orders`, whose MySQL and Redis are a closed port: a
 /// handler that reaches for either fails within a moment, and the test sees it.
-pub fn stores(queue: &RecordingQueue, fallback: &RecordingFallback) -> Stores {
+pub fn stores(queue: &RecordingQueue, pending_orders: &RecordingPendingOrders) -> Stores {
     let mut config = Config::from_env().expect("configuration");
     config.redis_url = "redis://127.0.0.1:1".into();
     config.redis_password = None;
@@ -170,7 +170,7 @@ pub fn stores(queue: &RecordingQueue, fallback: &RecordingFallback) -> Stores {
         mysql: Mysql::connect(&config).expect("a lazy pool"),
         redis: Redis::connect(&config).expect("a lazy connection"),
         queue: Box::new(queue.clone()),
-        fallback: Box::new(fallback.clone()),
+        pending_orders: Box::new(pending_orders.clone()),
     }
 }
 

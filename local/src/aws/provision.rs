@@ -12,7 +12,7 @@ pub struct Names {
     pub prefix: String,
     pub lease_table: String,
     /// The pending-orders table: every admitted order, recorded before its SQS send.
-    pub fallback_table: String,
+    pub pending_orders_table: String,
     pub bucket: String,
     /// Receives before a message goes to its dead-letter queue.
     pub max_receives: u32,
@@ -37,7 +37,7 @@ pub async fn provision(sdk: &aws_config::SdkConfig, names: &Names) -> Result<Res
     table(&ddb, &names.lease_table, &[("worker_id", ScalarAttributeType::N, KeyType::Hash)]).await?;
     table(
         &ddb,
-        &names.fallback_table,
+        &names.pending_orders_table,
         &[("shard", ScalarAttributeType::S, KeyType::Hash), ("order_id", ScalarAttributeType::S, KeyType::Range)],
     )
     .await?;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use flashsale::queue::{solve, Challenge};
+use flashsale::waiting_room::{solve, Challenge};
 use flashsale::{Error, OrderId, Result};
 use futures::stream::{self, StreamExt};
 use hdrhistogram::Histogram;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::helpers::*;
-use flashsale::outbox::KeptOrders;
+use flashsale::outbox::PendingOrders;
 use flashsale_local::aws::runtime_api::RuntimeApi;
 use serde_json::{json, Value};
 
@@ -78,7 +78,7 @@ fn env_vars(logical_id: &str, stack: &flashsale_local::Stack) -> HashMap<String,
         ("FLASHSALE_ORDERS_QUEUE_URL", c.orders_queue_url.clone()),
         ("FLASHSALE_TIMEOUTS_QUEUE_URL", c.timeouts_queue_url.clone()),
         ("FLASHSALE_LEASE_TABLE", c.lease_table.clone()),
-        ("FLASHSALE_FALLBACK_TABLE", c.fallback_table.clone()),
+        ("FLASHSALE_PENDING_ORDERS_TABLE", c.pending_orders_table.clone()),
         ("FLASHSALE_BUCKET", c.bucket.clone()),
         ("FLASHSALE_PAYMENTS_API_URL", c.payments_api_url.clone()),
         ("FLASHSALE_PAYMENTS_SECRET", c.payments_secret.clone().unwrap_or_default()),
@@ -223,7 +223,7 @@ async fn admit_holds_its_freeze_for_a_slow_hand_off_only_within_the_settle_bound
     // A pending-orders table of its own: reconcile, run by other tests, forgets what MySQL has.
     let stack = stack_with(|o| {
         o.consumers = 0;
-        o.config.fallback_table = format!("pending-{:08x}", rand::random::<u32>());
+        o.config.pending_orders_table = format!("pending-{:08x}", rand::random::<u32>());
     })
     .await;
     let api = Api::new(&stack);
@@ -261,9 +261,9 @@ async fn admit_holds_its_freeze_for_a_slow_hand_off_only_within_the_settle_bound
         "the frozen container's order waits in the outbox: {waiting:?}"
     );
     let sdk = flashsale::stores::aws::sdk_config(&stack.config).await;
-    let fallback = flashsale::outbox::FallbackTable::new(&sdk, &stack.config);
+    let pending_orders = flashsale::outbox::PendingOrdersTable::new(&sdk, &stack.config);
     eventually("the order recorded once the container thawed", Duration::from_secs(20), || async {
-        let kept = fallback.of_sale(flashsale::SaleId(sale)).await.unwrap();
+        let kept = pending_orders.of_sale(flashsale::SaleId(sale)).await.unwrap();
         kept.iter().any(|o| json!(o.order_id) == order["order_id"]).then_some(())
     })
     .await;

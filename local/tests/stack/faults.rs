@@ -637,11 +637,11 @@ async fn a_holder_clicking_again_after_sell_out_gets_their_order_back() {
     assert_eq!((status, body["type"].as_str()), (400, Some("/problems/invalid-request")), "{body}");
 }
 
-/// An `admit` of its own whose SQS is unreachable, and whose DynamoDB (the fallback)
+/// An `admit` of its own whose SQS is unreachable, and whose DynamoDB (the pending_orders)
 /// is reachable or not.
-async fn admit_without_sqs(config: &flashsale::Config, fallback_up: bool) -> admit::Admit {
+async fn admit_without_sqs(config: &flashsale::Config, pending_orders_up: bool) -> admit::Admit {
     let (live, dead) = (flashsale::stores::aws::sdk_config(config).await, unreachable_aws().await);
-    admit_with(config, &dead, if fallback_up { &live } else { &dead }).await
+    admit_with(config, &dead, if pending_orders_up { &live } else { &dead }).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -671,7 +671,7 @@ async fn sqs_down_then_redis_flushed_loses_no_order_that_got_a_202() {
     // Each 202 waited for its record in the pending-orders table; SQS failed them after.
     let stores = Stores::from_config(&config).await.unwrap();
     let recorded: HashSet<String> =
-        stores.fallback.of_sale(SaleId(sale)).await.unwrap().iter().map(|o| o.user_id.to_string()).collect();
+        stores.pending_orders.of_sale(SaleId(sale)).await.unwrap().iter().map(|o| o.user_id.to_string()).collect();
     assert!((0..12).all(|i| recorded.contains(&format!("stranded-{i}"))), "{recorded:?}");
 
     // Redis forgets everything, the outbox of the stranded orders included.
@@ -701,7 +701,7 @@ async fn sqs_down_then_redis_flushed_loses_no_order_that_got_a_202() {
     settled_and_sound(&stack, sale, &outcomes.told).await;
     // Once MySQL has them, reconcile forgets them there: a rebuild would hold their units.
     reconcile.check(&sale_row).await.unwrap();
-    assert!(stores.fallback.of_sale(SaleId(sale)).await.unwrap().is_empty());
+    assert!(stores.pending_orders.of_sale(SaleId(sale)).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -955,21 +955,25 @@ async fn an_admission_undone_after_an_ambiguous_record_is_never_sent_counted_or_
         quantity: 1,
     };
     let stores = Stores::from_config(&stack.config).await.unwrap();
-    stores.fallback.keep(&ghost).await.unwrap();
+    stores.pending_orders.keep(&ghost).await.unwrap();
     // A re-sync meanwhile (a rebuild counting the table's records) holds no unit for it.
-    let recorded = stores.fallback.of_sale(SaleId(sale)).await.unwrap();
+    let recorded = stores.pending_orders.of_sale(SaleId(sale)).await.unwrap();
     assert_eq!(recorded, std::slice::from_ref(&ghost));
     let remaining =
         flashsale::recovery::rebuild(&stores.mysql, &stores.redis, SaleId(sale), &recorded, true).await.unwrap();
     assert_eq!(remaining, Some(10));
     assert!(outbox(&mut redis, sale).await.is_empty(), "not put back in the outbox");
     // Reconcile forgets it rather than send it.
-    let records =
-        flashsale::outbox::ledger::settle_records(&stores.mysql, &stores.redis, &*stores.fallback, SaleId(sale))
-            .await
-            .unwrap();
+    let records = flashsale::outbox::pending_orders::settle_records(
+        &stores.mysql,
+        &stores.redis,
+        &*stores.pending_orders,
+        SaleId(sale),
+    )
+    .await
+    .unwrap();
     assert_eq!((records.forgotten, records.stranded.len()), (1, 0), "forgotten, not sent");
-    assert!(stores.fallback.of_sale(SaleId(sale)).await.unwrap().is_empty());
+    assert!(stores.pending_orders.of_sale(SaleId(sale)).await.unwrap().is_empty());
     let db = mysql(&stack).await;
     assert!(mysql_orders(&db, sale).await.is_empty(), "no order nobody was told of");
     // The shopper tries again and is admitted.

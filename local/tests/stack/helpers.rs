@@ -16,13 +16,13 @@ pub async fn stack_with(customize: impl FnOnce(&mut Options)) -> Stack {
     options.visibility_timeout_secs = 1;
     // Reconcile runs only where a test calls it: it looks at every open sale.
     options.reconcile_every_secs = 0;
-    let shared_table = options.config.fallback_table.clone();
+    let shared_table = options.config.pending_orders_table.clone();
     customize(&mut options);
-    // A fallback table of its queues' own (stacks on one prefix share it): reconcile, in
+    // a pending-orders table of its queues' own (stacks on one prefix share it): reconcile, in
     // any test, sends on and forgets every kept order of each sale it looks at, and the
     // tests share one MySQL.
-    if options.config.fallback_table == shared_table {
-        options.config.fallback_table = format!("{}pending-orders", options.queue_prefix);
+    if options.config.pending_orders_table == shared_table {
+        options.config.pending_orders_table = format!("{}pending-orders", options.queue_prefix);
     }
     flashsale_local::start(options).await.expect("the local stack starts (are the services up? scripts/services.sh up)")
 }
@@ -333,14 +333,14 @@ pub fn purchase_request(sale: u64, user: &str) -> lambda_http::Request {
 }
 
 /// An `admit` of the test's own, whose SQS is reached through `sqs` and whose DynamoDB
-/// fallback through `fallback`: pass [`unreachable_aws`] to take either down. Its worker
+/// pending_orders through `pending_orders`: pass [`unreachable_aws`] to take either down. Its worker
 /// id is leased from the lease table every stack uses, as a container's is: a fixed one
 /// could be the one a stack running beside it leased, and two generators of one worker
 /// id mint the same order id in the same millisecond.
 pub async fn admit_with(
     config: &flashsale::Config,
     sqs: &aws_config::SdkConfig,
-    fallback: &aws_config::SdkConfig,
+    pending_orders: &aws_config::SdkConfig,
 ) -> admit::Admit {
     let live = flashsale::stores::aws::sdk_config(config).await;
     let ids = flashsale::ids::IdGenerator::leased(
@@ -349,7 +349,7 @@ pub async fn admit_with(
     )
     .await;
     assert!(ids.worker().is_some(), "a worker id leased");
-    let stores = flashsale::stores::Stores::new(fallback, config).unwrap();
+    let stores = flashsale::stores::Stores::new(pending_orders, config).unwrap();
     let stores =
         flashsale::stores::Stores { queue: Box::new(flashsale::stores::sqs::Queue::new(sqs, config)), ..stores };
     admit::Admit::new(stores, ids, &flashsale::Config { sold_out_ttl: Duration::ZERO, ..config.clone() })
@@ -551,8 +551,8 @@ pub async fn join(api: &Api, sale: u64, user: &str) -> (u16, Value) {
     let token = api.token(user);
     let (status, challenge) = api.call("GET", &format!("/api/sales/{sale}/queue/challenge"), Some(&token), None).await;
     assert_eq!(status, 200, "{challenge}");
-    let challenge: flashsale::queue::Challenge = serde_json::from_value(challenge).unwrap();
-    let proof = flashsale::queue::solve(&challenge).expect("a challenge is solvable");
+    let challenge: flashsale::waiting_room::Challenge = serde_json::from_value(challenge).unwrap();
+    let proof = flashsale::waiting_room::solve(&challenge).expect("a challenge is solvable");
     api.call("POST", &format!("/api/sales/{sale}/queue"), Some(&token), Some(json!({ "proof": proof }))).await
 }
 

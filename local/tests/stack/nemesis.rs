@@ -336,7 +336,7 @@ async fn a_random_fault_schedule_breaks_no_promise() {
             ("FLASHSALE_DATABASE_URL", database_url.clone()),
             ("AWS_ENDPOINT_URL", format!("http://{}", aws.addr)),
             ("FLASHSALE_LOCAL_QUEUE_PREFIX", prefix.clone()),
-            ("FLASHSALE_FALLBACK_TABLE", setup.config.fallback_table.clone()),
+            ("FLASHSALE_PENDING_ORDERS_TABLE", setup.config.pending_orders_table.clone()),
             ("FLASHSALE_DEV_JWT_SECRET", setup.jwt_secret.clone()),
             ("FLASHSALE_LOCAL_CONSUMERS", consumers.into()),
             ("FLASHSALE_LOCAL_RECONCILE_SECS", reconcile.into()),
@@ -379,7 +379,7 @@ async fn a_random_fault_schedule_breaks_no_promise() {
     // The one loss no design avoids: an admission its replica acknowledged, whose hand-off
     // (its record in the pending-orders table, then SQS) then failed (AWS refused, or the container died), is
     // only in Redis until reconcile re-sends it from the outbox; a flush, which empties
-    // the replicas too, loses it. So a flush comes only once such orders are out (README).
+    // the replicas too, loses it. So a flush comes only once such orders are out (docs/operations.md).
     let only_in_redis: Vec<(Duration, Duration)> = schedule
         .iter()
         // Stopped consumers stop reconcile too: it runs in their process.

@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flashsale::config::Secret;
 use flashsale::payments::signature::sign;
+use flashsale::Secret;
 use flashsale::{OrderId, SaleId};
 use serde_json::{json, Value};
 

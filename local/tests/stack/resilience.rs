@@ -148,7 +148,7 @@ async fn racing_containers_never_share_a_worker_id() {
         &flashsale_local::aws::provision::Names {
             prefix: format!("lease-test-{:08x}-", rand::random::<u32>()),
             lease_table: config.lease_table.clone(),
-            fallback_table: config.fallback_table.clone(),
+            pending_orders_table: config.pending_orders_table.clone(),
             bucket: config.bucket.clone(),
             max_receives: 5,
             visibility_timeout_secs: 1,

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use flashsale::queue::{solve, QueueKeys};
+use flashsale::waiting_room::{solve, RoomKeys};
 use flashsale::{SaleId, UserId};
 use futures::{stream, StreamExt};
 use serde_json::{json, Value};
@@ -109,7 +109,7 @@ async fn early_joiners_get_one_place_each_drawn_at_the_opening_and_later_ones_qu
 async fn a_pass_buys_once_and_only_for_its_shopper_and_sale() {
     let stack = stack().await;
     let api = Api::new(&stack);
-    let queue_keys = QueueKeys::new(stack.config.queue_key.as_ref().expect("the stack's own key"));
+    let queue_keys = RoomKeys::new(stack.config.queue_key.as_ref().expect("the stack's own key"));
     // 40 shoppers, 2 each at most, 70 units: every first pass finds stock, the second
     // passes sell the rest out. Five places a second: the last is served 8 s in.
     let sale = api.sale(room_spec("fifo", 70, 2, 5, 5)).await;
@@ -164,7 +164,7 @@ async fn a_pass_buys_once_and_only_for_its_shopper_and_sale() {
         ("forged", forged(&first[0].1)),
         (
             "a stranger's key",
-            QueueKeys::new(&"s".repeat(40).into())
+            RoomKeys::new(&"s".repeat(40).into())
                 .issue_pass(SaleId(sale), &user0, now_ms, Duration::from_secs(60))
                 .token,
         ),

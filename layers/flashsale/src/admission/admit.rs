@@ -42,7 +42,7 @@ pub enum Admission {
     },
     /// The sale has a waiting room and the purchase came without a pass, or with one
     /// spent already.
-    PassRefused(crate::queue::PassRefused),
+    PassRefused(crate::domain::PassRefused),
 }
 
 impl Admission {
@@ -62,8 +62,8 @@ impl Admission {
                 return Err(Error::Internal(format!("order id {} admitted before with another order", field(1))))
             }
             "bad_quantity" => Admission::BadQuantity { limit: number(1)? as u32 },
-            "pass_required" => Admission::PassRefused(crate::queue::PassRefused::Missing),
-            "pass_used" => Admission::PassRefused(crate::queue::PassRefused::Used),
+            "pass_required" => Admission::PassRefused(crate::domain::PassRefused::Missing),
+            "pass_used" => Admission::PassRefused(crate::domain::PassRefused::Used),
             _ => return Err(Error::Internal(format!("admit.lua replied {reply:?}"))),
         })
     }

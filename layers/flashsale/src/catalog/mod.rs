@@ -5,5 +5,5 @@
 pub mod live;
 pub mod sales;
 
-pub use crate::orders::tallies::StatusCounts;
+pub use crate::tallies::StatusCounts;
 pub use live::{LiveSale, KEYS_GRACE};

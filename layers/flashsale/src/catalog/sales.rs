@@ -2,8 +2,8 @@
 
 use crate::domain::{Currency, NewSale, Sale, SaleId, WaitingRoom};
 use crate::error::{Error, Result};
-use crate::orders::tallies::{self, StatusCounts};
 use crate::stores::mysql::{placeholders, sale_from, Mysql, SALE_COLUMNS};
+use crate::tallies::{self, StatusCounts};
 
 impl Mysql {
     pub async fn create_sale(&self, new: &NewSale) -> Result<Sale> {

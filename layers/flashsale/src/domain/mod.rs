@@ -6,12 +6,14 @@ mod ids;
 mod messages;
 mod money;
 mod order;
-mod queue;
+mod refusals;
 mod sale;
+mod waiting_room;
 
 pub use ids::{BadId, BadUserId, OrderId, SaleId, UserId};
 pub use messages::{OrderMessage, TimeoutMessage};
-pub use money::{Currency, CurrencyUnit, CURRENCIES, MAX_CHARGE};
+pub use money::{Currency, CurrencyUnit, SaleMoney, CURRENCIES, MAX_CHARGE};
 pub use order::{Order, OrderStatus, Refund, UnknownStatus, HOLDS_UNITS_SQL};
-pub use queue::{place, QueueMode, ServingClock, WaitingRoom};
+pub use refusals::{BadSignature, PassRefused, ProofRefused, MAX_HEADER_LEN, MAX_SIGNATURES, TOLERANCE_SECS};
 pub use sale::{InvalidSale, NewSale, Sale, SaleDraft, SaleState};
+pub use waiting_room::{place, QueueMode, ServingClock, WaitingRoom};

@@ -180,6 +180,21 @@ impl std::fmt::Display for Currency {
     }
 }
 
+/// The money of a sale as its orders record it: what the provider captured (paid
+/// orders, disputed ones, and those whose money was refunded: late, or at the provider),
+/// what went back, and what is disputed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SaleMoney {
+    /// Taken by the provider: `PAID`, `DISPUTED` and `REFUNDED` orders.
+    pub captured_cents: u64,
+    /// Given back: `REFUNDED` orders.
+    pub refunded_cents: u64,
+    /// Contested by the card holders' banks: `DISPUTED` orders (captured, and may go back).
+    pub disputed_cents: u64,
+    /// Unpaid orders with a payment started, not yet decided.
+    pub awaiting_cents: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,11 +10,11 @@ use sqlx::Row;
 
 use crate::domain::{Order, OrderId, OrderMessage, OrderStatus, SaleId};
 use crate::error::Result;
-use crate::orders::tallies;
 use crate::payments::{received, IntentStatus, Provider, Received};
 use crate::stores::mysql::{order_from, user_from, Mysql, ORDER_COLUMNS};
 use crate::stores::redis::{order_id, Redis, SaleKeys};
 use crate::stores::Stores;
+use crate::tallies;
 
 /// What a close attempt found.
 #[derive(Debug, PartialEq, Eq)]

@@ -5,15 +5,14 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use super::tallies::StatusCounts;
-
-use crate::domain::{OrderId, OrderStatus, SaleId, UserId, HOLDS_UNITS_SQL};
+use crate::domain::{OrderId, OrderStatus, SaleId, SaleMoney, UserId, HOLDS_UNITS_SQL};
 use crate::error::Result;
 use crate::stores::mysql::{stored_user, Mysql};
+use crate::tallies::StatusCounts;
 
 impl Mysql {
     /// Orders and units per status for one sale, counted over its orders: what the
-    /// audit checks the tallies ([`super::tallies`]) against. O(orders): not for a poll.
+    /// audit checks the tallies ([`crate::tallies`]) against. O(orders): not for a poll.
     pub async fn count_statuses(&self, sale: SaleId) -> Result<StatusCounts> {
         self.call("count statuses", async {
             let rows = sqlx::query(
@@ -75,6 +74,33 @@ impl Mysql {
                 .fetch_all(&self.pool)
                 .await?;
             Ok(ids.into_iter().map(OrderId).collect())
+        })
+        .await
+    }
+
+    /// The money of a sale counted over its orders: what the audit checks the tallies
+    /// against. O(orders): not for a poll.
+    pub async fn count_money(&self, sale: SaleId) -> Result<SaleMoney> {
+        self.call("count money", async {
+            let (captured, refunded, disputed, awaiting): (i64, i64, i64, i64) = sqlx::query_as(
+                "SELECT \
+                   CAST(COALESCE(SUM(CASE WHEN status IN ('PAID', 'REFUNDED', 'DISPUTED') THEN amount_cents END), 0) \
+                     AS SIGNED), \
+                   CAST(COALESCE(SUM(CASE WHEN status = 'REFUNDED' THEN amount_cents END), 0) AS SIGNED), \
+                   CAST(COALESCE(SUM(CASE WHEN status = 'DISPUTED' THEN amount_cents END), 0) AS SIGNED), \
+                   CAST(COALESCE(SUM(CASE WHEN status = 'UNPAID' AND payment_intent IS NOT NULL \
+                     THEN amount_cents END), 0) AS SIGNED) \
+                 FROM orders WHERE sale_id = ?",
+            )
+            .bind(sale.0)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(SaleMoney {
+                captured_cents: captured as u64,
+                refunded_cents: refunded as u64,
+                disputed_cents: disputed as u64,
+                awaiting_cents: awaiting as u64,
+            })
         })
         .await
     }

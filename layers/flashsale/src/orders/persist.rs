@@ -8,8 +8,8 @@ use sqlx::Row;
 use crate::admission::limit::fitting;
 use crate::domain::{Order, OrderId, OrderMessage, OrderStatus, SaleId, HOLDS_UNITS_SQL};
 use crate::error::{Error, Result};
-use crate::orders::tallies;
 use crate::stores::mysql::{existing_ids, placeholders, Mysql};
+use crate::tallies;
 
 /// What persisting an order message did.
 #[derive(Debug, PartialEq, Eq)]

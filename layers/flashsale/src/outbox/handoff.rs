@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::domain::OrderMessage;
 use crate::error::{Error, Result};
-use crate::stores::dynamodb::KeptOrders;
+use crate::stores::dynamodb::PendingOrders;
 use crate::stores::sqs::Outbound;
 
 /// Orders per `SendMessageBatch` (SQS's maximum).
@@ -39,10 +39,10 @@ pub struct HandOff {
 
 impl HandOff {
     /// Starts the hand-off task on the current runtime; it ends when this is dropped.
-    pub fn start(queue: Arc<dyn Outbound>, fallback: Arc<dyn KeptOrders>) -> Self {
+    pub fn start(queue: Arc<dyn Outbound>, pending_orders: Arc<dyn PendingOrders>) -> Self {
         let (waiting, orders) = mpsc::channel(WAITING);
         let unsettled = watch::Sender::new(0);
-        tokio::spawn(run(orders, queue, fallback, unsettled.clone()));
+        tokio::spawn(run(orders, queue, pending_orders, unsettled.clone()));
         HandOff { waiting, unsettled }
     }
 
@@ -71,7 +71,7 @@ impl HandOff {
 async fn run(
     mut orders: mpsc::Receiver<Waiting>,
     queue: Arc<dyn Outbound>,
-    fallback: Arc<dyn KeptOrders>,
+    pending_orders: Arc<dyn PendingOrders>,
     unsettled: watch::Sender<usize>,
 ) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
@@ -82,10 +82,10 @@ async fn run(
         if orders.recv_many(&mut batch, BATCH).await == 0 {
             return;
         }
-        let (queue, fallback, unsettled) = (queue.clone(), fallback.clone(), unsettled.clone());
+        let (queue, pending_orders, unsettled) = (queue.clone(), pending_orders.clone(), unsettled.clone());
         tokio::spawn(async move {
             let orders = batch.len();
-            let recorded = record(&*fallback, batch).await;
+            let recorded = record(&*pending_orders, batch).await;
             drop(slot);
             send(&*queue, &recorded).await;
             unsettled.send_modify(|n| *n -= orders);
@@ -94,7 +94,7 @@ async fn run(
 }
 
 /// Records a batch, answering each order's waiter; returns the orders recorded.
-async fn record(fallback: &dyn KeptOrders, batch: Vec<Waiting>) -> Vec<OrderMessage> {
+async fn record(pending_orders: &dyn PendingOrders, batch: Vec<Waiting>) -> Vec<OrderMessage> {
     let now = Instant::now();
     let (late, batch): (Vec<Waiting>, Vec<Waiting>) =
         batch.into_iter().partition(|(_, record_by, _)| record_by.is_some_and(|by| by < now));
@@ -103,7 +103,7 @@ async fn record(fallback: &dyn KeptOrders, batch: Vec<Waiting>) -> Vec<OrderMess
         let _ = done.send(Err(Error::Unavailable { service: "dynamodb (hand-off too late)", retry_after_secs: 1 }));
     }
     let orders: Vec<OrderMessage> = batch.iter().map(|(order, _, _)| order.clone()).collect();
-    let outcomes = fallback.keep_all(&orders).await;
+    let outcomes = pending_orders.keep_all(&orders).await;
     let mut recorded = Vec::with_capacity(orders.len());
     for ((order, _, done), outcome) in batch.into_iter().zip(outcomes) {
         match &outcome {
@@ -134,10 +134,10 @@ async fn send(queue: &dyn Outbound, recorded: &[OrderMessage]) -> Vec<Result<()>
 /// only way an order message goes out. One outcome per order, `Ok` once it is in both.
 pub async fn record_and_send(
     queue: &dyn Outbound,
-    fallback: &dyn KeptOrders,
+    pending_orders: &dyn PendingOrders,
     orders: &[OrderMessage],
 ) -> Vec<Result<()>> {
-    let mut outcomes = fallback.keep_all(orders).await;
+    let mut outcomes = pending_orders.keep_all(orders).await;
     let recorded: Vec<OrderMessage> =
         orders.iter().zip(&outcomes).filter(|(_, kept)| kept.is_ok()).map(|(o, _)| o.clone()).collect();
     let mut sent = send(queue, &recorded).await.into_iter();

@@ -23,8 +23,8 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use sha2::{Digest, Sha256};
 
-use crate::config::Secret;
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 use crate::stores::redis::Redis;
 
 /// How long a call that moves money waits for a token before it fails.

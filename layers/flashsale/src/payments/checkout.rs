@@ -16,12 +16,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::provider::{IntentStatus, Provider};
-use crate::config::Secret;
 use crate::domain::{Order, OrderId, OrderStatus, SaleId, UserId};
 use crate::error::{Error, Result};
-use crate::orders::tallies;
+use crate::secret::Secret;
 use crate::stores::mysql::Mysql;
 use crate::stores::redis::Redis;
+use crate::tallies;
 
 /// What the shopper's page pays with.
 #[derive(Debug, Serialize, Deserialize)]

@@ -12,12 +12,11 @@
 //! [`checkout`] starts a payment for the shopper, [`provider`] is the provider's API
 //! (each call within the account's [`budget`]),
 //! [`signature`] checks that a webhook delivery is the provider's, [`events`] remembers
-//! the deliveries taken, [`ledger`] adds up a sale's money.
+//! the deliveries taken.
 
 pub mod budget;
 pub mod checkout;
 pub mod events;
-pub mod ledger;
 pub mod provider;
 pub mod received;
 pub mod signature;

@@ -12,9 +12,10 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::budget::{Budget, MONEY_PATIENCE};
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::domain::{Currency, Order, OrderId};
 use crate::error::{causes, Error, Result};
+use crate::secret::Secret;
 use crate::stores::breaker::Breaker;
 use crate::stores::redis::Redis;
 

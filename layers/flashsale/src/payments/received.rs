@@ -32,8 +32,8 @@
 use super::provider::{Intent, IntentStatus, Maker, Provider, STACK_TAG};
 use crate::domain::{Order, OrderId, OrderStatus, SaleId};
 use crate::error::{Error, Result};
-use crate::orders::tallies;
 use crate::stores::mysql::{order_from, Mysql, ORDER_COLUMNS};
+use crate::tallies;
 
 /// What applying the provider's word did.
 #[derive(Debug, PartialEq, Eq)]

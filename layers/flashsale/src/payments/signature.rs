@@ -16,38 +16,11 @@ use hmac::digest::{CtOutput, Output};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::Secret;
-
-/// How far a signature's timestamp may be from now, as the provider's own libraries allow.
-pub const TOLERANCE_SECS: i64 = 300;
-
-/// The longest header taken. A real one is `t=` and ten digits, one `v1=` of 64 hex digits
-/// per secret the endpoint signs with (two during a rotation) and, in test mode, a `v0=`:
-/// under 300 bytes.
-pub const MAX_HEADER_LEN: usize = 512;
-
-/// The most well-formed `v1` values a header may list: the provider sends one per secret
-/// of the endpoint, two during a rotation.
-pub const MAX_SIGNATURES: usize = 4;
+pub use crate::domain::{BadSignature, MAX_HEADER_LEN, MAX_SIGNATURES, TOLERANCE_SECS};
+use crate::secret::Secret;
 
 /// Hex digits in a `v1` value: an HMAC-SHA256.
 const SIGNATURE_HEX_LEN: usize = 64;
-
-/// Why a delivery is not the provider's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BadSignature {
-    #[error("no Stripe-Signature header")]
-    Missing,
-    #[error(
-        "the Stripe-Signature header is not one the provider sends: one timestamp, one to {MAX_SIGNATURES} v1 \
-         signatures, at most {MAX_HEADER_LEN} bytes"
-    )]
-    Malformed,
-    #[error("the signature's timestamp is outside the {TOLERANCE_SECS} s tolerance")]
-    Stale,
-    #[error("no v1 signature matches the body")]
-    Mismatch,
-}
 
 /// Checks `header` against `body` as received, with any of `secrets`, at `now` (unix secs).
 pub fn verify(header: Option<&str>, body: &[u8], secrets: &[Secret], now: i64) -> Result<(), BadSignature> {

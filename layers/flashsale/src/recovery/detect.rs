@@ -12,7 +12,7 @@ use super::rebuild::rebuild;
 use crate::domain::{Sale, SaleId};
 use crate::error::{Error, Result};
 use crate::memo::SaleMemo;
-use crate::stores::dynamodb::KeptOrders;
+use crate::stores::dynamodb::PendingOrders;
 use crate::stores::mysql::Mysql;
 use crate::stores::redis::{Claim, Redis, SaleKeys};
 
@@ -76,7 +76,7 @@ pub fn recovering() -> Error {
 pub async fn recover(
     mysql: &Mysql,
     redis: &Redis,
-    recorded: &dyn KeptOrders,
+    recorded: &dyn PendingOrders,
     sale: &Sale,
     drain: Drain,
 ) -> Result<Recovery> {
@@ -206,7 +206,13 @@ impl MissingSales {
 
     /// `Ok` once the sale is in Redis again (rebuilt by this call or another); else the
     /// error to answer with.
-    pub async fn recover(&self, mysql: &Mysql, redis: &Redis, recorded: &dyn KeptOrders, sale: SaleId) -> Result<()> {
+    pub async fn recover(
+        &self,
+        mysql: &Mysql,
+        redis: &Redis,
+        recorded: &dyn PendingOrders,
+        sale: SaleId,
+    ) -> Result<()> {
         if let Some(error) = self.known(sale) {
             return Err(error);
         }

@@ -32,7 +32,7 @@ pub struct SaleReport {
     pub drift: Option<i64>,
     pub orders: BTreeMap<OrderStatus, StatusCount>,
     /// The money the orders record: captured, refunded, awaiting the provider.
-    pub money: crate::payments::ledger::Money,
+    pub money: crate::domain::SaleMoney,
 }
 
 pub async fn sale_report(mysql: &Mysql, redis: &Redis, sale: &Sale) -> Result<SaleReport> {

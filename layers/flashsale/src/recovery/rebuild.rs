@@ -10,7 +10,7 @@ use sqlx::Row;
 
 /// Rebuilds a sale's Redis state from MySQL, read under the sale's row lock so no order
 /// lands or closes in between. `kept` are admitted orders kept outside Redis (the
-/// fallback table), put back in its outbox. Without `force` it does nothing while the state is present.
+/// pending-orders table), put back in its outbox. Without `force` it does nothing while the state is present.
 pub async fn rebuild(
     mysql: &Mysql,
     redis: &Redis,

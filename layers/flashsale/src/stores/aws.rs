@@ -3,8 +3,9 @@
 
 use aws_config::SdkConfig;
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 
 /// Loads the AWS configuration once per container. `AWS_ENDPOINT_URL` (honoured by
 /// the SDK itself) points every client at the local stand-ins.

@@ -1,4 +1,4 @@
-//! The DynamoDB handle of the pending-orders table (still called the fallback table
+//! The DynamoDB handle of the pending-orders table (still called the pending-orders table
 //! in configuration): the exact, durable ledger of orders admitted and not yet known to
 //! be in MySQL. Every order is written here before its message goes to SQS, and stays
 //! until reconcile sees MySQL has it. So wherever a message is (the queue, a consumer,
@@ -44,12 +44,12 @@ fn mix(id: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// What the handlers ask of the fallback table. [`FallbackTable`] is DynamoDB itself; unit
+/// What the handlers ask of the pending-orders table. [`PendingOrdersTable`] is DynamoDB itself; unit
 /// tests of handler logic put one of their own in its place.
-pub trait KeptOrders: Send + Sync {
+pub trait PendingOrders: Send + Sync {
     /// Keeps an admitted order; idempotent (the order id is the key).
     fn keep<'a>(&'a self, order: &'a OrderMessage) -> BoxFuture<'a, Result<()>>;
-    /// [`KeptOrders::keep`] for many orders at once, with one outcome per order, in order.
+    /// [`PendingOrders::keep`] for many orders at once, with one outcome per order, in order.
     fn keep_all<'a>(&'a self, orders: &'a [OrderMessage]) -> BoxFuture<'a, Vec<Result<()>>> {
         Box::pin(futures::future::join_all(orders.iter().map(move |o| self.keep(o))))
     }
@@ -59,23 +59,23 @@ pub trait KeptOrders: Send + Sync {
     fn forget<'a>(&'a self, order: &'a OrderMessage) -> BoxFuture<'a, Result<()>>;
 }
 
-pub struct FallbackTable {
+pub struct PendingOrdersTable {
     client: Client,
     table: String,
     breaker: Breaker,
 }
 
-impl FallbackTable {
+impl PendingOrdersTable {
     pub fn new(sdk: &aws_config::SdkConfig, config: &Config) -> Self {
-        FallbackTable {
+        PendingOrdersTable {
             client: Client::new(sdk),
-            table: config.fallback_table.clone(),
+            table: config.pending_orders_table.clone(),
             breaker: Breaker::new("dynamodb", config.breaker_failures, config.breaker_cooldown, config.aws_timeout),
         }
     }
 }
 
-impl KeptOrders for FallbackTable {
+impl PendingOrders for PendingOrdersTable {
     fn keep<'a>(&'a self, order: &'a OrderMessage) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.put(order))
     }
@@ -89,7 +89,7 @@ impl KeptOrders for FallbackTable {
     }
 }
 
-impl FallbackTable {
+impl PendingOrdersTable {
     async fn put(&self, order: &OrderMessage) -> Result<()> {
         let message = serde_json::to_string(order).map_err(|e| Error::serde("kept order", e))?;
         let ttl = chrono::Utc::now().timestamp() + TTL_SECS;

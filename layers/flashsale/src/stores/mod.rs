@@ -1,7 +1,7 @@
 //! One connection handle per service, each with its own circuit breaker, built once
 //! per container: [`mysql::Mysql`], [`redis::Redis`], [`sqs::Queue`] (behind the
-//! [`sqs::Outbound`] seam), the fallback table [`dynamodb::FallbackTable`] (behind the
-//! [`dynamodb::KeptOrders`] seam), [`s3::Bucket`], [`cloudfront::CloudFront`]; the AWS
+//! [`sqs::Outbound`] seam), the pending-orders table [`dynamodb::PendingOrdersTable`] (behind the
+//! [`dynamodb::PendingOrders`] seam), [`s3::Bucket`], [`cloudfront::CloudFront`]; the AWS
 //! SDK's setup and the secrets read at init ([`aws`]); the [`breaker`]. The worker-id
 //! lease table is used by the id generator alone and lives with it (`ids::leases`).
 
@@ -15,7 +15,7 @@ pub mod redis;
 pub mod s3;
 pub mod sqs;
 
-use self::dynamodb::{FallbackTable, KeptOrders};
+use self::dynamodb::{PendingOrders, PendingOrdersTable};
 use self::mysql::Mysql;
 use self::redis::Redis;
 use self::sqs::{Outbound, Queue};
@@ -27,7 +27,7 @@ pub struct Stores {
     pub mysql: Mysql,
     pub redis: Redis,
     pub queue: Box<dyn Outbound>,
-    pub fallback: Box<dyn KeptOrders>,
+    pub pending_orders: Box<dyn PendingOrders>,
 }
 
 impl Stores {
@@ -42,7 +42,7 @@ impl Stores {
             mysql: Mysql::from_config(config, sdk)?,
             redis: Redis::connect(config)?,
             queue: Box::new(Queue::new(sdk, config)),
-            fallback: Box::new(FallbackTable::new(sdk, config)),
+            pending_orders: Box::new(PendingOrdersTable::new(sdk, config)),
         })
     }
 }

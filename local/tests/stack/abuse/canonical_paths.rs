@@ -52,8 +52,8 @@ async fn a_join_or_a_pass_in_another_form_of_its_path_is_not_served() {
     let token = api.token("slash");
     let (status, challenge) = api.call("GET", &format!("/api/sales/{sale}/queue/challenge"), Some(&token), None).await;
     assert_eq!(status, 200, "{challenge}");
-    let challenge: flashsale::queue::Challenge = serde_json::from_value(challenge).unwrap();
-    let proof = flashsale::queue::solve(&challenge).expect("a challenge is solvable");
+    let challenge: flashsale::waiting_room::Challenge = serde_json::from_value(challenge).unwrap();
+    let proof = flashsale::waiting_room::solve(&challenge).expect("a challenge is solvable");
     for path in other_forms(&format!("/api/sales/{sale}/queue")) {
         let answer = api.call("POST", &path, Some(&token), Some(json!({ "proof": proof }))).await;
         assert_not_found(&format!("POST {path}"), &answer);

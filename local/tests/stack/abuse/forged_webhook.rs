@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use flashsale::config::Secret;
 use flashsale::payments::signature::sign;
+use flashsale::Secret;
 use serde_json::{json, Value};
 
 use crate::helpers::*;

@@ -19,7 +19,7 @@ async fn challenge(api: &Api, sale: u64, user: &str) -> Value {
 /// A solved challenge of `user`'s, to join with later.
 async fn solved(api: &Api, sale: u64, user: &str) -> Value {
     let challenge = serde_json::from_value(challenge(api, sale, user).await).unwrap();
-    serde_json::to_value(flashsale::queue::solve(&challenge).unwrap()).unwrap()
+    serde_json::to_value(flashsale::waiting_room::solve(&challenge).unwrap()).unwrap()
 }
 
 async fn join_with(api: &Api, sale: u64, user: &str, proof: Value) -> (u16, Value) {
@@ -45,7 +45,7 @@ async fn a_joins_proof_of_work_grows_with_the_queue_a_crowd_builds() {
 
     farm_joins(&api, sale, "farm").await;
     // Past the time a page takes to solve and join.
-    tokio::time::sleep(flashsale::queue::FRESH + std::time::Duration::from_secs(1)).await;
+    tokio::time::sleep(flashsale::waiting_room::FRESH + std::time::Duration::from_secs(1)).await;
 
     // 150 places ahead at one a second: two and a half minutes of waiting, so 3.5 times.
     assert_eq!(challenge(&api, sale, "late").await["maxnumber"], 3500, "the next account's challenge");

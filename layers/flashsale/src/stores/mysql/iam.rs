@@ -11,8 +11,8 @@ use aws_sigv4::http_request::{self, SignableBody, SignableRequest, SignatureLoca
 use aws_sigv4::sign::v4;
 
 use crate::clock::Clock;
-use crate::config::Secret;
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 
 /// RDS accepts a token for 15 minutes after it is signed.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(900);

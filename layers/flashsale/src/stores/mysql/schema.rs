@@ -1,7 +1,7 @@
 //! The schema: `migrations/`, compiled in, applied one process at a time, in a way a
 //! deploy's custom resource can always finish.
 //!
-//! Two rules keep every path of a deploy able to end (README, "Writing a migration"):
+//! Two rules keep every path of a deploy able to end (docs/deploy.md, "Writing a migration"):
 //! - **Expand, then contract.** A release runs against the schema of the release after
 //!   it (a rollback of the stack brings back the older functions, not the older schema),
 //!   so a migration only adds what the release before can ignore, and removes only what

@@ -10,9 +10,8 @@ use std::collections::HashMap;
 
 use sqlx::{MySql, Row, Transaction};
 
-use crate::domain::{OrderId, OrderStatus, SaleId};
+use crate::domain::{OrderId, OrderStatus, SaleId, SaleMoney};
 use crate::error::Result;
-use crate::payments::ledger::Money;
 use crate::stores::mysql::{placeholders, Mysql};
 
 /// Orders and units per status.
@@ -22,7 +21,7 @@ pub type StatusCounts = HashMap<OrderStatus, (u64, u64)>;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tallies {
     pub counts: StatusCounts,
-    pub money: Money,
+    pub money: SaleMoney,
 }
 
 /// The statuses MySQL holds (an order is PENDING only in Redis).

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use hmac::Mac;
 
-use super::{mac, QueueKeys};
-use crate::domain::{SaleId, UserId};
+use super::{mac, RoomKeys};
+use crate::domain::{ProofRefused, SaleId, UserId};
 
 /// How long a challenge may be solved and used.
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(300);
@@ -74,24 +74,7 @@ impl SpentProof {
     }
 }
 
-/// Why a proof does not let a shopper join.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ProofRefused {
-    #[error("joining takes a solved challenge: fetch one from .../queue/challenge")]
-    Missing,
-    #[error("the challenge is not ours or not solved")]
-    Wrong,
-    #[error("the challenge is for another sale or shopper")]
-    NotYours,
-    #[error("the challenge has expired: fetch a new one")]
-    Expired,
-    #[error("the challenge was used already: fetch a new one")]
-    Used,
-    #[error("the queue grew since the challenge was given: fetch a new one")]
-    TooEasy,
-}
-
-impl QueueKeys {
+impl RoomKeys {
     pub fn challenge(&self, sale: SaleId, user: &UserId, maxnumber: u32, now_ms: i64) -> Challenge {
         let expires = (now_ms + CHALLENGE_TTL.as_millis() as i64) / 1000;
         let nonce = format!("{:024x}", rand::random::<u128>() >> 32);
@@ -159,11 +142,11 @@ pub fn solve(challenge: &Challenge) -> Option<Proof> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
 
     #[test]
     fn a_solved_challenge_proves_work_for_its_shopper_and_sale_until_it_expires() {
-        let keys = QueueKeys::new(&Secret::new("k".repeat(32)));
+        let keys = RoomKeys::new(&Secret::new("k".repeat(32)));
         let (ann, bob) = (UserId::new("ann").unwrap(), UserId::new("bob").unwrap());
         let challenge = keys.challenge(SaleId(3), &ann, 2_000, 1_000);
         let proof = solve(&challenge).expect("solvable within maxnumber");
@@ -182,7 +165,7 @@ mod tests {
         let forged = Challenge { challenge: digest(&forged.salt, 0), ..forged };
         let forged = Proof { number: 0, ..solve(&forged).unwrap() };
         assert_eq!(keys.check_proof(&forged, SaleId(4), &ann, 1_000), Err(ProofRefused::Wrong));
-        let theirs = QueueKeys::new(&Secret::new("x".repeat(32)));
+        let theirs = RoomKeys::new(&Secret::new("x".repeat(32)));
         assert_eq!(theirs.check_proof(&proof, SaleId(3), &ann, 1_000), Err(ProofRefused::Wrong));
     }
 
@@ -193,8 +176,8 @@ mod tests {
 
         use super::*;
 
-        fn keys() -> QueueKeys {
-            QueueKeys::new(&Secret::new("k".repeat(32)))
+        fn keys() -> RoomKeys {
+            RoomKeys::new(&Secret::new("k".repeat(32)))
         }
 
         fn ann() -> UserId {

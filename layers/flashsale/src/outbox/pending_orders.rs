@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use crate::domain::{OrderId, OrderMessage, SaleId};
 use crate::error::{Error, Result};
-use crate::stores::dynamodb::KeptOrders;
+use crate::stores::dynamodb::PendingOrders;
 use crate::stores::mysql::{existing_ids, Mysql};
 use crate::stores::redis::{Redis, SaleKeys};
 
@@ -23,7 +23,12 @@ pub struct Records {
 
 /// Forgets the sale's recorded orders that are no longer in flight, and finds those
 /// only the table holds.
-pub async fn settle_records(mysql: &Mysql, redis: &Redis, recorded: &dyn KeptOrders, sale: SaleId) -> Result<Records> {
+pub async fn settle_records(
+    mysql: &Mysql,
+    redis: &Redis,
+    recorded: &dyn PendingOrders,
+    sale: SaleId,
+) -> Result<Records> {
     let orders = recorded.of_sale(sale).await?;
     if orders.is_empty() {
         return Ok(Records::default());

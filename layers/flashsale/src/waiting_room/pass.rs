@@ -7,25 +7,8 @@ use std::time::Duration;
 
 use hmac::Mac;
 
-use super::{mac, QueueKeys};
-use crate::domain::{SaleId, UserId};
-
-/// Why a pass does not let a purchase in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PassRefused {
-    #[error("this sale has a waiting room: a purchase needs a pass from it")]
-    Missing,
-    #[error("the pass is not a pass")]
-    Malformed,
-    #[error("the pass is for another sale")]
-    OtherSale,
-    #[error("the pass has expired: take a new one")]
-    Expired,
-    #[error("the pass is not valid for this shopper")]
-    NotValid,
-    #[error("the pass was used already")]
-    Used,
-}
+use super::{mac, RoomKeys};
+use crate::domain::{PassRefused, SaleId, UserId};
 
 /// A pass as issued to the shopper.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,7 +18,7 @@ pub struct IssuedPass {
     pub expires_ms: i64,
 }
 
-impl QueueKeys {
+impl RoomKeys {
     pub fn issue_pass(&self, sale: SaleId, user: &UserId, now_ms: i64, ttl: Duration) -> IssuedPass {
         let id = format!("{:032x}", rand::random::<u128>());
         let expires_ms = now_ms + ttl.as_millis() as i64;
@@ -98,11 +81,11 @@ fn signed(sale: SaleId, user: &UserId, id: &str, expires_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
 
     #[test]
     fn a_pass_is_good_only_for_its_shopper_and_sale_until_it_expires() {
-        let keys = QueueKeys::new(&Secret::new("k".repeat(32)));
+        let keys = RoomKeys::new(&Secret::new("k".repeat(32)));
         let (ann, bob) = (UserId::new("ann").unwrap(), UserId::new("bob").unwrap());
         let pass = keys.issue_pass(SaleId(7), &ann, 1_000, Duration::from_secs(60));
         assert_eq!(keys.check_pass(&pass.token, SaleId(7), &ann, 1_000), Ok(pass.id.clone()));
@@ -112,7 +95,7 @@ mod tests {
         // A later expiry written in is not signed.
         let stretched = pass.token.replacen("61000", "99000", 1);
         assert_eq!(keys.check_pass(&stretched, SaleId(7), &ann, 70_000), Err(PassRefused::NotValid));
-        let other_key = QueueKeys::new(&Secret::new("x".repeat(32)));
+        let other_key = RoomKeys::new(&Secret::new("x".repeat(32)));
         assert_eq!(other_key.check_pass(&pass.token, SaleId(7), &ann, 1_000), Err(PassRefused::NotValid));
         for junk in ["", "7", "7.1.2.3", "7.61000.zz.00", "7.61000.0123456789abcdef0123456789abcdef.zz.1"] {
             assert_eq!(keys.check_pass(junk, SaleId(7), &ann, 1_000), Err(PassRefused::Malformed), "{junk}");
@@ -121,7 +104,7 @@ mod tests {
 
     #[test]
     fn a_pass_has_one_spelling() {
-        let keys = QueueKeys::new(&Secret::new("k".repeat(32)));
+        let keys = RoomKeys::new(&Secret::new("k".repeat(32)));
         let ann = UserId::new("ann").unwrap();
         let pass = keys.issue_pass(SaleId(7), &ann, 1_000, Duration::from_secs(60));
         let [sale, expires, id, signature] = pass.token.split('.').collect::<Vec<_>>()[..] else { unreachable!() };
@@ -143,8 +126,8 @@ mod tests {
 
         use super::*;
 
-        fn keys() -> QueueKeys {
-            QueueKeys::new(&Secret::new("k".repeat(32)))
+        fn keys() -> RoomKeys {
+            RoomKeys::new(&Secret::new("k".repeat(32)))
         }
 
         /// Tokens shaped like passes, with parts of every kind.

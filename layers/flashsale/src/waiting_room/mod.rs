@@ -14,30 +14,31 @@ mod room;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-pub use challenge::{solve, Challenge, Proof, ProofRefused, SpentProof, CHALLENGE_TTL, FRESH};
-pub use pass::{IssuedPass, PassRefused};
+pub use challenge::{solve, Challenge, Proof, SpentProof, CHALLENGE_TTL, FRESH};
+pub use pass::IssuedPass;
 pub use room::{Joined, RoomState};
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// The keys that sign passes and challenges, each derived from the one secret
 /// (`FLASHSALE_QUEUE_SECRET`), so a challenge's signature is never a pass's.
-pub struct QueueKeys {
+pub struct RoomKeys {
     pass: Secret,
     challenge: Secret,
 }
 
-impl QueueKeys {
+impl RoomKeys {
     pub fn new(key: &Secret) -> Self {
         let derive = |label: &str| {
             let mut mac = HmacSha256::new_from_slice(key.expose().as_bytes()).expect("HMAC takes any key");
             mac.update(label.as_bytes());
             Secret::new(hex::encode(mac.finalize().into_bytes()))
         };
-        QueueKeys { pass: derive("flashsale pass v1"), challenge: derive("flashsale challenge v1") }
+        RoomKeys { pass: derive("flashsale pass v1"), challenge: derive("flashsale challenge v1") }
     }
 
     /// The configured key's (`FLASHSALE_QUEUE_SECRET`); `None` without one, and then
@@ -47,11 +48,11 @@ impl QueueKeys {
         if config.queue_key.is_none() {
             tracing::warn!("no FLASHSALE_QUEUE_SECRET: waiting rooms cannot be joined or bought from");
         }
-        config.queue_key.as_ref().map(QueueKeys::new)
+        config.queue_key.as_ref().map(RoomKeys::new)
     }
 
     /// The keys, or why a waiting room cannot be served.
-    pub fn required(keys: &Option<QueueKeys>) -> Result<&QueueKeys> {
+    pub fn required(keys: &Option<RoomKeys>) -> Result<&RoomKeys> {
         keys.as_ref().ok_or_else(|| {
             Error::Config("FLASHSALE_QUEUE_SECRET is not set: waiting rooms cannot sign or check passes".into())
         })

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use super::challenge::{ProofRefused, SpentProof};
-use crate::domain::{place, QueueMode, SaleId, ServingClock, UserId, WaitingRoom};
+use super::challenge::SpentProof;
+use crate::domain::{place, ProofRefused, QueueMode, SaleId, ServingClock, UserId, WaitingRoom};
 use crate::error::{Error, Result};
 use crate::stores::redis::{Redis, SaleKeys};
 

@@ -1,0 +1,138 @@
+//! The crate's shape, checked: imports between its top-level modules run one way (no
+//! circle), and every module is on the maps (this crate's documentation and
+//! `docs/architecture.md`). Read from the sources, so a new module or import is checked
+//! the day it is written.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The top-level module each file under `src/` belongs to, and the modules its code
+/// (not its comments, not its tests) names as `crate::<module>`.
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let modules = modules(&src);
+    let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in rust_files(&src) {
+        let relative = file.strip_prefix(&src).unwrap();
+        let module = relative.iter().next().unwrap().to_string_lossy().trim_end_matches(".rs").to_string();
+        if module == "lib" || module == "imports" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let named = imports.entry(module.clone()).or_default();
+        for line in text.lines().map(str::trim).take_while(|line| !line.starts_with("#[cfg(test)]")) {
+            if line.starts_with("//") {
+                continue;
+            }
+            for (at, _) in line.match_indices("crate::") {
+                let rest = &line[at + "crate::".len()..];
+                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let target = if modules.contains(&name) { name } else { reexported_from(&name).to_string() };
+                if target != module {
+                    named.insert(target);
+                }
+            }
+        }
+    }
+    imports
+}
+
+/// The modules `lib.rs` declares.
+fn modules(src: &Path) -> BTreeSet<String> {
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    lib.lines().filter_map(|line| line.strip_prefix("pub mod ")).map(|m| m.trim_end_matches(';').to_string()).collect()
+}
+
+/// Where a name `lib.rs` re-exports at the crate's root comes from.
+fn reexported_from(name: &str) -> &'static str {
+    match name {
+        "Config" => "config",
+        "Secret" => "secret",
+        "Error" | "Result" => "error",
+        other => {
+            assert!(other.starts_with(char::is_uppercase), "crate::{other} is no module of lib.rs");
+            "domain"
+        }
+    }
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// A circle of imports, if there is one: a module that reaches itself.
+fn circle(imports: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        module: &str,
+        imports: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|m| m == module) {
+            let mut circle = path[start..].to_vec();
+            circle.push(module.to_string());
+            return Some(circle);
+        }
+        if done.contains(module) {
+            return None;
+        }
+        path.push(module.to_string());
+        for next in imports.get(module).into_iter().flatten() {
+            if let Some(circle) = visit(next, imports, path, done) {
+                return Some(circle);
+            }
+        }
+        path.pop();
+        done.insert(module.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    imports.keys().find_map(|module| visit(module, imports, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn imports_run_one_way() {
+    let imports = imports();
+    assert!(imports.len() > 10, "the modules were read: {imports:?}");
+    if let Some(circle) = circle(&imports) {
+        panic!("imports go round in a circle: {}", circle.join(" -> "));
+    }
+    // The domain is the bottom layer: it names no other module of the crate.
+    assert_eq!(imports["domain"], BTreeSet::new(), "domain imports only itself");
+}
+
+#[test]
+fn a_circle_is_found() {
+    let edges = |pairs: &[(&str, &str)]| {
+        let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (from, to) in pairs {
+            imports.entry(from.to_string()).or_default().insert(to.to_string());
+            imports.entry(to.to_string()).or_default();
+        }
+        imports
+    };
+    assert_eq!(circle(&edges(&[("a", "b"), ("b", "c"), ("a", "c")])), None);
+    let found = circle(&edges(&[("a", "b"), ("b", "c"), ("c", "a")])).expect("a -> b -> c -> a");
+    assert_eq!(found.first(), found.last());
+    assert_eq!(found.len(), 4);
+}
+
+#[test]
+fn every_module_is_on_the_maps() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    let architecture = std::fs::read_to_string(src.join("../../../docs/architecture.md")).unwrap();
+    for module in modules(&src) {
+        assert!(lib.contains(&format!("[`{module}`]")), "lib.rs's map does not name `{module}`");
+        assert!(architecture.contains(&format!("`{module}")), "docs/architecture.md does not name `{module}`");
+    }
+}
