@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scans template.yaml with checkov (PyPI, pinned, in a venv of its own). The findings
-# the stack accepts are listed, each with its reason, in README.md under "Security
+# the stack accepts are listed, each with its reason, in docs/deploy.md under "Security
 # scan"; any other finding fails. The checks that guard credentials (no secrets in a
 # function's environment, Redis AUTH, IAM database authentication) can never be
 # accepted, and must have run and passed.
@@ -17,7 +17,7 @@ if [ "$("$VENV/bin/checkov" --version 2>/dev/null)" != "$VERSION" ]; then
 fi
 
 cd "$REPO"
-accepted=$(awk '/^<!-- checkov-accepted -->/ { on = 1; next } on && /^$/ { exit } on' README.md |
+accepted=$(awk '/^<!-- checkov-accepted -->/ { on = 1; next } on && /^$/ { exit } on' docs/deploy.md |
   grep -o 'CKV_AWS_[0-9]*' | sort -u)
 for check in $REQUIRED; do
   if grep -qx "$check" <<<"$accepted"; then
@@ -53,6 +53,6 @@ missing = [c for c in required if c not in passed]
 if missing:
     sys.exit(f"checkov: {', '.join(missing)} did not run and pass")
 if results["failed_checks"]:
-    sys.exit(f"checkov: {len(results['failed_checks'])} finding(s) not accepted in README.md")
+    sys.exit(f"checkov: {len(results['failed_checks'])} finding(s) not accepted in docs/deploy.md")
 print(f"checkov: {len(results['passed_checks'])} checks passed, none failed; {', '.join(required)} among them", file=sys.stderr)
 PY

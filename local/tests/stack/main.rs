@@ -11,6 +11,7 @@ mod api;
 mod bootstrap;
 mod browser;
 mod deploy;
+mod docs;
 mod failover;
 mod fairness;
 mod faults;
