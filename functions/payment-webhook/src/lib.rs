@@ -29,7 +29,7 @@
 use std::time::{Duration, SystemTime};
 
 use flashsale::lambda::http::{self, json, problem};
-use flashsale::payments::provider::{Maker, STACK_TAG};
+use flashsale::payments::maker::{Maker, STACK_TAG};
 use flashsale::payments::{received, Provider, Received};
 use flashsale::stores::mysql::Mysql;
 use flashsale::stores::redis::Redis;

@@ -1,7 +1,7 @@
 //! The crate's shape, checked: imports between its top-level modules run one way (no
-//! circle), and every module is on the maps (this crate's documentation and
-//! `docs/architecture.md`). Read from the sources, so a new module or import is checked
-//! the day it is written.
+//! circle), every module is on the maps (this crate's documentation and
+//! `docs/architecture.md`), and no file outgrows a reading. Read from the sources, so a
+//! new module, import or long file is checked the day it is written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -135,4 +135,16 @@ fn every_module_is_on_the_maps() {
         assert!(lib.contains(&format!("[`{module}`]")), "lib.rs's map does not name `{module}`");
         assert!(architecture.contains(&format!("`{module}")), "docs/architecture.md does not name `{module}`");
     }
+}
+
+#[test]
+fn no_file_of_the_layer_is_longer_than_400_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let long: Vec<String> = rust_files(&src)
+        .into_iter()
+        .map(|file| (std::fs::read_to_string(&file).unwrap().lines().count(), file))
+        .filter(|(lines, _)| *lines > 400)
+        .map(|(lines, file)| format!("{} ({lines} lines)", file.strip_prefix(&src).unwrap().display()))
+        .collect();
+    assert!(long.is_empty(), "split these by what they do: {long:?}");
 }

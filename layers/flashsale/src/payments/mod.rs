@@ -10,13 +10,14 @@
 //!   ([`received`]).
 //!
 //! [`checkout`] starts a payment for the shopper, [`provider`] is the provider's API
-//! (each call within the account's [`budget`]),
-//! [`signature`] checks that a webhook delivery is the provider's, [`events`] remembers
-//! the deliveries taken.
+//! (each call within the account's [`budget`]), [`maker`] tells this stack's intents from
+//! others', [`signature`] checks that a webhook delivery is the provider's, [`events`]
+//! remembers the deliveries taken.
 
 pub mod budget;
 pub mod checkout;
 pub mod events;
+pub mod maker;
 pub mod provider;
 pub mod received;
 pub mod signature;

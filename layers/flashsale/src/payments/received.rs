@@ -29,7 +29,8 @@
 //!   unit stays sold either way: what becomes of the goods is the shop's call.
 //! - Anything else (failed, cancelled, waiting on the shopper): nothing to do.
 
-use super::provider::{Intent, IntentStatus, Maker, Provider, STACK_TAG};
+use super::maker::{Maker, STACK_TAG};
+use super::provider::{Intent, IntentStatus, Provider};
 use crate::domain::{Order, OrderId, OrderStatus, SaleId};
 use crate::error::{Error, Result};
 use crate::stores::mysql::{order_from, Mysql, ORDER_COLUMNS};
