@@ -1,5 +1,6 @@
 //! Admission under load and at its edges: exactly the stock, per-user limits, the sale
-//! window, bad input, the sold-out memo, and no lost order when SQS is down.
+//! window, bad input, the sold-out memo (a holder clicking again still gets their order
+//! back), sale dates past 2038, and no lost order when SQS is down.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -315,4 +316,38 @@ async fn an_id_admitted_before_with_another_order_is_refused_not_answered_admitt
     assert_eq!(redis_stock(&mut conn, sale).await, 9);
     let holders: std::collections::HashMap<String, String> = conn.hgetall(keys(sale).bought).await.unwrap();
     assert_eq!(holders.keys().collect::<Vec<_>>(), ["first"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_clicking_again_after_sell_out_gets_their_order_back() {
+    let stack = stack_with(|o| {
+        o.consumers = 0;
+        o.config.sold_out_ttl = Duration::from_secs(5);
+    })
+    .await;
+    let api = Api::new(&stack);
+    let sale = api.sale(sale_spec(1, 1, 600, -1, 3600)).await;
+    let (_, body) = api.buy(sale, "holder", None).await;
+    let order = body["order_id"].clone();
+    let (status, body) = api.buy(sale, "latecomer", None).await;
+    assert_eq!((status, body["type"].as_str()), (409, Some("/problems/sold-out")));
+    // The sold-out memo answers now, yet the holder is told what they hold.
+    let (status, body) = api.buy(sale, "holder", None).await;
+    assert_eq!((status, body["type"].as_str()), (409, Some("/problems/limit-reached")), "{body}");
+    assert_eq!(body["order_ids"], serde_json::json!([order]));
+
+    // Past 2038, where a TIMESTAMP would end, and up to 9998, a sale's dates are stored.
+    for ends in ["2040-01-01T00:00:00Z", "9998-12-30T00:00:00Z"] {
+        let mut spec = sale_spec(1, 1, 60, 0, 10);
+        spec["ends_at"] = Value::String(ends.into());
+        let (status, body) = api.call("POST", "/api/admin/sales", Some(&api.admin), Some(spec)).await;
+        assert_eq!(status, 201, "{body}");
+        let stored: chrono::DateTime<chrono::Utc> = body["ends_at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(stored, ends.parse::<chrono::DateTime<chrono::Utc>>().unwrap());
+    }
+    // A date MySQL cannot store is bad input, not an outage.
+    let mut spec = sale_spec(1, 1, 60, 0, 10);
+    spec["ends_at"] = Value::String("+10000-01-01T00:00:00Z".into());
+    let (status, body) = api.call("POST", "/api/admin/sales", Some(&api.admin), Some(spec)).await;
+    assert_eq!((status, body["type"].as_str()), (400, Some("/problems/invalid-request")), "{body}");
 }

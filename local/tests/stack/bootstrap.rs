@@ -230,7 +230,7 @@ async fn admit_holds_its_freeze_for_a_slow_hand_off_only_within_the_settle_bound
     let sale = api.sale(sale_spec(10, 1, 60, -1, 3600)).await;
     let moto = std::env::var("AWS_ENDPOINT_URL").expect("moto's address in AWS_ENDPOINT_URL");
     let moto: std::net::SocketAddr = moto.trim_start_matches("http://").parse().unwrap();
-    let slow_aws = LaggingProxy::start(moto, Duration::from_millis(1500)).await;
+    let slow_aws = FaultProxy::lagging(moto, Duration::from_millis(1500)).await;
     let runtime = RuntimeApi::start().await.unwrap();
     let mut vars = env_vars("AdmitFunction", &stack);
     vars.insert("AWS_ENDPOINT_URL".into(), format!("http://{}", slow_aws.addr));

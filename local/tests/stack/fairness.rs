@@ -30,9 +30,9 @@ async fn reconcile_through_slow_provider(
     slices: Slices,
     lag: Duration,
     intent: &str,
-) -> (LaggingProxy, Reconcile, Duration) {
+) -> (FaultProxy, Reconcile, Duration) {
     let upstream = stack.config.payments_api_url.trim_start_matches("http://").trim_end_matches('/');
-    let proxy = LaggingProxy::start(upstream.parse().expect("the local provider's address"), lag).await;
+    let proxy = FaultProxy::lagging(upstream.parse().expect("the local provider's address"), lag).await;
     proxy.lag_next_answers(u64::MAX);
     let mut config = stack.config.clone();
     config.payments_api_url = format!("http://{}", proxy.addr);

@@ -11,7 +11,6 @@ use flashsale::SaleId;
 use redis::AsyncCommands;
 use serde_json::Value;
 
-use crate::faults::{faulty_stack_options, stampede, Outcomes};
 use crate::helpers::*;
 
 /// Stripe's test card whose payment is disputed once it succeeded.

@@ -23,7 +23,6 @@ mod nemesis;
 mod pages;
 mod payments;
 mod purchase_path;
-mod resilience;
 mod smoke;
 mod template;
 mod waiting_room;

@@ -19,8 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::failover::{PrimaryEndpoint, Sentinel};
-use crate::faults::{settled_and_sound_besides, Proxy};
 use crate::helpers::*;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -68,134 +66,10 @@ const MAKE_TEST_SEED: u64 = 5502929747087264493;
 /// outbox alone held.
 const RESENT_WITHIN: Duration = Duration::from_secs(9);
 
-/// One `flashsale-local serve` process the nemesis can kill, restart and stop.
-struct Process {
-    /// Its log's name under `FLASHSALE_NEMESIS_LOGS`.
-    name: &'static str,
-    addr: SocketAddr,
-    env: Vec<(String, String)>,
-    child: Option<tokio::process::Child>,
-}
-
-impl Process {
-    async fn new(name: &'static str, env: Vec<(String, String)>) -> Self {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port().await).parse().unwrap();
-        Process { name, addr, env, child: None }
-    }
-
-    /// Where its log (stdout, as on Lambda) goes: a file that outlives restarts, or nowhere.
-    fn log(&self) -> (std::process::Stdio, String) {
-        let Ok(dir) = std::env::var("FLASHSALE_NEMESIS_LOGS") else {
-            return (std::process::Stdio::null(), "off".into());
-        };
-        std::fs::create_dir_all(&dir).unwrap();
-        let file =
-            std::fs::OpenOptions::new().create(true).append(true).open(format!("{dir}/{}.log", self.name)).unwrap();
-        (file.into(), std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-    }
-
-    /// Starts it and waits until it serves; a start that fails (a dependency cut at that
-    /// moment) is tried again, as Lambda would start another container.
-    async fn start(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            assert!(Instant::now() < deadline, "the stack process came up within 60 s");
-            let (log, filter) = self.log();
-            let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_flashsale-local"))
-                .arg("serve")
-                .envs(self.env.iter().cloned())
-                .env("FLASHSALE_LOCAL_ADDR", self.addr.to_string())
-                .env("RUST_LOG", filter)
-                .stdout(log)
-                .stderr(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap();
-            for _ in 0..100 {
-                if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
-                    self.child = Some(child);
-                    return;
-                }
-                if child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            let _ = child.kill().await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.start_kill().unwrap();
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        if let Some(pid) = self.child.as_ref().and_then(|c| c.id()) {
-            std::process::Command::new("kill").args([signal, &pid.to_string()]).status().unwrap();
-        }
-    }
-}
-
-/// The edge's wall clock, stepped through libfaketime (Debian's `libfaketime`, which
-/// scripts/services.sh installs): the offset is read from a file the nemesis rewrites.
-/// The monotonic clock (timers, time-outs) runs on, as under an NTP step.
-struct EdgeClock {
-    offset: std::path::PathBuf,
-}
-
-impl EdgeClock {
-    fn new() -> Self {
-        let offset = std::env::temp_dir().join(format!("nemesis-clock-{:08x}", rand::random::<u32>()));
-        let clock = EdgeClock { offset };
-        clock.step(0);
-        clock
-    }
-
-    /// What the edge's process needs to run on this clock.
-    fn env(&self) -> Vec<(String, String)> {
-        let library = glob_one("/usr/lib/*/faketime/libfaketime.so.1")
-            .expect("libfaketime (Debian's libfaketime; scripts/services.sh up installs it)");
-        [
-            ("LD_PRELOAD", library),
-            ("FAKETIME_TIMESTAMP_FILE", self.offset.display().to_string()),
-            ("FAKETIME_CACHE_DURATION", "1".into()),
-            ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-    }
-
-    /// From within a second on, the edge's clock reads `secs` off the true time.
-    fn step(&self, secs: i64) {
-        std::fs::write(&self.offset, format!("{secs:+}\n")).unwrap();
-    }
-}
-
-impl Drop for EdgeClock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.offset);
-    }
-}
-
-/// The one path matching `pattern` (`*` in one component), if any.
-fn glob_one(pattern: &str) -> Option<String> {
-    let (head, tail) = pattern.split_once("/*/")?;
-    std::fs::read_dir(head)
-        .ok()?
-        .flatten()
-        .map(|e| e.path().join(tail))
-        .find(|p| p.exists())
-        .map(|p| p.display().to_string())
-}
-
 /// Redis as the nemesis sees it: the current primary and its replica behind a link.
 struct Cluster {
     primary: OwnRedis,
-    link: Proxy,
+    link: FaultProxy,
     replica: OwnRedis,
 }
 
@@ -212,7 +86,7 @@ impl Cluster {
             .await
             .expect("Sentinel promoted the replica within 30 s")
             .unwrap();
-        let link = Proxy::start(promoted).await;
+        let link = FaultProxy::start(promoted).await;
         let replica = OwnRedis::replica_of(link.addr).await;
         let primary = std::mem::replace(&mut self.replica, replica);
         self.primary = primary;
@@ -293,17 +167,17 @@ async fn a_random_fault_schedule_breaks_no_promise() {
 
     // Redis: primary, replica behind a link, Sentinel, the endpoint the stack uses.
     let primary = OwnRedis::start().await;
-    let link = Proxy::start(format!("127.0.0.1:{}", primary.port).parse().unwrap()).await;
+    let link = FaultProxy::start(format!("127.0.0.1:{}", primary.port).parse().unwrap()).await;
     let replica = OwnRedis::replica_of(link.addr).await;
     let sentinel = Sentinel::start(primary.port).await;
     let endpoint = PrimaryEndpoint::start(&sentinel).await;
     let cluster = Arc::new(Mutex::new(Cluster { primary, link, replica }));
     // MySQL and AWS (moto: SQS, DynamoDB, S3) through proxies of the nemesis's own.
-    let mysql_proxy = Proxy::start("127.0.0.1:3306".parse().unwrap()).await;
+    let mysql_proxy = FaultProxy::start("127.0.0.1:3306".parse().unwrap()).await;
     let moto = std::env::var("AWS_ENDPOINT_URL").expect("moto's address in AWS_ENDPOINT_URL");
     let slow_aws =
-        LaggingProxy::start(moto.trim_start_matches("http://").parse().unwrap(), Duration::from_millis(700)).await;
-    let aws = Proxy::start(slow_aws.addr).await;
+        FaultProxy::lagging(moto.trim_start_matches("http://").parse().unwrap(), Duration::from_millis(700)).await;
+    let aws = FaultProxy::start(slow_aws.addr).await;
 
     // A database of the nemesis's own: reconcile looks at every open sale, and in the
     // shared one, other tests' sales (in other Redis servers) would each look lost to

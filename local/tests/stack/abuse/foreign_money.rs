@@ -4,7 +4,6 @@
 //! an order or be refunded; PAID needs the order's amount and currency; refunds and
 //! disputes made at the provider move the paid order.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flashsale::SaleId;
@@ -18,46 +17,6 @@ const NO_ORDER: &str = "9223372036854775807";
 
 /// Stripe's test card whose payment is disputed once it succeeded.
 const CARD_DISPUTED: &str = "4000000000000259";
-
-/// An endpoint of the account's that records each delivery (body, `Stripe-Signature`)
-/// and answers 200: the provider's own signed deliveries, to hand to the stack.
-struct Capture {
-    url: String,
-    deliveries: Arc<Mutex<Vec<(Value, String, String)>>>,
-}
-
-impl Capture {
-    async fn start() -> Self {
-        let deliveries: Arc<Mutex<Vec<(Value, String, String)>>> = Default::default();
-        let kept = deliveries.clone();
-        let app = axum::Router::new().route(
-            "/",
-            axum::routing::post(move |headers: http::HeaderMap, body: String| {
-                let kept = kept.clone();
-                async move {
-                    let signature = headers["stripe-signature"].to_str().unwrap().to_string();
-                    kept.lock().unwrap().push((serde_json::from_str(&body).unwrap(), body, signature));
-                    "ok"
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Capture { url, deliveries }
-    }
-
-    /// The delivery of the event `kind` about `intent`, once the provider sent it.
-    async fn delivery(&self, kind: &str, intent: &str) -> (String, String) {
-        eventually(&format!("{kind} of {intent} delivered"), Duration::from_secs(10), || async {
-            let all = self.deliveries.lock().unwrap().clone();
-            all.into_iter()
-                .find(|(event, _, _)| event["type"] == kind && event["data"]["object"]["id"] == intent)
-                .map(|(_, body, signature)| (body, signature))
-        })
-        .await
-    }
-}
 
 /// A call to the provider with the stack's secret key, as another business on the same
 /// account (or the shop's staff in the provider's dashboard) makes it.

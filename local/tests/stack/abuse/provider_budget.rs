@@ -6,82 +6,12 @@
 //! provider through a proxy of the test's own, which counts the calls made with the
 //! account's secret key and can answer 429 to them.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::response::IntoResponse;
 use futures::future::join_all;
 use serde_json::Value;
 
 use crate::helpers::*;
-
-/// The local provider behind a proxy that counts the account's calls (those with a
-/// secret key; the page's confirmations carry none) and, while `refusing`, answers them
-/// 429 as a rate-limited provider does.
-struct CountingProvider {
-    url: String,
-    calls: Arc<AtomicUsize>,
-    refusing: Arc<AtomicBool>,
-}
-
-impl CountingProvider {
-    async fn start() -> Self {
-        let upstream = flashsale_local::Options::from_env().unwrap().payments_url.trim_end_matches('/').to_string();
-        let (calls, refusing) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-        let (counted, refused) = (calls.clone(), refusing.clone());
-        flashsale::stores::aws::install_crypto_provider();
-        let client = reqwest::Client::new();
-        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-            let (upstream, client, counted, refused) =
-                (upstream.clone(), client.clone(), counted.clone(), refused.clone());
-            async move {
-                let (parts, body) = request.into_parts();
-                let account = parts
-                    .headers
-                    .get(http::header::AUTHORIZATION)
-                    .is_some_and(|v| v.to_str().unwrap_or_default().starts_with("Bearer sk_"));
-                if account {
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    if refused.load(Ordering::SeqCst) {
-                        let body = r#"{"error":{"message":"Too many requests hit the API too quickly."}}"#;
-                        return (http::StatusCode::TOO_MANY_REQUESTS, [("content-type", "application/json")], body)
-                            .into_response();
-                    }
-                }
-                let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
-                let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-                let mut forward = client.request(parts.method.clone(), format!("{upstream}{path}")).body(body);
-                for name in [http::header::AUTHORIZATION, http::header::CONTENT_TYPE] {
-                    if let Some(value) = parts.headers.get(&name) {
-                        forward = forward.header(name, value);
-                    }
-                }
-                if let Some(key) = parts.headers.get("idempotency-key") {
-                    forward = forward.header("idempotency-key", key);
-                }
-                let answer = forward.send().await.expect("the local provider answers");
-                let status = answer.status();
-                let kind = answer.headers().get(http::header::CONTENT_TYPE).cloned();
-                let body = answer.bytes().await.unwrap_or_default();
-                let mut response = axum::response::Response::new(axum::body::Body::from(body));
-                *response.status_mut() = status;
-                if let Some(kind) = kind {
-                    response.headers_mut().insert(http::header::CONTENT_TYPE, kind);
-                }
-                response
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        CountingProvider { url, calls, refusing }
-    }
-
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
 
 /// `(status, Retry-After, body)` of `user`'s payment request for `order`.
 async fn payment(api: &Api, user: &str, order: &str) -> (u16, Option<u64>, Value) {
@@ -114,7 +44,7 @@ async fn unpaid_orders(api: &Api, shoppers: &[String]) -> Vec<(String, String)> 
 /// vulnerable route every request read the intent from the provider: 400 calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_shopper_hammering_the_payment_route_makes_one_provider_call_and_gets_one_secret() {
-    let provider = CountingProvider::start().await;
+    let provider = ProviderProxy::start().await;
     let stack = stack_with(|o| o.payments_url = provider.url.clone()).await;
     let api = Api::new(&stack);
     let (user, order) = unpaid_orders(&api, &["hammer".to_string()]).await.remove(0);
@@ -153,7 +83,7 @@ async fn one_shopper_hammering_the_payment_route_makes_one_provider_call_and_get
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crowd_past_the_accounts_budget_gets_503_with_retry_after_and_nothing_is_lost() {
     const BUDGET: u32 = 3;
-    let provider = CountingProvider::start().await;
+    let provider = ProviderProxy::start().await;
     let stack = stack_with(|o| {
         o.payments_url = provider.url.clone();
         o.config.provider_calls_per_sec = BUDGET;
@@ -230,7 +160,7 @@ async fn a_crowd_past_the_accounts_budget_gets_503_with_retry_after_and_nothing_
 /// 429s counted as failures and opened the breaker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_answering_429_gets_503_with_retry_after_and_opens_no_breaker() {
-    let provider = CountingProvider::start().await;
+    let provider = ProviderProxy::start().await;
     let stack = stack_with(|o| {
         o.payments_url = provider.url.clone();
         o.config.breaker_cooldown = Duration::from_secs(60);
@@ -240,14 +170,14 @@ async fn a_provider_answering_429_gets_503_with_retry_after_and_opens_no_breaker
     let shoppers: Vec<String> = (0..8).map(|i| format!("slowed-{i}")).collect();
     let orders = unpaid_orders(&api, &shoppers).await;
 
-    provider.refusing.store(true, Ordering::SeqCst);
+    provider.refuse(true);
     for (user, order) in &orders[..7] {
         let (status, retry_after, body) = payment(&api, user, order).await;
         assert_eq!(status, 503, "{body}");
         assert!(retry_after.is_some_and(|s| s >= 1), "{body}");
         assert!(body["type"].as_str().unwrap_or_default().ends_with("rate-limited"), "{body}");
     }
-    provider.refusing.store(false, Ordering::SeqCst);
+    provider.refuse(false);
     let (user, order) = &orders[7];
     let (status, _, body) = payment(&api, user, order).await;
     assert_eq!(status, 200, "429s are not failures: no breaker opened: {body}");
