@@ -37,9 +37,10 @@ test: services browser api-tools lint
 ## can rot; scripts/bench.sh measures them in full.
 BENCH_SHORT_ROUND := BENCH_ROUNDS=1 BENCH_REQUESTS=200 BENCH_ORDERS=200 BENCH_INVOCATIONS=100 BENCH_CHECKS=1000 BENCH_NGINX_URL=none
 
-## Formatting and Clippy's findings, as errors.
+## Formatting and Clippy's findings, as errors; the pages' scripts through ESLint.
 lint:
 	cargo fmt --all --check
+	scripts/lint-js.sh
 	cargo clippy --workspace --all-targets -- -D warnings
 
 services:

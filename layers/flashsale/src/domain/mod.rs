@@ -12,7 +12,7 @@ mod waiting_room;
 
 pub use ids::{BadId, BadUserId, OrderId, SaleId, UserId};
 pub use messages::{OrderMessage, TimeoutMessage};
-pub use money::{Currency, CurrencyUnit, SaleMoney, CURRENCIES, MAX_CHARGE};
+pub use money::{format_price, Currency, CurrencyUnit, SaleMoney, CURRENCIES, MAX_CHARGE};
 pub use order::{Order, OrderStatus, Refund, UnknownStatus, HOLDS_UNITS_SQL};
 pub use refusals::{BadSignature, PassRefused, ProofRefused, MAX_HEADER_LEN, MAX_SIGNATURES, TOLERANCE_SECS};
 pub use sale::{InvalidSale, NewSale, Sale, SaleDraft, SaleState};

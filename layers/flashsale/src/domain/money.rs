@@ -180,6 +180,28 @@ impl std::fmt::Display for Currency {
     }
 }
 
+/// A price in `currency`'s minor unit, with the currency's own decimals: `$1,234.50`
+/// for US dollars, `1,234.500 KWD` and `5,000 JPY` for the others.
+pub fn format_price(minor: u64, currency: &Currency) -> String {
+    let scale = 10u64.pow(u32::from(currency.digits()));
+    let whole = (minor / scale).to_string();
+    let mut grouped = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    if scale > 1 {
+        let digits = usize::from(currency.digits());
+        grouped = format!("{grouped}.{:0digits$}", minor % scale);
+    }
+    match currency.as_str() {
+        "usd" => format!("${grouped}"),
+        other => format!("{grouped} {}", other.to_ascii_uppercase()),
+    }
+}
+
 /// The money of a sale as its orders record it: what the provider captured (paid
 /// orders, disputed ones, and those whose money was refunded: late, or at the provider),
 /// what went back, and what is disputed.
@@ -252,5 +274,16 @@ mod tests {
         let legacy = Currency::stored("ABC".into());
         assert_eq!((legacy.as_str(), legacy.digits()), ("abc", 2));
         assert!(legacy.chargeable(1_000).is_err());
+    }
+
+    #[test]
+    fn prices_are_grouped_dollars_and_cents() {
+        let usd = Currency::default();
+        assert_eq!(format_price(0, &usd), "$0.00");
+        assert_eq!(format_price(5, &usd), "$0.05");
+        assert_eq!(format_price(19_900, &usd), "$199.00");
+        assert_eq!(format_price(123_456_789, &usd), "$1,234,567.89");
+        let eur = Currency::try_from("EUR".to_string()).unwrap();
+        assert_eq!(format_price(123_450, &eur), "1,234.50 EUR");
     }
 }

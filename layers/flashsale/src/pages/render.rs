@@ -10,11 +10,26 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{Currency, Sale, SaleId};
+use crate::domain::{format_price, Sale, SaleId};
 use crate::error::{Error, Result};
 
-const APP_JS: &str = include_str!("../../../../templates/assets/app.js");
-const APP_CSS: &str = include_str!("../../../../templates/assets/app.css");
+/// A script or style sheet of the pages, stored under a key that names its content.
+struct Asset {
+    name: &'static str,
+    ext: &'static str,
+    body: &'static str,
+}
+
+/// Every page loads `common` (the sign-in, the API) and its own script: shoppers never
+/// download the staff console's.
+const ASSETS: [Asset; 6] = [
+    Asset { name: "common", ext: "js", body: include_str!("../../../../templates/assets/common.js") },
+    Asset { name: "shop", ext: "js", body: include_str!("../../../../templates/assets/shop.js") },
+    Asset { name: "sale", ext: "js", body: include_str!("../../../../templates/assets/sale.js") },
+    Asset { name: "orders", ext: "js", body: include_str!("../../../../templates/assets/orders.js") },
+    Asset { name: "console", ext: "js", body: include_str!("../../../../templates/assets/console.js") },
+    Asset { name: "app", ext: "css", body: include_str!("../../../../templates/assets/app.css") },
+];
 /// HTML is short-lived at the edge; a change is also invalidated explicitly.
 pub const HTML_CACHE: &str = "public, max-age=5";
 /// Content-hashed assets never change under their key.
@@ -57,28 +72,6 @@ impl PageState {
     }
 }
 
-/// A price in `currency`'s minor unit, with the currency's own decimals: `$1,234.50`
-/// for US dollars, `1,234.500 KWD` and `5,000 JPY` for the others.
-pub fn format_price(minor: u64, currency: &Currency) -> String {
-    let scale = 10u64.pow(u32::from(currency.digits()));
-    let whole = (minor / scale).to_string();
-    let mut grouped = String::new();
-    for (i, digit) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    if scale > 1 {
-        let digits = usize::from(currency.digits());
-        grouped = format!("{grouped}.{:0digits$}", minor % scale);
-    }
-    match currency.as_str() {
-        "usd" => format!("${grouped}"),
-        other => format!("{grouped} {}", other.to_ascii_uppercase()),
-    }
-}
-
 fn format_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M").to_string()
 }
@@ -91,13 +84,19 @@ fn hashed_key(name: &str, ext: &str, body: &str) -> String {
 
 /// The keys of the content-hashed assets, as the pages link them.
 pub struct Assets {
-    pub js: String,
+    pub common_js: String,
+    pub shop_js: String,
+    pub sale_js: String,
+    pub orders_js: String,
+    pub console_js: String,
     pub css: String,
 }
 
 impl Assets {
     pub fn current() -> Self {
-        Assets { js: hashed_key("app", "js", APP_JS), css: hashed_key("app", "css", APP_CSS) }
+        let [common_js, shop_js, sale_js, orders_js, console_js, css] =
+            ASSETS.map(|asset| hashed_key(asset.name, asset.ext, asset.body));
+        Assets { common_js, shop_js, sale_js, orders_js, console_js, css }
     }
 }
 
@@ -247,26 +246,21 @@ pub fn render_site(site: &Site, sales: &[(Sale, PageState)], all: &[(Sale, PageS
     let (api, sign_in_url) = (site.api.as_str(), site.sign_in_url.as_str());
     let orders = OrdersPage { assets: &assets, api, sign_in_url }.render();
     let console = ConsolePage { assets: &assets, api, sign_in_url }.render();
-    let mut pages = vec![
-        Page {
-            key: assets.js,
-            body: APP_JS.into(),
-            content_type: "text/javascript; charset=utf-8",
+    let mut pages: Vec<Page> = ASSETS
+        .iter()
+        .map(|asset| Page {
+            key: hashed_key(asset.name, asset.ext, asset.body),
+            body: asset.body.into(),
+            content_type: if asset.ext == "js" { "text/javascript; charset=utf-8" } else { "text/css; charset=utf-8" },
             cache_control: ASSET_CACHE,
-        },
-        Page {
-            key: assets.css,
-            body: APP_CSS.into(),
-            content_type: "text/css; charset=utf-8",
-            cache_control: ASSET_CACHE,
-        },
-        Page {
-            key: "index.html".into(),
-            body: render_index(site, all)?.into_bytes(),
-            content_type: HTML,
-            cache_control: HTML_CACHE,
-        },
-    ];
+        })
+        .collect();
+    pages.push(Page {
+        key: "index.html".into(),
+        body: render_index(site, all)?.into_bytes(),
+        content_type: HTML,
+        cache_control: HTML_CACHE,
+    });
     for (key, body) in [(ORDERS_KEY, orders), (CONSOLE_KEY, console)] {
         let body = body.map_err(|e| Error::Internal(format!("rendering {key}: {e}")))?.into_bytes();
         pages.push(Page { key: key.into(), body, content_type: HTML, cache_control: HTML_CACHE });
@@ -281,6 +275,7 @@ pub fn render_site(site: &Site, sales: &[(Sale, PageState)], all: &[(Sale, PageS
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Currency;
     use chrono::Duration;
 
     fn sale() -> Sale {
@@ -313,17 +308,6 @@ mod tests {
     }
 
     #[test]
-    fn prices_are_grouped_dollars_and_cents() {
-        let usd = Currency::default();
-        assert_eq!(format_price(0, &usd), "$0.00");
-        assert_eq!(format_price(5, &usd), "$0.05");
-        assert_eq!(format_price(19_900, &usd), "$199.00");
-        assert_eq!(format_price(123_456_789, &usd), "$1,234,567.89");
-        let eur = Currency::try_from("EUR".to_string()).unwrap();
-        assert_eq!(format_price(123_450, &eur), "1,234.50 EUR");
-    }
-
-    #[test]
     fn prices_have_their_currencys_decimals() {
         let kwd = Currency::try_from("kwd".to_string()).unwrap();
         assert_eq!(format_price(12_340, &kwd), "12.340 KWD");
@@ -352,7 +336,9 @@ mod tests {
         );
         assert!(html.contains("Fast &#38; &#34;new&#34;") || html.contains("Fast &amp; &quot;new&quot;"));
         assert!(html.contains("$1,234,567.89"));
-        assert!(html.contains(&format!("/{}", Assets::current().js)));
+        let assets = Assets::current();
+        assert!(html.contains(&format!("/{}", assets.common_js)) && html.contains(&format!("/{}", assets.sale_js)));
+        assert!(!html.contains(&assets.console_js), "shoppers do not download the staff console");
     }
 
     #[test]
