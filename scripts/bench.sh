@@ -83,12 +83,19 @@ for _ in $(seq 60); do (exec 3<>/dev/tcp/127.0.0.1/3100) 2>/dev/null && break; s
 # Init times first, while moto is idle: after the stampedes its backlog slows every
 # call for minutes, and the lease write at admit's init would measure moto, not admit.
 FUNCTIONS="admit shop-api admin-api persist-orders close-expired reconcile render-pages payment-webhook"
-# The stack's queues: a function checks at init that it is given them.
+# The stack's queues and the payment provider's keys (the secret the stack made in moto):
+# a function checks at init that it is given them, and those that take payments refuse
+# to start without the keys.
 export FLASHSALE_ORDERS_QUEUE_URL="${AWS_ENDPOINT_URL}/000000000000/${FLASHSALE_LOCAL_QUEUE_PREFIX}orders" \
-  FLASHSALE_TIMEOUTS_QUEUE_URL="${AWS_ENDPOINT_URL}/000000000000/${FLASHSALE_LOCAL_QUEUE_PREFIX}order-timeouts"
+  FLASHSALE_TIMEOUTS_QUEUE_URL="${AWS_ENDPOINT_URL}/000000000000/${FLASHSALE_LOCAL_QUEUE_PREFIX}order-timeouts" \
+  FLASHSALE_PAYMENTS_SECRET="${FLASHSALE_LOCAL_QUEUE_PREFIX}payments"
 : > "$WORK/init.txt"
 for f in $FUNCTIONS; do
-  for _ in $(seq "$ROUNDS"); do echo "$f $("$BIN/flashsale-local" init-time "$BIN/$f" | awk '{print $2}')" >> "$WORK/init.txt"; done
+  for _ in $(seq "$ROUNDS"); do
+    # An assignment of its own, so a bootstrap that fails its init stops the run.
+    ms=$("$BIN/flashsale-local" init-time "$BIN/$f" | awk '{print $2}')
+    echo "$f $ms" >> "$WORK/init.txt"
+  done
 done
 
 # persist-orders fed batches directly (no SQS) against MariaDB, next to the raw
