@@ -262,6 +262,7 @@ const flashsale = (() => {
   // The page's sign-in, kept fresh while the page is open (started by the pages that
   // call the API with it); opened once a sign-in's callback is finished.
   let session = null;
+  // An amount in its currency's minor unit (cents, fils, yen), with the currency's own
   // decimals, as the rendered pages print it: `$1,234.50`, `12.340 KWD`, `5,000 JPY`.
   const money = (minor, currency) => {
     const code = String(currency || 'usd').toUpperCase();

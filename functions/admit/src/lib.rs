@@ -108,7 +108,7 @@ pub struct Admit {
     /// How long an unreplicated order may wait for its record to begin.
     record_within: std::time::Duration,
     /// Checks the waiting rooms' passes (the script spends them).
-    queue: Option<RoomKeys>,
+    room_keys: Option<RoomKeys>,
     edge: http::EdgeOnly,
 }
 
@@ -132,7 +132,7 @@ impl Admit {
             missing: MissingSales::new(config.sold_out_ttl, Drain::from_config(config)),
             settle_bound: config.admit_settle_bound,
             record_within: config.aws_timeout,
-            queue: RoomKeys::from_config(config),
+            room_keys: RoomKeys::from_config(config),
             edge: http::EdgeOnly::default(),
         }
     }
@@ -183,7 +183,7 @@ impl Admit {
         // A pass is checked here (signature, shopper, sale, expiry); the script spends it.
         let pass = match pass {
             Some(token) => {
-                let keys = RoomKeys::required(&self.queue)?;
+                let keys = RoomKeys::required(&self.room_keys)?;
                 Some(keys.check_pass(&token, sale_id, &caller.user, chrono::Utc::now().timestamp_millis())?)
             }
             None => None,

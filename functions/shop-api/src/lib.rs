@@ -47,7 +47,7 @@ pub struct ShopApi {
     pending_orders: Box<dyn PendingOrders>,
     missing: MissingSales,
     provider: Provider,
-    queue: Option<RoomKeys>,
+    room_keys: Option<RoomKeys>,
     pass_ttl: Duration,
     edge: http::EdgeOnly,
 }
@@ -71,7 +71,7 @@ impl ShopApi {
             pending_orders,
             missing,
             provider,
-            queue: RoomKeys::from_config(config),
+            room_keys: RoomKeys::from_config(config),
             pass_ttl: config.pass_ttl,
             edge: http::EdgeOnly::default(),
         }
@@ -181,7 +181,7 @@ impl ShopApi {
     async fn challenge(&self, caller: &Caller, id: SaleId) -> Result<Response<Body>> {
         let room = self.room(id, None).await?;
         let challenge =
-            RoomKeys::required(&self.queue)?.challenge(id, &caller.user, room.join_difficulty(), room.now_ms);
+            RoomKeys::required(&self.room_keys)?.challenge(id, &caller.user, room.join_difficulty(), room.now_ms);
         Ok(no_store(json(StatusCode::OK, &challenge)))
     }
 
@@ -191,7 +191,7 @@ impl ShopApi {
         // Two hashes, before Redis is asked anything; the script spends the proof.
         let now_ms = Utc::now().timestamp_millis();
         let spent = match proof {
-            Some(proof) => Some(RoomKeys::required(&self.queue)?.check_proof(&proof, id, &caller.user, now_ms)?),
+            Some(proof) => Some(RoomKeys::required(&self.room_keys)?.check_proof(&proof, id, &caller.user, now_ms)?),
             None => None,
         };
         if let Some(spent) = &spent {
@@ -252,7 +252,7 @@ impl ShopApi {
             Some(position) if position <= serving => position,
             position => return Err(Error::NotYourTurn { position, serving }),
         };
-        let pass = RoomKeys::required(&self.queue)?.issue_pass(id, &caller.user, room.now_ms, self.pass_ttl);
+        let pass = RoomKeys::required(&self.room_keys)?.issue_pass(id, &caller.user, room.now_ms, self.pass_ttl);
         let body = j!({ "pass": pass.token, "expires_at": ms_to_time(pass.expires_ms), "position": position });
         Ok(no_store(json(StatusCode::OK, &body)))
     }

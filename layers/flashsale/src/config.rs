@@ -246,7 +246,7 @@ pub struct PaymentKeys {
 
 /// A variable missing or not of its kind: what to set, and how.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
+#[error("configuration: {0}")]
 pub struct ConfigError(pub String);
 
 fn var(name: &str, default: &str) -> String {

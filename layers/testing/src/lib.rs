@@ -96,7 +96,7 @@ impl Outbound for RecordingQueue {
     }
 }
 
-/// a pending-orders table that keeps orders in memory; clones share them.
+/// A pending-orders table that keeps orders in memory; clones share them.
 #[derive(Clone, Default)]
 pub struct RecordingPendingOrders {
     failing: Arc<AtomicBool>,

@@ -230,7 +230,7 @@ mod tests {
             "persist-orders" => (&["persisting", "release", "clear"], &["hkeys"], false),
             // Closes, each cancel within the provider's budget.
             "close-expired" => (&["release", "provider_budget"], &[], false),
-            // Its run claim, the ledger (SMISMEMBER, HKEYS), the outbox's overdue entries
+            // Its run claim, the pending-orders table kept (SMISMEMBER, HKEYS), the outbox's overdue entries
             // (ZRANGEBYSCORE, HMGET, ZADD XX), closes, keys' expiry (HLEN, PEXPIREAT),
             // reports and pages (GET, HGET, HLEN).
             "reconcile" => (

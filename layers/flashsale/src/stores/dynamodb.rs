@@ -1,6 +1,5 @@
-//! The DynamoDB handle of the pending-orders table (still called the pending-orders table
-//! in configuration): the exact, durable ledger of orders admitted and not yet known to
-//! be in MySQL. Every order is written here before its message goes to SQS, and stays
+//! The DynamoDB handle of the pending-orders table: the exact, durable record of orders
+//! admitted and not yet known to be in MySQL. Every order is written here before its message goes to SQS, and stays
 //! until reconcile sees MySQL has it. So wherever a message is (the queue, a consumer,
 //! the DLQ, a send that timed out and delivered anyway) its order is here, and a rebuild
 //! of a lost sale counts its units exactly, with no approximate queue count; and an

@@ -1,5 +1,5 @@
 //! A trailing slash past the WAF: the web ACL's rate rules count the buying and paying
-//! paths (template.rs checks them on every form of the path), and the API serves each
+//! paths (template/web_acl.rs checks them on every form of the path), and the API serves each
 //! route in its one canonical form only, so no other form is both uncounted and served.
 //! Here, against the local stack: `POST .../purchase/`, `.../queue/`, `.../pass/` and
 //! `.../payment/` (and doubled slashes) are 404 problem+json through the edge, nothing

@@ -248,7 +248,7 @@ async fn a_refund_or_a_dispute_made_at_the_provider_moves_the_paid_order() {
     api.await_status("disputed", &disputed, "DISPUTED").await;
     assert_eq!(api.order("kept", &kept).await.1["status"], "PAID");
 
-    // The ledger and the console's tallies say so, and agree with the orders.
+    // The report's money and the console's tallies say so, and agree with the orders.
     let (_, report) = api.call("GET", &format!("/api/admin/sales/{sale}/report"), Some(&api.admin), None).await;
     assert_eq!(report["money"]["captured_cents"], 3000, "{report}");
     assert_eq!(report["money"]["refunded_cents"], 1000, "{report}");

@@ -60,7 +60,7 @@ pub async fn admit_with(
     admit::Admit::new(stores, ids, &flashsale::Config { sold_out_ttl: Duration::ZERO, ..config.clone() })
 }
 
-/// An `admit` of its own whose SQS is unreachable, and whose DynamoDB (the pending_orders)
+/// An `admit` of its own whose SQS is unreachable, and whose DynamoDB (the pending-orders table)
 /// is reachable or not.
 pub async fn admit_without_sqs(config: &flashsale::Config, pending_orders_up: bool) -> admit::Admit {
     let (live, dead) = (flashsale::stores::aws::sdk_config(config).await, unreachable_aws().await);
