@@ -16,6 +16,7 @@ mod failover;
 mod fairness;
 mod faults;
 mod kept_units;
+mod layout;
 mod lifecycle;
 mod load;
 mod money;
