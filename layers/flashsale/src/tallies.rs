@@ -25,22 +25,17 @@ pub struct Tallies {
 }
 
 /// The statuses MySQL holds (an order is PENDING only in Redis).
-const TALLIED: [OrderStatus; 6] = [
-    OrderStatus::Unpaid,
-    OrderStatus::Paid,
-    OrderStatus::Closed,
-    OrderStatus::Rejected,
-    OrderStatus::Refunded,
-    OrderStatus::Disputed,
-];
+fn tallied() -> impl Iterator<Item = OrderStatus> {
+    OrderStatus::ALL.into_iter().filter(|status| *status != OrderStatus::Pending)
+}
 
 /// The zero tallies of a new sale, created with it: every later move is an UPDATE of a
 /// row that exists (an upsert's gap locks would let two first orders deadlock).
 pub(crate) async fn open(tx: &mut Transaction<'_, MySql>, sale: SaleId) -> sqlx::Result<()> {
     let sql =
-        format!("INSERT INTO order_tallies (sale_id, status) VALUES {}", vec!["(?, ?)"; TALLIED.len()].join(", "));
+        format!("INSERT INTO order_tallies (sale_id, status) VALUES {}", vec!["(?, ?)"; tallied().count()].join(", "));
     let mut insert = sqlx::query(&sql);
-    for status in TALLIED {
+    for status in tallied() {
         insert = insert.bind(sale.0).bind(status.as_str());
     }
     insert.execute(&mut **tx).await?;
