@@ -35,8 +35,9 @@ pub struct Config {
     /// `FLASHSALE_LEASE_SECS`: how long a worker-id lease lasts; renewed at a third of it.
     pub lease_duration: Duration,
     /// `FLASHSALE_PENDING_ORDERS_TABLE` (`FLASHSALE_FALLBACK_TABLE` and
-    /// `FLASHSALE_PENDING_TABLE`, its older names, are read too): the DynamoDB pending-orders table: every admitted order is recorded there before
-    /// its SQS send, until reconcile sees MySQL has it (see `outbox`).
+    /// `FLASHSALE_PENDING_TABLE`, its older names, are read too): the DynamoDB
+    /// pending-orders table: every admitted order is recorded there before its SQS send,
+    /// until reconcile sees MySQL has it (see `outbox`).
     pub pending_orders_table: String,
     /// `FLASHSALE_BUCKET`: S3 bucket of the rendered pages.
     pub bucket: String,
