@@ -6,6 +6,8 @@
 //!
 //! Rendering is deterministic: the same inputs give the same bytes.
 
+use std::sync::LazyLock;
+
 use askama::Template;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -92,10 +94,13 @@ pub struct Assets {
     pub css: String,
 }
 
+/// Each of [`ASSETS`]' keys, in its order: hashed once per container, not per page.
+static ASSET_KEYS: LazyLock<[String; 6]> =
+    LazyLock::new(|| ASSETS.map(|asset| hashed_key(asset.name, asset.ext, asset.body)));
+
 impl Assets {
     pub fn current() -> Self {
-        let [common_js, shop_js, sale_js, orders_js, console_js, css] =
-            ASSETS.map(|asset| hashed_key(asset.name, asset.ext, asset.body));
+        let [common_js, shop_js, sale_js, orders_js, console_js, css] = ASSET_KEYS.clone();
         Assets { common_js, shop_js, sale_js, orders_js, console_js, css }
     }
 }
@@ -248,8 +253,9 @@ pub fn render_site(site: &Site, sales: &[(Sale, PageState)], all: &[(Sale, PageS
     let console = ConsolePage { assets: &assets, api, sign_in_url }.render();
     let mut pages: Vec<Page> = ASSETS
         .iter()
-        .map(|asset| Page {
-            key: hashed_key(asset.name, asset.ext, asset.body),
+        .zip(ASSET_KEYS.iter())
+        .map(|(asset, key)| Page {
+            key: key.clone(),
             body: asset.body.into(),
             content_type: if asset.ext == "js" { "text/javascript; charset=utf-8" } else { "text/css; charset=utf-8" },
             cache_control: ASSET_CACHE,
