@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 fn imports() -> BTreeMap<String, BTreeSet<String>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let modules = modules(&src);
+    let reexports = reexports(&src);
     let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for file in rust_files(&src) {
         let relative = file.strip_prefix(&src).unwrap();
@@ -27,7 +28,12 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             for (at, _) in line.match_indices("crate::") {
                 let rest = &line[at + "crate::".len()..];
                 let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-                let target = if modules.contains(&name) { name } else { reexported_from(&name).to_string() };
+                let target = if modules.contains(&name) {
+                    name
+                } else {
+                    let from = reexports.get(&name);
+                    from.unwrap_or_else(|| panic!("crate::{name} is no module or re-export of lib.rs")).clone()
+                };
                 if target != module {
                     named.insert(target);
                 }
@@ -43,17 +49,18 @@ fn modules(src: &Path) -> BTreeSet<String> {
     lib.lines().filter_map(|line| line.strip_prefix("pub mod ")).map(|m| m.trim_end_matches(';').to_string()).collect()
 }
 
-/// Where a name `lib.rs` re-exports at the crate's root comes from.
-fn reexported_from(name: &str) -> &'static str {
-    match name {
-        "Config" => "config",
-        "Secret" => "secret",
-        "Error" | "Result" => "error",
-        other => {
-            assert!(other.starts_with(char::is_uppercase), "crate::{other} is no module of lib.rs");
-            "domain"
+/// The names `lib.rs` re-exports at the crate's root (`pub use module::{A, B};`), each
+/// with the module it comes from.
+fn reexports(src: &Path) -> BTreeMap<String, String> {
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    let mut reexports = BTreeMap::new();
+    for line in lib.lines().filter_map(|line| line.strip_prefix("pub use ")) {
+        let (module, names) = line.trim_end_matches(';').split_once("::").unwrap();
+        for name in names.trim_matches(['{', '}']).split(',').map(str::trim) {
+            reexports.insert(name.to_string(), module.to_string());
         }
     }
+    reexports
 }
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
