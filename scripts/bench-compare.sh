@@ -24,8 +24,8 @@
 # The baseline is checked out in a git worktree at BASELINE_DIR (default: bench-baseline
 # beside this checkout), built into the same target dir (CARGO_TARGET_DIR, else
 # target/; the registry's crates are built once, with the whole workspace's features, as
-# scripts/bench.sh builds them, so nothing it built is built again) and removed
-# afterwards. NEW_BIN and
+# scripts/bench.sh builds them, so nothing it built is built again; only the
+# flashsale-local binary, the one the comparison runs) and removed afterwards. NEW_BIN and
 # BASELINE_BIN name flashsale-local binaries built already (bench profile, of this
 # checkout and of BASELINE_REV) and skip the builds; NEW_LABEL names the first (default:
 # the short commit of HEAD).
@@ -53,20 +53,20 @@ if [ -n "${NEW_BIN:-}" ] && [ -n "${BASELINE_BIN:-}" ]; then
   cp "$NEW_BIN" "$WORK/flashsale-local-new"; cp "$BASELINE_BIN" "$WORK/flashsale-local-old"
 else
   echo "building this checkout and $BASE_SHORT (bench profile)" >&2
-  cargo build -q --profile bench --workspace --bins >&2
+  cargo build -q --profile bench --workspace --bin flashsale-local >&2
   cp "$TARGET/release/flashsale-local" "$WORK/flashsale-local-new"
   # A worktree left at the same commit (a run stopped halfway) is built again as it is.
   if [ "$(git -C "$BASELINE_DIR" rev-parse HEAD 2>/dev/null)" != "$(git rev-parse "$BASELINE_REV^{commit}")" ]; then
     if [ -e "$BASELINE_DIR" ]; then git worktree remove --force "$BASELINE_DIR"; fi
     git worktree add -q --detach "$BASELINE_DIR" "$BASELINE_REV" >&2
   fi
-  (cd "$BASELINE_DIR" && cargo build -q --profile bench --workspace --bins) >&2
+  (cd "$BASELINE_DIR" && cargo build -q --profile bench --workspace --bin flashsale-local) >&2
   cp "$TARGET/release/flashsale-local" "$WORK/flashsale-local-old"
   cmp -s "$WORK/flashsale-local-old" "$WORK/flashsale-local-new" \
     && { echo "the build of $BASE_SHORT left this checkout's flashsale-local in $TARGET/release" >&2; exit 1; }
   git worktree remove --force "$BASELINE_DIR"
   # Put this checkout's binary back where the other scripts look for it.
-  cargo build -q --profile bench --workspace --bins >&2
+  cargo build -q --profile bench --workspace --bin flashsale-local >&2
 fi
 "$WORK/flashsale-local-new" load --help | grep -q -- --waiting-room \
   || { echo "$WORK/flashsale-local-new has no load --waiting-room: not this checkout's" >&2; exit 1; }
