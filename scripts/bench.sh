@@ -98,24 +98,30 @@ for f in $FUNCTIONS; do
   done
 done
 
+# Each bench's report goes to OUTPUT and its build and run log to NAME.log beside it; a
+# failed bench stops the run with the end of its log.
+run_bench() { # NAME OUTPUT, then the arguments of cargo bench
+  local name=$1 out="$WORK/$2"
+  shift 2
+  echo "$name benchmark" >&2
+  BENCH_ROUNDS="$ROUNDS" cargo bench "$@" 2> "$WORK/$name.log" > "$out" && return
+  echo "the $name benchmark failed (cargo bench $*); the end of $WORK/$name.log:" >&2
+  tail -20 "$WORK/$name.log" >&2
+  return 1
+}
 # persist-orders fed batches directly (no SQS) against MariaDB, next to the raw
 # single-row INSERT rate of the same server in the same run. Before the stampedes, so
 # that its build does not run while moto works off their backlog.
-echo "persistence benchmark" >&2
-BENCH_ROUNDS="$ROUNDS" cargo bench --workspace --bench persistence 2>/dev/null > "$WORK/persistence.txt"
+run_bench persistence persistence.txt --workspace --bench persistence
 # What Lambda bills for admit: the handler fed its event in-process, one invocation at a
 # time, next to the raw Redis round trips of the same run.
-echo "handler cost benchmark" >&2
-BENCH_ROUNDS="$ROUNDS" cargo bench -p flashsale-local --bench handler_cost 2>/dev/null > "$WORK/handler.txt"
+run_bench handler_cost handler.txt --workspace --bench handler_cost
 # Admission throughput: the handler and raw EVALSHA of the same script, many in flight.
-echo "admission benchmark" >&2
-BENCH_ROUNDS="$ROUNDS" cargo bench -p flashsale-local --bench admission 2>/dev/null > "$WORK/admission.txt" \
-  || echo "the admission benchmark failed (cargo bench -p flashsale-local --bench admission)" >> "$WORK/admission.txt"
+run_bench admission admission.txt --workspace --bench admission \
+  || echo "the admission benchmark failed (cargo bench --workspace --bench admission)" >> "$WORK/admission.txt"
 # The waiting room: status reads and joins through the edge next to nginx (started above)
 # under the same client, and the function's CPU per proof and pass check.
-echo "waiting room benchmark" >&2
-BENCH_ROUNDS="$ROUNDS" BENCH_NGINX_URL=http://127.0.0.1:3200/ \
-  cargo bench -p flashsale-local --bench waiting_room 2>/dev/null > "$WORK/waiting.txt"
+BENCH_NGINX_URL=http://127.0.0.1:3200/ run_bench waiting_room waiting.txt --workspace --bench waiting_room
 
 # wrk's shoppers: one dev token each, a random one per request.
 "$BIN/flashsale-local" token --user wrk --count "$SHOPPERS" --ttl-secs 7200 > "$WORK/tokens.txt"
