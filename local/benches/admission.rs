@@ -40,10 +40,10 @@ async fn main() {
     options.queue_prefix = format!("bench-{:08x}-", rand::random::<u32>());
     options.consumers = 0;
     options.reconcile_every_secs = 0;
-    options.config.sold_out_ttl = Duration::ZERO;
+    options.config.admission.sold_out_ttl = Duration::ZERO;
     let stack = flashsale_local::start(options).await.expect("local services up?");
 
-    let redis = redis::Client::open(stack.config.redis_url.expose()).unwrap();
+    let redis = redis::Client::open(stack.config.redis.url.expose()).unwrap();
     let conn = redis.get_multiplexed_async_connection().await.unwrap();
     let script = redis::Script::new(concat!(include_str!("../../lua/epoch.lua"), include_str!("../../lua/admit.lua")));
     let next_id = Arc::new(AtomicU64::new(1));
@@ -82,7 +82,7 @@ async fn main() {
             .await,
         );
         let handler_sale = sale(&stack, requests as u32).await;
-        let origin = stack.config.origin_verify[0].expose().to_string();
+        let origin = stack.secrets.origin_values[0].expose().to_string();
         let before = queued().await;
         handler_admit.push(
             rate(requests, concurrency, |i| {

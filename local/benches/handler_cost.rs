@@ -85,19 +85,19 @@ async fn main() {
     options.queue_prefix = format!("bench-{:08x}-", rand::random::<u32>());
     options.consumers = 0;
     options.reconcile_every_secs = 0;
-    options.config.redis_wait_replicas = 1;
+    options.config.redis.wait_replicas = 1;
     let stack = flashsale_local::start(options).await.expect("local services up?");
     // The same handler without replicas to wait for: its 202 waits for the order's record instead.
-    let unreplicated =
-        admit::Admit::from_config(&flashsale::Config { redis_wait_replicas: 0, ..stack.config.clone() }).await.unwrap();
+    let mut config = stack.config.clone();
+    config.redis.wait_replicas = 0;
+    let unreplicated = admit::Admit::from_config(&config).await.unwrap();
     // Turned away with the sold-out memo off: every click asks Redis.
-    let unmemoized =
-        admit::Admit::from_config(&flashsale::Config { sold_out_ttl: Duration::ZERO, ..stack.config.clone() })
-            .await
-            .unwrap();
+    let mut config = stack.config.clone();
+    config.admission.sold_out_ttl = Duration::ZERO;
+    let unmemoized = admit::Admit::from_config(&config).await.unwrap();
 
-    let origin = stack.config.origin_verify[0].expose();
-    let redis = redis::Client::open(stack.config.redis_url.expose()).unwrap();
+    let origin = stack.secrets.origin_values[0].expose();
+    let redis = redis::Client::open(stack.config.redis.url.expose()).unwrap();
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
     let replicas: i64 = redis::cmd("WAIT").arg(1).arg(1000).query_async(&mut conn).await.unwrap();
     assert_eq!(replicas, 1, "a replica acknowledges (scripts/services.sh up starts one)");

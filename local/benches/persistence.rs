@@ -73,21 +73,21 @@ async fn main() {
     let concurrency = env("BENCH_CONCURRENCY", 4);
     let rounds = env("BENCH_ROUNDS", 3);
     let mut config = Config::from_env().unwrap();
-    config.db_max_connections = config.db_max_connections.max(concurrency as u32);
-    config.db_timeout = Duration::from_secs(30);
+    config.mysql.max_connections = config.mysql.max_connections.max(concurrency as u32);
+    config.mysql.timeout = Duration::from_secs(30);
     let db = Mysql::connect(&config).unwrap();
     db.migrate().await.expect("MariaDB up? (scripts/services.sh up)");
     let (queue, pending_orders) = (RecordingQueue::default(), RecordingPendingOrders::default());
     let stores = Stores {
         mysql: Mysql::connect(&config).unwrap(),
-        redis: Redis::connect(&config).unwrap(),
+        redis: Redis::connect(&config, None).unwrap(),
         queue: Box::new(queue.clone()),
         pending_orders: Box::new(pending_orders),
     };
-    let persist = PersistOrders::new(stores, config.max_delay_secs);
+    let persist = PersistOrders::new(stores, config.orders.max_delay_secs);
     let raw = sqlx::mysql::MySqlPoolOptions::new()
         .max_connections(concurrency as u32)
-        .connect(config.database_url.expose())
+        .connect(config.mysql.url.expose())
         .await
         .unwrap();
 

@@ -83,7 +83,7 @@ async fn main() {
     stack.functions.admin.publish(sale.id).await.unwrap();
     let status_url = stack.url(&format!("/api/sales/{}/queue/status", sale.id));
     let direct_status = format!("http://{}/api/sales/{}/queue/status", stack.api_addr, sale.id);
-    let origin = stack.config.origin_verify[0].expose().to_string();
+    let origin = stack.secrets.origin_values[0].expose().to_string();
 
     let (mut nginx_rates, mut edge_rates, mut origin_rates, mut join_rates) = (vec![], vec![], vec![], vec![]);
     for round in 0..rounds {
@@ -140,7 +140,7 @@ async fn main() {
     }
 
     // The function's CPU per check, one core, next to one SHA-256 of the same salt.
-    let keys = RoomKeys::new(stack.config.queue_key.as_ref().unwrap());
+    let keys = RoomKeys::new(stack.secrets.room_key.as_ref().unwrap());
     let user = UserId::new("bench-shopper").unwrap();
     let now_ms = chrono::Utc::now().timestamp_millis();
     let proof = solve(&keys.challenge(SaleId(1), &user, 1_000, now_ms)).unwrap();

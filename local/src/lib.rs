@@ -17,8 +17,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::aws::provision::{provision, Names, Resources};
+use flashsale::config::{PaymentKeys, Secrets};
 use flashsale::stores::mysql::Mysql;
-use flashsale::{Config, Result};
+use flashsale::{Config, Result, Secret};
 use tokio::task::JoinHandle;
 
 use crate::aws::event_source::{self, Mapping};
@@ -114,7 +115,7 @@ impl Options {
                 // of orders at once: unless set, the account's budget does not bind here
                 // (a test that proves it sets a small one).
                 if std::env::var("FLASHSALE_PROVIDER_CALLS_PER_SEC").is_err() {
-                    config.provider_calls_per_sec = 1_000;
+                    config.payments.calls_per_sec = 1_000;
                 }
                 config
             },
@@ -152,8 +153,13 @@ pub struct Stack {
     pub addr: SocketAddr,
     /// The API Gateway endpoint, beside the edge: refused.
     pub api_addr: SocketAddr,
-    /// The configuration the functions run with (queue URLs filled in).
+    /// The configuration the functions run with (queue URLs filled in, the secrets below
+    /// named).
     pub config: Config,
+    /// The secrets the stack made, which its functions read at init: the provider's keys
+    /// (for the tests that sign deliveries themselves), the origin value its edge sends,
+    /// the waiting rooms' key.
+    pub secrets: Secrets,
     pub resources: Resources,
     pub functions: Arc<Functions>,
     /// The requests that reached a function through the gateway, by path.
@@ -187,54 +193,34 @@ pub async fn start(options: Options) -> Result<Stack> {
     let sdk = flashsale::stores::aws::sdk_config(&config).await;
     let names = Names {
         prefix: options.queue_prefix.clone(),
-        lease_table: config.lease_table.clone(),
-        pending_orders_table: config.pending_orders_table.clone(),
-        bucket: config.bucket.clone(),
+        lease_table: config.aws.lease_table.clone(),
+        pending_orders_table: config.aws.pending_orders_table.clone(),
+        bucket: config.aws.bucket.clone(),
         max_receives: options.max_receives,
         visibility_timeout_secs: options.visibility_timeout_secs,
     };
     let resources = provision(&sdk, &names).await?;
-    config.orders_queue_url = resources.orders_queue_url.clone();
-    config.timeouts_queue_url = resources.timeouts_queue_url.clone();
+    config.aws.orders_queue_url = resources.orders_queue_url.clone();
+    config.aws.timeouts_queue_url = resources.timeouts_queue_url.clone();
     let payments = local_payments(&sdk, &options, &mut config).await?;
-    // The local edge sends the value the functions accept: its own, never a secret's.
-    config.origin_secret = None;
-    if config.origin_verify.is_empty() {
-        config.origin_verify = vec![flashsale::Secret::new(format!("{:032x}", rand::random::<u128>()))];
-    }
-    let origin = config.origin_verify[0]
+    let secrets = local_secrets(&sdk, &options, &mut config, payments).await?;
+    let origin = secrets.origin_values[0]
         .expose()
         .parse()
         .map_err(|_| flashsale::Error::Config("the origin value is not a header value".into()))?;
-    // One key for the stack's functions, as the secret is one for every container.
-    config.queue_secret = None;
-    if config.queue_key.is_none() {
-        config.queue_key = Some(flashsale::Secret::new(format!("{:064x}", rand::random::<u128>())));
-    }
     if options.migrate {
         Mysql::connect(&config)?.migrate().await?;
     }
 
-    let config_of = |function: &str| {
-        let mut own = config.clone();
-        if let Some(user) = options.function_users.get(function) {
-            own.database_url = user.database_url.clone();
-            if let Some((name, password)) = &user.redis {
-                (own.redis_username, own.redis_password) = (Some(name.clone()), Some(password.clone()));
-                // Its own user, not the stack's token.
-                own.redis_auth_secret = None;
-            }
-        }
-        own
-    };
+    let config_of = async |function: &str| function_config(&sdk, &options, &config, function).await;
     let functions = Arc::new(Functions {
-        admit: admit::Admit::from_config(&config_of("admit")).await?,
-        shop: shop_api::ShopApi::from_config(&config_of("shop-api")).await?,
-        admin: admin_api::AdminApi::from_config(&config_of("admin-api")).await?,
-        persist: persist_orders::PersistOrders::from_config(&config_of("persist-orders")).await?,
-        close: close_expired::CloseExpired::from_config(&config_of("close-expired")).await?,
-        reconcile: reconcile::Reconcile::from_config(&config_of("reconcile")).await?,
-        payments: payment_webhook::PaymentWebhook::from_config(&config_of("payment-webhook")).await?,
+        admit: admit::Admit::from_config(&config_of("admit").await?).await?,
+        shop: shop_api::ShopApi::from_config(&config_of("shop-api").await?).await?,
+        admin: admin_api::AdminApi::from_config(&config_of("admin-api").await?).await?,
+        persist: persist_orders::PersistOrders::from_config(&config_of("persist-orders").await?).await?,
+        close: close_expired::CloseExpired::from_config(&config_of("close-expired").await?).await?,
+        reconcile: reconcile::Reconcile::from_config(&config_of("reconcile").await?).await?,
+        payments: payment_webhook::PaymentWebhook::from_config(&config_of("payment-webhook").await?).await?,
     });
 
     let mut tasks = Vec::new();
@@ -293,7 +279,7 @@ pub async fn start(options: Options) -> Result<Stack> {
         origin,
     });
     let edge = Arc::new(edge::Edge {
-        bucket: flashsale::stores::s3::Bucket::new(flashsale::stores::s3::client(&sdk), config.bucket.clone()),
+        bucket: flashsale::stores::s3::Bucket::new(flashsale::stores::s3::client(&sdk), config.aws.bucket.clone()),
         jwt_secret: options.jwt_secret.clone(),
         token_ttl_secs: options.dev_token_ttl_secs,
         codes: Default::default(),
@@ -318,9 +304,10 @@ pub async fn start(options: Options) -> Result<Stack> {
     let (api_addr, api_task) = serve(options.api_addr, direct, "the local API endpoint").await?;
     tasks.extend([edge_task, api_task]);
     let own = format!("http://{addr}/api/payments/webhook");
-    register_webhook(&options.payments_url, &payments, payments.secret_key.expose(), &own).await?;
+    let payments = secrets.payment_keys.as_ref().expect("the stack's own keys");
+    register_webhook(&options.payments_url, payments, payments.secret_key.expose(), &own).await?;
     tracing::info!(%addr, %api_addr, "local stack serving: the edge, and the API endpoint it forwards to");
-    Ok(Stack { addr, api_addr, config, resources, functions, reached, jwt_secret: options.jwt_secret, tasks })
+    Ok(Stack { addr, api_addr, config, secrets, resources, functions, reached, jwt_secret: options.jwt_secret, tasks })
 }
 
 /// Serves `app` on `addr` (port 0: a free one) until the stack stops; where it listens.
@@ -339,13 +326,8 @@ async fn serve(addr: SocketAddr, app: axum::Router, what: &'static str) -> Resul
 
 /// The payment provider's keys, as the stack's functions find them: an account of the
 /// local provider of the stack's own (its secret key names it, so stacks side by side
-/// see only their own events), in a Secrets Manager secret the config names. `config`
-/// also holds the keys, for the tests that sign deliveries themselves.
-async fn local_payments(
-    sdk: &aws_config::SdkConfig,
-    options: &Options,
-    config: &mut Config,
-) -> Result<flashsale::config::PaymentKeys> {
+/// see only their own events), in a Secrets Manager secret the config names.
+async fn local_payments(sdk: &aws_config::SdkConfig, options: &Options, config: &mut Config) -> Result<PaymentKeys> {
     let mut signing = options.webhook_secrets.clone();
     if signing.is_empty() {
         signing.push(format!("whsec_{:032x}", rand::random::<u128>()));
@@ -356,28 +338,67 @@ async fn local_payments(
     });
     let name = format!("{}payments", options.queue_prefix);
     crate::aws::provision::secret(sdk, &name, &keys.to_string()).await?;
-    config.payments_api_url = options.payments_url.clone();
+    config.payments.api_url = options.payments_url.clone();
     // Stacks side by side name their payments apart, as two stacks on one account do.
-    config.stack_name = options.queue_prefix.trim_end_matches('-').to_string();
-    config.payments_js_url = format!("{}/js.stripe.com/v3/", options.payments_url.trim_end_matches('/'));
-    config.payments_publishable_key = "pk_test_flashsale_local".into();
-    config.payments_secret = Some(name);
-    let keys: flashsale::config::PaymentKeys =
-        serde_json::from_value(keys).map_err(|e| flashsale::Error::Internal(e.to_string()))?;
-    config.payment_keys = Some(keys.clone());
-    Ok(keys)
+    config.payments.stack_name = options.queue_prefix.trim_end_matches('-').to_string();
+    config.payments.js_url = format!("{}/js.stripe.com/v3/", options.payments_url.trim_end_matches('/'));
+    config.payments.publishable_key = "pk_test_flashsale_local".into();
+    config.payments.keys_secret = Some(name);
+    serde_json::from_value(keys).map_err(|e| flashsale::Error::Internal(e.to_string()))
+}
+
+/// The edge's origin value and the waiting rooms' key, made for this stack and put in
+/// Secrets Manager secrets its functions read at init, as they do on AWS; the values
+/// returned beside the provider's keys, for the local edge and the tests.
+async fn local_secrets(
+    sdk: &aws_config::SdkConfig,
+    options: &Options,
+    config: &mut Config,
+    payment_keys: PaymentKeys,
+) -> Result<Secrets> {
+    let origin = format!("{:032x}", rand::random::<u128>());
+    let origin_secret = format!("{}origin", options.queue_prefix);
+    crate::aws::provision::secret(sdk, &origin_secret, &serde_json::json!({ "current": origin }).to_string()).await?;
+    config.site.origin_secret = Some(origin_secret);
+    // One key for the stack's functions, as the secret is one for every container.
+    let room_key = format!("{:064x}", rand::random::<u128>());
+    let room_secret = format!("{}waiting-room-key", options.queue_prefix);
+    crate::aws::provision::secret(sdk, &room_secret, &room_key).await?;
+    config.waiting_room.key_secret = Some(room_secret);
+    Ok(Secrets {
+        redis_user: None,
+        payment_keys: Some(payment_keys),
+        origin_values: vec![Secret::new(origin)],
+        room_key: Some(Secret::new(room_key)),
+    })
+}
+
+/// `function`'s configuration: the stack's, signed in as the function's own MySQL and
+/// Redis users when it has them (its Redis user in a secret of its own, read at init).
+async fn function_config(
+    sdk: &aws_config::SdkConfig,
+    options: &Options,
+    config: &Config,
+    function: &str,
+) -> Result<Config> {
+    let mut own = config.clone();
+    if let Some(user) = options.function_users.get(function) {
+        own.mysql.url = user.database_url.clone();
+        if let Some((name, password)) = &user.redis {
+            let secret = format!("{}redis-{function}", options.queue_prefix);
+            let value = serde_json::json!({ "username": name, "password": password.expose() });
+            crate::aws::provision::secret(sdk, &secret, &value.to_string()).await?;
+            own.redis.auth_secret = Some(secret);
+        }
+    }
+    Ok(own)
 }
 
 /// Tells the local provider where the account's events go, signed with the first
 /// signing secret, as one registers a webhook endpoint in the provider's dashboard.
 /// `endpoint` names it among the account's endpoints (the account's own name is the
 /// stack's); registering a name again points it at `url`.
-pub async fn register_webhook(
-    provider: &str,
-    keys: &flashsale::config::PaymentKeys,
-    endpoint: &str,
-    url: &str,
-) -> Result<()> {
+pub async fn register_webhook(provider: &str, keys: &PaymentKeys, endpoint: &str, url: &str) -> Result<()> {
     let account = keys.secret_key.expose();
     let register = format!("{}/_config/webhooks/{endpoint}", provider.trim_end_matches('/'));
     let form = [("url", url), ("secret", keys.webhook_secrets[0].expose()), ("api_key", account)];

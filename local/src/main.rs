@@ -233,7 +233,7 @@ async fn audit_sale(
 ) -> Result<Vec<audit::Check>, Box<dyn std::error::Error>> {
     let config = flashsale::Config::from_env()?;
     let (db, cache) =
-        (flashsale::stores::mysql::Mysql::connect(&config)?, flashsale::stores::redis::Redis::connect(&config)?);
+        (flashsale::stores::mysql::Mysql::connect(&config)?, flashsale::stores::redis::Redis::connect(&config, None)?);
     let checks = audit::audit(&db, &cache, flashsale::SaleId(sale), admitted).await?;
     audit::print(&checks);
     Ok(checks)

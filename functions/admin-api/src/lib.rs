@@ -70,12 +70,12 @@ impl AdminApi {
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
-        let (sdk, config) = &flashsale::stores::aws::load(config).await?;
+        let (sdk, secrets) = &flashsale::stores::aws::load(config).await?;
         Ok(AdminApi {
-            edge: http::EdgeOnly::from_config(config),
+            edge: http::EdgeOnly::from_secrets(secrets),
             ..AdminApi::new(
                 Mysql::from_config(config, sdk)?,
-                Redis::connect(config)?,
+                Redis::connect(config, secrets.redis_user.as_ref())?,
                 PendingOrdersTable::new(sdk, config),
                 Publisher::from_config(sdk, config),
                 Drain::from_config(config),

@@ -123,16 +123,18 @@ impl Admit {
             redis,
             hand_off: HandOff::start(queue, pending_orders.clone()),
             pending_orders,
-            replication: (config.redis_wait_replicas > 0)
-                .then_some(Replication { replicas: config.redis_wait_replicas, timeout: config.admit_durable_bound }),
+            replication: (config.redis.wait_replicas > 0).then_some(Replication {
+                replicas: config.redis.wait_replicas,
+                timeout: config.admission.durable_bound,
+            }),
             replicas_late_until_ms: AtomicI64::new(0),
             ids,
-            sold_out: SaleMemo::new(config.sold_out_ttl),
+            sold_out: SaleMemo::new(config.admission.sold_out_ttl),
             holder_copies: Mutex::default(),
-            missing: MissingSales::new(config.sold_out_ttl, Drain::from_config(config)),
-            settle_bound: config.admit_settle_bound,
-            record_within: config.aws_timeout,
-            room_keys: RoomKeys::from_config(config),
+            missing: MissingSales::new(config.admission.sold_out_ttl, Drain::from_config(config)),
+            settle_bound: config.admission.settle_bound,
+            record_within: config.aws.timeout,
+            room_keys: None,
             edge: http::EdgeOnly::default(),
         }
     }
@@ -142,9 +144,13 @@ impl Admit {
     /// generator with its worker-id lease.
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[Need::OrdersQueue])?;
-        let (sdk, config) = &flashsale::stores::aws::load(config).await?;
+        let (sdk, secrets) = &flashsale::stores::aws::load(config).await?;
         let ids = IdGenerator::leased(WorkerLeases::from_config(sdk, config), Arc::new(SystemClock)).await;
-        Ok(Admit { edge: http::EdgeOnly::from_config(config), ..Admit::new(Stores::new(sdk, config)?, ids, config) })
+        Ok(Admit {
+            edge: http::EdgeOnly::from_secrets(secrets),
+            room_keys: RoomKeys::from_secrets(secrets),
+            ..Admit::new(Stores::new(sdk, config, secrets)?, ids, config)
+        })
     }
 
     /// The container is shutting down (SIGTERM): hand-offs under way end, then the
@@ -368,7 +374,7 @@ mod tests {
     fn admit_with_replicas(queue: &RecordingQueue, pending_orders: &RecordingPendingOrders, replicas: u32) -> Admit {
         let ids = Arc::new(IdGenerator::with_worker(1, Duration::from_secs(60), Arc::new(SystemClock)));
         let mut config = Config::from_env().unwrap();
-        config.redis_wait_replicas = replicas;
+        config.redis.wait_replicas = replicas;
         Admit::new(stores(queue, pending_orders), ids, &config)
     }
 

@@ -30,11 +30,11 @@ impl CloseExpired {
 
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[flashsale::config::Need::TimeoutsQueue])?;
-        let (sdk, config) = flashsale::stores::aws::load(config).await?;
-        let stores = Stores::new(&sdk, &config)?;
+        let (sdk, secrets) = flashsale::stores::aws::load(config).await?;
+        let stores = Stores::new(&sdk, config, &secrets)?;
         // Its cancels within the account's budget, shared through Redis.
-        let provider = Provider::from_config(&config)?.with_budget(&stores.redis);
-        Ok(CloseExpired::new(stores, provider, config.max_delay_secs))
+        let provider = Provider::from_config(config, &secrets)?.with_budget(&stores.redis);
+        Ok(CloseExpired::new(stores, provider, config.orders.max_delay_secs))
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {

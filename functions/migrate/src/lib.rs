@@ -214,7 +214,7 @@ impl Migrate {
     pub async fn apply(&self) -> Result<()> {
         let admin = self.user_secret(&self.admin_secret).await?;
         let app = self.user_secret(&self.app_secret).await?;
-        let target = MySqlConnectOptions::from_str(self.config.database_url.expose())?
+        let target = MySqlConnectOptions::from_str(self.config.mysql.url.expose())?
             .username(&admin.username)
             .password(admin.password.expose());
         let database = identifier(target.get_database().unwrap_or("flashsale"))?.to_string();

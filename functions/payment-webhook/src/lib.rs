@@ -139,18 +139,19 @@ impl PaymentWebhook {
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
-        let (sdk, config) = flashsale::stores::aws::load(config).await?;
+        let (sdk, secrets) = flashsale::stores::aws::load(config).await?;
         // Redis only for the account's budget of provider calls, shared with the other
         // functions (its own user may touch that key alone).
-        let provider = Provider::from_config(&config)?.with_budget(&Redis::connect(&config)?);
-        let secrets = config.payment_keys.as_ref().map(|k| k.webhook_secrets.clone()).unwrap_or_default();
-        if secrets.is_empty() {
+        let redis = Redis::connect(config, secrets.redis_user.as_ref())?;
+        let provider = Provider::from_config(config, &secrets)?.with_budget(&redis);
+        let signing = secrets.payment_keys.as_ref().map(|k| k.webhook_secrets.clone()).unwrap_or_default();
+        if signing.is_empty() {
             return Err(Error::Config("the payment provider's secret holds no webhook_secrets".into()));
         }
         Ok(PaymentWebhook {
-            edge: http::EdgeOnly::from_config(&config),
-            deadline: config.webhook_deadline,
-            ..PaymentWebhook::new(Mysql::from_config(&config, &sdk)?, provider, secrets)
+            edge: http::EdgeOnly::from_secrets(&secrets),
+            deadline: config.payments.webhook_deadline,
+            ..PaymentWebhook::new(Mysql::from_config(config, &sdk)?, provider, signing)
         })
     }
 

@@ -36,7 +36,7 @@ impl PersistOrders {
 
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[flashsale::config::Need::TimeoutsQueue])?;
-        Ok(PersistOrders::new(Stores::from_config(config).await?, config.max_delay_secs))
+        Ok(PersistOrders::new(Stores::from_config(config).await?, config.orders.max_delay_secs))
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {

@@ -147,18 +147,19 @@ pub struct SaleCheck {
 impl Reconcile {
     /// Takes the outbox, recovery and overdue-close timings from `config`.
     pub fn new(stores: Stores, provider: Provider, pages: Publisher, config: &Config) -> Self {
-        let resend_after = chrono::Duration::from_std(config.outbox_resend_after).unwrap_or(chrono::Duration::MAX);
+        let resend_after =
+            chrono::Duration::from_std(config.orders.outbox_resend_after).unwrap_or(chrono::Duration::MAX);
         Reconcile {
             stores,
             provider,
             pages,
             resend_after,
             drain: Drain::from_config(config),
-            overdue_after: config.overdue_close_after,
-            payment_check_after: config.payment_check_after,
+            overdue_after: config.orders.overdue_close_after,
+            payment_check_after: config.orders.payment_check_after,
             // Its stack's own: stacks that share a Redis (the tests') run side by side.
-            run_claim_key: format!("flashsale:reconcile-running:{}", config.orders_queue_url),
-            rotation_key: format!("flashsale:reconcile-next:{}", config.orders_queue_url),
+            run_claim_key: format!("flashsale:reconcile-running:{}", config.aws.orders_queue_url),
+            rotation_key: format!("flashsale:reconcile-next:{}", config.aws.orders_queue_url),
             slices: Slices::default(),
         }
     }
@@ -171,10 +172,10 @@ impl Reconcile {
 
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[flashsale::config::Need::OrdersQueue])?;
-        let (sdk, config) = &flashsale::stores::aws::load(config).await?;
-        let stores = Stores::new(sdk, config)?;
+        let (sdk, secrets) = &flashsale::stores::aws::load(config).await?;
+        let stores = Stores::new(sdk, config, secrets)?;
         // Its reads and cancels within the account's budget, shared through Redis.
-        let provider = Provider::from_config(config)?.with_budget(&stores.redis);
+        let provider = Provider::from_config(config, secrets)?.with_budget(&stores.redis);
         Ok(Reconcile::new(stores, provider, Publisher::from_config(sdk, config), config))
     }
 

@@ -24,10 +24,10 @@ pub struct RenderPages {
 
 impl RenderPages {
     pub async fn from_config(config: &Config) -> Result<Self> {
-        let (sdk, config) = &flashsale::stores::aws::load(config).await?;
+        let (sdk, secrets) = &flashsale::stores::aws::load(config).await?;
         Ok(RenderPages {
             mysql: Mysql::from_config(config, sdk)?,
-            redis: Redis::connect(config)?,
+            redis: Redis::connect(config, secrets.redis_user.as_ref())?,
             pages: Publisher::from_config(sdk, config),
         })
     }

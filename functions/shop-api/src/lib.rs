@@ -71,25 +71,26 @@ impl ShopApi {
             pending_orders,
             missing,
             provider,
-            room_keys: RoomKeys::from_config(config),
-            pass_ttl: config.pass_ttl,
+            room_keys: None,
+            pass_ttl: config.waiting_room.pass_ttl,
             edge: http::EdgeOnly::default(),
         }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self> {
         config.require(&[flashsale::config::Need::OrdersQueue])?;
-        let (sdk, config) = flashsale::stores::aws::load(config).await?;
-        let stores = Stores::new(&sdk, &config)?;
+        let (sdk, secrets) = flashsale::stores::aws::load(config).await?;
+        let stores = Stores::new(&sdk, config, &secrets)?;
         // Its calls within the account's budget, shared through Redis.
-        let provider = Provider::from_config(&config)?.with_budget(&stores.redis);
+        let provider = Provider::from_config(config, &secrets)?.with_budget(&stores.redis);
         Ok(ShopApi {
-            edge: http::EdgeOnly::from_config(&config),
+            edge: http::EdgeOnly::from_secrets(&secrets),
+            room_keys: RoomKeys::from_secrets(&secrets),
             ..ShopApi::new(
                 stores,
-                MissingSales::new(config.sold_out_ttl, Drain::from_config(&config)),
+                MissingSales::new(config.admission.sold_out_ttl, Drain::from_config(config)),
                 provider,
-                &config,
+                config,
             )
         })
     }

@@ -8,7 +8,8 @@
 //!    clock, the messages, why a stranger's request is refused; no I/O. [`secret`]: a
 //!    credential that does not print. [`clock`]: the one clock. [`memo`]: per-container
 //!    memory of a store's answer.
-//! 2. [`config`]: configuration from the environment; [`error`]: the one error type.
+//! 2. [`config`]: configuration from the environment, a section per concern, and the
+//!    secrets read at init apart from it ([`config::Secrets`]); [`error`]: the one error type.
 //! 3. [`stores`]: one connection handle per service (MySQL, Redis, SQS, DynamoDB, S3,
 //!    CloudFront), the AWS SDK's setup, the circuit breaker, [`stores::Stores`], the
 //!    bundle most functions build once per container, and [`stores::access`], each

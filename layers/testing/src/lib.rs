@@ -160,15 +160,14 @@ impl PendingOrders for RecordingPendingOrders {
 /// handler that reaches for either fails within a moment, and the test sees it.
 pub fn stores(queue: &RecordingQueue, pending_orders: &RecordingPendingOrders) -> Stores {
     let mut config = Config::from_env().expect("configuration");
-    config.redis_url = "redis://127.0.0.1:1".into();
-    config.redis_password = None;
-    config.database_url = "mysql://nobody@127.0.0.1:1/none".into();
-    config.database_iam_auth = false;
-    config.redis_timeout = Duration::from_millis(100);
-    config.db_timeout = Duration::from_millis(100);
+    config.redis.url = "redis://127.0.0.1:1".into();
+    config.mysql.url = "mysql://nobody@127.0.0.1:1/none".into();
+    config.mysql.iam_auth = false;
+    config.redis.timeout = Duration::from_millis(100);
+    config.mysql.timeout = Duration::from_millis(100);
     Stores {
         mysql: Mysql::connect(&config).expect("a lazy pool"),
-        redis: Redis::connect(&config).expect("a lazy connection"),
+        redis: Redis::connect(&config, None).expect("a lazy connection"),
         queue: Box::new(queue.clone()),
         pending_orders: Box::new(pending_orders.clone()),
     }
@@ -177,7 +176,7 @@ pub fn stores(queue: &RecordingQueue, pending_orders: &RecordingPendingOrders) -
 /// A payment provider on a closed port: a handler that reaches for it fails its call.
 pub fn unreachable_provider() -> flashsale::payments::Provider {
     let mut config = Config::from_env().expect("configuration");
-    config.payments_api_url = "http://127.0.0.1:1".into();
-    config.aws_timeout = Duration::from_millis(100);
+    config.payments.api_url = "http://127.0.0.1:1".into();
+    config.aws.timeout = Duration::from_millis(100);
     flashsale::payments::Provider::new(&config, "sk_test_unreachable".into()).expect("a provider client")
 }

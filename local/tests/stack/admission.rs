@@ -44,7 +44,7 @@ async fn a_thousand_attempts_sell_exactly_the_stock_once_per_shopper() {
     // clicks must reach the script and get their order ids back.
     let stack = stack_with(|o| {
         o.consumers = 0;
-        o.config.sold_out_ttl = Duration::ZERO;
+        o.config.admission.sold_out_ttl = Duration::ZERO;
     })
     .await;
     let api = Api::new(&stack);
@@ -192,7 +192,7 @@ async fn bad_input_gets_a_clear_4xx_and_deducts_nothing() {
 async fn sold_out_is_answered_from_memory_for_a_short_ttl() {
     let stack = stack_with(|o| {
         o.consumers = 0;
-        o.config.sold_out_ttl = Duration::from_millis(800);
+        o.config.admission.sold_out_ttl = Duration::from_millis(800);
     })
     .await;
     let api = Api::new(&stack);
@@ -219,7 +219,7 @@ async fn sold_out_is_answered_from_memory_for_a_short_ttl() {
 async fn after_the_sell_out_holders_get_their_orders_back_from_the_containers_copy() {
     let stack = stack_with(|o| {
         o.consumers = 0;
-        o.config.sold_out_ttl = Duration::from_millis(800);
+        o.config.admission.sold_out_ttl = Duration::from_millis(800);
     })
     .await;
     let api = Api::new(&stack);
@@ -247,7 +247,7 @@ async fn after_the_sell_out_holders_get_their_orders_back_from_the_containers_co
 async fn a_containers_copy_of_the_holders_is_taken_again_only_once_they_changed() {
     let stack = stack_with(|o| {
         o.consumers = 0;
-        o.config.sold_out_ttl = Duration::from_millis(300);
+        o.config.admission.sold_out_ttl = Duration::from_millis(300);
     })
     .await;
     let api = Api::new(&stack);
@@ -299,7 +299,7 @@ async fn an_id_admitted_before_with_another_order_is_refused_not_answered_admitt
     let stack = stack_with(|o| o.consumers = 0).await;
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(10, 2, 600, -1, 3600)).await;
-    let redis = flashsale::stores::redis::Redis::connect(&stack.config).unwrap();
+    let redis = flashsale::stores::redis::Redis::connect(&stack.config, None).unwrap();
     let order = OrderMessage {
         order_id: OrderId(4242),
         sale_id: SaleId(sale),
@@ -322,7 +322,7 @@ async fn an_id_admitted_before_with_another_order_is_refused_not_answered_admitt
 async fn a_holder_clicking_again_after_sell_out_gets_their_order_back() {
     let stack = stack_with(|o| {
         o.consumers = 0;
-        o.config.sold_out_ttl = Duration::from_secs(5);
+        o.config.admission.sold_out_ttl = Duration::from_secs(5);
     })
     .await;
     let api = Api::new(&stack);

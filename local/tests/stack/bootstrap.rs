@@ -73,15 +73,15 @@ fn env_vars(logical_id: &str, stack: &flashsale_local::Stack) -> HashMap<String,
     let declared = file[logical_id].as_object().unwrap_or_else(|| panic!("env.json has no {logical_id}"));
     let c = &stack.config;
     let ours = HashMap::from([
-        ("FLASHSALE_REDIS_URL", c.redis_url.expose().to_string()),
-        ("FLASHSALE_DATABASE_URL", c.database_url.expose().to_string()),
-        ("FLASHSALE_ORDERS_QUEUE_URL", c.orders_queue_url.clone()),
-        ("FLASHSALE_TIMEOUTS_QUEUE_URL", c.timeouts_queue_url.clone()),
-        ("FLASHSALE_LEASE_TABLE", c.lease_table.clone()),
-        ("FLASHSALE_PENDING_ORDERS_TABLE", c.pending_orders_table.clone()),
-        ("FLASHSALE_BUCKET", c.bucket.clone()),
-        ("FLASHSALE_PAYMENTS_API_URL", c.payments_api_url.clone()),
-        ("FLASHSALE_PAYMENTS_SECRET", c.payments_secret.clone().unwrap_or_default()),
+        ("FLASHSALE_REDIS_URL", c.redis.url.expose().to_string()),
+        ("FLASHSALE_DATABASE_URL", c.mysql.url.expose().to_string()),
+        ("FLASHSALE_ORDERS_QUEUE_URL", c.aws.orders_queue_url.clone()),
+        ("FLASHSALE_TIMEOUTS_QUEUE_URL", c.aws.timeouts_queue_url.clone()),
+        ("FLASHSALE_LEASE_TABLE", c.aws.lease_table.clone()),
+        ("FLASHSALE_PENDING_ORDERS_TABLE", c.aws.pending_orders_table.clone()),
+        ("FLASHSALE_BUCKET", c.aws.bucket.clone()),
+        ("FLASHSALE_PAYMENTS_API_URL", c.payments.api_url.clone()),
+        ("FLASHSALE_PAYMENTS_SECRET", c.payments.keys_secret.clone().unwrap_or_default()),
     ]);
     let mut vars: HashMap<String, String> = declared
         .iter()
@@ -223,7 +223,7 @@ async fn admit_holds_its_freeze_for_a_slow_hand_off_only_within_the_settle_bound
     // A pending-orders table of its own: reconcile, run by other tests, forgets what MySQL has.
     let stack = stack_with(|o| {
         o.consumers = 0;
-        o.config.pending_orders_table = format!("pending-{:08x}", rand::random::<u32>());
+        o.config.aws.pending_orders_table = format!("pending-{:08x}", rand::random::<u32>());
     })
     .await;
     let api = Api::new(&stack);
@@ -235,7 +235,7 @@ async fn admit_holds_its_freeze_for_a_slow_hand_off_only_within_the_settle_bound
     let mut vars = env_vars("AdmitFunction", &stack);
     vars.insert("AWS_ENDPOINT_URL".into(), format!("http://{}", slow_aws.addr));
     vars.insert("FLASHSALE_AWS_TIMEOUT_MS".into(), "5000".into());
-    vars.insert("FLASHSALE_ORDERS_QUEUE_URL".into(), format!("{}-gone", stack.config.orders_queue_url));
+    vars.insert("FLASHSALE_ORDERS_QUEUE_URL".into(), format!("{}-gone", stack.config.aws.orders_queue_url));
     // The replica acknowledges the admission: the 202 goes out before the hand-off ends.
     vars.insert("FLASHSALE_REDIS_WAIT_REPLICAS".into(), "1".into());
     vars.insert("FLASHSALE_ADMIT_SETTLE_BOUND_MS".into(), "200".into());
@@ -314,7 +314,7 @@ async fn admit_gives_its_worker_id_back_when_lambda_ends_its_container() {
     let lease = || async {
         let item = leases
             .get_item()
-            .table_name(&stack.config.lease_table)
+            .table_name(&stack.config.aws.lease_table)
             .key("worker_id", aws_sdk_dynamodb::types::AttributeValue::N(worker.to_string()))
             .consistent_read(true)
             .send()

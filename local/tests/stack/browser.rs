@@ -24,7 +24,7 @@ async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
         "the browser test needs scripts/browser.sh (make test runs it)"
     );
     let stack = stack_with(|o| {
-        o.config.bucket = format!("pages-{:08x}", rand::random::<u32>());
+        o.config.aws.bucket = format!("pages-{:08x}", rand::random::<u32>());
         o.dev_token_ttl_secs = TOKEN_TTL_SECS;
     })
     .await;
@@ -40,7 +40,7 @@ async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
         .args(["--test", "waiting.test.mjs"])
         .current_dir(&e2e)
         .env("BASE_URL", stack.url(""))
-        .env("PAYMENTS_URL", &stack.config.payments_api_url)
+        .env("PAYMENTS_URL", &stack.config.payments.api_url)
         .env("QUEUE_SALE_ID", queued.to_string())
         .env("SCREENSHOT_DIR", &screenshots);
     run_node(waiting, "the waiting-room browser test", &screenshots).await;
@@ -52,7 +52,7 @@ async fn shoppers_buy_and_pay_and_staff_run_a_sale_from_the_console() {
         .args(["--test", "--test-concurrency=1", "shopper.test.mjs", "staff.test.mjs"])
         .current_dir(&e2e)
         .env("BASE_URL", stack.url(""))
-        .env("PAYMENTS_URL", &stack.config.payments_api_url)
+        .env("PAYMENTS_URL", &stack.config.payments.api_url)
         .env("SALE_ID", sale.to_string())
         .env("SOLD_SALE_ID", sold.to_string())
         // A valid token of another shopper, for a crafted sign-in link.

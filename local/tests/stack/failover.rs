@@ -22,11 +22,11 @@ async fn a_failover_to_a_lagging_replica_breaks_no_promise() {
     let endpoint = PrimaryEndpoint::start(&sentinel).await;
     let stack = stack_with(|o| {
         faulty_stack_options(o);
-        o.config.redis_url = endpoint.url().into();
-        o.config.redis_wait_replicas = 1;
-        o.config.admit_durable_bound = Duration::from_millis(50);
-        o.config.recovery_drain_bound = Duration::from_secs(10);
-        o.config.outbox_resend_after = Duration::from_secs(5);
+        o.config.redis.url = endpoint.url().into();
+        o.config.redis.wait_replicas = 1;
+        o.config.admission.durable_bound = Duration::from_millis(50);
+        o.config.orders.recovery_drain_bound = Duration::from_secs(10);
+        o.config.orders.outbox_resend_after = Duration::from_secs(5);
     })
     .await;
     let api = Api::new(&stack);

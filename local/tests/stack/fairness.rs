@@ -17,8 +17,8 @@ async fn reconcile_with(stack: &flashsale_local::Stack, slices: Slices) -> Recon
 }
 
 async fn reconcile_of(mut config: flashsale::Config, slices: Slices) -> Reconcile {
-    config.overdue_close_after = Duration::ZERO;
-    config.payment_check_after = Duration::ZERO;
+    config.orders.overdue_close_after = Duration::ZERO;
+    config.orders.payment_check_after = Duration::ZERO;
     Reconcile::from_config(&config).await.unwrap().with_slices(slices)
 }
 
@@ -31,13 +31,13 @@ async fn reconcile_through_slow_provider(
     lag: Duration,
     intent: &str,
 ) -> (FaultProxy, Reconcile, Duration) {
-    let upstream = stack.config.payments_api_url.trim_start_matches("http://").trim_end_matches('/');
+    let upstream = stack.config.payments.api_url.trim_start_matches("http://").trim_end_matches('/');
     let proxy = FaultProxy::lagging(upstream.parse().expect("the local provider's address"), lag).await;
     proxy.lag_next_answers(u64::MAX);
     let mut config = stack.config.clone();
-    config.payments_api_url = format!("http://{}", proxy.addr);
+    config.payments.api_url = format!("http://{}", proxy.addr);
     let started = Instant::now();
-    flashsale::payments::Provider::from_config(&config)
+    flashsale::payments::Provider::from_config(&config, &stack.secrets)
         .unwrap()
         .intent(intent)
         .await

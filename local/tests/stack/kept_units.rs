@@ -21,8 +21,8 @@ async fn disputed_and_provider_refunded_orders_keep_their_units_and_allowance_th
     let mut own = OwnRedis::start().await;
     let stack = stack_with(|o| {
         faulty_stack_options(o);
-        o.config.redis_url = own.url().into();
-        o.config.redis_wait_replicas = 0; // a single node
+        o.config.redis.url = own.url().into();
+        o.config.redis.wait_replicas = 0; // a single node
     })
     .await;
     let api = Api::new(&stack);
@@ -35,7 +35,7 @@ async fn disputed_and_provider_refunded_orders_keep_their_units_and_allowance_th
     let (status, paid) = api.pay("refunded", &refunded, CARD_OK).await;
     assert_eq!((status, paid["status"].as_str()), (200, Some("succeeded")), "{paid}");
     api.await_status("refunded", &refunded, "PAID").await;
-    let key = stack.config.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
+    let key = stack.secrets.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
     let refund = api
         .http
         .post(format!("{}/v1/refunds", api.payments))
@@ -104,7 +104,7 @@ async fn disputed_and_provider_refunded_orders_keep_their_units_and_allowance_th
     // The audit agrees: sold equals the units held, nobody above the limit.
     let checks = flashsale_local::ops::audit::audit(
         &Mysql::connect(&stack.config).unwrap(),
-        &Redis::connect(&stack.config).unwrap(),
+        &Redis::connect(&stack.config, None).unwrap(),
         SaleId(sale),
         None,
     )

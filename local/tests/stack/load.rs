@@ -17,7 +17,7 @@ async fn a_stampede_of_20000_requests_sells_exactly_500_and_passes_the_audit() {
     // breakers and the admissions are undone (503), which is not what this test is about.
     let stack = stack_with(|o| {
         o.consumers = 3;
-        o.config.aws_timeout = Duration::from_secs(15);
+        o.config.aws.timeout = Duration::from_secs(15);
     })
     .await;
     let options = LoadOptions {
@@ -47,7 +47,7 @@ async fn a_stampede_of_20000_requests_sells_exactly_500_and_passes_the_audit() {
     assert!(report.persisted_after_secs.is_some(), "every admitted order reached MySQL");
 
     let db = Mysql::connect(&stack.config).unwrap();
-    let cache = Redis::connect(&stack.config).unwrap();
+    let cache = Redis::connect(&stack.config, None).unwrap();
     let checks = audit(&db, &cache, SaleId(report.sale_id), Some(&report.admitted_ids)).await.unwrap();
     flashsale_local::ops::audit::print(&checks);
     assert!(checks.iter().all(|c| c.passed), "{checks:?}");
@@ -73,7 +73,7 @@ async fn the_audit_fails_on_a_planted_oversell() {
     })
     .await;
     let db = Mysql::connect(&stack.config).unwrap();
-    let cache = Redis::connect(&stack.config).unwrap();
+    let cache = Redis::connect(&stack.config, None).unwrap();
     assert!(audit(&db, &cache, SaleId(sale), Some(&admitted)).await.unwrap().iter().all(|c| c.passed));
 
     // By hand, behind every guard: a third unit sold to a shopper who already has one.
@@ -108,8 +108,8 @@ async fn the_audit_fails_on_a_planted_oversell() {
     // The command line says the same and exits non-zero.
     let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_flashsale-local"))
         .args(["audit", "--sale", &sale.to_string()])
-        .env("FLASHSALE_DATABASE_URL", stack.config.database_url.expose())
-        .env("FLASHSALE_REDIS_URL", stack.config.redis_url.expose())
+        .env("FLASHSALE_DATABASE_URL", stack.config.mysql.url.expose())
+        .env("FLASHSALE_REDIS_URL", stack.config.redis.url.expose())
         .status()
         .await
         .unwrap();

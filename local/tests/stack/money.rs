@@ -17,7 +17,7 @@ fn priced(price: u64, currency: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dinar_sale_is_charged_in_fils_a_yen_sale_in_yen_and_each_page_shows_what_is_charged() {
-    let stack = stack_with(|o| o.config.bucket = format!("pages-{:08x}", rand::random::<u32>())).await;
+    let stack = stack_with(|o| o.config.aws.bucket = format!("pages-{:08x}", rand::random::<u32>())).await;
     let api = Api::new(&stack);
     let http = reqwest::Client::new();
     // 12.340 KWD (12,340 fils) and 5,000 JPY; two units each.

@@ -184,15 +184,15 @@ async fn a_random_fault_schedule_breaks_no_promise() {
     // it and be rebuilt in this one, run after run, delaying the re-send of what only
     // this sale's outbox holds past the flush that takes it.
     let config = flashsale::Config::from_env().unwrap();
-    let server = config.database_url.expose().rsplit_once('/').unwrap().0.to_string();
+    let server = config.mysql.url.expose().rsplit_once('/').unwrap().0.to_string();
     let database = format!("flashsale_nemesis_{:08x}", rand::random::<u32>());
     let admin = sqlx::MySqlPool::connect(&server).await.unwrap();
     sqlx::query(&format!("CREATE DATABASE {database}")).execute(&admin).await.unwrap();
     // The sale, created through an in-process stack on the same Redis and database.
     let setup = stack_with(|o| {
         o.consumers = 0;
-        o.config.redis_url = endpoint.url().into();
-        o.config.database_url = format!("{server}/{database}").into();
+        o.config.redis.url = endpoint.url().into();
+        o.config.mysql.url = format!("{server}/{database}").into();
     })
     .await;
     let stock = 400;
@@ -201,7 +201,7 @@ async fn a_random_fault_schedule_breaks_no_promise() {
     let window = (secs + 600) as u32;
     let sale = api.sale(sale_spec(stock, 1, window, -1, (secs + 3600) as i64)).await;
 
-    let database_url = setup.config.database_url.expose().replace("127.0.0.1:3306", &mysql_proxy.addr.to_string());
+    let database_url = setup.config.mysql.url.expose().replace("127.0.0.1:3306", &mysql_proxy.addr.to_string());
     let prefix = format!("nemesis-{:08x}-", rand::random::<u32>());
     let env = |consumers: &str, reconcile: &str| -> Vec<(String, String)> {
         [
@@ -210,7 +210,7 @@ async fn a_random_fault_schedule_breaks_no_promise() {
             ("FLASHSALE_DATABASE_URL", database_url.clone()),
             ("AWS_ENDPOINT_URL", format!("http://{}", aws.addr)),
             ("FLASHSALE_LOCAL_QUEUE_PREFIX", prefix.clone()),
-            ("FLASHSALE_PENDING_ORDERS_TABLE", setup.config.pending_orders_table.clone()),
+            ("FLASHSALE_PENDING_ORDERS_TABLE", setup.config.aws.pending_orders_table.clone()),
             ("FLASHSALE_DEV_JWT_SECRET", setup.jwt_secret.clone()),
             ("FLASHSALE_LOCAL_CONSUMERS", consumers.into()),
             ("FLASHSALE_LOCAL_RECONCILE_SECS", reconcile.into()),

@@ -79,7 +79,7 @@ async fn pages_are_written_once_and_only_changes_are_invalidated() {
     let bucket_name = format!("pages-{:08x}", rand::random::<u32>());
     let stack = stack_with(|o| {
         o.consumers = 0;
-        o.config.bucket = bucket_name.clone();
+        o.config.aws.bucket = bucket_name.clone();
     })
     .await;
     let sdk = flashsale::stores::aws::sdk_config(&stack.config).await;
@@ -139,7 +139,7 @@ fn assert_security_headers(response: &reqwest::Response) {
 async fn publishing_a_sale_puts_its_page_behind_the_local_edge() {
     let stack = stack_with(|o| {
         o.consumers = 0;
-        o.config.bucket = format!("pages-{:08x}", rand::random::<u32>());
+        o.config.aws.bucket = format!("pages-{:08x}", rand::random::<u32>());
     })
     .await;
     let api = Api::new(&stack);
@@ -182,7 +182,7 @@ async fn publishing_a_sale_puts_its_page_behind_the_local_edge() {
 async fn a_sale_that_sells_out_gets_its_page_rerendered_to_say_so() {
     let stack = stack_with(|o| {
         o.consumers = 0;
-        o.config.bucket = format!("pages-{:08x}", rand::random::<u32>());
+        o.config.aws.bucket = format!("pages-{:08x}", rand::random::<u32>());
     })
     .await;
     let api = Api::new(&stack);
@@ -198,7 +198,7 @@ async fn a_sale_that_sells_out_gets_its_page_rerendered_to_say_so() {
     let sdk = flashsale::stores::aws::sdk_config(&stack.config).await;
     let publisher = Publisher::from_config(&sdk, &stack.config);
     let db = flashsale::stores::mysql::Mysql::connect(&stack.config).unwrap();
-    let cache = flashsale::stores::redis::Redis::connect(&stack.config).unwrap();
+    let cache = flashsale::stores::redis::Redis::connect(&stack.config, None).unwrap();
     let published = publisher.refresh(&db, &cache, Some(SaleId(sale))).await.unwrap();
     assert!(published.changed.contains(&format!("sales/{sale}")), "{published:?}");
     let html = page().await;

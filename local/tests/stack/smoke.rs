@@ -12,7 +12,7 @@ fn smoke_of(stack: &flashsale_local::Stack, admin_token: String) -> Smoke {
         base: stack.url(""),
         admin_token,
         shopper_tokens: [stack.token("smoke-a", false), stack.token("smoke-b", false)],
-        payments: Some((stack.config.payments_api_url.clone(), "pk_test_flashsale_local".into())),
+        payments: Some((stack.config.payments.api_url.clone(), "pk_test_flashsale_local".into())),
         window_secs: 3,
         within: Duration::from_secs(30),
     }

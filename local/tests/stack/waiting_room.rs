@@ -109,7 +109,7 @@ async fn early_joiners_get_one_place_each_drawn_at_the_opening_and_later_ones_qu
 async fn a_pass_buys_once_and_only_for_its_shopper_and_sale() {
     let stack = stack().await;
     let api = Api::new(&stack);
-    let queue_keys = RoomKeys::new(stack.config.queue_key.as_ref().expect("the stack's own key"));
+    let queue_keys = RoomKeys::new(stack.secrets.room_key.as_ref().expect("the stack's own key"));
     // 40 shoppers, 2 each at most, 70 units: every first pass finds stock, the second
     // passes sell the rest out. Five places a second: the last is served 8 s in.
     let sale = api.sale(room_spec("fifo", 70, 2, 5, 5)).await;

@@ -39,7 +39,7 @@ impl WorkerLeases {
     }
 
     pub fn from_config(sdk: &aws_config::SdkConfig, config: &crate::config::Config) -> Self {
-        Self::new(Client::new(sdk), config.lease_table.clone(), config.lease_duration)
+        Self::new(Client::new(sdk), config.aws.lease_table.clone(), config.aws.lease_duration)
     }
 
     pub fn duration(&self) -> Duration {

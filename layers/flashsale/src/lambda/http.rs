@@ -29,9 +29,9 @@ pub struct EdgeOnly {
 }
 
 impl EdgeOnly {
-    /// From `config.origin_verify`; with none, every request is taken.
-    pub fn from_config(config: &crate::Config) -> Self {
-        EdgeOnly { accepted: config.origin_verify.iter().map(|v| digest(v.expose().as_bytes())).collect() }
+    /// From the origin values read at init; with none, every request is taken.
+    pub fn from_secrets(secrets: &crate::config::Secrets) -> Self {
+        EdgeOnly { accepted: secrets.origin_values.iter().map(|v| digest(v.expose().as_bytes())).collect() }
     }
 
     /// The 403 for a request that did not come through the edge; `None` lets it in.
@@ -356,11 +356,11 @@ mod tests {
 
     #[test]
     fn only_the_current_or_previous_origin_value_lets_a_request_in() {
-        let config = crate::Config {
-            origin_verify: vec!["current-value".into(), "previous-value".into()],
-            ..crate::Config::from_env().unwrap()
+        let secrets = crate::config::Secrets {
+            origin_values: vec!["current-value".into(), "previous-value".into()],
+            ..Default::default()
         };
-        let edge = EdgeOnly::from_config(&config);
+        let edge = EdgeOnly::from_secrets(&secrets);
         let with = |value: Option<&str>| {
             let mut req = request(json!({"sub": "u"}), "/api/orders");
             if let Some(value) = value {

@@ -36,9 +36,9 @@ impl Publisher {
     }
 
     pub fn from_config(sdk: &aws_config::SdkConfig, config: &Config) -> Self {
-        let cdn = config.cloudfront_distribution_id.as_ref().map(|id| CloudFront::new(sdk, id.clone()));
+        let cdn = config.aws.cloudfront_distribution_id.as_ref().map(|id| CloudFront::new(sdk, id.clone()));
         let site = Site::from_config(config);
-        Publisher::new(Bucket::new(s3::client(sdk), config.bucket.clone()), cdn, site)
+        Publisher::new(Bucket::new(s3::client(sdk), config.aws.bucket.clone()), cdn, site)
     }
 
     /// Renders the pages of the sales that have not long ended (or just `only`) and the

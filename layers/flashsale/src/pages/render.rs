@@ -176,10 +176,10 @@ pub struct Site {
 impl Site {
     pub fn from_config(config: &crate::config::Config) -> Site {
         Site {
-            api: config.api_base.clone(),
-            sign_in_url: config.sign_in_url.clone(),
-            payments_js_url: config.payments_js_url.clone(),
-            payments_key: config.payments_publishable_key.clone(),
+            api: config.site.api_base.clone(),
+            sign_in_url: config.site.sign_in_url.clone(),
+            payments_js_url: config.payments.js_url.clone(),
+            payments_key: config.payments.publishable_key.clone(),
         }
     }
 }

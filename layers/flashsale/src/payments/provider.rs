@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::budget::{Budget, MONEY_PATIENCE};
 use super::maker::{Maker, STACK_TAG};
-use crate::config::Config;
+use crate::config::{Config, Secrets};
 use crate::domain::{Currency, Order, OrderId};
 use crate::error::{causes, Error, Result};
 use crate::secret::Secret;
@@ -141,19 +141,19 @@ impl Provider {
         // reqwest takes its TLS from the process's provider: without one it cannot build.
         crate::stores::aws::install_crypto_provider();
         let http = reqwest::Client::builder()
-            .connect_timeout(config.aws_timeout)
-            .timeout(config.aws_timeout)
+            .connect_timeout(config.aws.timeout)
+            .timeout(config.aws.timeout)
             .build()
             .map_err(|e| Error::Config(format!("payment provider client: {e}")))?;
         Ok(Provider {
             http,
-            api: config.payments_api_url.trim_end_matches('/').to_string(),
+            api: config.payments.api_url.trim_end_matches('/').to_string(),
             secret_key,
-            breaker: Breaker::new("payments", config.breaker_failures, config.breaker_cooldown, config.aws_timeout),
+            breaker: Breaker::new("payments", config.breaker.failures, config.breaker.cooldown, config.aws.timeout),
             budget: None,
-            calls_per_sec: config.provider_calls_per_sec,
-            redis_timeout: config.redis_timeout * 2,
-            stack: config.stack_name.clone(),
+            calls_per_sec: config.payments.calls_per_sec,
+            redis_timeout: config.redis.timeout * 2,
+            stack: config.payments.stack_name.clone(),
         })
     }
 
@@ -165,8 +165,8 @@ impl Provider {
     }
 
     /// From the keys read at init; a function that takes money cannot start without them.
-    pub fn from_config(config: &Config) -> Result<Self> {
-        let keys = config
+    pub fn from_config(config: &Config, secrets: &Secrets) -> Result<Self> {
+        let keys = secrets
             .payment_keys
             .as_ref()
             .ok_or_else(|| Error::Config("FLASHSALE_PAYMENTS_SECRET must name the payment provider's keys".into()))?;
@@ -344,7 +344,9 @@ mod budget_tests {
     }
 
     fn provider_at(api: String) -> Provider {
-        let config = Config { payments_api_url: api, breaker_failures: 2, ..Config::from_env().unwrap() };
+        let mut config = Config::from_env().unwrap();
+        config.payments.api_url = api;
+        config.breaker.failures = 2;
         Provider::new(&config, Secret::from("sk_test_budget")).unwrap()
     }
 

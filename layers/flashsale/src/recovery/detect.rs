@@ -55,8 +55,8 @@ pub struct Drain {
 impl Drain {
     pub fn from_config(config: &crate::Config) -> Self {
         Drain {
-            hand_off: config.aws_timeout * 2 + config.admit_durable_bound,
-            alarm_after: config.recovery_drain_bound,
+            hand_off: config.aws.timeout * 2 + config.admission.durable_bound,
+            alarm_after: config.orders.recovery_drain_bound,
         }
     }
 }

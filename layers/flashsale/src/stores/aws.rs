@@ -3,7 +3,7 @@
 
 use aws_config::SdkConfig;
 
-use crate::config::Config;
+use crate::config::{Config, RedisUser, Secrets};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
@@ -11,8 +11,8 @@ use crate::secret::Secret;
 /// the SDK itself) points every client at the local stand-ins.
 pub async fn sdk_config(config: &Config) -> SdkConfig {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(config.aws_timeout)
-        .operation_attempt_timeout(config.aws_timeout)
+        .connect_timeout(config.aws.timeout)
+        .operation_attempt_timeout(config.aws.timeout)
         .build();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(timeouts)
@@ -21,17 +21,16 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
         .await
 }
 
-/// The AWS configuration, and `config` with the credentials it names fetched: the
-/// Redis user (or AUTH token) from the secret `FLASHSALE_REDIS_AUTH_SECRET` names, the payment
-/// provider's keys from `FLASHSALE_PAYMENTS_SECRET`'s, the edge's origin values from
-/// `FLASHSALE_ORIGIN_SECRET`'s, the waiting rooms' key from `FLASHSALE_QUEUE_SECRET`'s.
-/// An unreadable
-/// secret stops the function at init, where the reason is plain, not at its first
-/// request.
-pub async fn load(config: &Config) -> Result<(SdkConfig, Config)> {
+/// The AWS configuration, and the secrets `config` names, read: the Redis user (or AUTH
+/// token) from `FLASHSALE_REDIS_AUTH_SECRET`'s secret, the payment provider's keys from
+/// `FLASHSALE_PAYMENTS_SECRET`'s, the edge's origin values from
+/// `FLASHSALE_ORIGIN_SECRET`'s, the waiting rooms' key from `FLASHSALE_QUEUE_SECRET`'s. An
+/// unreadable secret stops the function at init, where the reason is plain, not at its
+/// first request.
+pub async fn load(config: &Config) -> Result<(SdkConfig, Secrets)> {
     let sdk = sdk_config(config).await;
-    let mut config = config.clone();
-    if let Some(id) = &config.redis_auth_secret {
+    let mut secrets = Secrets::default();
+    if let Some(id) = &config.redis.auth_secret {
         let secret = secret_string(&sdk, id).await?;
         // A user of its own (RBAC): JSON; an AUTH token: the string itself.
         #[derive(serde::Deserialize)]
@@ -39,19 +38,19 @@ pub async fn load(config: &Config) -> Result<(SdkConfig, Config)> {
             username: String,
             password: Secret,
         }
-        match serde_json::from_str::<User>(secret.expose()) {
-            Ok(user) => (config.redis_username, config.redis_password) = (Some(user.username), Some(user.password)),
-            Err(_) => config.redis_password = Some(secret),
-        }
+        secrets.redis_user = Some(match serde_json::from_str::<User>(secret.expose()) {
+            Ok(user) => RedisUser { username: Some(user.username), password: user.password },
+            Err(_) => RedisUser { username: None, password: secret },
+        });
     }
-    if let Some(id) = &config.payments_secret {
+    if let Some(id) = &config.payments.keys_secret {
         let keys = secret_string(&sdk, id).await?;
-        config.payment_keys = Some(
+        secrets.payment_keys = Some(
             serde_json::from_str(keys.expose())
                 .map_err(|e| Error::Config(format!("secret {id} is not the payment provider's keys: {e}")))?,
         );
     }
-    if let Some(id) = &config.origin_secret {
+    if let Some(id) = &config.site.origin_secret {
         #[derive(serde::Deserialize)]
         struct Values {
             current: String,
@@ -60,20 +59,20 @@ pub async fn load(config: &Config) -> Result<(SdkConfig, Config)> {
         }
         let values: Values = serde_json::from_str(secret_string(&sdk, id).await?.expose())
             .map_err(|e| Error::Config(format!("secret {id} is not the edge's origin values: {e}")))?;
-        config.origin_verify =
+        secrets.origin_values =
             [values.current, values.previous].into_iter().filter(|v| !v.is_empty()).map(Secret::new).collect();
-        if config.origin_verify.is_empty() {
+        if secrets.origin_values.is_empty() {
             return Err(Error::Config(format!("secret {id} holds no origin value")));
         }
     }
-    if let Some(id) = &config.queue_secret {
+    if let Some(id) = &config.waiting_room.key_secret {
         let key = secret_string(&sdk, id).await?;
         if key.expose().len() < 32 {
             return Err(Error::Config(format!("secret {id} holds a key shorter than 32 characters")));
         }
-        config.queue_key = Some(key);
+        secrets.room_key = Some(key);
     }
-    Ok((sdk, config))
+    Ok((sdk, secrets))
 }
 
 /// The string a Secrets Manager secret holds.

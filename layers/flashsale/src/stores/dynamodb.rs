@@ -68,8 +68,8 @@ impl PendingOrdersTable {
     pub fn new(sdk: &aws_config::SdkConfig, config: &Config) -> Self {
         PendingOrdersTable {
             client: Client::new(sdk),
-            table: config.pending_orders_table.clone(),
-            breaker: Breaker::new("dynamodb", config.breaker_failures, config.breaker_cooldown, config.aws_timeout),
+            table: config.aws.pending_orders_table.clone(),
+            breaker: Breaker::new("dynamodb", config.breaker.failures, config.breaker.cooldown, config.aws.timeout),
         }
     }
 }

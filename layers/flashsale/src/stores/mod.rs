@@ -19,7 +19,7 @@ use self::dynamodb::{PendingOrders, PendingOrdersTable};
 use self::mysql::Mysql;
 use self::redis::Redis;
 use self::sqs::{Outbound, Queue};
-use crate::config::Config;
+use crate::config::{Config, Secrets};
 use crate::error::Result;
 
 /// The stores the order lifecycle works on.
@@ -32,15 +32,15 @@ pub struct Stores {
 
 impl Stores {
     pub async fn from_config(config: &Config) -> Result<Self> {
-        let (sdk, config) = aws::load(config).await?;
-        Stores::new(&sdk, &config)
+        let (sdk, secrets) = aws::load(config).await?;
+        Stores::new(&sdk, config, &secrets)
     }
 
     /// With AWS clients from `sdk` (tests point it at an unreachable endpoint).
-    pub fn new(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Self> {
+    pub fn new(sdk: &aws_config::SdkConfig, config: &Config, secrets: &Secrets) -> Result<Self> {
         Ok(Stores {
             mysql: Mysql::from_config(config, sdk)?,
-            redis: Redis::connect(config)?,
+            redis: Redis::connect(config, secrets.redis_user.as_ref())?,
             queue: Box::new(Queue::new(sdk, config)),
             pending_orders: Box::new(PendingOrdersTable::new(sdk, config)),
         })

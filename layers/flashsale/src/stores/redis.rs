@@ -16,7 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::AsyncConnectionConfig;
 use redis::Script;
 
-use crate::config::Config;
+use crate::config::{Config, RedisUser};
 use crate::domain::{OrderId, OrderMessage, SaleId};
 use crate::error::{Error, Result};
 use crate::stores::breaker::Breaker;
@@ -157,25 +157,27 @@ pub fn ms_to_time(ms: i64) -> DateTime<Utc> {
 impl Redis {
     /// Connects lazily: a container whose Redis is down still starts, and its
     /// requests fail fast through the breaker until Redis answers.
-    pub fn connect(config: &Config) -> Result<Self> {
+    /// Signs in as `user` when given (the function's own, read at init), else as the
+    /// URL says.
+    pub fn connect(config: &Config, user: Option<&RedisUser>) -> Result<Self> {
         crate::stores::aws::install_crypto_provider();
-        let mut info = redis::IntoConnectionInfo::into_connection_info(config.redis_url.expose())?;
-        if let Some(password) = &config.redis_password {
-            let mut settings = info.redis_settings().clone().set_password(password.expose());
-            if let Some(user) = &config.redis_username {
-                settings = settings.set_username(user);
+        let mut info = redis::IntoConnectionInfo::into_connection_info(config.redis.url.expose())?;
+        if let Some(user) = user {
+            let mut settings = info.redis_settings().clone().set_password(user.password.expose());
+            if let Some(name) = &user.username {
+                settings = settings.set_username(name);
             }
             info = info.set_redis_settings(settings);
         }
         let client = redis::Client::open(info)?;
         let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.redis_timeout))
-            .set_response_timeout(Some(config.redis_timeout))
+            .set_connection_timeout(Some(config.redis.timeout))
+            .set_response_timeout(Some(config.redis.timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
         let admitting_config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(config.redis_timeout))
-            .set_response_timeout(Some(config.redis_timeout));
+            .set_connection_timeout(Some(config.redis.timeout))
+            .set_response_timeout(Some(config.redis.timeout));
         Ok(Redis {
             conn: client.get_connection_manager_lazy(manager_config)?,
             client,
@@ -197,7 +199,7 @@ impl Redis {
                 provider_budget: Script::new(include_str!("../../../../lua/provider_budget.lua")),
                 currency: Script::new(include_str!("../../../../lua/currency.lua")),
             },
-            breaker: Breaker::new("redis", config.breaker_failures, config.breaker_cooldown, config.redis_timeout * 2),
+            breaker: Breaker::new("redis", config.breaker.failures, config.breaker.cooldown, config.redis.timeout * 2),
         })
     }
 

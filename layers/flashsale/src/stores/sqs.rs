@@ -53,9 +53,9 @@ impl Queue {
     pub fn new(sdk: &aws_config::SdkConfig, config: &Config) -> Self {
         Queue {
             client: Client::new(sdk),
-            orders_url: config.orders_queue_url.clone(),
-            timeouts_url: config.timeouts_queue_url.clone(),
-            breaker: Breaker::new("sqs", config.breaker_failures, config.breaker_cooldown, config.aws_timeout),
+            orders_url: config.aws.orders_queue_url.clone(),
+            timeouts_url: config.aws.timeouts_queue_url.clone(),
+            breaker: Breaker::new("sqs", config.breaker.failures, config.breaker.cooldown, config.aws.timeout),
         }
     }
 

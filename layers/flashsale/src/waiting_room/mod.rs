@@ -18,7 +18,7 @@ pub use challenge::{solve, Challenge, Proof, SpentProof, CHALLENGE_TTL, FRESH};
 pub use pass::IssuedPass;
 pub use room::{Joined, RoomState};
 
-use crate::config::Config;
+use crate::config::Secrets;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
@@ -41,14 +41,14 @@ impl RoomKeys {
         RoomKeys { pass: derive("flashsale pass v1"), challenge: derive("flashsale challenge v1") }
     }
 
-    /// The configured key's (`FLASHSALE_QUEUE_SECRET`); `None` without one, and then
+    /// The key read at init's (`FLASHSALE_QUEUE_SECRET`); `None` without one, and then
     /// the waiting rooms' routes fail rather than sign with a key no other container
     /// shares (shop-api signs what admit checks).
-    pub fn from_config(config: &Config) -> Option<Self> {
-        if config.queue_key.is_none() {
+    pub fn from_secrets(secrets: &Secrets) -> Option<Self> {
+        if secrets.room_key.is_none() {
             tracing::warn!("no FLASHSALE_QUEUE_SECRET: waiting rooms cannot be joined or bought from");
         }
-        config.queue_key.as_ref().map(RoomKeys::new)
+        secrets.room_key.as_ref().map(RoomKeys::new)
     }
 
     /// The keys, or why a waiting room cannot be served.

@@ -124,7 +124,7 @@ async fn each_function_refuses_another_form_of_its_path_itself() {
             let mut request = flashsale_local::aws::gateway::lambda_request(method, &path, claims(), b"{}");
             *request.uri_mut() = form.parse().unwrap();
             // As through the edge, which adds the origin value the functions check first.
-            let origin = stack.config.origin_verify[0].expose().parse().unwrap();
+            let origin = stack.secrets.origin_values[0].expose().parse().unwrap();
             request.headers_mut().insert("x-origin-verify", origin);
             let functions = &stack.functions;
             let response = match path.as_str() {

@@ -21,7 +21,7 @@ const CARD_DISPUTED: &str = "4000000000000259";
 /// A call to the provider with the stack's secret key, as another business on the same
 /// account (or the shop's staff in the provider's dashboard) makes it.
 async fn at_provider(api: &Api, stack: &Stack, path: &str, form: &[(&str, String)]) -> Value {
-    let key = stack.config.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
+    let key = stack.secrets.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
     let response = api.http.post(format!("{}{path}", api.payments)).bearer_auth(key).form(form).send().await.unwrap();
     assert!(response.status().is_success(), "{path}: {}", response.status());
     response.json().await.unwrap()
@@ -54,7 +54,8 @@ async fn books(api: &Api, stack: &Stack, sale: u64) -> (Vec<(u64, String, Option
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_intents_are_never_refunded_and_change_no_order() {
-    let stack = stack_with_own_database("foreign_money", |o| o.config.payment_check_after = Duration::ZERO).await;
+    let stack =
+        stack_with_own_database("foreign_money", |o| o.config.orders.payment_check_after = Duration::ZERO).await;
     let api = Api::new(&stack);
     let capture = Capture::start().await;
     let sale = api.sale(sale_spec(3, 1, 2, -1, 3600)).await;
@@ -88,7 +89,7 @@ async fn foreign_intents_are_never_refunded_and_change_no_order() {
         ),
         (
             "our tag, for an order we do not have",
-            foreign_intent(&api, &stack, 1000, &tagged(&stack.config.stack_name, NO_ORDER, sale)).await,
+            foreign_intent(&api, &stack, 1000, &tagged(&stack.config.payments.stack_name, NO_ORDER, sale)).await,
         ),
     ];
     for (what, intent) in &foreign {
@@ -154,7 +155,8 @@ async fn pay_attached(api: &Api, user: &str, order: &str, intent: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_made_before_intents_were_tagged_pays_its_order_by_the_webhook_and_by_reconcile() {
-    let stack = stack_with_own_database("foreign_money", |o| o.config.payment_check_after = Duration::ZERO).await;
+    let stack =
+        stack_with_own_database("foreign_money", |o| o.config.orders.payment_check_after = Duration::ZERO).await;
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(2, 1, 600, -1, 3600)).await;
 
@@ -184,14 +186,15 @@ async fn a_payment_made_before_intents_were_tagged_pays_its_order_by_the_webhook
 
 /// The intent as the provider has it, its charge expanded.
 async fn at_provider_intent(api: &Api, stack: &Stack, intent: &str) -> Value {
-    let key = stack.config.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
+    let key = stack.secrets.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
     let url = format!("{}/v1/payment_intents/{intent}?expand[]=latest_charge", api.payments);
     api.http.get(url).bearer_auth(key).send().await.unwrap().json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_of_another_amount_or_currency_leaves_the_order_unpaid_and_goes_back() {
-    let stack = stack_with_own_database("foreign_money", |o| o.config.payment_check_after = Duration::ZERO).await;
+    let stack =
+        stack_with_own_database("foreign_money", |o| o.config.orders.payment_check_after = Duration::ZERO).await;
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(2, 1, 600, -1, 3600)).await;
     let db = mysql(&stack).await;

@@ -86,8 +86,8 @@ async fn a_crowd_past_the_accounts_budget_gets_503_with_retry_after_and_nothing_
     let provider = ProviderProxy::start().await;
     let stack = stack_with(|o| {
         o.payments_url = provider.url.clone();
-        o.config.provider_calls_per_sec = BUDGET;
-        o.config.breaker_cooldown = Duration::from_secs(60);
+        o.config.payments.calls_per_sec = BUDGET;
+        o.config.breaker.cooldown = Duration::from_secs(60);
     })
     .await;
     let api = Api::new(&stack);
@@ -163,7 +163,7 @@ async fn a_provider_answering_429_gets_503_with_retry_after_and_opens_no_breaker
     let provider = ProviderProxy::start().await;
     let stack = stack_with(|o| {
         o.payments_url = provider.url.clone();
-        o.config.breaker_cooldown = Duration::from_secs(60);
+        o.config.breaker.cooldown = Duration::from_secs(60);
     })
     .await;
     let api = Api::new(&stack);

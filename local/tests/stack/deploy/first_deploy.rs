@@ -6,12 +6,12 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() {
     let mut config = Config::from_env().unwrap();
-    let server = MySqlConnectOptions::from_str(config.database_url.expose()).unwrap();
+    let server = MySqlConnectOptions::from_str(config.mysql.url.expose()).unwrap();
     let address = format!("{}:{}", server.get_host(), server.get_port());
     let tag = format!("{:08x}", rand::random::<u32>());
     let database = format!("flashsale_deploy_{tag}");
     // As on AWS, the URL names only the server and the database; users come from secrets.
-    config.database_url = (format!("mysql://{address}/{database}")).into();
+    config.mysql.url = (format!("mysql://{address}/{database}")).into();
     let sdk = flashsale::stores::aws::sdk_config(&config).await;
     let admin = secret(&sdk, "flashsale_admin", "flashsale_admin").await;
     let (app_user, app_password) = (format!("app_{tag}"), format!("Pw{tag}{:08x}", rand::random::<u32>()));
@@ -73,10 +73,10 @@ async fn the_migrate_resource_brings_up_an_empty_server_for_the_purchase_path() 
         .collect();
     let stack = stack_with(|o| {
         o.migrate = false;
-        o.config.database_url = (app_url.clone()).into();
-        o.config.redis_url = (own_redis.url()).into();
-        o.config.redis_wait_replicas = 0; // a single node
-        o.config.redis_auth_secret = Some(redis_secret.clone());
+        o.config.mysql.url = (app_url.clone()).into();
+        o.config.redis.url = (own_redis.url()).into();
+        o.config.redis.wait_replicas = 0; // a single node
+        o.config.redis.auth_secret = Some(redis_secret.clone());
         o.function_users = users.clone();
         o.reconcile_every_secs = 2;
     })

@@ -19,10 +19,10 @@ impl Clock for ManualClock {
 #[tokio::test]
 async fn iam_sign_in_signs_a_new_token_for_connections_opened_after_ten_minutes() {
     let mut config = Config::from_env().unwrap();
-    config.db_max_connections = 1;
+    config.mysql.max_connections = 1;
     Mysql::connect(&config).unwrap().migrate().await.unwrap();
     let sdk = flashsale::stores::aws::sdk_config(&config).await;
-    let server = MySqlConnectOptions::from_str(config.database_url.expose()).unwrap();
+    let server = MySqlConnectOptions::from_str(config.mysql.url.expose()).unwrap();
     let admin = server.clone().username("flashsale_admin").password("flashsale_admin");
     let root = sqlx::MySqlPool::connect_with(admin).await.unwrap();
     let user = format!("iam_{:08x}", rand::random::<u32>());

@@ -26,11 +26,11 @@ async fn applied(db: &sqlx::MySqlPool) -> Vec<(i64, bool)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_migrate_resource_answers_every_path_of_a_deploy_within_its_bound() {
     let mut config = Config::from_env().unwrap();
-    let server = MySqlConnectOptions::from_str(config.database_url.expose()).unwrap();
+    let server = MySqlConnectOptions::from_str(config.mysql.url.expose()).unwrap();
     let address = format!("{}:{}", server.get_host(), server.get_port());
     let tag = format!("{:08x}", rand::random::<u32>());
     let database = format!("flashsale_schema_{tag}");
-    config.database_url = (format!("mysql://{address}/{database}")).into();
+    config.mysql.url = (format!("mysql://{address}/{database}")).into();
     let sdk = flashsale::stores::aws::sdk_config(&config).await;
     let admin = secret(&sdk, "flashsale_admin", "flashsale_admin").await;
     let app_user = format!("app_{tag}");

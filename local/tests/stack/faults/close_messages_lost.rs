@@ -12,10 +12,10 @@ async fn close_messages_lost_to_the_dlq_are_closed_by_reconcile() {
 
     // Every close message ends in the DLQ: nothing will ever deliver it.
     let mut config = stack.config.clone();
-    config.timeouts_queue_url = stack.resources.timeouts_dlq_url.clone();
-    config.overdue_close_after = Duration::ZERO;
+    config.aws.timeouts_queue_url = stack.resources.timeouts_dlq_url.clone();
+    config.orders.overdue_close_after = Duration::ZERO;
     let persist =
-        persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.max_delay_secs);
+        persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.orders.max_delay_secs);
     assert!(persist.handle(sqs_event(&messages)).await.batch_item_failures.is_empty());
     let db = mysql(&stack).await;
     assert_eq!(mysql_sale(&db, sale).await, (5, 5));

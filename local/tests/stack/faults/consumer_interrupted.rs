@@ -15,9 +15,12 @@ async fn a_consumer_dying_between_its_steps_and_triple_delivery_change_nothing()
     // This consumer commits to MySQL, then dies before it schedules the close and
     // clears the outbox: its SQS is gone.
     let mut config = stack.config.clone();
-    config.breaker_failures = 1000;
+    config.breaker.failures = 1000;
     let dead_sqs = unreachable_aws().await;
-    let dying = persist_orders::PersistOrders::new(Stores::new(&dead_sqs, &config).unwrap(), config.max_delay_secs);
+    let dying = persist_orders::PersistOrders::new(
+        Stores::new(&dead_sqs, &config, &Default::default()).unwrap(),
+        config.orders.max_delay_secs,
+    );
     let response = dying.handle(sqs_event(&messages)).await;
     assert_eq!(response.batch_item_failures.len(), 4, "every message fails and will be redelivered");
     let db = mysql(&stack).await;
@@ -25,8 +28,10 @@ async fn a_consumer_dying_between_its_steps_and_triple_delivery_change_nothing()
 
     // SQS delivers every message three times more, at once.
     let sdk = flashsale::stores::aws::sdk_config(&stack.config).await;
-    let healthy =
-        persist_orders::PersistOrders::new(Stores::from_config(&stack.config).await.unwrap(), config.max_delay_secs);
+    let healthy = persist_orders::PersistOrders::new(
+        Stores::from_config(&stack.config).await.unwrap(),
+        config.orders.max_delay_secs,
+    );
     let tripled: Vec<String> = messages.iter().flat_map(|m| [m.clone(), m.clone(), m.clone()]).collect();
     let response = healthy.handle(sqs_event(&tripled)).await;
     assert!(response.batch_item_failures.is_empty());
@@ -51,7 +56,7 @@ async fn a_consumer_dying_between_its_steps_and_triple_delivery_change_nothing()
     let close = close_expired::CloseExpired::new(
         Stores::from_config(&stack.config).await.unwrap(),
         provider(&stack),
-        config.max_delay_secs,
+        config.orders.max_delay_secs,
     );
     let tripled: Vec<String> = closes.iter().flat_map(|m| [m.clone(), m.clone(), m.clone()]).collect();
     let response = close.handle(sqs_event(&tripled)).await;
@@ -75,9 +80,9 @@ async fn a_committed_batch_whose_outbox_clear_failed_is_not_failed_for_it() {
         outbox(&mut redis, sale).await.iter().map(|m| serde_json::from_str(m).unwrap()).collect();
     // A consumer whose Redis is gone once MySQL has committed.
     let mut config = stack.config.clone();
-    config.redis_url = "redis://127.0.0.1:1".to_string().into();
+    config.redis.url = "redis://127.0.0.1:1".to_string().into();
     let persist =
-        persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.max_delay_secs);
+        persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.orders.max_delay_secs);
     let outcomes = persist.persist(messages).await;
     assert!(outcomes.iter().all(Result::is_ok), "committed orders are not sent round again: {outcomes:?}");
     let db = mysql(&stack).await;
@@ -101,16 +106,17 @@ async fn a_consumer_cut_off_inside_its_transaction_holds_the_sale_for_seconds_no
     // its insert: its client gives up at its timeout, the server hears nothing more.
     let proxy = FaultProxy::silenced_by("127.0.0.1:3306".parse().unwrap(), b"INSERT INTO orders").await;
     let mut config = stack.config.clone();
-    config.database_url = config.database_url.expose().replace("127.0.0.1:3306", &proxy.addr.to_string()).into();
-    let cut = persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.max_delay_secs);
+    config.mysql.url = config.mysql.url.expose().replace("127.0.0.1:3306", &proxy.addr.to_string()).into();
+    let cut =
+        persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.orders.max_delay_secs);
     assert!(cut.persist(vec![messages[0].clone()]).await[0].is_err(), "its client gave up");
 
     // Another consumer persists the sale's next order once the server lets go of the row
     // (its idle-transaction timeout), not when TCP would have given up, hours later.
     let mut config = stack.config.clone();
-    config.breaker_failures = 1000;
+    config.breaker.failures = 1000;
     let persist =
-        persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.max_delay_secs);
+        persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.orders.max_delay_secs);
     eventually("the next order persisted", Duration::from_secs(40), || async {
         persist.persist(vec![messages[1].clone()]).await[0].is_ok().then_some(())
     })

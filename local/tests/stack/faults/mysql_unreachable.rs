@@ -12,9 +12,8 @@ async fn mysql_cut_during_persistence_then_back_loses_and_doubles_nothing() {
     let stack = stack_with(|o| {
         faulty_stack_options(o);
         o.max_receives = 2;
-        o.config.database_url =
-            o.config.database_url.expose().replace("127.0.0.1:3306", &proxy.addr.to_string()).into();
-        o.config.db_timeout = Duration::from_millis(500);
+        o.config.mysql.url = o.config.mysql.url.expose().replace("127.0.0.1:3306", &proxy.addr.to_string()).into();
+        o.config.mysql.timeout = Duration::from_millis(500);
     })
     .await;
     let api = Api::new(&stack);
@@ -53,15 +52,15 @@ async fn orders_only_redis_holds_are_sent_on_while_mysql_is_out_of_reach() {
     let own = OwnRedis::start().await;
     let stack = stack_with(|o| {
         faulty_stack_options(o);
-        o.config.redis_url = own.url().into();
-        o.config.redis_wait_replicas = 0;
+        o.config.redis.url = own.url().into();
+        o.config.redis.wait_replicas = 0;
     })
     .await;
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(20, 1, 300, -1, 3600)).await;
     // Admissions whose SQS send failed: the outbox and the pending-orders table hold them.
     let mut config = stack.config.clone();
-    config.breaker_failures = 1000;
+    config.breaker.failures = 1000;
     let live = flashsale::stores::aws::sdk_config(&config).await;
     let stranded = admit_with(&config, &unreachable_aws().await, &live).await;
     for i in 0..8 {
@@ -72,8 +71,8 @@ async fn orders_only_redis_holds_are_sent_on_while_mysql_is_out_of_reach() {
 
     // Reconcile whose MySQL is out of reach: it cannot list the open sales, and still
     // sends on what only Redis holds (recorded first); the consumers persist it.
-    config.outbox_resend_after = Duration::ZERO;
-    config.database_url = "mysql://flashsale:flashsale@127.0.0.1:1/flashsale".to_string().into();
+    config.orders.outbox_resend_after = Duration::ZERO;
+    config.mysql.url = "mysql://flashsale:flashsale@127.0.0.1:1/flashsale".to_string().into();
     let reconcile = reconcile::Reconcile::from_config(&config).await.unwrap();
     assert!(reconcile.run().await.is_err(), "the run itself fails: MySQL is out of reach");
     let db = mysql(&stack).await;

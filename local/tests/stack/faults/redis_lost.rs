@@ -16,9 +16,9 @@ async fn redis_restarted_empty_mid_sale_is_rebuilt_with_its_orders_still_queued_
         faulty_stack_options(o);
         o.consumers = 0;
         o.queue_prefix = prefix.clone();
-        o.config.redis_url = (own.url()).into();
-        o.config.redis_wait_replicas = 0; // a single node
-        o.config.recovery_drain_bound = Duration::from_secs(120);
+        o.config.redis.url = (own.url()).into();
+        o.config.redis.wait_replicas = 0; // a single node
+        o.config.orders.recovery_drain_bound = Duration::from_secs(120);
     })
     .await;
     let api = Api::new(&stack);
@@ -45,8 +45,8 @@ async fn redis_restarted_empty_mid_sale_is_rebuilt_with_its_orders_still_queued_
     .await;
     assert_eq!(live["remaining"], 10, "30 - 20 recorded in flight: {live}");
     let sqs = aws_sdk_sqs::Client::new(&flashsale::stores::aws::sdk_config(&stack.config).await);
-    assert_eq!(queue_depth(&sqs, &stack.config.orders_queue_url).await, 20, "the orders still queued");
-    tokio::time::sleep(stack.config.sold_out_ttl * 2).await;
+    assert_eq!(queue_depth(&sqs, &stack.config.aws.orders_queue_url).await, 20, "the orders still queued");
+    tokio::time::sleep(stack.config.admission.sold_out_ttl * 2).await;
 
     // Everyone at once, twice over: the early shoppers may take one more each (limit 2).
     for _ in 0..2 {
@@ -73,8 +73,8 @@ async fn redis_restarted_empty_mid_sale_is_rebuilt_with_its_orders_still_queued_
     let consumers = stack_with(|o| {
         faulty_stack_options(o);
         o.queue_prefix = prefix.clone();
-        o.config.redis_url = (own.url()).into();
-        o.config.redis_wait_replicas = 0; // a single node
+        o.config.redis.url = (own.url()).into();
+        o.config.redis.wait_replicas = 0; // a single node
     })
     .await;
     settled_and_sound(&consumers, sale, &outcomes.told).await;
@@ -88,9 +88,9 @@ async fn a_lost_sale_holds_the_units_of_its_orders_in_the_dlq_and_sells_only_the
         faulty_stack_options(o);
         o.consumers = 0;
         o.queue_prefix = prefix.clone();
-        o.config.redis_url = own.url().into();
-        o.config.redis_wait_replicas = 0; // a single node
-        o.config.recovery_drain_bound = Duration::from_secs(120);
+        o.config.redis.url = own.url().into();
+        o.config.redis.wait_replicas = 0; // a single node
+        o.config.orders.recovery_drain_bound = Duration::from_secs(120);
     })
     .await;
     let api = Api::new(&stack);
@@ -125,8 +125,8 @@ async fn a_lost_sale_holds_the_units_of_its_orders_in_the_dlq_and_sells_only_the
     let _consumers = stack_with(|o| {
         faulty_stack_options(o);
         o.queue_prefix = prefix.clone();
-        o.config.redis_url = own.url().into();
-        o.config.redis_wait_replicas = 0;
+        o.config.redis.url = own.url().into();
+        o.config.redis.wait_replicas = 0;
     })
     .await;
     assert_eq!(outcomes.told.len() as u32, stock, "each unit sold once: {:?}", outcomes.statuses);

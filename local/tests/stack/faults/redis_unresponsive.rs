@@ -13,14 +13,14 @@ async fn redis_down_fails_fast_with_503_then_recovers() {
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(100, 1, 60, -1, 3600)).await;
 
-    let address = stack.config.redis_url.expose().trim_start_matches("redis://");
+    let address = stack.config.redis.url.expose().trim_start_matches("redis://");
     let (upstream, database) = address.split_once('/').unwrap_or((address, ""));
     let proxy = FaultProxy::start(upstream.parse().expect("Redis's address")).await;
     let mut config = stack.config.clone();
-    config.redis_url = (format!("redis://{}/{database}", proxy.addr)).into();
-    config.redis_timeout = Duration::from_millis(200);
-    config.breaker_failures = 3;
-    config.breaker_cooldown = Duration::from_secs(1);
+    config.redis.url = (format!("redis://{}/{database}", proxy.addr)).into();
+    config.redis.timeout = Duration::from_millis(200);
+    config.breaker.failures = 3;
+    config.breaker.cooldown = Duration::from_secs(1);
     let sdk = flashsale::stores::aws::sdk_config(&config).await;
     let admit = admit_with(&config, &sdk, &sdk).await;
     let buy = |user: String| {
@@ -58,8 +58,8 @@ async fn an_admission_whose_answer_timed_out_after_the_script_ran_is_a_202() {
         FaultProxy::lagging(format!("127.0.0.1:{}", own.port).parse().unwrap(), Duration::from_millis(450)).await;
     let stack = stack_with(|o| {
         o.consumers = 0;
-        o.config.redis_url = (own.url()).into();
-        o.config.redis_wait_replicas = 0; // a single node
+        o.config.redis.url = (own.url()).into();
+        o.config.redis.wait_replicas = 0; // a single node
     })
     .await;
     let api = Api::new(&stack);
@@ -67,9 +67,9 @@ async fn an_admission_whose_answer_timed_out_after_the_script_ran_is_a_202() {
 
     // admit's own Redis goes through the proxy, with a 300 ms budget per call.
     let mut config = stack.config.clone();
-    config.redis_url = (format!("redis://{}", proxy.addr)).into();
-    config.redis_timeout = Duration::from_millis(300);
-    config.breaker_failures = 1000;
+    config.redis.url = (format!("redis://{}", proxy.addr)).into();
+    config.redis.timeout = Duration::from_millis(300);
+    config.breaker.failures = 1000;
     let sdk = flashsale::stores::aws::sdk_config(&config).await;
     let admit = admit_with(&config, &sdk, &sdk).await;
     // The script is loaded once, without lag.

@@ -93,7 +93,7 @@ async fn a_message_mysql_refuses_fails_alone_and_the_rest_of_its_batch_is_persis
     batch.insert(1, bad);
     let persist = persist_orders::PersistOrders::new(
         Stores::from_config(&stack.config).await.unwrap(),
-        stack.config.max_delay_secs,
+        stack.config.orders.max_delay_secs,
     );
     let outcomes = persist.persist(batch.clone()).await;
     assert!(outcomes[0].is_ok() && outcomes[1].is_err() && outcomes[2].is_ok(), "{outcomes:?}");

@@ -45,8 +45,8 @@ async fn sqs_down_then_redis_flushed_loses_no_order_that_got_a_202() {
     let own = OwnRedis::start().await;
     let stack = stack_with(|o| {
         faulty_stack_options(o);
-        o.config.redis_url = (own.url()).into();
-        o.config.redis_wait_replicas = 0; // a single node
+        o.config.redis.url = (own.url()).into();
+        o.config.redis.wait_replicas = 0; // a single node
     })
     .await;
     let api = Api::new(&stack);
@@ -55,7 +55,7 @@ async fn sqs_down_then_redis_flushed_loses_no_order_that_got_a_202() {
     stampede(&api, sale, (0..5).map(|i| format!("steady-{i}")), &mut outcomes).await;
 
     let mut config = stack.config.clone();
-    config.breaker_failures = 1000;
+    config.breaker.failures = 1000;
     let stranded = admit_without_sqs(&config, true).await;
     for i in 0..12 {
         let user = format!("stranded-{i}");
@@ -76,7 +76,7 @@ async fn sqs_down_then_redis_flushed_loses_no_order_that_got_a_202() {
 
     // SQS is back; reconcile rebuilds the sale counting the recorded orders and sends
     // them on.
-    config.outbox_resend_after = Duration::ZERO;
+    config.orders.outbox_resend_after = Duration::ZERO;
     let reconcile = reconcile::Reconcile::from_config(&config).await.unwrap();
     let sale_row = sale_row(&stack, sale).await;
     // Not before every hand-off begun before the loss could have ended.
@@ -106,9 +106,9 @@ async fn an_order_that_can_be_kept_nowhere_is_undone_and_answered_503() {
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(10, 1, 600, -1, 3600)).await;
     let mut config = stack.config.clone();
-    config.breaker_failures = 1000;
+    config.breaker.failures = 1000;
     // No replica to hold it either (one would make the order durable).
-    config.redis_wait_replicas = 0;
+    config.redis.wait_replicas = 0;
     let stranded = admit_without_sqs(&config, false).await;
     let response = stranded.handle(purchase_request(sale, "unlucky")).await;
     assert_eq!(response.status(), 503);

@@ -7,11 +7,11 @@ use flashsale::Config;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stacks_starting_together_on_an_empty_database_all_migrate_it() {
     let mut config = Config::from_env().unwrap();
-    let base = config.database_url.expose().rsplit_once('/').unwrap().0.to_string();
+    let base = config.mysql.url.expose().rsplit_once('/').unwrap().0.to_string();
     let name = format!("flashsale_migrate_{:08x}", rand::random::<u32>());
     let admin = sqlx::MySqlPool::connect(&base).await.unwrap();
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
-    config.database_url = (format!("{base}/{name}")).into();
+    config.mysql.url = (format!("{base}/{name}")).into();
 
     let starts: Vec<_> = (0..6)
         .map(|_| {
@@ -21,7 +21,7 @@ async fn stacks_starting_together_on_an_empty_database_all_migrate_it() {
         .collect();
     let results: Vec<_> = futures::future::join_all(starts).await.into_iter().map(|r| r.unwrap()).collect();
 
-    let db = sqlx::MySqlPool::connect(config.database_url.expose()).await.unwrap();
+    let db = sqlx::MySqlPool::connect(config.mysql.url.expose()).await.unwrap();
     let applied: Vec<(i64, bool)> =
         sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version").fetch_all(&db).await.unwrap();
     let tables: i64 = sqlx::query_scalar(

@@ -17,14 +17,14 @@ async fn an_admission_undone_after_an_ambiguous_record_is_never_sent_counted_or_
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
     let upstream = endpoint.trim_start_matches("http://").parse().unwrap();
     let mut config = stack.config.clone();
-    config.breaker_failures = 1000;
-    config.redis_wait_replicas = 0;
-    let proxy = FaultProxy::lagging(upstream, config.aws_timeout * 3).await;
+    config.breaker.failures = 1000;
+    config.redis.wait_replicas = 0;
+    let proxy = FaultProxy::lagging(upstream, config.aws.timeout * 3).await;
     proxy.lag_next_answers(u64::MAX);
     let late_table = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(format!("http://{}", proxy.addr))
         .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder().operation_attempt_timeout(config.aws_timeout).build(),
+            aws_config::timeout::TimeoutConfig::builder().operation_attempt_timeout(config.aws.timeout).build(),
         )
         .load()
         .await;
@@ -39,7 +39,7 @@ async fn an_admission_undone_after_an_ambiguous_record_is_never_sent_counted_or_
     // Never sent: the record did not answer.
     let sqs = aws_sdk_sqs::Client::new(&live);
     let received =
-        sqs.receive_message().queue_url(&stack.config.orders_queue_url).wait_time_seconds(1).send().await.unwrap();
+        sqs.receive_message().queue_url(&stack.config.aws.orders_queue_url).wait_time_seconds(1).send().await.unwrap();
     assert!(received.messages().is_empty(), "an unrecorded order was sent");
 
     // The record may still be written after the undo forgot it (say the write was
@@ -88,8 +88,9 @@ async fn an_order_claimed_by_a_consumer_is_not_undone() {
     let message: flashsale::domain::OrderMessage = serde_json::from_str(&outbox(&mut redis, sale).await[0]).unwrap();
     // A consumer claims it, then its MySQL is out of reach: SQS will redeliver it.
     let mut config = stack.config.clone();
-    config.database_url = "mysql://flashsale:flashsale@127.0.0.1:1/flashsale".to_string().into();
-    let cut = persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.max_delay_secs);
+    config.mysql.url = "mysql://flashsale:flashsale@127.0.0.1:1/flashsale".to_string().into();
+    let cut =
+        persist_orders::PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.orders.max_delay_secs);
     assert!(cut.persist(vec![message.clone()]).await[0].is_err());
     // An admit whose send failed meanwhile may not take it back now.
     let stores = Stores::from_config(&stack.config).await.unwrap();
@@ -98,7 +99,7 @@ async fn an_order_claimed_by_a_consumer_is_not_undone() {
         flashsale::admission::Undo::Claimed,
         "a claimed order stands"
     );
-    let persist = persist_orders::PersistOrders::new(stores, config.max_delay_secs);
+    let persist = persist_orders::PersistOrders::new(stores, config.orders.max_delay_secs);
     assert!(persist.persist(vec![message.clone()]).await[0].is_ok());
     let db = mysql(&stack).await;
     assert_eq!(mysql_orders(&db, sale).await.iter().map(|o| o.0).collect::<Vec<_>>(), [message.order_id.0]);

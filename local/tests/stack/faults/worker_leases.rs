@@ -24,7 +24,7 @@ fn an_admit_container_idle_past_its_lease_admits_its_next_request() {
     let api = Api::new(&stack);
     let sale = outside.block_on(api.sale(sale_spec(10, 1, 600, -1, 3600)));
     let mut config = stack.config.clone();
-    config.lease_duration = Duration::from_secs(2);
+    config.aws.lease_duration = Duration::from_secs(2);
 
     let (admit, ids) = container.block_on(async {
         let sdk = flashsale::stores::aws::sdk_config(&config).await;
@@ -33,8 +33,9 @@ fn an_admit_container_idle_past_its_lease_admits_its_next_request() {
             Arc::new(flashsale::clock::SystemClock),
         )
         .await;
-        let no_memo = flashsale::Config { sold_out_ttl: Duration::ZERO, ..config.clone() };
-        let admit = admit::Admit::new(Stores::new(&sdk, &config).unwrap(), ids.clone(), &no_memo);
+        let mut no_memo = config.clone();
+        no_memo.admission.sold_out_ttl = Duration::ZERO;
+        let admit = admit::Admit::new(Stores::new(&sdk, &config, &Default::default()).unwrap(), ids.clone(), &no_memo);
         (admit, ids)
     });
     let worker = ids.worker().expect("a worker id is leased at start");
@@ -47,7 +48,7 @@ fn an_admit_container_idle_past_its_lease_admits_its_next_request() {
         let expires = chrono::Utc::now().timestamp_millis() + 60_000;
         aws_sdk_dynamodb::Client::new(&sdk)
             .put_item()
-            .table_name(&config.lease_table)
+            .table_name(&config.aws.lease_table)
             .item("worker_id", aws_sdk_dynamodb::types::AttributeValue::N(worker.to_string()))
             .item("owner", aws_sdk_dynamodb::types::AttributeValue::S("another-container".into()))
             .item("expires_at_ms", aws_sdk_dynamodb::types::AttributeValue::N(expires.to_string()))
@@ -72,15 +73,15 @@ fn an_admit_container_idle_past_its_lease_admits_its_next_request() {
 async fn racing_containers_never_share_a_worker_id() {
     let stack = stack_with(|o| o.consumers = 0).await;
     let mut config = stack.config.clone();
-    config.lease_table = format!("leases-{:08x}", rand::random::<u32>());
+    config.aws.lease_table = format!("leases-{:08x}", rand::random::<u32>());
     let sdk = flashsale::stores::aws::sdk_config(&config).await;
     flashsale_local::aws::provision::provision(
         &sdk,
         &flashsale_local::aws::provision::Names {
             prefix: format!("lease-test-{:08x}-", rand::random::<u32>()),
-            lease_table: config.lease_table.clone(),
-            pending_orders_table: config.pending_orders_table.clone(),
-            bucket: config.bucket.clone(),
+            lease_table: config.aws.lease_table.clone(),
+            pending_orders_table: config.aws.pending_orders_table.clone(),
+            bucket: config.aws.bucket.clone(),
             max_receives: 5,
             visibility_timeout_secs: 1,
         },

@@ -43,7 +43,7 @@ impl Api {
             base: stack.url(""),
             admin: stack.token("admin", true),
             secret: stack.jwt_secret.clone(),
-            payments: stack.config.payments_api_url.clone(),
+            payments: stack.config.payments.api_url.clone(),
         }
     }
 
@@ -156,14 +156,14 @@ impl Api {
 
     /// The payment intent as the provider has it (with the stack's secret key).
     pub async fn intent(&self, stack: &Stack, id: &str) -> Value {
-        let key = stack.config.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
+        let key = stack.secrets.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
         let url = format!("{}/v1/payment_intents/{id}", self.payments);
         self.http.get(url).bearer_auth(&key).send().await.unwrap().json().await.unwrap()
     }
 
     /// The amount the provider refunded on an intent.
     pub async fn refunded(&self, stack: &Stack, intent: &str) -> u64 {
-        let key = stack.config.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
+        let key = stack.secrets.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
         let url = format!("{}/v1/refunds?payment_intent={intent}", self.payments);
         let refunds: Value = self.http.get(url).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
         refunds["data"].as_array().unwrap().iter().map(|r| r["amount"].as_u64().unwrap()).sum()
@@ -172,7 +172,7 @@ impl Api {
     /// Points the stack's webhook endpoint at the provider to `url` (the stack's own when
     /// `None`), as one edits an endpoint in the provider's dashboard.
     pub async fn webhook_to(&self, stack: &Stack, url: Option<&str>) {
-        let keys = stack.config.payment_keys.as_ref().unwrap();
+        let keys = stack.secrets.payment_keys.as_ref().unwrap();
         let own = stack.url("/api/payments/webhook");
         flashsale_local::register_webhook(&self.payments, keys, keys.secret_key.expose(), url.unwrap_or(&own))
             .await

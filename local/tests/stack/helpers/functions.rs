@@ -54,10 +54,12 @@ pub async fn admit_with(
     )
     .await;
     assert!(ids.worker().is_some(), "a worker id leased");
-    let stores = flashsale::stores::Stores::new(pending_orders, config).unwrap();
+    let stores = flashsale::stores::Stores::new(pending_orders, config, &Default::default()).unwrap();
     let stores =
         flashsale::stores::Stores { queue: Box::new(flashsale::stores::sqs::Queue::new(sqs, config)), ..stores };
-    admit::Admit::new(stores, ids, &flashsale::Config { sold_out_ttl: Duration::ZERO, ..config.clone() })
+    let mut no_memo = config.clone();
+    no_memo.admission.sold_out_ttl = Duration::ZERO;
+    admit::Admit::new(stores, ids, &no_memo)
 }
 
 /// An `admit` of its own whose SQS is unreachable, and whose DynamoDB (the pending-orders table)

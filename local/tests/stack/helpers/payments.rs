@@ -18,7 +18,7 @@ pub async fn events_taken(db: &sqlx::MySqlPool, intent: &str) -> Vec<String> {
 
 /// The refunds the provider made of `intent`.
 pub async fn refunds_made(api: &Api, stack: &flashsale_local::Stack, intent: &str) -> Vec<Value> {
-    let key = stack.config.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
+    let key = stack.secrets.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
     let url = format!("{}/v1/refunds?payment_intent={intent}", api.payments);
     let refunds: Value = api.http.get(url).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
     refunds["data"].as_array().unwrap().clone()

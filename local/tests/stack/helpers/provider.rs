@@ -136,5 +136,5 @@ impl ProviderProxy {
 
 /// A client of the stack's account at the local payment provider.
 pub fn provider(stack: &Stack) -> flashsale::payments::Provider {
-    flashsale::payments::Provider::from_config(&stack.config).expect("the stack's payment keys")
+    flashsale::payments::Provider::from_config(&stack.config, &stack.secrets).expect("the stack's payment keys")
 }

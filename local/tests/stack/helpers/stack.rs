@@ -17,13 +17,13 @@ pub async fn stack_with(customize: impl FnOnce(&mut Options)) -> Stack {
     options.visibility_timeout_secs = 1;
     // Reconcile runs only where a test calls it: it looks at every open sale.
     options.reconcile_every_secs = 0;
-    let shared_table = options.config.pending_orders_table.clone();
+    let shared_table = options.config.aws.pending_orders_table.clone();
     customize(&mut options);
     // a pending-orders table of its queues' own (stacks on one prefix share it): reconcile, in
     // any test, sends on and forgets every kept order of each sale it looks at, and the
     // tests share one MySQL.
-    if options.config.pending_orders_table == shared_table {
-        options.config.pending_orders_table = format!("{}pending-orders", options.queue_prefix);
+    if options.config.aws.pending_orders_table == shared_table {
+        options.config.aws.pending_orders_table = format!("{}pending-orders", options.queue_prefix);
     }
     flashsale_local::start(options).await.expect("the local stack starts (are the services up? scripts/services.sh up)")
 }
@@ -33,13 +33,13 @@ pub async fn stack_with(customize: impl FnOnce(&mut Options)) -> Stack {
 /// would otherwise close this test's overdue orders under it.
 pub async fn stack_with_own_database(name: &str, customize: impl FnOnce(&mut Options)) -> Stack {
     let config = flashsale::Config::from_env().unwrap();
-    let server = config.database_url.expose().rsplit_once('/').unwrap().0.to_string();
+    let server = config.mysql.url.expose().rsplit_once('/').unwrap().0.to_string();
     let database = format!("flashsale_{name}_{:08x}", rand::random::<u32>());
     let admin = sqlx::MySqlPool::connect(&server).await.unwrap();
     sqlx::query(&format!("CREATE DATABASE {database}")).execute(&admin).await.unwrap();
     let stack = stack_with(|o| {
         customize(o);
-        o.config.database_url = format!("{server}/{database}").into();
+        o.config.mysql.url = format!("{server}/{database}").into();
     })
     .await;
     // Its sales share the tests' Redis database: their ids start far from everyone else's.
@@ -55,8 +55,8 @@ pub async fn stack() -> Stack {
 /// Quick to notice a sale sold out or a dependency back: the faults' tests see
 /// recovery within their bounds.
 pub(crate) fn faulty_stack_options(o: &mut flashsale_local::Options) {
-    o.config.sold_out_ttl = Duration::from_millis(200);
-    o.config.breaker_cooldown = Duration::from_millis(300);
+    o.config.admission.sold_out_ttl = Duration::from_millis(200);
+    o.config.breaker.cooldown = Duration::from_millis(300);
 }
 
 /// A stack that consumes nothing, a sale (limit 1, the given stock and payment window)

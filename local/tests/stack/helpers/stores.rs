@@ -4,11 +4,11 @@ use flashsale::domain::OrderMessage;
 use flashsale_local::Stack;
 
 pub async fn redis(stack: &Stack) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(stack.config.redis_url.expose()).unwrap().get_multiplexed_async_connection().await.unwrap()
+    redis::Client::open(stack.config.redis.url.expose()).unwrap().get_multiplexed_async_connection().await.unwrap()
 }
 
 pub async fn mysql(stack: &Stack) -> sqlx::MySqlPool {
-    sqlx::MySqlPool::connect(stack.config.database_url.expose()).await.unwrap()
+    sqlx::MySqlPool::connect(stack.config.mysql.url.expose()).await.unwrap()
 }
 
 /// `(stock, sold)` of a sale in MySQL.

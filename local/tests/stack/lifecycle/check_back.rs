@@ -19,7 +19,7 @@ async fn reconcile_resends_orders_whose_message_never_left_and_drift_settles_to_
     // Admissions whose SQS send fails: only the outbox knows these orders.
     let dead_sqs = unreachable_aws().await;
     let mut config = stack.config.clone();
-    config.breaker_failures = 1000;
+    config.breaker.failures = 1000;
     let live = flashsale::stores::aws::sdk_config(&config).await;
     let stranded = admit_with(&config, &dead_sqs, &live).await;
     for i in 0..8 {
@@ -39,7 +39,7 @@ async fn reconcile_resends_orders_whose_message_never_left_and_drift_settles_to_
     assert_eq!(body["status"], "PENDING", "{body}");
 
     let mut config = stack.config.clone();
-    config.outbox_resend_after = Duration::ZERO;
+    config.orders.outbox_resend_after = Duration::ZERO;
     let reconcile = reconcile::Reconcile::from_config(&config).await.unwrap();
     let sale_row = sale_row(&stack, sale).await;
     let check = reconcile.check(&sale_row).await.unwrap();
@@ -65,8 +65,8 @@ async fn a_close_whose_release_never_ran_is_released_by_reconcile_once() {
     let own = OwnRedis::start().await;
     let stack = stack_with(|o| {
         o.consumers = 0;
-        o.config.redis_url = own.url().into();
-        o.config.redis_wait_replicas = 0; // a single node
+        o.config.redis.url = own.url().into();
+        o.config.redis.wait_replicas = 0; // a single node
     })
     .await;
     let api = Api::new(&stack);
@@ -105,7 +105,7 @@ async fn an_ended_sale_keys_expire_once_its_outbox_is_empty_and_lookups_skip_dea
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let mut config = stack.config.clone();
-    config.outbox_resend_after = Duration::from_secs(3600);
+    config.orders.outbox_resend_after = Duration::from_secs(3600);
     let reconcile = reconcile::Reconcile::from_config(&config).await.unwrap();
     let sale_row = sale_row(&stack, sale).await;
     let keys = keys(sale);
@@ -115,7 +115,7 @@ async fn an_ended_sale_keys_expire_once_its_outbox_is_empty_and_lookups_skip_dea
     assert_eq!(ttl, -1, "no expiry while an order of the sale waits in the outbox");
 
     // Persisted: now the keys may go, a day after the end.
-    let persist = PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.max_delay_secs);
+    let persist = PersistOrders::new(Stores::from_config(&config).await.unwrap(), config.orders.max_delay_secs);
     assert!(persist.handle(sqs_event(&outbox(&mut redis, sale).await)).await.batch_item_failures.is_empty());
     reconcile.check(&sale_row).await.unwrap();
     let day_ms = 24 * 3600 * 1000;

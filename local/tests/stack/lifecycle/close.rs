@@ -144,7 +144,7 @@ async fn the_money_and_the_close_at_the_same_instant_have_exactly_one_winner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_window_is_closed_by_a_chain_of_delayed_messages() {
     // One hop is capped at 1 s here (900 s on AWS), so a 4 s window takes 4 hops.
-    let stack = stack_with(|o| o.config.max_delay_secs = 1).await;
+    let stack = stack_with(|o| o.config.orders.max_delay_secs = 1).await;
     let api = Api::new(&stack);
     let sale = api.sale(sale_spec(3, 1, 4, -1, 3600)).await;
     let (user, order) = admitted(&api, sale, ["patient".to_string()]).await.remove(0);

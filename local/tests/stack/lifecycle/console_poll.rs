@@ -11,11 +11,11 @@ use flashsale::OrderId;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consoles_poll_reads_each_sales_tallies_and_no_order() {
     let mut config = flashsale::config::Config::from_env().unwrap();
-    let base = config.database_url.expose().rsplit_once('/').unwrap().0.to_string();
+    let base = config.mysql.url.expose().rsplit_once('/').unwrap().0.to_string();
     let name = format!("flashsale_tallies_{:08x}", rand::random::<u32>());
     let admin = sqlx::MySqlPool::connect(&base).await.unwrap();
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
-    config.database_url = format!("{base}/{name}").into();
+    config.mysql.url = format!("{base}/{name}").into();
     let db = Mysql::connect(&config).unwrap();
     db.migrate().await.unwrap();
     let now = chrono::Utc::now();
@@ -44,7 +44,7 @@ async fn the_consoles_poll_reads_each_sales_tallies_and_no_order() {
     for batch in messages.chunks(7) {
         db.persist_orders(sale.id, batch).await.unwrap();
     }
-    let raw = sqlx::MySqlPool::connect(config.database_url.expose()).await.unwrap();
+    let raw = sqlx::MySqlPool::connect(config.mysql.url.expose()).await.unwrap();
     let unpaid: Vec<u64> =
         sqlx::query_scalar("SELECT id FROM orders WHERE status = 'UNPAID' ORDER BY id").fetch_all(&raw).await.unwrap();
     // Payments start on ten, five of them are paid; six others lapse and close.
@@ -101,7 +101,7 @@ async fn the_consoles_poll_reads_each_sales_tallies_and_no_order() {
             .unwrap();
     let order = db.order(OrderId(unpaid)).await.unwrap().unwrap();
     assert!(db.attach_intent(order.order_id, &order.user_id, "pi_late").await.unwrap());
-    let redis = flashsale::stores::redis::Redis::connect(&config).unwrap();
+    let redis = flashsale::stores::redis::Redis::connect(&config, None).unwrap();
     let checks = flashsale_local::ops::audit::audit(&db, &redis, sale.id, None).await.unwrap();
     let tallies = checks.iter().find(|c| c.name == "the tallies agree with the orders").unwrap();
     assert!(!tallies.passed && tallies.detail.contains(r#"below zero: ["UNPAID"]"#), "{}", tallies.detail);

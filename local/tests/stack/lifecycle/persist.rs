@@ -26,10 +26,10 @@ async fn redelivered_and_failed_messages_persist_exactly_once() {
     let stuck = outbox(&mut redis, other_sale).await.remove(0);
 
     let mut config = stack.config.clone();
-    config.db_timeout = Duration::from_millis(400);
+    config.mysql.timeout = Duration::from_millis(400);
     let sdk = flashsale::stores::aws::sdk_config(&config).await;
-    let stores = Stores::new(&sdk, &config).unwrap();
-    let persist = PersistOrders::new(stores, config.max_delay_secs);
+    let stores = Stores::new(&sdk, &config, &Default::default()).unwrap();
+    let persist = PersistOrders::new(stores, config.orders.max_delay_secs);
 
     // The same message three times at once: one order, counted once.
     let first = vec![messages[0].clone()];

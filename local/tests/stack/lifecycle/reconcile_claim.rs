@@ -13,7 +13,7 @@ async fn a_reconcile_run_that_finds_another_under_way_stops_at_once() {
     // Its schedule invokes it asynchronously: a slow run and the next one, or a retry.
     // Here the run under way is another container's, holding the claim.
     let reconcile = &stack.functions.reconcile;
-    let redis = flashsale::stores::redis::Redis::connect(&stack.config).unwrap();
+    let redis = flashsale::stores::redis::Redis::connect(&stack.config, None).unwrap();
     let other = redis.claim(reconcile.run_claim_key(), Duration::from_secs(30)).await.unwrap().expect("claimed");
     let checks = reconcile.run().await.unwrap();
     assert!(checks.is_empty(), "no sale looked at twice at once ({} checks)", checks.len());
@@ -27,7 +27,7 @@ async fn a_reconcile_run_that_finds_another_under_way_stops_at_once() {
 #[tokio::test]
 async fn a_run_that_outlasted_its_claim_leaves_the_next_runs_claim_alone() {
     let config = flashsale::Config::from_env().unwrap();
-    let redis = flashsale::stores::redis::Redis::connect(&config).unwrap();
+    let redis = flashsale::stores::redis::Redis::connect(&config, None).unwrap();
     let key = format!("test-claim-{:08x}", rand::random::<u32>());
     let slow = redis.claim(&key, Duration::from_millis(100)).await.unwrap().expect("claimed");
     tokio::time::sleep(Duration::from_millis(250)).await;

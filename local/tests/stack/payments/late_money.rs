@@ -67,8 +67,8 @@ async fn late_money_delivered_many_times_at_once_with_reconcile_running_is_refun
     let proxy = ProviderProxy::start().await;
     let stack = stack_with(|o| {
         o.payments_url = proxy.url.clone();
-        o.config.payment_check_after = Duration::ZERO;
-        o.config.provider_calls_per_sec = 1000;
+        o.config.orders.payment_check_after = Duration::ZERO;
+        o.config.payments.calls_per_sec = 1000;
     })
     .await;
     let api = Api::new(&stack);
@@ -80,7 +80,7 @@ async fn late_money_delivered_many_times_at_once_with_reconcile_running_is_refun
     let (status, payment) = api.payment("mismatch", &unpaid).await;
     assert_eq!(status, 200, "{payment}");
     let changed = payment["payment_intent"].as_str().unwrap().to_string();
-    let key = stack.config.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
+    let key = stack.secrets.payment_keys.as_ref().unwrap().secret_key.expose().to_string();
     let url = format!("{}/v1/payment_intents/{changed}", api.payments);
     let response = api.http.post(url).bearer_auth(key).form(&[("amount", "1")]).send().await.unwrap();
     assert!(response.status().is_success(), "{}", response.status());
@@ -135,7 +135,7 @@ async fn no_row_lock_is_held_while_the_refund_is_at_the_provider() {
     let proxy = ProviderProxy::start().await;
     let stack = stack_with(|o| {
         o.payments_url = proxy.url.clone();
-        o.config.aws_timeout = Duration::from_secs(20);
+        o.config.aws.timeout = Duration::from_secs(20);
     })
     .await;
     let api = Api::new(&stack);

@@ -11,7 +11,7 @@ use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_webhook_endpoint_down_reconcile_brings_every_paid_order_to_paid() {
-    let stack = stack_with_own_database("payments", |o| o.config.payment_check_after = Duration::ZERO).await;
+    let stack = stack_with_own_database("payments", |o| o.config.orders.payment_check_after = Duration::ZERO).await;
     let api = Api::new(&stack);
     api.webhook_to(&stack, Some("http://127.0.0.1:9/")).await;
     let sale = api.sale(sale_spec(4, 1, 600, -1, 3600)).await;
@@ -47,8 +47,8 @@ async fn with_the_provider_down_asking_to_pay_answers_503_and_changes_nothing() 
     let sale = api.sale(sale_spec(2, 1, 600, -1, 3600)).await;
     let order = api.unpaid_order(sale, "patient").await;
     let mut config = stack.config.clone();
-    config.payments_api_url = "http://127.0.0.1:9".into();
-    config.origin_verify.clear(); // called alone, not through the edge
+    config.payments.api_url = "http://127.0.0.1:9".into();
+    config.site.origin_secret = None; // called alone, not through the edge
     let shop = shop_api::ShopApi::from_config(&config).await.unwrap();
     let claims = Some([("sub".to_string(), "patient".to_string())].into());
     let request =

@@ -58,7 +58,7 @@ async fn every_event_delivered_twice_and_a_failure_after_the_success_leave_each_
     let api = Api::new(&stack);
     // A second endpoint of the account records what the provider sends.
     let capture = Capture::start().await;
-    let keys = stack.config.payment_keys.as_ref().unwrap();
+    let keys = stack.secrets.payment_keys.as_ref().unwrap();
     let endpoint = format!("{}-capture", keys.secret_key.expose());
     flashsale_local::register_webhook(&api.payments, keys, &endpoint, &capture.url).await.unwrap();
     let sale = api.sale(sale_spec(5, 1, 600, -1, 3600)).await;
@@ -119,9 +119,9 @@ async fn a_delivery_past_the_webhooks_deadline_answers_503_changes_nothing_and_i
     let proxy = ProviderProxy::start().await;
     let stack = stack_with(|o| {
         o.payments_url = proxy.url.clone();
-        o.config.webhook_deadline = DEADLINE;
+        o.config.payments.webhook_deadline = DEADLINE;
         // The provider's calls would give up at this timeout before the deadline: not here.
-        o.config.aws_timeout = Duration::from_secs(20);
+        o.config.aws.timeout = Duration::from_secs(20);
     })
     .await;
     let api = Api::new(&stack);

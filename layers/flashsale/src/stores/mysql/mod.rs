@@ -116,8 +116,8 @@ impl Mysql {
     /// its requests fail fast through the breaker. With `database_iam_auth`, the user
     /// of the URL signs in with IAM tokens made from `sdk`'s credentials.
     pub fn from_config(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Self> {
-        let options: MySqlConnectOptions = config.database_url.expose().parse()?;
-        if !config.database_iam_auth {
+        let options: MySqlConnectOptions = config.mysql.url.expose().parse()?;
+        if !config.mysql.iam_auth {
             return Ok(Mysql::connect_with(config, options));
         }
         let (host, port, user) = (options.get_host(), options.get_port(), options.get_username());
@@ -127,12 +127,12 @@ impl Mysql {
 
     /// As [`Mysql::from_config`], with the password of the URL (the local stack and tests).
     pub fn connect(config: &Config) -> Result<Self> {
-        if config.database_iam_auth {
+        if config.mysql.iam_auth {
             return Err(Error::Config(
                 "FLASHSALE_DATABASE_IAM_AUTH needs AWS credentials: use Mysql::from_config".into(),
             ));
         }
-        Ok(Mysql::connect_with(config, config.database_url.expose().parse()?))
+        Ok(Mysql::connect_with(config, config.mysql.url.expose().parse()?))
     }
 
     /// As [`Mysql::from_config`], signing in with the tokens `auth` makes.
@@ -148,7 +148,7 @@ impl Mysql {
     /// As [`Mysql::connect`], to the server and as the user `options` name.
     pub fn connect_with(config: &Config, options: MySqlConnectOptions) -> Self {
         let mut pool =
-            MySqlPoolOptions::new().max_connections(config.db_max_connections).acquire_timeout(config.db_timeout);
+            MySqlPoolOptions::new().max_connections(config.mysql.max_connections).acquire_timeout(config.mysql.timeout);
         if let Some(set) = session_timeouts(config) {
             pool = pool.after_connect(move |conn, _| {
                 let set = set.clone();
@@ -158,7 +158,7 @@ impl Mysql {
         let pool = pool.connect_lazy_with(options);
         Mysql {
             pool,
-            breaker: Breaker::new("mysql", config.breaker_failures, config.breaker_cooldown, config.db_timeout * 2),
+            breaker: Breaker::new("mysql", config.breaker.failures, config.breaker.cooldown, config.mysql.timeout * 2),
             iam: None,
         }
     }
@@ -222,7 +222,7 @@ impl Mysql {
 /// server noticed, and every consumer would queue behind it. `/*M! */` is run by MariaDB
 /// alone.
 fn session_timeouts(config: &Config) -> Option<Arc<String>> {
-    let (lock_wait, idle) = (config.db_lock_wait_secs, config.db_idle_transaction_secs);
+    let (lock_wait, idle) = (config.mysql.lock_wait_secs, config.mysql.idle_transaction_secs);
     if lock_wait == 0 && idle == 0 {
         return None;
     }
