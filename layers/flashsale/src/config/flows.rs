@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{millis, number, number_or_alias, optional, secs, var, ConfigError};
+use super::{millis, millis_or_alias, number, optional, secs, var, ConfigError};
 
 #[derive(Clone, Debug)]
 pub struct AdmissionConfig {
@@ -25,11 +25,7 @@ pub struct AdmissionConfig {
 impl AdmissionConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(AdmissionConfig {
-            durable_bound: Duration::from_millis(number_or_alias(
-                "FLASHSALE_ADMIT_DURABLE_BOUND_MS",
-                "FLASHSALE_ADMIT_SEND_BOUND_MS",
-                50,
-            )?),
+            durable_bound: millis_or_alias("FLASHSALE_ADMIT_DURABLE_BOUND_MS", "FLASHSALE_ADMIT_SEND_BOUND_MS", 50)?,
             settle_bound: millis("FLASHSALE_ADMIT_SETTLE_BOUND_MS", 200)?,
             sold_out_ttl: millis("FLASHSALE_SOLD_OUT_TTL_MS", 1000)?,
         })

@@ -98,11 +98,6 @@ fn flag(name: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// [`number`] under `name`, or under its former `old_name` while `name` is unset.
-fn number_or_alias<T: std::str::FromStr>(name: &str, old_name: &str, default: T) -> Result<T, ConfigError> {
-    number(if var(name, "").is_empty() { old_name } else { name }, default)
-}
-
 fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError> {
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => v.parse().map_err(|_| ConfigError(format!("{name}={v:?} is not a valid number"))),
@@ -112,6 +107,11 @@ fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError
 
 fn millis(name: &str, default: u64) -> Result<std::time::Duration, ConfigError> {
     Ok(std::time::Duration::from_millis(number(name, default)?))
+}
+
+/// [`millis`] under `name`, or under its former `old_name` while `name` is unset.
+fn millis_or_alias(name: &str, old_name: &str, default: u64) -> Result<std::time::Duration, ConfigError> {
+    millis(if var(name, "").is_empty() { old_name } else { name }, default)
 }
 
 fn secs(name: &str, default: u64) -> Result<std::time::Duration, ConfigError> {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{flag, millis, number, number_or_alias, optional, secs, var, var_or_aliases, ConfigError};
+use super::{flag, millis, millis_or_alias, number, optional, secs, var, var_or_aliases, ConfigError};
 use crate::secret::Secret;
 
 #[derive(Clone, Debug)]
@@ -98,11 +98,7 @@ pub struct AwsConfig {
 impl AwsConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(AwsConfig {
-            timeout: Duration::from_millis(number_or_alias(
-                "FLASHSALE_AWS_TIMEOUT_MS",
-                "FLASHSALE_SQS_TIMEOUT_MS",
-                2000,
-            )?),
+            timeout: millis_or_alias("FLASHSALE_AWS_TIMEOUT_MS", "FLASHSALE_SQS_TIMEOUT_MS", 2000)?,
             orders_queue_url: var("FLASHSALE_ORDERS_QUEUE_URL", ""),
             timeouts_queue_url: var("FLASHSALE_TIMEOUTS_QUEUE_URL", ""),
             lease_table: var("FLASHSALE_LEASE_TABLE", "flashsale-id-leases"),
