@@ -312,7 +312,7 @@ WRK_NGINX=$(column 1 "$WORK/wrk-nginx.txt"); WRK_STACK=$(column 1 "$WORK/wrk-sta
   echo
   echo "## admit per invocation: what Lambda bills"
   echo
-  echo "\`cargo bench -p flashsale-local --bench handler_cost\`: \`admit\`'s handler fed its API Gateway"
+  echo "\`cargo bench --workspace --bench handler_cost\`: \`admit\`'s handler fed its API Gateway"
   echo "payload-v2 event in this process, one invocation at a time as a Lambda container takes them,"
   echo "against Redis (with its replica) and moto; wall time per invocation and CPU per invocation"
   echo "(every thread of the process, the hand-off's record and send after the answer included), next to the"
@@ -324,7 +324,7 @@ WRK_NGINX=$(column 1 "$WORK/wrk-nginx.txt"); WRK_STACK=$(column 1 "$WORK/wrk-sta
   echo
   echo "## Admission throughput: the handler next to raw EVALSHA"
   echo
-  echo "\`cargo bench -p flashsale-local --bench admission\`: \`admit\`'s handler called in this process, many"
+  echo "\`cargo bench --workspace --bench admission\`: \`admit\`'s handler called in this process, many"
   echo "at a time, next to raw \`EVALSHA\` of the same script with the same keys and arguments"
   echo "(\`flashsale::admission::admit::invocation\`) on the same Redis, in the same run; the sold-out"
   echo "memo off, so every sold-out click runs the script."
@@ -335,7 +335,7 @@ WRK_NGINX=$(column 1 "$WORK/wrk-nginx.txt"); WRK_STACK=$(column 1 "$WORK/wrk-sta
   echo
   echo "## The waiting room"
   echo
-  echo "\`cargo bench -p flashsale-local --bench waiting_room\`: the local stack in the benchmark's process,"
+  echo "\`cargo bench --workspace --bench waiting_room\`: the local stack in the benchmark's process,"
   echo "HTTP from the same process to the edge, to the API endpoint behind it and to nginx, in the same run;"
   echo "then the function's CPU per check on one core. The proof of work's solve time in a browser is"
   echo "printed by the browser test (\`e2e/waiting.test.mjs\`, headless Chromium, difficulty 50,000)."
